@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what building and testing Rampart needs on Debian/Ubuntu, skipping what is there:
+# cmake (zlib-ng, built by pingora-core), pkg-config and libssl-dev (openssl-sys), curl.
+set -euo pipefail
+need=()
+command -v cmake >/dev/null 2>&1 || need+=(cmake)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v cc >/dev/null 2>&1 || need+=(build-essential)
+dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev)
+for pkg in "$@"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing: ${need[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi

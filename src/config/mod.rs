@@ -1,0 +1,59 @@
+//! Configuration: environment interpolation, strict parsing, validation into [`Config`].
+
+mod env;
+mod error;
+mod model;
+mod position;
+mod raw;
+mod summary;
+mod validate;
+
+pub use env::{interpolate, UnsetVariable};
+pub use error::{ConfigError, ConfigErrors};
+pub use model::*;
+pub use summary::summary;
+
+use std::path::Path;
+
+/// Where `rampart` looks for its configuration when `-c` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/rampart/rampart.yaml";
+
+/// Reads, interpolates, parses and validates the file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors::single(ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            key: String::new(),
+            message: format!("cannot read the configuration file: {e} (check the path given with -c and its permissions)"),
+        })
+    })?;
+    load_str(path, &text, |name| std::env::var(name).ok())
+}
+
+/// Like [`load`] for a text already read; `env` resolves `${VAR}`.
+pub fn load_str(
+    path: &Path,
+    text: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
+    let text = interpolate(text, env).map_err(|unset| {
+        ConfigErrors(
+            unset
+                .into_iter()
+                .map(|u| ConfigError {
+                    file: path.to_path_buf(),
+                    line: u.line,
+                    column: u.column,
+                    key: String::new(),
+                    message: format!(
+                        "environment variable `{}` is not set (set it, or give a default: ${{{}:-value}})",
+                        u.name, u.name
+                    ),
+                })
+                .collect(),
+        )
+    })?;
+    validate::validate(path, &text)
+}

@@ -1,0 +1,134 @@
+//! The validated configuration the rest of Rampart runs on. Everything here has been checked:
+//! addresses parse, references resolve, files are readable, rules compile.
+
+pub use crate::config::raw::{FailMode, HealthCheckKind, Selection};
+use crate::proxy::access_log::{LogFormat, LogTarget};
+use crate::rules::RuleSet;
+use http::HeaderName;
+use pingora_core::server::configuration::ServerConf;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug)]
+pub struct Config {
+    pub file: PathBuf,
+    pub instance_name: String,
+    pub server: ServerConf,
+    pub admin: AdminSettings,
+    pub access_log: AccessLogSettings,
+    pub listeners: Vec<ListenerSettings>,
+    pub pools: Vec<PoolSettings>,
+    pub projects: Vec<ProjectSettings>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    pub listen: SocketAddr,
+    /// Bearer token required on every path but /healthz; `None` when empty.
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AccessLogSettings {
+    pub target: LogTarget,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListenerSettings {
+    pub name: String,
+    pub address: SocketAddr,
+    pub tls: Option<ListenerTls>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    V1_2,
+    V1_3,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListenerTls {
+    pub cert: CertPair,
+    pub min_version: TlsVersion,
+    pub http2: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct CertPair {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub name: String,
+    pub backends: Vec<BackendSettings>,
+    pub selection: Selection,
+    pub hash_key: HashKey,
+    pub tls: Option<UpstreamTls>,
+    pub http2: bool,
+    pub timeouts: Timeouts,
+    pub retries: usize,
+    pub health_check: HealthCheckSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct BackendSettings {
+    pub address: SocketAddr,
+    pub weight: usize,
+}
+
+/// What `consistent_hash` hashes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashKey {
+    ClientIp,
+    Uri,
+    Header(HeaderName),
+    Cookie(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamTls {
+    pub sni: String,
+    pub verify: bool,
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Timeouts {
+    pub connect: Option<Duration>,
+    pub read: Option<Duration>,
+    pub write: Option<Duration>,
+    pub idle: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HealthCheckSettings {
+    pub kind: HealthCheckKind,
+    pub path: String,
+    pub host: Option<String>,
+    pub expect_status: Vec<u16>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub rise: usize,
+    pub fall: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProjectSettings {
+    pub name: String,
+    /// Lowercased; `*` alone is the catch-all, `*.example.com` a wildcard.
+    pub hosts: Vec<String>,
+    /// Names of the listeners this project is served on.
+    pub listeners: Vec<String>,
+    pub tls: Option<CertPair>,
+    pub pool: Option<String>,
+    pub preserve_host: bool,
+    pub trust_proxy_headers: bool,
+    pub fail_mode: FailMode,
+    pub rules: Arc<RuleSet>,
+    pub rules_files: Vec<String>,
+}

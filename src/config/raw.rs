@@ -1,0 +1,256 @@
+//! The configuration file as written: serde structs that reject unknown keys. Semantic
+//! checks and conversions happen in `validate.rs`.
+
+use crate::rules::RuleSpec;
+use serde::{Deserialize, Deserializer};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub instance_name: Option<String>,
+    /// Pingora `ServerConf` keys; checked against its field names in validation.
+    #[serde(default)]
+    pub server: serde_yaml::Mapping,
+    #[serde(default)]
+    pub admin: RawAdmin,
+    #[serde(default)]
+    pub access_log: RawAccessLog,
+    #[serde(default)]
+    pub listeners: BTreeMap<String, RawListener>,
+    #[serde(default)]
+    pub pools: BTreeMap<String, RawPool>,
+    #[serde(default)]
+    pub projects: Vec<RawProject>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    #[serde(default = "default_admin_listen")]
+    pub listen: String,
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+fn default_admin_listen() -> String {
+    "127.0.0.1:9090".to_string()
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        RawAdmin {
+            listen: default_admin_listen(),
+            token: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccessLog {
+    #[serde(default = "default_log_target")]
+    pub target: String,
+    #[serde(default = "default_log_format")]
+    pub format: String,
+}
+
+fn default_log_target() -> String {
+    "stdout".to_string()
+}
+
+fn default_log_format() -> String {
+    "combined".to_string()
+}
+
+impl Default for RawAccessLog {
+    fn default() -> Self {
+        RawAccessLog {
+            target: default_log_target(),
+            format: default_log_format(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListener {
+    pub address: String,
+    #[serde(default)]
+    pub tls: Option<RawListenerTls>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListenerTls {
+    pub cert: String,
+    pub key: String,
+    #[serde(default)]
+    pub min_version: Option<String>,
+    #[serde(default = "yes")]
+    pub http2: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPool {
+    pub backends: Vec<RawBackend>,
+    #[serde(default)]
+    pub selection: Selection,
+    #[serde(default)]
+    pub hash_key: Option<String>,
+    #[serde(default, deserialize_with = "upstream_tls")]
+    pub tls: Option<RawUpstreamTls>,
+    #[serde(default)]
+    pub http2: bool,
+    #[serde(default)]
+    pub timeouts: RawTimeouts,
+    #[serde(default)]
+    pub retries: Option<usize>,
+    #[serde(default)]
+    pub health_check: Option<RawHealthCheck>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Selection {
+    #[default]
+    RoundRobin,
+    Random,
+    ConsistentHash,
+    LeastConn,
+}
+
+/// `- 10.0.0.1:80` or `- { address: 10.0.0.1:80, weight: 2 }`.
+#[derive(Debug, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a backend: \"host:port\" or { address: \"host:port\", weight: N }"
+)]
+pub enum RawBackend {
+    Address(String),
+    Weighted(RawWeightedBackend),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWeightedBackend {
+    pub address: String,
+    #[serde(default = "one")]
+    pub weight: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstreamTls {
+    #[serde(default)]
+    pub sni: Option<String>,
+    #[serde(default = "yes")]
+    pub verify: bool,
+    #[serde(default)]
+    pub ca_file: Option<String>,
+}
+
+/// `tls: false | true | { sni, verify, ca_file }`, with the nested keys' errors kept readable
+/// (an untagged enum would only say "did not match any variant").
+fn upstream_tls<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RawUpstreamTls>, D::Error> {
+    match serde_yaml::Value::deserialize(d)? {
+        serde_yaml::Value::Bool(false) | serde_yaml::Value::Null => Ok(None),
+        serde_yaml::Value::Bool(true) => Ok(Some(RawUpstreamTls {
+            verify: true,
+            ..Default::default()
+        })),
+        v @ serde_yaml::Value::Mapping(_) => serde_yaml::from_value(v)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+        _ => Err(serde::de::Error::custom(
+            "expected false, true or { sni: NAME, verify: true, ca_file: PATH }",
+        )),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    pub connect: Option<String>,
+    pub read: Option<String>,
+    pub write: Option<String>,
+    pub idle: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealthCheck {
+    #[serde(default)]
+    pub kind: HealthCheckKind,
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub expect_status: Option<Vec<u16>>,
+    #[serde(default)]
+    pub interval: Option<String>,
+    #[serde(default)]
+    pub timeout: Option<String>,
+    #[serde(default)]
+    pub rise: Option<usize>,
+    #[serde(default)]
+    pub fall: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthCheckKind {
+    #[default]
+    Http,
+    Tcp,
+    None,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProject {
+    pub name: String,
+    pub hosts: Vec<String>,
+    #[serde(default)]
+    pub listeners: Option<Vec<String>>,
+    #[serde(default)]
+    pub tls: Option<RawCertPair>,
+    #[serde(default)]
+    pub pool: Option<String>,
+    #[serde(default = "yes")]
+    pub preserve_host: bool,
+    #[serde(default)]
+    pub trust_proxy_headers: bool,
+    #[serde(default)]
+    pub fail_mode: FailMode,
+    #[serde(default)]
+    pub rules: Vec<RuleSpec>,
+    #[serde(default)]
+    pub rules_files: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCertPair {
+    pub cert: String,
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailMode {
+    #[default]
+    Open,
+    Closed,
+}

@@ -1,0 +1,62 @@
+//! The one-screen summary `rampart check` prints for a valid configuration.
+
+use super::model::*;
+use std::fmt::Write;
+
+pub fn summary(c: &Config) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{}: OK (instance {})", c.file.display(), c.instance_name);
+    let _ = writeln!(s, "listeners:");
+    for l in &c.listeners {
+        let tls = match &l.tls {
+            Some(t) => format!(
+                "tls (min {}, h2 {})",
+                if t.min_version == TlsVersion::V1_3 {
+                    "1.3"
+                } else {
+                    "1.2"
+                },
+                if t.http2 { "on" } else { "off" }
+            ),
+            None => "plain http".into(),
+        };
+        let _ = writeln!(s, "  {:<12} {:<22} {tls}", l.name, l.address.to_string());
+    }
+    let _ = writeln!(s, "projects:");
+    for p in &c.projects {
+        let _ = writeln!(
+            s,
+            "  {:<12} hosts {}  listeners {}  pool {}  rules {}  fail_mode {:?}",
+            p.name,
+            p.hosts.join(","),
+            p.listeners.join(","),
+            p.pool.as_deref().unwrap_or("-"),
+            p.rules.len(),
+            p.fail_mode
+        );
+    }
+    let _ = writeln!(s, "pools:");
+    for p in &c.pools {
+        let backends: Vec<String> = p
+            .backends
+            .iter()
+            .map(|b| {
+                if b.weight == 1 {
+                    b.address.to_string()
+                } else {
+                    format!("{} (w{})", b.address, b.weight)
+                }
+            })
+            .collect();
+        let _ = writeln!(
+            s,
+            "  {:<12} {:?}  health {:?}  backends {}",
+            p.name,
+            p.selection,
+            p.health_check.kind,
+            backends.join(", ")
+        );
+    }
+    let _ = writeln!(s, "admin: http://{}", c.admin.listen);
+    s
+}

@@ -1,0 +1,108 @@
+//! `listeners:` and certificate files (also used for per-project certificates).
+
+use super::Checker;
+use crate::config::model::{CertPair, ListenerSettings, ListenerTls, TlsVersion};
+use crate::config::raw::RawListener;
+use pingora_core::tls::{pkey::PKey, x509::X509};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+
+pub(super) fn listeners(
+    ck: &mut Checker,
+    raw: &BTreeMap<String, RawListener>,
+) -> Vec<ListenerSettings> {
+    if raw.is_empty() {
+        ck.error(
+            "listeners",
+            "no listener configured: add e.g. `listeners: { http: { address: \"0.0.0.0:80\" } }`",
+        );
+    }
+    let mut seen: HashMap<SocketAddr, &str> = HashMap::new();
+    let mut out = Vec::new();
+    for (name, l) in raw {
+        let key = format!("listeners.{name}");
+        let Ok(address) = l.address.parse::<SocketAddr>() else {
+            ck.error(
+                format!("{key}.address"),
+                format!(
+                    "`{}` is not an IP:port address (e.g. \"0.0.0.0:443\" or \"[::]:443\")",
+                    l.address
+                ),
+            );
+            continue;
+        };
+        if let Some(other) = seen.insert(address, name) {
+            ck.error(format!("{key}.address"), format!("{address} is already used by listener `{other}`: each listener needs its own address"));
+        }
+        let tls = l.tls.as_ref().and_then(|t| {
+            let cert = cert_pair(ck, &format!("{key}.tls"), &t.cert, &t.key)?;
+            let min_version = match t.min_version.as_deref().unwrap_or("1.2") {
+                "1.2" => TlsVersion::V1_2,
+                "1.3" => TlsVersion::V1_3,
+                other => {
+                    ck.error(
+                        format!("{key}.tls.min_version"),
+                        format!("`{other}` is not supported: use \"1.2\" or \"1.3\""),
+                    );
+                    return None;
+                }
+            };
+            Some(ListenerTls {
+                cert,
+                min_version,
+                http2: t.http2,
+            })
+        });
+        if l.tls.is_some() && tls.is_none() {
+            continue;
+        }
+        out.push(ListenerSettings {
+            name: name.clone(),
+            address,
+            tls,
+        });
+    }
+    out
+}
+
+/// Checks that `cert` and `key` are readable PEM files and that the key belongs to the
+/// certificate; `key_path` is the YAML key holding `cert:` and `key:`.
+pub(super) fn cert_pair(
+    ck: &mut Checker,
+    key_path: &str,
+    cert: &str,
+    key: &str,
+) -> Option<CertPair> {
+    let cert_bytes = ck.read_file(&format!("{key_path}.cert"), cert);
+    let key_bytes = ck.read_file(&format!("{key_path}.key"), key);
+    let (cert_bytes, key_bytes) = (cert_bytes?, key_bytes?);
+    let Ok(x509) = X509::from_pem(&cert_bytes) else {
+        ck.error(
+            format!("{key_path}.cert"),
+            format!("`{cert}` is not a PEM certificate (expected -----BEGIN CERTIFICATE-----)"),
+        );
+        return None;
+    };
+    let Ok(pkey) = PKey::private_key_from_pem(&key_bytes) else {
+        ck.error(
+            format!("{key_path}.key"),
+            format!("`{key}` is not a PEM private key (expected -----BEGIN PRIVATE KEY-----)"),
+        );
+        return None;
+    };
+    let matches = x509
+        .public_key()
+        .map(|p| p.public_eq(&pkey))
+        .unwrap_or(false);
+    if !matches {
+        ck.error(
+            format!("{key_path}.key"),
+            format!("`{key}` is not the private key of `{cert}`"),
+        );
+        return None;
+    }
+    Some(CertPair {
+        cert: cert.into(),
+        key: key.into(),
+    })
+}

@@ -1,0 +1,220 @@
+//! Raw file → validated [`Config`]. Every problem is collected (not just the first) and
+//! reported with its position and key path.
+
+mod listeners;
+mod pools;
+mod projects;
+
+use super::error::{ConfigError, ConfigErrors};
+use super::model::*;
+use super::position::PositionIndex;
+use super::raw::RawConfig;
+use crate::proxy::access_log::{LogFormat, LogTarget};
+use pingora_core::server::configuration::ServerConf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Collects errors for one file, locating each key path in the text.
+pub(super) struct Checker {
+    file: PathBuf,
+    index: PositionIndex,
+    errors: Vec<ConfigError>,
+}
+
+impl Checker {
+    pub(super) fn error(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        let key = key.into();
+        let (line, column) = self.index.locate(&key);
+        self.errors.push(ConfigError {
+            file: self.file.clone(),
+            line,
+            column,
+            key,
+            message: message.into(),
+        });
+    }
+
+    /// Parses a duration such as `250ms`, `2s` or `1m`.
+    pub(super) fn duration(&mut self, key: &str, value: &str) -> Option<Duration> {
+        match humantime::parse_duration(value.trim()) {
+            Ok(d) if !d.is_zero() => Some(d),
+            Ok(_) => {
+                self.error(key, "must be greater than zero (e.g. \"500ms\", \"2s\")");
+                None
+            }
+            Err(e) => {
+                self.error(
+                    key,
+                    format!(
+                        "`{value}` is not a duration ({e}); write e.g. \"250ms\", \"2s\" or \"1m\""
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// Checks that a file exists and is readable, returning its content.
+    pub(super) fn read_file(&mut self, key: &str, path: &str) -> Option<Vec<u8>> {
+        match std::fs::read(path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) => {
+                self.error(key, format!("cannot read `{path}`: {e} (check the path and that the rampart user may read it)"));
+                None
+            }
+        }
+    }
+}
+
+pub(super) fn validate(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
+    let raw: RawConfig = parse(file, text)?;
+    let mut ck = Checker {
+        file: file.to_path_buf(),
+        index: PositionIndex::build(text),
+        errors: Vec::new(),
+    };
+    let server = server_conf(&mut ck, raw.server);
+    let admin = admin(&mut ck, &raw.admin);
+    let access_log = access_log(&mut ck, &raw.access_log);
+    let listeners = listeners::listeners(&mut ck, &raw.listeners);
+    let pools = pools::pools(&mut ck, &raw.pools);
+    let projects = projects::projects(&mut ck, raw.projects, &listeners, &pools);
+    if !ck.errors.is_empty() {
+        return Err(ConfigErrors(ck.errors));
+    }
+    Ok(Config {
+        file: file.to_path_buf(),
+        instance_name: raw
+            .instance_name
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "rampart".to_string()),
+        server,
+        admin: admin.expect("checked"),
+        access_log: access_log.expect("checked"),
+        listeners,
+        pools,
+        projects,
+    })
+}
+
+/// Strict deserialization; the error carries the key path and the position.
+fn parse(file: &Path, text: &str) -> Result<RawConfig, ConfigErrors> {
+    let de = serde_yaml::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = match e.path().to_string() {
+            p if p == "." => String::new(),
+            p => p,
+        };
+        let inner = e.into_inner();
+        let (line, column) = inner
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or_else(|| PositionIndex::build(text).locate(&key));
+        let mut message = inner.to_string();
+        // serde_yaml appends the position (and sometimes the path) we already print.
+        if let Some(i) = message.find(" at line ") {
+            message.truncate(i);
+        }
+        if let Some(rest) = message.strip_prefix(&format!("{key}: ")) {
+            message = rest.to_string();
+        }
+        if message.starts_with("unknown field") {
+            message.push_str(" (check the spelling; unknown keys are rejected)");
+        }
+        ConfigErrors::single(ConfigError {
+            file: file.to_path_buf(),
+            line,
+            column,
+            key,
+            message,
+        })
+    })
+}
+
+/// Builds Pingora's `ServerConf` from the `server:` mapping, accepting exactly its keys.
+fn server_conf(ck: &mut Checker, raw: serde_yaml::Mapping) -> ServerConf {
+    let known = match serde_yaml::to_value(ServerConf::default()) {
+        Ok(serde_yaml::Value::Mapping(m)) => m,
+        _ => serde_yaml::Mapping::new(),
+    };
+    let mut ok = serde_yaml::Mapping::new();
+    for (k, v) in raw {
+        let name = k.as_str().unwrap_or_default().to_string();
+        if known.contains_key(&k) {
+            ok.insert(k, v);
+        } else {
+            ck.error(
+                format!("server.{name}"),
+                "unknown key: not a Pingora server setting (see `threads`, `pid_file`, `upgrade_sock`, `grace_period_seconds`, ... in docs/configuration.md)",
+            );
+        }
+    }
+    let mut conf: ServerConf = match serde_yaml::from_value(serde_yaml::Value::Mapping(ok.clone()))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            ck.error("server", format!("{e}"));
+            ServerConf::default()
+        }
+    };
+    let given = |key: &str| ok.contains_key(key);
+    if !given("pid_file") {
+        conf.pid_file = "/run/rampart/rampart.pid".into();
+    }
+    if !given("upgrade_sock") {
+        conf.upgrade_sock = "/run/rampart/upgrade.sock".into();
+    }
+    if !given("threads") {
+        conf.threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    }
+    // Pingora sleeps the grace period unconditionally on SIGTERM; 300 s is far too long.
+    conf.grace_period_seconds.get_or_insert(10);
+    conf.graceful_shutdown_timeout_seconds.get_or_insert(5);
+    if !given("daemon_wait_for_ready") {
+        conf.daemon_wait_for_ready = true;
+    }
+    for (key, path) in [
+        ("pid_file", &conf.pid_file),
+        ("upgrade_sock", &conf.upgrade_sock),
+    ] {
+        if !Path::new(path).is_absolute() {
+            ck.error(format!("server.{key}"), format!("`{path}` must be an absolute path (the upgrade hands sockets over by this path)"));
+        }
+    }
+    if conf.threads == 0 {
+        ck.error("server.threads", "must be at least 1");
+    }
+    conf
+}
+
+fn admin(ck: &mut Checker, raw: &super::raw::RawAdmin) -> Option<AdminSettings> {
+    let listen = match raw.listen.parse() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            ck.error(
+                "admin.listen",
+                format!(
+                    "`{}` is not an IP:port address (e.g. 127.0.0.1:9090)",
+                    raw.listen
+                ),
+            );
+            None
+        }
+    }?;
+    Some(AdminSettings {
+        listen,
+        token: raw.token.clone().filter(|t| !t.is_empty()),
+    })
+}
+
+fn access_log(ck: &mut Checker, raw: &super::raw::RawAccessLog) -> Option<AccessLogSettings> {
+    let target = LogTarget::parse(&raw.target);
+    let format = match LogFormat::parse(&raw.format) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            ck.error("access_log.format", e);
+            None
+        }
+    }?;
+    Some(AccessLogSettings { target, format })
+}

@@ -1,0 +1,198 @@
+//! `pools:`: backends, selection, upstream TLS, timeouts, health checks.
+
+use super::Checker;
+use crate::config::model::*;
+use crate::config::raw::{RawBackend, RawHealthCheck, RawPool};
+use pingora_core::tls::x509::X509;
+use std::collections::{BTreeMap, HashSet};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+pub(super) fn pools(ck: &mut Checker, raw: &BTreeMap<String, RawPool>) -> Vec<PoolSettings> {
+    raw.iter()
+        .filter_map(|(name, p)| pool(ck, &format!("pools.{name}"), name, p))
+        .collect()
+}
+
+fn pool(ck: &mut Checker, key: &str, name: &str, p: &RawPool) -> Option<PoolSettings> {
+    let errors_before = ck.errors.len();
+    if p.backends.is_empty() {
+        ck.error(
+            format!("{key}.backends"),
+            "a pool needs at least one backend (\"host:port\")",
+        );
+    }
+    let mut seen = HashSet::new();
+    let mut backends = Vec::new();
+    for (i, b) in p.backends.iter().enumerate() {
+        let bkey = format!("{key}.backends[{i}]");
+        let (addr, weight) = match b {
+            RawBackend::Address(a) => (a.as_str(), 1),
+            RawBackend::Weighted(w) => (w.address.as_str(), w.weight),
+        };
+        if weight == 0 {
+            ck.error(
+                format!("{bkey}.weight"),
+                "must be at least 1 (remove the backend to stop sending it traffic)",
+            );
+            continue;
+        }
+        let Some(address) = resolve(addr) else {
+            ck.error(
+                bkey,
+                format!("`{addr}` is not a reachable host:port (e.g. 10.0.0.11:8080)"),
+            );
+            continue;
+        };
+        if !seen.insert(address) {
+            ck.error(
+                bkey,
+                format!("{address} is listed twice in this pool: give it a weight instead"),
+            );
+            continue;
+        }
+        backends.push(BackendSettings { address, weight });
+    }
+
+    let hash_key = match (p.selection, p.hash_key.as_deref()) {
+        (_, None) => HashKey::ClientIp,
+        (Selection::ConsistentHash, Some(k)) => parse_hash_key(ck, &format!("{key}.hash_key"), k)?,
+        (_, Some(_)) => {
+            ck.error(
+                format!("{key}.hash_key"),
+                "only used with `selection: consistent_hash`: remove it or change the selection",
+            );
+            return None;
+        }
+    };
+
+    let tls = p.tls.as_ref().map(|t| {
+        if let Some(ca) = &t.ca_file {
+            if let Some(pem) = ck.read_file(&format!("{key}.tls.ca_file"), ca) {
+                if X509::stack_from_pem(&pem).map_or(true, |s| s.is_empty()) {
+                    ck.error(format!("{key}.tls.ca_file"), format!("`{ca}` holds no PEM certificate"));
+                }
+            }
+        }
+        if t.verify && t.sni.is_none() {
+            ck.error(format!("{key}.tls"), "`verify: true` needs `sni: NAME` (the name the backends' certificates are issued for), or set `verify: false`");
+        }
+        UpstreamTls {
+            sni: t.sni.clone().unwrap_or_default(),
+            verify: t.verify,
+            ca_file: t.ca_file.as_ref().map(Into::into),
+        }
+    });
+    if p.http2 && tls.is_none() {
+        ck.error(
+            format!("{key}.http2"),
+            "HTTP/2 to backends needs TLS (ALPN): add `tls: { sni: NAME }` or set `http2: false`",
+        );
+    }
+
+    let t = &p.timeouts;
+    let mut dur = |k: &str, v: &Option<String>| {
+        v.as_deref()
+            .and_then(|v| ck.duration(&format!("{key}.timeouts.{k}"), v))
+    };
+    let timeouts = Timeouts {
+        connect: dur("connect", &t.connect).or(Some(Duration::from_secs(2))),
+        read: dur("read", &t.read).or(Some(Duration::from_secs(30))),
+        write: dur("write", &t.write).or(Some(Duration::from_secs(30))),
+        idle: dur("idle", &t.idle).or(Some(Duration::from_secs(60))),
+    };
+    let health_check = health_check(ck, &format!("{key}.health_check"), p.health_check.as_ref());
+
+    (ck.errors.len() == errors_before).then(|| PoolSettings {
+        name: name.to_string(),
+        backends,
+        selection: p.selection,
+        hash_key,
+        tls,
+        http2: p.http2,
+        timeouts,
+        retries: p.retries.unwrap_or(2),
+        health_check,
+    })
+}
+
+/// `IP:port`, or `name:port` resolved once at load time.
+fn resolve(addr: &str) -> Option<SocketAddr> {
+    addr.parse()
+        .ok()
+        .or_else(|| addr.to_socket_addrs().ok()?.next())
+}
+
+fn parse_hash_key(ck: &mut Checker, key: &str, value: &str) -> Option<HashKey> {
+    let parsed = match value.split_once(':') {
+        None if value == "client_ip" => Some(HashKey::ClientIp),
+        None if value == "uri" => Some(HashKey::Uri),
+        Some(("header", h)) => http::HeaderName::from_bytes(h.trim().as_bytes())
+            .ok()
+            .map(HashKey::Header),
+        Some(("cookie", c)) if !c.trim().is_empty() => Some(HashKey::Cookie(c.trim().to_string())),
+        _ => None,
+    };
+    if parsed.is_none() {
+        ck.error(
+            key,
+            format!("`{value}` is not a hash key: use client_ip, uri, header:NAME or cookie:NAME"),
+        );
+    }
+    parsed
+}
+
+fn health_check(ck: &mut Checker, key: &str, raw: Option<&RawHealthCheck>) -> HealthCheckSettings {
+    let mut hc = HealthCheckSettings {
+        kind: HealthCheckKind::None,
+        path: "/".into(),
+        host: None,
+        expect_status: vec![200],
+        interval: Duration::from_secs(5),
+        timeout: Duration::from_secs(1),
+        rise: 2,
+        fall: 3,
+    };
+    let Some(raw) = raw else { return hc };
+    hc.kind = raw.kind;
+    if let Some(path) = &raw.path {
+        if !path.starts_with('/') || path.parse::<http::uri::PathAndQuery>().is_err() {
+            ck.error(
+                format!("{key}.path"),
+                format!("`{path}` is not a request path (it must start with /)"),
+            );
+        }
+        hc.path = path.clone();
+    }
+    hc.host = raw.host.clone();
+    if let Some(codes) = &raw.expect_status {
+        if codes.is_empty() || codes.iter().any(|c| !(100..=599).contains(c)) {
+            ck.error(
+                format!("{key}.expect_status"),
+                "list HTTP status codes between 100 and 599, e.g. [200, 204]",
+            );
+        }
+        hc.expect_status = codes.clone();
+    }
+    if let Some(v) = &raw.interval {
+        hc.interval = ck
+            .duration(&format!("{key}.interval"), v)
+            .unwrap_or(hc.interval);
+    }
+    if let Some(v) = &raw.timeout {
+        hc.timeout = ck
+            .duration(&format!("{key}.timeout"), v)
+            .unwrap_or(hc.timeout);
+    }
+    for (name, value, slot) in [
+        ("rise", raw.rise, &mut hc.rise),
+        ("fall", raw.fall, &mut hc.fall),
+    ] {
+        match value {
+            Some(0) => ck.error(format!("{key}.{name}"), "must be at least 1"),
+            Some(n) => *slot = n,
+            None => {}
+        }
+    }
+    hc
+}

@@ -1,0 +1,150 @@
+//! `projects:`: hosts, listeners, certificates, pools and inline rules.
+
+use super::listeners::cert_pair;
+use super::Checker;
+use crate::config::model::*;
+use crate::config::raw::RawProject;
+use crate::rules::RuleSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+pub(super) fn projects(
+    ck: &mut Checker,
+    raw: Vec<RawProject>,
+    listeners: &[ListenerSettings],
+    pools: &[PoolSettings],
+) -> Vec<ProjectSettings> {
+    if raw.is_empty() {
+        ck.error(
+            "projects",
+            "no project configured: add one with `hosts: [\"*\"]` to serve every host",
+        );
+    }
+    let pool_names: HashSet<&str> = pools.iter().map(|p| p.name.as_str()).collect();
+    let listener_names: Vec<&str> = listeners.iter().map(|l| l.name.as_str()).collect();
+    let mut names = HashSet::new();
+    // (listener, host) → project, to refuse two projects answering the same name.
+    let mut owners: HashMap<(String, String), String> = HashMap::new();
+    let mut out = Vec::new();
+    for (i, p) in raw.into_iter().enumerate() {
+        let key = format!("projects[{i}]");
+        if p.name.trim().is_empty() {
+            ck.error(format!("{key}.name"), "must not be empty");
+        } else if !names.insert(p.name.clone()) {
+            ck.error(
+                format!("{key}.name"),
+                format!(
+                    "project `{}` is defined twice: names must be unique",
+                    p.name
+                ),
+            );
+        }
+        let hosts = hosts(ck, &key, &p.hosts);
+        let on: Vec<String> = match &p.listeners {
+            None => listener_names.iter().map(|s| s.to_string()).collect(),
+            Some(list) => {
+                for (j, l) in list.iter().enumerate() {
+                    if !listener_names.contains(&l.as_str()) {
+                        ck.error(
+                            format!("{key}.listeners[{j}]"),
+                            format!(
+                                "no listener named `{l}` (known: {})",
+                                listener_names.join(", ")
+                            ),
+                        );
+                    }
+                }
+                list.clone()
+            }
+        };
+        for l in &on {
+            for h in &hosts {
+                if let Some(other) = owners.insert((l.clone(), h.clone()), p.name.clone()) {
+                    ck.error(
+                        format!("{key}.hosts"),
+                        format!(
+                            "host `{h}` on listener `{l}` is already served by project `{other}`"
+                        ),
+                    );
+                }
+            }
+        }
+        let tls = p
+            .tls
+            .as_ref()
+            .and_then(|t| cert_pair(ck, &format!("{key}.tls"), &t.cert, &t.key));
+        if let Some(pool) = &p.pool {
+            if !pool_names.contains(pool.as_str()) {
+                ck.error(
+                    format!("{key}.pool"),
+                    format!("no pool named `{pool}` (define it under `pools:`)"),
+                );
+            }
+        }
+        if !p.rules_files.is_empty() {
+            ck.error(format!("{key}.rules_files"), "rules files are not supported by this version yet: put the rules inline under `rules:`");
+        }
+        let rules = match RuleSet::compile(&p.rules) {
+            Ok(set) => {
+                for (_, index, pool) in set.pools() {
+                    if !pool_names.contains(pool) {
+                        ck.error(
+                            format!("{key}.rules[{index}].pool"),
+                            format!("no pool named `{pool}` (define it under `pools:`)"),
+                        );
+                    }
+                }
+                set
+            }
+            Err(errors) => {
+                for e in errors {
+                    ck.error(format!("{key}.rules[{}].{}", e.index, e.field), e.message);
+                }
+                continue;
+            }
+        };
+        out.push(ProjectSettings {
+            name: p.name,
+            hosts,
+            listeners: on,
+            tls,
+            pool: p.pool,
+            preserve_host: p.preserve_host,
+            trust_proxy_headers: p.trust_proxy_headers,
+            fail_mode: p.fail_mode,
+            rules: Arc::new(rules),
+            rules_files: p.rules_files,
+        });
+    }
+    out
+}
+
+/// Lowercases and checks host patterns: a name, `*.name`, or `*` alone.
+fn hosts(ck: &mut Checker, key: &str, raw: &[String]) -> Vec<String> {
+    if raw.is_empty() {
+        ck.error(
+            format!("{key}.hosts"),
+            "list at least one host name, or \"*\" for every host",
+        );
+    }
+    let mut out = Vec::new();
+    for (j, h) in raw.iter().enumerate() {
+        let host = h.trim().to_ascii_lowercase();
+        let name = host.strip_prefix("*.").unwrap_or(&host);
+        let valid = host == "*"
+            || (!name.is_empty()
+                && !name.contains('*')
+                && name.split('.').all(|label| {
+                    !label.is_empty()
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                }));
+        if valid {
+            out.push(host);
+        } else {
+            ck.error(format!("{key}.hosts[{j}]"), format!("`{h}` is not a host name: use `example.com`, `*.example.com` or `*` (no port, no scheme)"));
+        }
+    }
+    out
+}

@@ -1,0 +1,91 @@
+//! The `rampart` command line: run, check, rules test.
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use rampart::config::{self, DEFAULT_CONFIG_PATH};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "rampart",
+    version,
+    about = "Edge reverse proxy built on Pingora"
+)]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve (the default when no subcommand is given)
+    Run(RunArgs),
+    /// Validate the configuration and its rules, print a summary; exit 0 when valid, 1 when not
+    Check(ConfigArg),
+}
+
+#[derive(Args, Clone)]
+struct ConfigArg {
+    /// Configuration file
+    #[arg(short = 'c', long = "config", default_value = DEFAULT_CONFIG_PATH)]
+    config: PathBuf,
+}
+
+#[derive(Args, Clone)]
+struct RunArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Run in the background (writes server.pid_file)
+    #[arg(short, long)]
+    daemon: bool,
+    /// Take the listening sockets over from a running rampart (graceful upgrade)
+    #[arg(short, long)]
+    upgrade: bool,
+}
+
+fn load(path: &std::path::Path) -> Option<config::Config> {
+    match config::load(path) {
+        Ok(c) => Some(c),
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!(
+                "{}: {} error(s), configuration not loaded",
+                path.display(),
+                errors.0.len()
+            );
+            None
+        }
+    }
+}
+
+fn run(args: RunArgs) -> Result<ExitCode> {
+    let Some(config) = load(&args.config.config) else {
+        return Ok(ExitCode::from(1));
+    };
+    let opts = rampart::server::RunOptions {
+        daemon: args.daemon,
+        upgrade: args.upgrade,
+    };
+    let server = rampart::server::build(config, opts)?;
+    server.run_forever()
+}
+
+fn main() -> Result<ExitCode> {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    match cli.command {
+        None => run(cli.run),
+        Some(Command::Run(args)) => run(args),
+        Some(Command::Check(c)) => Ok(match load(&c.config) {
+            Some(cfg) => {
+                print!("{}", config::summary(&cfg));
+                ExitCode::SUCCESS
+            }
+            None => ExitCode::from(1),
+        }),
+    }
+}

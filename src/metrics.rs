@@ -1,0 +1,158 @@
+//! Prometheus metrics (default registry, so process metrics come along). Per-project handles
+//! are resolved once and cached, so the request path never hashes label values.
+
+use prometheus::{
+    register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge_vec,
+    Histogram, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec,
+};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, LazyLock, OnceLock};
+
+pub struct Metrics {
+    pub requests: IntCounterVec,
+    pub duration: HistogramVec,
+    pub upstream_errors: IntCounterVec,
+    pub backend_healthy: IntGaugeVec,
+    pub rule_hits: IntCounterVec,
+    pub fail_open: IntCounterVec,
+    pub rules_loaded: IntGaugeVec,
+    pub rules_reloads: IntCounterVec,
+    pub build_info: IntGaugeVec,
+    pub access_log_dropped: IntCounter,
+}
+
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let m = Metrics {
+        requests: register_int_counter_vec!(
+            "rampart_requests_total",
+            "Requests answered, by project and status code",
+            &["project", "code"]
+        )
+        .unwrap(),
+        duration: register_histogram_vec!(
+            "rampart_request_duration_seconds",
+            "Time from request to the end of the response, by project",
+            &["project"],
+            vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0, 30.0
+            ]
+        )
+        .unwrap(),
+        upstream_errors: register_int_counter_vec!(
+            "rampart_upstream_errors_total",
+            "Errors talking to backends, by pool and kind",
+            &["pool", "kind"]
+        )
+        .unwrap(),
+        backend_healthy: register_int_gauge_vec!(
+            "rampart_backend_healthy",
+            "1 when the backend is healthy, 0 when not",
+            &["pool", "backend"]
+        )
+        .unwrap(),
+        rule_hits: register_int_counter_vec!(
+            "rampart_rule_hits_total",
+            "Requests each rule matched",
+            &["project", "rule"]
+        )
+        .unwrap(),
+        fail_open: register_int_counter_vec!(
+            "rampart_fail_open_total",
+            "Requests served despite a Rampart failure, by project and reason",
+            &["project", "reason"]
+        )
+        .unwrap(),
+        rules_loaded: register_int_gauge_vec!(
+            "rampart_rules_loaded",
+            "Rules in force, by project",
+            &["project"]
+        )
+        .unwrap(),
+        rules_reloads: register_int_counter_vec!(
+            "rampart_rules_reloads_total",
+            "Rule set (re)loads, by project and result",
+            &["project", "result"]
+        )
+        .unwrap(),
+        build_info: register_int_gauge_vec!(
+            "rampart_build_info",
+            "Build information",
+            &["version"]
+        )
+        .unwrap(),
+        access_log_dropped: register_int_counter!(
+            "rampart_access_log_dropped_total",
+            "Access log lines dropped because the writer fell behind"
+        )
+        .unwrap(),
+    };
+    m.build_info
+        .with_label_values(&[env!("CARGO_PKG_VERSION")])
+        .set(1);
+    m
+});
+
+/// Label for requests that reached no project (unknown host).
+pub const NO_PROJECT: &str = "_none";
+
+/// Cached metric handles and counters of one project.
+pub struct ProjectMetrics {
+    name: Arc<str>,
+    by_code: Box<[OnceLock<IntCounter>]>,
+    pub duration: Histogram,
+    pub requests: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+impl ProjectMetrics {
+    pub fn new(name: &str) -> Self {
+        ProjectMetrics {
+            name: name.into(),
+            by_code: (0..600).map(|_| OnceLock::new()).collect(),
+            duration: METRICS.duration.with_label_values(&[name]),
+            requests: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        }
+    }
+
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    pub fn observe(&self, code: u16, seconds: f64) {
+        self.requests.fetch_add(1, Relaxed);
+        if code >= 500 || code == 0 {
+            self.errors.fetch_add(1, Relaxed);
+        }
+        let slot = usize::from(code).min(599);
+        self.by_code[slot]
+            .get_or_init(|| {
+                METRICS
+                    .requests
+                    .with_label_values(&[&self.name, &code.to_string()])
+            })
+            .inc();
+        self.duration.observe(seconds);
+    }
+
+    /// Counts a hit of the rule `id` (only matched rules pay for the label lookup).
+    pub fn rule_hit(&self, id: &str) {
+        METRICS.rule_hits.with_label_values(&[&self.name, id]).inc();
+    }
+
+    pub fn fail_open(&self, reason: &str) {
+        METRICS
+            .fail_open
+            .with_label_values(&[&self.name, reason])
+            .inc();
+    }
+}
+
+/// Renders every registered metric in the Prometheus text format.
+pub fn render() -> String {
+    use prometheus::Encoder;
+    let mut buf = Vec::new();
+    let _ = prometheus::TextEncoder::new().encode(&prometheus::gather(), &mut buf);
+    String::from_utf8(buf).unwrap_or_default()
+}

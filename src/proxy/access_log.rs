@@ -1,0 +1,396 @@
+//! Access log: the request path only builds a small record and hands it to a bounded channel
+//! (never blocking; a full channel drops the line and counts it); a background service formats
+//! and writes the lines in batches.
+
+use async_trait::async_trait;
+use pingora_core::server::ShutdownWatch;
+use pingora_core::services::background::BackgroundService;
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+
+/// Lines that may wait for the writer before new ones are dropped.
+const QUEUE: usize = 65_536;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTarget {
+    Stdout,
+    Stderr,
+    Off,
+    File(PathBuf),
+}
+
+impl LogTarget {
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "stdout" => LogTarget::Stdout,
+            "stderr" => LogTarget::Stderr,
+            "off" | "" => LogTarget::Off,
+            path => LogTarget::File(path.into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    ClientIp,
+    Time,
+    Method,
+    Uri,
+    Path,
+    Query,
+    Host,
+    Protocol,
+    Status,
+    Bytes,
+    DurationMs,
+    Referer,
+    UserAgent,
+    RequestId,
+    Project,
+    Upstream,
+}
+
+const FIELDS: &[(&str, Field)] = &[
+    ("client_ip", Field::ClientIp),
+    ("time", Field::Time),
+    ("method", Field::Method),
+    ("uri", Field::Uri),
+    ("path", Field::Path),
+    ("query", Field::Query),
+    ("host", Field::Host),
+    ("protocol", Field::Protocol),
+    ("status", Field::Status),
+    ("bytes", Field::Bytes),
+    ("duration_ms", Field::DurationMs),
+    ("referer", Field::Referer),
+    ("user_agent", Field::UserAgent),
+    ("request_id", Field::RequestId),
+    ("project", Field::Project),
+    ("upstream", Field::Upstream),
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    Text(String),
+    Field(Field),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogFormat {
+    Combined,
+    Json,
+    Template(Vec<Piece>),
+}
+
+impl LogFormat {
+    /// `combined`, `json`, or a template such as `{client_ip} {method} {uri} {status}`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "combined" => return Ok(LogFormat::Combined),
+            "json" => return Ok(LogFormat::Json),
+            _ => {}
+        }
+        let mut pieces = Vec::new();
+        let mut rest = s;
+        while let Some(open) = rest.find('{') {
+            if open > 0 {
+                pieces.push(Piece::Text(rest[..open].to_string()));
+            }
+            let close = rest[open..]
+                .find('}')
+                .ok_or_else(|| format!("unclosed `{{` in `{s}`"))?
+                + open;
+            let name = &rest[open + 1..close];
+            let field = FIELDS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, f)| *f)
+                .ok_or_else(|| {
+                    let known: Vec<&str> = FIELDS.iter().map(|(n, _)| *n).collect();
+                    format!(
+                        "unknown field `{{{name}}}`: use combined, json or a template of {}",
+                        known.join(", ")
+                    )
+                })?;
+            pieces.push(Piece::Field(field));
+            rest = &rest[close + 1..];
+        }
+        if !rest.is_empty() {
+            pieces.push(Piece::Text(rest.to_string()));
+        }
+        Ok(LogFormat::Template(pieces))
+    }
+}
+
+/// What is known about one finished request.
+#[derive(Debug, Clone)]
+pub struct LogRecord {
+    pub time: SystemTime,
+    pub client_ip: Option<IpAddr>,
+    pub method: String,
+    pub uri: String,
+    pub host: String,
+    pub protocol: &'static str,
+    pub status: u16,
+    pub bytes: usize,
+    pub duration: Duration,
+    pub referer: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: String,
+    pub project: Option<Arc<str>>,
+    pub upstream: Option<SocketAddr>,
+}
+
+impl LogRecord {
+    fn write_field(&self, out: &mut String, f: Field) {
+        let dash = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
+        let _ = match f {
+            Field::ClientIp => write!(
+                out,
+                "{}",
+                self.client_ip.map_or("-".into(), |i| i.to_string())
+            ),
+            Field::Time => write!(
+                out,
+                "{}",
+                chrono::DateTime::<chrono::Utc>::from(self.time)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            ),
+            Field::Method => write!(out, "{}", self.method),
+            Field::Uri => write!(out, "{}", self.uri),
+            Field::Path => write!(out, "{}", self.uri.split('?').next().unwrap_or("")),
+            Field::Query => write!(out, "{}", self.uri.split_once('?').map_or("", |(_, q)| q)),
+            Field::Host => write!(out, "{}", self.host),
+            Field::Protocol => write!(out, "{}", self.protocol),
+            Field::Status => write!(out, "{}", self.status),
+            Field::Bytes => write!(out, "{}", self.bytes),
+            Field::DurationMs => write!(out, "{:.3}", self.duration.as_secs_f64() * 1000.0),
+            Field::Referer => write!(out, "{}", dash(&self.referer)),
+            Field::UserAgent => write!(out, "{}", dash(&self.user_agent)),
+            Field::RequestId => write!(out, "{}", self.request_id),
+            Field::Project => write!(out, "{}", self.project.as_deref().unwrap_or("-")),
+            Field::Upstream => write!(
+                out,
+                "{}",
+                self.upstream.map_or("-".into(), |a| a.to_string())
+            ),
+        };
+    }
+
+    /// Appends one line (with its newline) in `format`.
+    pub fn format_into(&self, format: &LogFormat, out: &mut String) {
+        match format {
+            LogFormat::Combined => {
+                let time =
+                    chrono::DateTime::<chrono::Utc>::from(self.time).format("%d/%b/%Y:%H:%M:%S %z");
+                let _ = write!(
+                    out,
+                    "{} - - [{time}] \"{} {} {}\" {} {} \"{}\" \"{}\" {} {:.3}",
+                    self.client_ip.map_or("-".into(), |i| i.to_string()),
+                    self.method,
+                    self.uri,
+                    self.protocol,
+                    self.status,
+                    self.bytes,
+                    self.referer.as_deref().unwrap_or("-").replace('"', "\\\""),
+                    self.user_agent
+                        .as_deref()
+                        .unwrap_or("-")
+                        .replace('"', "\\\""),
+                    self.request_id,
+                    self.duration.as_secs_f64() * 1000.0,
+                );
+            }
+            LogFormat::Json => {
+                let v = serde_json::json!({
+                    "time": chrono::DateTime::<chrono::Utc>::from(self.time).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    "client_ip": self.client_ip.map(|i| i.to_string()),
+                    "method": self.method,
+                    "uri": self.uri,
+                    "host": self.host,
+                    "protocol": self.protocol,
+                    "status": self.status,
+                    "bytes": self.bytes,
+                    "duration_ms": self.duration.as_secs_f64() * 1000.0,
+                    "referer": self.referer,
+                    "user_agent": self.user_agent,
+                    "request_id": self.request_id,
+                    "project": self.project.as_deref(),
+                    "upstream": self.upstream.map(|a| a.to_string()),
+                });
+                let _ = write!(out, "{v}");
+            }
+            LogFormat::Template(pieces) => {
+                for p in pieces {
+                    match p {
+                        Piece::Text(t) => out.push_str(t),
+                        Piece::Field(f) => self.write_field(out, *f),
+                    }
+                }
+            }
+        }
+        out.push('\n');
+    }
+}
+
+/// The request-path side: cheap to clone, never blocks.
+#[derive(Clone)]
+pub struct AccessLogger {
+    tx: Option<mpsc::Sender<LogRecord>>,
+}
+
+impl AccessLogger {
+    pub fn enabled(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    pub fn log(&self, record: LogRecord) {
+        if let Some(tx) = &self.tx {
+            if tx.try_send(record).is_err() {
+                crate::metrics::METRICS.access_log_dropped.inc();
+            }
+        }
+    }
+}
+
+/// The writer, run as a Pingora background service.
+pub struct AccessLogWriter {
+    rx: Mutex<Option<mpsc::Receiver<LogRecord>>>,
+    target: LogTarget,
+    format: LogFormat,
+}
+
+/// Creates the logger and its writer service (`None` when the target is `off`).
+pub fn access_log(target: LogTarget, format: LogFormat) -> (AccessLogger, Option<AccessLogWriter>) {
+    if target == LogTarget::Off {
+        return (AccessLogger { tx: None }, None);
+    }
+    let (tx, rx) = mpsc::channel(QUEUE);
+    (
+        AccessLogger { tx: Some(tx) },
+        Some(AccessLogWriter {
+            rx: Mutex::new(Some(rx)),
+            target,
+            format,
+        }),
+    )
+}
+
+async fn open(
+    target: &LogTarget,
+) -> std::io::Result<Box<dyn tokio::io::AsyncWrite + Send + Unpin>> {
+    Ok(match target {
+        LogTarget::Stdout => Box::new(tokio::io::stdout()),
+        LogTarget::Stderr => Box::new(tokio::io::stderr()),
+        LogTarget::File(path) => Box::new(
+            tokio::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .await?,
+        ),
+        LogTarget::Off => Box::new(tokio::io::sink()),
+    })
+}
+
+#[async_trait]
+impl BackgroundService for AccessLogWriter {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let Some(mut rx) = self.rx.lock().ok().and_then(|mut r| r.take()) else {
+            return;
+        };
+        let mut out = match open(&self.target).await {
+            Ok(o) => tokio::io::BufWriter::with_capacity(256 * 1024, o),
+            Err(e) => {
+                log::error!(
+                    "access log: cannot open {:?}: {e}; access log disabled",
+                    self.target
+                );
+                return;
+            }
+        };
+        let mut batch = Vec::with_capacity(1024);
+        let mut text = String::with_capacity(256 * 1024);
+        loop {
+            tokio::select! {
+                n = rx.recv_many(&mut batch, 1024) => if n == 0 { break },
+                _ = shutdown.changed() => {
+                    // Drain what is queued, then stop.
+                    while let Ok(r) = rx.try_recv() { batch.push(r); }
+                    self.write_batch(&mut out, &mut batch, &mut text).await;
+                    break;
+                }
+            }
+            self.write_batch(&mut out, &mut batch, &mut text).await;
+        }
+        let _ = out.flush().await;
+    }
+}
+
+impl AccessLogWriter {
+    async fn write_batch(
+        &self,
+        out: &mut (impl AsyncWriteExt + Unpin),
+        batch: &mut Vec<LogRecord>,
+        text: &mut String,
+    ) {
+        text.clear();
+        for r in batch.drain(..) {
+            r.format_into(&self.format, text);
+        }
+        if let Err(e) = out.write_all(text.as_bytes()).await.and(out.flush().await) {
+            log::warn!("access log: write failed: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> LogRecord {
+        LogRecord {
+            time: SystemTime::UNIX_EPOCH + Duration::from_secs(86_400),
+            client_ip: Some("10.1.2.3".parse().unwrap()),
+            method: "GET".into(),
+            uri: "/a?b=1".into(),
+            host: "shop.test".into(),
+            protocol: "HTTP/1.1",
+            status: 200,
+            bytes: 12,
+            duration: Duration::from_micros(1500),
+            referer: None,
+            user_agent: Some("curl/8".into()),
+            request_id: "rid".into(),
+            project: Some("shop".into()),
+            upstream: None,
+        }
+    }
+
+    #[test]
+    fn formats_combined_json_and_template() {
+        let mut s = String::new();
+        record().format_into(&LogFormat::Combined, &mut s);
+        assert_eq!(s, "10.1.2.3 - - [02/Jan/1970:00:00:00 +0000] \"GET /a?b=1 HTTP/1.1\" 200 12 \"-\" \"curl/8\" rid 1.500\n");
+        s.clear();
+        record().format_into(&LogFormat::Json, &mut s);
+        let v: serde_json::Value = serde_json::from_str(s.trim()).unwrap();
+        assert_eq!(v["status"], 200);
+        assert_eq!(v["project"], "shop");
+        s.clear();
+        let t = LogFormat::parse("{client_ip} {method} {path} q={query} {status}").unwrap();
+        record().format_into(&t, &mut s);
+        assert_eq!(s, "10.1.2.3 GET /a q=b=1 200\n");
+    }
+
+    #[test]
+    fn rejects_unknown_template_field() {
+        let e = LogFormat::parse("{client_ip} {nope}").unwrap_err();
+        assert!(e.contains("unknown field `{nope}`"), "{e}");
+    }
+}

@@ -1,0 +1,47 @@
+//! What one request carries from phase to phase.
+
+use crate::rules::Plan;
+use crate::upstream::{BackendState, InFlight, Pool};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub struct RequestCtx {
+    pub start: Instant,
+    pub project: Option<usize>,
+    pub host: String,
+    pub client_ip: Option<IpAddr>,
+    pub request_id: String,
+    pub plan: Option<Plan>,
+    pub pool: Option<Arc<Pool>>,
+    /// Backends already tried for this request (retries go elsewhere).
+    pub tried: Vec<SocketAddr>,
+    pub backend: Option<Arc<BackendState>>,
+    pub in_flight: Option<InFlight>,
+    /// Fail-open for an all-unhealthy pool is counted once per request.
+    pub counted_unhealthy: bool,
+}
+
+impl RequestCtx {
+    pub fn new() -> Self {
+        RequestCtx {
+            start: Instant::now(),
+            project: None,
+            host: String::new(),
+            client_ip: None,
+            request_id: String::new(),
+            plan: None,
+            pool: None,
+            tried: Vec::new(),
+            backend: None,
+            in_flight: None,
+            counted_unhealthy: false,
+        }
+    }
+}
+
+impl Default for RequestCtx {
+    fn default() -> Self {
+        Self::new()
+    }
+}

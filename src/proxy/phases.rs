@@ -1,0 +1,476 @@
+//! The `ProxyHttp` implementation, one method per phase of a request.
+
+use super::context::RequestCtx;
+use super::forward;
+use super::respond::{send, Answer};
+use super::router::{normalize_host, HostRouter};
+use super::state::{Project, Shared};
+use crate::config::HashKey;
+use crate::rules::{Outcome, RequestView};
+use async_trait::async_trait;
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_error::{Error, ErrorType, Result};
+use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+use std::sync::Arc;
+
+/// The proxy of one listener: routes by Host among the projects served there.
+pub struct RampartProxy {
+    pub shared: Arc<Shared>,
+    pub router: HostRouter,
+    /// `http` or `https`, for rules and X-Forwarded-Proto.
+    pub scheme: &'static str,
+}
+
+fn status_error(code: u16, why: &'static str) -> Box<Error> {
+    Error::explain(ErrorType::HTTPStatus(code), why)
+}
+
+impl RampartProxy {
+    fn project(&self, ctx: &RequestCtx) -> Option<&Project> {
+        ctx.project.map(|i| &self.shared.projects[i])
+    }
+
+    /// The bytes `consistent_hash` hashes for this request.
+    fn hash_key<'a>(
+        key: &HashKey,
+        req: &'a RequestHeader,
+        client_ip: Option<std::net::IpAddr>,
+        buf: &'a mut [u8; 16],
+    ) -> &'a [u8] {
+        match key {
+            HashKey::ClientIp => match client_ip {
+                Some(std::net::IpAddr::V4(v4)) => {
+                    buf[..4].copy_from_slice(&v4.octets());
+                    &buf[..4]
+                }
+                Some(std::net::IpAddr::V6(v6)) => {
+                    *buf = v6.octets();
+                    &buf[..]
+                }
+                None => b"",
+            },
+            HashKey::Uri => req
+                .uri
+                .path_and_query()
+                .map_or(b"", |p| p.as_str().as_bytes()),
+            HashKey::Header(name) => req.headers.get(name).map_or(b"", |v| v.as_bytes()),
+            HashKey::Cookie(name) => req
+                .headers
+                .get_all(http::header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|s| s.split(';'))
+                .find_map(|kv| kv.trim().strip_prefix(name.as_str())?.strip_prefix('='))
+                .map_or(b"", |v| v.as_bytes()),
+        }
+    }
+
+    async fn fail_closed(&self, session: &mut Session, ctx: &RequestCtx) -> Result<bool> {
+        send(
+            session,
+            Answer::text(503, "Service Unavailable\n"),
+            &ctx.request_id,
+        )
+        .await?;
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for RampartProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new()
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let req = session.req_header();
+        ctx.client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        ctx.request_id = forward::request_id(&req.headers);
+        let raw_host = req
+            .uri
+            .host()
+            .or_else(|| {
+                req.headers
+                    .get(http::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+            })
+            .unwrap_or("");
+        ctx.host = normalize_host(raw_host);
+        let Some(index) = self.router.route(&ctx.host) else {
+            send(
+                session,
+                Answer::text(
+                    421,
+                    "Misdirected Request: no site is configured for this host name\n",
+                ),
+                &ctx.request_id,
+            )
+            .await?;
+            return Ok(true);
+        };
+        ctx.project = Some(index);
+        let project = &self.shared.projects[index];
+
+        let rules = project.rules.load();
+        if rules.is_empty() {
+            return Ok(false);
+        }
+        let req = session.req_header();
+        let view = RequestView {
+            method: req.method.as_str(),
+            scheme: self.scheme,
+            host: &ctx.host,
+            path: req.uri.path(),
+            query: req.uri.query(),
+            headers: &req.headers,
+            client_ip: ctx.client_ip,
+            request_id: &ctx.request_id,
+        };
+        let plan = rules.evaluate(&view);
+        drop(rules);
+        if let Some(failure) = &plan.failure {
+            project.metrics.fail_open("rule_error");
+            log::warn!(
+                "project {}: rule `{}` failed ({}); {} for {} {}",
+                project.name,
+                failure.rule_id,
+                failure.reason,
+                if project.fail_closed() {
+                    "answering 503 (fail_mode: closed)"
+                } else {
+                    "request passes unmodified (fail-open)"
+                },
+                session.req_header().method,
+                session.req_header().uri
+            );
+            if project.fail_closed() {
+                return self.fail_closed(session, ctx).await;
+            }
+            return Ok(false);
+        }
+        for id in &plan.matched {
+            project.metrics.rule_hit(id);
+        }
+        match &plan.outcome {
+            Outcome::Forward => {}
+            Outcome::Redirect { status, location } => {
+                let answer = Answer {
+                    status: *status,
+                    content_type: None,
+                    body: bytes::Bytes::new(),
+                    headers: vec![(http::header::LOCATION, location.clone())],
+                    rule_ops: &plan.response_headers,
+                };
+                send(session, answer, &ctx.request_id).await?;
+                return Ok(true);
+            }
+            Outcome::Respond {
+                status,
+                body,
+                content_type,
+                headers,
+            } => {
+                let answer = Answer {
+                    status: *status,
+                    content_type: Some(content_type.clone()),
+                    body: body.clone(),
+                    headers: headers.clone(),
+                    rule_ops: &plan.response_headers,
+                };
+                send(session, answer, &ctx.request_id).await?;
+                return Ok(true);
+            }
+        }
+        ctx.plan = Some(plan);
+        Ok(false)
+    }
+
+    async fn upstream_peer(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let project = self
+            .project(ctx)
+            .ok_or_else(|| status_error(500, "no project"))?;
+        if ctx.pool.is_none() {
+            let by_rule = ctx.plan.as_ref().and_then(|p| p.pool.as_ref());
+            ctx.pool = match by_rule {
+                Some(name) => self.shared.pools.get(name.as_ref()).cloned(),
+                None => project.pool.clone(),
+            };
+        }
+        let pool = ctx.pool.clone().ok_or_else(|| {
+            status_error(
+                503,
+                "project has no pool to forward to (set `pool:` on the project)",
+            )
+        })?;
+        let mut buf = [0u8; 16];
+        let key = Self::hash_key(
+            pool.hash_key(),
+            session.req_header(),
+            ctx.client_ip,
+            &mut buf,
+        );
+        let backend = match pool.select(key, &ctx.tried, false) {
+            Some(b) => b,
+            None if pool.select(key, &[], false).is_some() => {
+                // Healthy backends exist but were all tried already.
+                return Err(status_error(
+                    502,
+                    "every healthy backend of the pool failed",
+                ));
+            }
+            None => {
+                if !ctx.counted_unhealthy {
+                    ctx.counted_unhealthy = true;
+                    project.metrics.fail_open("all_backends_unhealthy");
+                    log::warn!(
+                        "pool {}: no healthy backend for project {}; {}",
+                        pool.name,
+                        project.name,
+                        if project.fail_closed() {
+                            "answering 503 (fail_mode: closed)"
+                        } else {
+                            "trying them anyway (fail-open)"
+                        }
+                    );
+                }
+                if project.fail_closed() {
+                    return Err(status_error(503, "no healthy backend (fail_mode: closed)"));
+                }
+                pool.select(key, &ctx.tried, true)
+                    .ok_or_else(|| status_error(502, "every backend of the pool failed"))?
+            }
+        };
+        ctx.tried.push(backend.addr);
+        ctx.in_flight = Some(crate::upstream::InFlight::new(backend.clone()));
+        let peer = pool.peer(&backend);
+        ctx.backend = Some(backend);
+        Ok(Box::new(peer))
+    }
+
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        _reused: bool,
+        _peer: &HttpPeer,
+        _fd: std::os::unix::io::RawFd,
+        _digest: Option<&pingora_core::protocols::Digest>,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(b) = &ctx.backend {
+            b.connect_succeeded();
+        }
+        Ok(())
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        ctx.in_flight = None;
+        if let (Some(pool), Some(b)) = (&ctx.pool, &ctx.backend) {
+            b.connect_failed(&pool.name);
+            crate::metrics::METRICS
+                .upstream_errors
+                .with_label_values(&[&pool.name, "connect"])
+                .inc();
+            // Nothing was sent yet: another backend may take it.
+            if ctx.tried.len() <= pool.retries() {
+                e.set_retry(true);
+            }
+            log::warn!("pool {}: cannot connect to {peer}: {e}", pool.name);
+        }
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        if let Some(pool) = &ctx.pool {
+            let kind = match e.etype() {
+                ErrorType::ReadTimedout | ErrorType::WriteTimedout => "timeout",
+                ErrorType::ConnectionClosed => "closed",
+                _ => "io",
+            };
+            crate::metrics::METRICS
+                .upstream_errors
+                .with_label_values(&[&pool.name, kind])
+                .inc();
+        }
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        // Only idempotent requests whose body can be replayed are retried.
+        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated()
+        {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        e
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let project = self
+            .project(ctx)
+            .ok_or_else(|| status_error(500, "no project"))?;
+        forward::strip_hop_by_hop_request(upstream);
+        let original_host = session
+            .req_header()
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or(&ctx.host)
+            .to_string();
+        forward::set_forwarded(
+            upstream,
+            ctx.client_ip,
+            self.scheme,
+            &original_host,
+            &ctx.request_id,
+            project.settings.trust_proxy_headers,
+        );
+        if !project.settings.preserve_host {
+            if let (Some(pool), Some(b)) = (&ctx.pool, &ctx.backend) {
+                let host = match &pool.settings.tls {
+                    Some(t) if !t.sni.is_empty() => t.sni.clone(),
+                    _ => b.addr.to_string(),
+                };
+                upstream.insert_header(http::header::HOST, host)?;
+            }
+        } else if session
+            .req_header()
+            .headers
+            .get(http::header::HOST)
+            .is_none()
+            && !ctx.host.is_empty()
+        {
+            // h2 clients send :authority only; HTTP/1 backends need a Host header.
+            upstream.insert_header(http::header::HOST, &original_host)?;
+        }
+        if let Some(plan) = &ctx.plan {
+            if let Some(uri) = &plan.rewrite {
+                match uri.parse::<http::Uri>() {
+                    Ok(u) => upstream.set_uri(u),
+                    Err(_) => log::warn!("project {}: rewrite produced an invalid path `{uri}`; sending the original", project.name),
+                }
+            }
+            forward::apply_request_ops(upstream, &plan.request_headers);
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        forward::strip_hop_by_hop_response(resp);
+        if let Some(plan) = &ctx.plan {
+            forward::apply_response_ops(resp, &plan.response_headers);
+        }
+        resp.insert_header(forward::X_REQUEST_ID, &ctx.request_id)?;
+        Ok(())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let code = match e.etype() {
+            ErrorType::HTTPStatus(code) => *code,
+            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
+                if e.esource() == &pingora_error::ErrorSource::Upstream =>
+            {
+                504
+            }
+            _ => match e.esource() {
+                pingora_error::ErrorSource::Upstream => 502,
+                pingora_error::ErrorSource::Downstream => match e.etype() {
+                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                    _ => 400,
+                },
+                _ => 500,
+            },
+        };
+        if code > 0 && session.response_written().is_none() {
+            let text = http::StatusCode::from_u16(code)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("Error");
+            let _ = send(
+                session,
+                Answer::text(code, &format!("{code} {text}\n")),
+                &ctx.request_id,
+            )
+            .await;
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        ctx.in_flight = None;
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let elapsed = ctx.start.elapsed();
+        let metrics = match self.project(ctx) {
+            Some(p) => &p.metrics,
+            None => &self.shared.unrouted,
+        };
+        metrics.observe(status, elapsed.as_secs_f64());
+        if self.shared.logger.enabled() {
+            let req = session.req_header();
+            let header = |n: http::HeaderName| {
+                req.headers
+                    .get(n)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            self.shared.logger.log(crate::proxy::access_log::LogRecord {
+                time: std::time::SystemTime::now() - elapsed,
+                client_ip: ctx.client_ip,
+                method: req.method.as_str().to_string(),
+                uri: req.uri.to_string(),
+                host: std::mem::take(&mut ctx.host),
+                protocol: match req.version {
+                    http::Version::HTTP_10 => "HTTP/1.0",
+                    http::Version::HTTP_2 => "HTTP/2.0",
+                    _ => "HTTP/1.1",
+                },
+                status,
+                bytes: session.body_bytes_sent(),
+                duration: elapsed,
+                referer: header(http::header::REFERER),
+                user_agent: header(http::header::USER_AGENT),
+                request_id: std::mem::take(&mut ctx.request_id),
+                project: Some(metrics.name().clone()),
+                upstream: ctx.backend.as_ref().map(|b| b.addr),
+            });
+        }
+    }
+}

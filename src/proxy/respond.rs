@@ -1,0 +1,57 @@
+//! Responses Rampart writes itself: rule redirects and responses, routing and error answers.
+
+use super::forward::{apply_response_ops, X_REQUEST_ID};
+use crate::rules::HeaderOp;
+use bytes::Bytes;
+use http::HeaderValue;
+use pingora_http::ResponseHeader;
+use pingora_proxy::Session;
+
+/// What to send.
+pub struct Answer<'a> {
+    pub status: u16,
+    pub content_type: Option<HeaderValue>,
+    pub body: Bytes,
+    pub headers: Vec<(http::HeaderName, HeaderValue)>,
+    pub rule_ops: &'a [HeaderOp],
+}
+
+impl Answer<'_> {
+    /// A plain-text answer such as `421 Misdirected Request`.
+    pub fn text(status: u16, body: &str) -> Answer<'static> {
+        Answer {
+            status,
+            content_type: Some(HeaderValue::from_static("text/plain; charset=utf-8")),
+            body: Bytes::copy_from_slice(body.as_bytes()),
+            headers: Vec::new(),
+            rule_ops: &[],
+        }
+    }
+}
+
+/// Writes `answer` (no body for HEAD). Errors mean the client went away.
+pub async fn send(
+    session: &mut Session,
+    answer: Answer<'_>,
+    request_id: &str,
+) -> pingora_error::Result<()> {
+    let mut resp = ResponseHeader::build(answer.status, Some(4 + answer.headers.len()))?;
+    if let Some(ct) = answer.content_type {
+        resp.insert_header(http::header::CONTENT_TYPE, ct)?;
+    }
+    resp.insert_header(http::header::CONTENT_LENGTH, answer.body.len())?;
+    for (name, value) in answer.headers {
+        resp.append_header(name, value)?;
+    }
+    apply_response_ops(&mut resp, answer.rule_ops);
+    if !request_id.is_empty() {
+        resp.insert_header(X_REQUEST_ID, request_id)?;
+    }
+    let head = session.req_header().method == http::Method::HEAD;
+    let empty = answer.body.is_empty() || head;
+    session.write_response_header(Box::new(resp), empty).await?;
+    if !empty {
+        session.write_response_body(Some(answer.body), true).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,71 @@
+//! State shared by every listener's proxy: projects (with their rules and metrics), pools,
+//! the access logger.
+
+use super::access_log::AccessLogger;
+use crate::config::{Config, FailMode, ProjectSettings};
+use crate::metrics::ProjectMetrics;
+use crate::rules::RuleSet;
+use crate::upstream::Pool;
+use arc_swap::ArcSwap;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub struct Project {
+    pub settings: ProjectSettings,
+    pub name: Arc<str>,
+    /// Swapped whole when rules are reloaded; a request keeps the set it started with.
+    pub rules: ArcSwap<RuleSet>,
+    pub pool: Option<Arc<Pool>>,
+    pub metrics: ProjectMetrics,
+}
+
+impl Project {
+    pub fn fail_closed(&self) -> bool {
+        self.settings.fail_mode == FailMode::Closed
+    }
+}
+
+pub struct Shared {
+    pub instance_name: String,
+    pub projects: Vec<Project>,
+    pub pools: HashMap<String, Arc<Pool>>,
+    /// Metrics of requests that reached no project.
+    pub unrouted: ProjectMetrics,
+    pub logger: AccessLogger,
+    pub started: std::time::SystemTime,
+}
+
+impl Shared {
+    pub fn new(config: &Config, pools: HashMap<String, Arc<Pool>>, logger: AccessLogger) -> Self {
+        let projects = config
+            .projects
+            .iter()
+            .map(|p| {
+                let metrics = ProjectMetrics::new(&p.name);
+                crate::metrics::METRICS
+                    .rules_loaded
+                    .with_label_values(&[&p.name])
+                    .set(p.rules.len() as i64);
+                crate::metrics::METRICS
+                    .rules_reloads
+                    .with_label_values(&[&p.name, "ok"])
+                    .inc();
+                Project {
+                    name: p.name.as_str().into(),
+                    rules: ArcSwap::new(p.rules.clone()),
+                    pool: p.pool.as_ref().and_then(|n| pools.get(n).cloned()),
+                    metrics,
+                    settings: p.clone(),
+                }
+            })
+            .collect();
+        Shared {
+            instance_name: config.instance_name.clone(),
+            projects,
+            pools,
+            unrouted: ProjectMetrics::new(crate::metrics::NO_PROJECT),
+            logger,
+            started: std::time::SystemTime::now(),
+        }
+    }
+}

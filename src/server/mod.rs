@@ -1,0 +1,125 @@
+//! Assembles the Pingora server from a validated [`Config`]: one proxy service per listener,
+//! a health-check service per pool, the access log writer and the admin service.
+
+mod tls;
+
+use crate::admin::AdminApp;
+use crate::config::Config;
+use crate::proxy::{access_log, HostRouter, RampartProxy, Shared};
+use crate::upstream::Pool;
+use pingora_core::server::configuration::Opt;
+use pingora_core::server::Server;
+use pingora_core::services::background::GenBackgroundService;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("pool {pool}: {source}")]
+    Pool {
+        pool: String,
+        source: std::io::Error,
+    },
+    #[error("listener {listener}: {message}")]
+    Listener { listener: String, message: String },
+}
+
+/// How `rampart run` was asked to start.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    pub daemon: bool,
+    pub upgrade: bool,
+}
+
+/// Builds every service; the server is returned ready for `run_forever`.
+pub fn build(mut config: Config, opts: RunOptions) -> Result<Server, StartError> {
+    let opt = Opt {
+        upgrade: opts.upgrade,
+        daemon: opts.daemon,
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, std::mem::take(&mut config.server));
+    // As a service, bootstrap (taking the sockets over during an upgrade, then telling a
+    // daemonizing parent we are ready) runs after the fork, where it must.
+    server.bootstrap_as_a_service();
+
+    let mut pools = HashMap::new();
+    for p in &config.pools {
+        let (pool, service) = Pool::build(p).map_err(|source| StartError::Pool {
+            pool: p.name.clone(),
+            source,
+        })?;
+        server.add_boxed_service(service);
+        pools.insert(p.name.clone(), pool);
+    }
+    let (logger, writer) = access_log::access_log(
+        config.access_log.target.clone(),
+        config.access_log.format.clone(),
+    );
+    if let Some(w) = writer {
+        server.add_service(GenBackgroundService::new("access log".into(), Arc::new(w)));
+    }
+    let shared = Arc::new(Shared::new(&config, pools, logger));
+
+    for listener in &config.listeners {
+        let mut router = HostRouter::default();
+        for (i, p) in config.projects.iter().enumerate() {
+            if p.listeners.contains(&listener.name) {
+                for h in &p.hosts {
+                    router.add(h, i);
+                }
+            }
+        }
+        let proxy = RampartProxy {
+            shared: shared.clone(),
+            router,
+            scheme: if listener.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            },
+        };
+        let name = format!("listener {}", listener.name);
+        let mut service =
+            pingora_proxy::http_proxy_service_with_name(&server.configuration, proxy, &name);
+        let addr = listener.address.to_string();
+        match &listener.tls {
+            None => service.add_tcp(&addr),
+            Some(t) => {
+                let fail = |message: String| StartError::Listener {
+                    listener: listener.name.clone(),
+                    message,
+                };
+                let default = tls::Certified::load(&t.cert).map_err(|e| fail(e.to_string()))?;
+                let mut certs = tls::SniCertificates::new(default);
+                for p in config
+                    .projects
+                    .iter()
+                    .filter(|p| p.listeners.contains(&listener.name))
+                {
+                    if let Some(pair) = &p.tls {
+                        let c = tls::Certified::load(pair)
+                            .map_err(|e| fail(format!("project {}: {e}", p.name)))?;
+                        for h in &p.hosts {
+                            certs.add(h, c.clone());
+                        }
+                    }
+                }
+                let settings = tls::settings(t, certs).map_err(|e| fail(e.to_string()))?;
+                service.add_tls_with_settings(&addr, None, settings);
+            }
+        }
+        server.add_service(service);
+    }
+
+    let admin = AdminApp::new(
+        shared,
+        config.admin.token.clone(),
+        config.instance_name.clone(),
+    );
+    let mut admin_service =
+        pingora_core::services::listening::Service::new("admin".to_string(), admin);
+    admin_service.add_tcp(&config.admin.listen.to_string());
+    server.add_service(admin_service);
+    Ok(server)
+}

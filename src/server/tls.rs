@@ -1,0 +1,118 @@
+//! Listener TLS: the default certificate plus per-project certificates chosen by SNI
+//! (exact name, then wildcard), minimum protocol version, h2 over ALPN.
+
+use crate::config::{CertPair, ListenerTls, TlsVersion};
+use async_trait::async_trait;
+use pingora_core::listeners::tls::TlsSettings;
+use pingora_core::listeners::TlsAccept;
+use pingora_core::tls::ext;
+use pingora_core::tls::pkey::{PKey, Private};
+use pingora_core::tls::ssl::{NameType, SslRef, SslVersion};
+use pingora_core::tls::x509::X509;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A certificate chain (leaf first) and its key.
+pub struct Certified {
+    chain: Vec<X509>,
+    key: PKey<Private>,
+}
+
+impl Certified {
+    pub fn load(pair: &CertPair) -> std::io::Result<Arc<Self>> {
+        let chain =
+            X509::stack_from_pem(&std::fs::read(&pair.cert)?).map_err(std::io::Error::other)?;
+        let key = PKey::private_key_from_pem(&std::fs::read(&pair.key)?)
+            .map_err(std::io::Error::other)?;
+        if chain.is_empty() {
+            return Err(std::io::Error::other(format!(
+                "{} holds no certificate",
+                pair.cert.display()
+            )));
+        }
+        Ok(Arc::new(Certified { chain, key }))
+    }
+}
+
+/// Picks the certificate for the SNI name of each handshake.
+pub struct SniCertificates {
+    default: Arc<Certified>,
+    exact: HashMap<String, Arc<Certified>>,
+    /// Keyed by the suffix after `*.`.
+    wildcard: HashMap<String, Arc<Certified>>,
+}
+
+impl SniCertificates {
+    pub fn new(default: Arc<Certified>) -> Self {
+        SniCertificates {
+            default,
+            exact: HashMap::new(),
+            wildcard: HashMap::new(),
+        }
+    }
+
+    /// Serves `cert` for `host` (`name`, `*.name`; `*` is covered by the default).
+    pub fn add(&mut self, host: &str, cert: Arc<Certified>) {
+        if let Some(suffix) = host.strip_prefix("*.") {
+            self.wildcard.insert(suffix.to_string(), cert);
+        } else if host != "*" {
+            self.exact.insert(host.to_string(), cert);
+        }
+    }
+
+    fn pick(&self, name: Option<&str>) -> &Certified {
+        let Some(name) = name.map(str::to_ascii_lowercase) else {
+            return &self.default;
+        };
+        if let Some(c) = self.exact.get(&name) {
+            return c;
+        }
+        let mut rest = name.as_str();
+        while let Some(dot) = rest.find('.') {
+            rest = &rest[dot + 1..];
+            if let Some(c) = self.wildcard.get(rest) {
+                return c;
+            }
+        }
+        &self.default
+    }
+}
+
+#[async_trait]
+impl TlsAccept for SniCertificates {
+    async fn certificate_callback(&self, ssl: &mut SslRef) {
+        let cert = self.pick(ssl.servername(NameType::HOST_NAME));
+        let result = ext::ssl_use_certificate(ssl, &cert.chain[0])
+            .and_then(|_| ext::ssl_use_private_key(ssl, &cert.key))
+            .and_then(|_| {
+                cert.chain[1..]
+                    .iter()
+                    .try_for_each(|c| ext::ssl_add_chain_cert(ssl, c))
+            });
+        if let Err(e) = result {
+            log::error!(
+                "TLS: cannot use the certificate for {:?}: {e}",
+                ssl.servername(NameType::HOST_NAME)
+            );
+        }
+    }
+}
+
+pub fn settings(tls: &ListenerTls, certs: SniCertificates) -> pingora_error::Result<TlsSettings> {
+    let mut settings = TlsSettings::with_callbacks(Box::new(certs))?;
+    if tls.min_version == TlsVersion::V1_3 {
+        settings
+            .set_min_proto_version(Some(SslVersion::TLS1_3))
+            .map_err(|e| {
+                pingora_error::Error::because(
+                    pingora_error::ErrorType::InternalError,
+                    "set TLS min version",
+                    e,
+                )
+            })?;
+    }
+    if tls.http2 {
+        settings.enable_h2();
+    }
+    Ok(settings)
+}

@@ -1,0 +1,147 @@
+//! Per-backend state shared by selection, health checks, passive failure tracking and /status.
+
+use prometheus::IntGauge;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Without active checks, a backend marked down by connect failures is retried after this.
+const PASSIVE_DOWN_WITHOUT_CHECKS: Duration = Duration::from_secs(10);
+/// `passive_down_until` value meaning "until the next successful active check".
+const UNTIL_NEXT_CHECK: u64 = u64::MAX;
+
+/// The outcome of the last active check, for /status.
+#[derive(Debug, Clone, Default)]
+pub struct CheckRecord {
+    pub last_check: Option<SystemTime>,
+    /// `None` when it passed, the error otherwise.
+    pub last_error: Option<String>,
+    pub consecutive_failures: u32,
+    pub consecutive_successes: u32,
+}
+
+pub struct BackendState {
+    pub addr: SocketAddr,
+    pub weight: usize,
+    /// Requests currently being proxied to this backend (least_conn).
+    pub in_flight: AtomicUsize,
+    /// Connect failures in a row seen by the proxy (passive health).
+    connect_failures: AtomicU32,
+    /// Unix ms until which passive failures keep the backend out; 0 = not marked.
+    passive_down_until: AtomicU64,
+    pub record: Mutex<CheckRecord>,
+    healthy_gauge: IntGauge,
+    has_active_checks: bool,
+    fall: u32,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl BackendState {
+    pub fn new(
+        pool: &str,
+        addr: SocketAddr,
+        weight: usize,
+        has_active_checks: bool,
+        fall: usize,
+    ) -> Self {
+        let healthy_gauge = crate::metrics::METRICS
+            .backend_healthy
+            .with_label_values(&[pool, &addr.to_string()]);
+        healthy_gauge.set(1);
+        BackendState {
+            addr,
+            weight,
+            in_flight: AtomicUsize::new(0),
+            connect_failures: AtomicU32::new(0),
+            passive_down_until: AtomicU64::new(0),
+            record: Mutex::new(CheckRecord::default()),
+            healthy_gauge,
+            has_active_checks,
+            fall: fall.max(1) as u32,
+        }
+    }
+
+    /// True while connect failures keep this backend out of selection.
+    pub fn passively_down(&self) -> bool {
+        match self.passive_down_until.load(Relaxed) {
+            0 => false,
+            UNTIL_NEXT_CHECK => true,
+            until => now_ms() < until,
+        }
+    }
+
+    /// A connection to this backend failed; after `fall` in a row it is taken out.
+    pub fn connect_failed(&self, pool: &str) {
+        let n = self.connect_failures.fetch_add(1, Relaxed) + 1;
+        if n >= self.fall && !self.passively_down() {
+            let until = if self.has_active_checks {
+                UNTIL_NEXT_CHECK
+            } else {
+                now_ms() + PASSIVE_DOWN_WITHOUT_CHECKS.as_millis() as u64
+            };
+            self.passive_down_until.store(until, Relaxed);
+            self.healthy_gauge.set(0);
+            log::warn!(
+                "pool {pool}: backend {} marked down after {n} connect failures",
+                self.addr
+            );
+        }
+    }
+
+    pub fn connect_succeeded(&self) {
+        if self.connect_failures.load(Relaxed) != 0 {
+            self.connect_failures.store(0, Relaxed);
+        }
+    }
+
+    /// Records an active check result (called by the health check service).
+    pub fn record_check(&self, error: Option<String>) {
+        let mut r = self.record.lock().unwrap_or_else(|e| e.into_inner());
+        r.last_check = Some(SystemTime::now());
+        if error.is_some() {
+            r.consecutive_failures += 1;
+            r.consecutive_successes = 0;
+        } else {
+            r.consecutive_successes += 1;
+            r.consecutive_failures = 0;
+            self.connect_failures.store(0, Relaxed);
+            self.passive_down_until.store(0, Relaxed);
+        }
+        r.last_error = error;
+    }
+
+    /// The active health state changed (the threshold rise/fall was crossed).
+    pub fn set_active_health(&self, healthy: bool) {
+        self.healthy_gauge
+            .set(i64::from(healthy && !self.passively_down()));
+    }
+
+    pub fn snapshot(&self) -> CheckRecord {
+        self.record
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// Counts a request in flight on a backend for as long as it lives.
+pub struct InFlight(std::sync::Arc<BackendState>);
+
+impl InFlight {
+    pub fn new(b: std::sync::Arc<BackendState>) -> Self {
+        b.in_flight.fetch_add(1, Relaxed);
+        InFlight(b)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Relaxed);
+    }
+}

@@ -1,0 +1,34 @@
+//! The `HttpPeer` template of a pool: timeouts, upstream TLS (SNI, verification, CA) and h2.
+
+use crate::config::PoolSettings;
+use pingora_core::tls::x509::X509;
+use pingora_core::upstreams::peer::HttpPeer;
+use std::sync::Arc;
+
+pub fn template(p: &PoolSettings) -> std::io::Result<HttpPeer> {
+    let tls = p.tls.as_ref();
+    let mut peer = HttpPeer::new(
+        "0.0.0.0:1",
+        tls.is_some(),
+        tls.map(|t| t.sni.clone()).unwrap_or_default(),
+    );
+    let o = &mut peer.options;
+    o.connection_timeout = p.timeouts.connect;
+    o.read_timeout = p.timeouts.read;
+    o.write_timeout = p.timeouts.write;
+    o.idle_timeout = p.timeouts.idle;
+    if let Some(t) = tls {
+        o.verify_cert = t.verify;
+        o.verify_hostname = t.verify;
+        if let Some(path) = &t.ca_file {
+            let pem = std::fs::read(path)?;
+            let certs = X509::stack_from_pem(&pem).map_err(std::io::Error::other)?;
+            o.ca = Some(Arc::new(certs.into_boxed_slice()));
+        }
+    }
+    if p.http2 {
+        // Offer h2 and fall back to HTTP/1.1 if a backend does not speak it.
+        o.set_http_version(2, 1);
+    }
+    Ok(peer)
+}

@@ -78,7 +78,9 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Config, ConfigErrors> 
     let access_log = access_log(&mut ck, &raw.access_log);
     let listeners = listeners::listeners(&mut ck, &raw.listeners);
     let pools = pools::pools(&mut ck, &raw.pools);
-    let projects = projects::projects(&mut ck, raw.projects, &listeners, &pools);
+    let pool_names = raw.pools.keys().map(String::as_str).collect();
+    let listener_names = raw.listeners.keys().map(String::as_str).collect();
+    let projects = projects::projects(&mut ck, raw.projects, &listener_names, &pool_names);
     if !ck.errors.is_empty() {
         return Err(ConfigErrors(ck.errors));
     }

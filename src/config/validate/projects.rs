@@ -11,8 +11,8 @@ use std::sync::Arc;
 pub(super) fn projects(
     ck: &mut Checker,
     raw: Vec<RawProject>,
-    listeners: &[ListenerSettings],
-    pools: &[PoolSettings],
+    listener_names: &Vec<&str>,
+    pool_names: &HashSet<&str>,
 ) -> Vec<ProjectSettings> {
     if raw.is_empty() {
         ck.error(
@@ -20,8 +20,6 @@ pub(super) fn projects(
             "no project configured: add one with `hosts: [\"*\"]` to serve every host",
         );
     }
-    let pool_names: HashSet<&str> = pools.iter().map(|p| p.name.as_str()).collect();
-    let listener_names: Vec<&str> = listeners.iter().map(|l| l.name.as_str()).collect();
     let mut names = HashSet::new();
     // (listener, host) → project, to refuse two projects answering the same name.
     let mut owners: HashMap<(String, String), String> = HashMap::new();

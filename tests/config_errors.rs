@@ -35,10 +35,21 @@ fn check(yaml: &str) -> Checked {
 /// Asserts exit 1 and an error line `PATH:LINE:COL: KEY: ...MESSAGE...`.
 fn assert_error(yaml: &str, line: usize, col: usize, key: &str, message: &str) {
     let c = check(yaml);
-    assert_eq!(c.code, 1, "must fail:\n{yaml}\nstdout: {}\nstderr: {}", c.stdout, c.stderr);
+    assert_eq!(
+        c.code, 1,
+        "must fail:\n{yaml}\nstdout: {}\nstderr: {}",
+        c.stdout, c.stderr
+    );
     let prefix = format!("{}:{line}:{col}: {key}: ", c.path);
-    let found = c.stderr.lines().any(|l| l.starts_with(&prefix) && l.contains(message));
-    assert!(found, "expected a line starting `{prefix}` containing `{message}`, got:\n{}", c.stderr);
+    let found = c
+        .stderr
+        .lines()
+        .any(|l| l.starts_with(&prefix) && l.contains(message));
+    assert!(
+        found,
+        "expected a line starting `{prefix}` containing `{message}`, got:\n{}",
+        c.stderr
+    );
 }
 
 const BASE: &str = "listeners:\n  http: { address: \"127.0.0.1:8080\" }\npools:\n  app:\n    backends: [127.0.0.1:3000]\n";
@@ -49,7 +60,11 @@ fn valid_config_prints_a_summary() {
     let c = check(&yaml);
     assert_eq!(c.code, 0, "{}", c.stderr);
     assert!(c.stdout.contains("OK"), "{}", c.stdout);
-    assert!(c.stdout.contains("shop") && c.stdout.contains("rules 1"), "{}", c.stdout);
+    assert!(
+        c.stdout.contains("shop") && c.stdout.contains("rules 1"),
+        "{}",
+        c.stdout
+    );
     assert!(c.stdout.contains("127.0.0.1:3000"), "{}", c.stdout);
 }
 
@@ -59,16 +74,29 @@ fn shipped_configs_are_valid() {
         let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
             .args(["check", "-c", file])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("RAMPART_EXAMPLE_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/conf/examples"))
+            .env(
+                "RAMPART_EXAMPLE_DIR",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/conf/examples"),
+            )
             .output()
             .unwrap();
-        assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
 #[test]
 fn unknown_top_level_key() {
-    assert_error(&format!("{BASE}projectz: []\n"), 6, 1, "projectz", "unknown field `projectz`");
+    assert_error(
+        &format!("{BASE}projectz: []\n"),
+        6,
+        1,
+        "projectz",
+        "unknown field `projectz`",
+    );
 }
 
 #[test]
@@ -86,31 +114,61 @@ fn missing_pool_reference() {
 #[test]
 fn missing_listener_reference() {
     let yaml = format!("{BASE}projects:\n  - name: shop\n    hosts: [a.test]\n    listeners: [https]\n    pool: app\n");
-    assert_error(&yaml, 9, 17, "projects[0].listeners[0]", "no listener named `https`");
+    assert_error(
+        &yaml,
+        9,
+        17,
+        "projects[0].listeners[0]",
+        "no listener named `https`",
+    );
 }
 
 #[test]
 fn duplicate_rule_ids() {
     let yaml = format!("{BASE}projects:\n  - name: shop\n    hosts: [a.test]\n    pool: app\n    rules:\n      - {{ id: r1, match: {{ path: /a }} }}\n      - {{ id: r1, match: {{ path: /b }} }}\n");
-    assert_error(&yaml, 12, 11, "projects[0].rules[1].id", "duplicate rule id `r1`");
+    assert_error(
+        &yaml,
+        12,
+        11,
+        "projects[0].rules[1].id",
+        "duplicate rule id `r1`",
+    );
 }
 
 #[test]
 fn bad_regex() {
     let yaml = format!("{BASE}projects:\n  - name: shop\n    hosts: [a.test]\n    pool: app\n    rules:\n      - id: r1\n        match:\n          path_regex: '^/p/([0-9+$'\n");
-    assert_error(&yaml, 13, 11, "projects[0].rules[0].match.path_regex", "invalid regex");
+    assert_error(
+        &yaml,
+        13,
+        11,
+        "projects[0].rules[0].match.path_regex",
+        "invalid regex",
+    );
 }
 
 #[test]
 fn bad_cidr() {
     let yaml = format!("{BASE}projects:\n  - name: shop\n    hosts: [a.test]\n    pool: app\n    rules:\n      - id: r1\n        match:\n          client_ip: [10.0.0.0/8, 300.1.0.0/16]\n");
-    assert_error(&yaml, 13, 35, "projects[0].rules[0].match.client_ip[1]", "not an IP address or CIDR");
+    assert_error(
+        &yaml,
+        13,
+        35,
+        "projects[0].rules[0].match.client_ip[1]",
+        "not an IP address or CIDR",
+    );
 }
 
 #[test]
 fn unreadable_certificate() {
     let yaml = "listeners:\n  https:\n    address: \"127.0.0.1:8443\"\n    tls: { cert: /nonexistent/site.crt, key: /nonexistent/site.key }\npools:\n  app:\n    backends: [127.0.0.1:3000]\nprojects:\n  - { name: shop, hosts: [a.test], pool: app }\n";
-    assert_error(yaml, 4, 12, "listeners.https.tls.cert", "cannot read `/nonexistent/site.crt`");
+    assert_error(
+        yaml,
+        4,
+        12,
+        "listeners.https.tls.cert",
+        "cannot read `/nonexistent/site.crt`",
+    );
 }
 
 #[test]
@@ -118,7 +176,14 @@ fn unset_environment_variable() {
     let yaml = format!("instance_name: ${{RAMPART_TEST_SURELY_UNSET}}\n{BASE}projects:\n  - {{ name: shop, hosts: [a.test], pool: app }}\n");
     let c = check(&yaml);
     assert_eq!(c.code, 1);
-    assert!(c.stderr.contains(&format!("{}:1:16: environment variable `RAMPART_TEST_SURELY_UNSET` is not set", c.path)), "{}", c.stderr);
+    assert!(
+        c.stderr.contains(&format!(
+            "{}:1:16: environment variable `RAMPART_TEST_SURELY_UNSET` is not set",
+            c.path
+        )),
+        "{}",
+        c.stderr
+    );
 }
 
 #[test]
@@ -132,24 +197,57 @@ fn environment_variables_and_defaults_are_used() {
 #[test]
 fn bad_duration() {
     let yaml = "listeners:\n  http: { address: \"127.0.0.1:8080\" }\npools:\n  app:\n    backends: [127.0.0.1:3000]\n    timeouts: { connect: fast }\nprojects:\n  - { name: shop, hosts: [a.test], pool: app }\n";
-    assert_error(yaml, 6, 17, "pools.app.timeouts.connect", "is not a duration");
+    assert_error(
+        yaml,
+        6,
+        17,
+        "pools.app.timeouts.connect",
+        "is not a duration",
+    );
 }
 
 #[test]
 fn zero_weight_and_bad_selection() {
     let yaml = "listeners:\n  http: { address: \"127.0.0.1:8080\" }\npools:\n  app:\n    backends:\n      - { address: 127.0.0.1:3000, weight: 0 }\nprojects:\n  - { name: shop, hosts: [a.test], pool: app }\n";
-    assert_error(yaml, 6, 36, "pools.app.backends[0].weight", "must be at least 1");
-    assert!(!check(yaml).stderr.contains("no pool named"), "an invalid pool is still a pool: no cascading error");
+    assert_error(
+        yaml,
+        6,
+        36,
+        "pools.app.backends[0].weight",
+        "must be at least 1",
+    );
+    assert!(
+        !check(yaml).stderr.contains("no pool named"),
+        "an invalid pool is still a pool: no cascading error"
+    );
     let yaml = "listeners:\n  http: { address: \"127.0.0.1:8080\" }\npools:\n  app:\n    backends: [127.0.0.1:3000]\n    selection: fastest\nprojects:\n  - { name: shop, hosts: [a.test], pool: app }\n";
-    assert_error(yaml, 6, 16, "pools.app.selection", "unknown variant `fastest`");
+    assert_error(
+        yaml,
+        6,
+        16,
+        "pools.app.selection",
+        "unknown variant `fastest`",
+    );
 }
 
 #[test]
 fn bad_listener_address_and_host_conflict() {
     let yaml = "listeners:\n  http: { address: \"localhost\" }\npools:\n  app:\n    backends: [127.0.0.1:3000]\nprojects:\n  - { name: shop, hosts: [a.test], pool: app }\n";
-    assert_error(yaml, 2, 11, "listeners.http.address", "not an IP:port address");
+    assert_error(
+        yaml,
+        2,
+        11,
+        "listeners.http.address",
+        "not an IP:port address",
+    );
     let yaml = format!("{BASE}projects:\n  - {{ name: one, hosts: [a.test], pool: app }}\n  - {{ name: two, hosts: [A.test], pool: app }}\n");
-    assert_error(&yaml, 8, 18, "projects[1].hosts", "already served by project `one`");
+    assert_error(
+        &yaml,
+        8,
+        18,
+        "projects[1].hosts",
+        "already served by project `one`",
+    );
 }
 
 #[test]
@@ -157,8 +255,22 @@ fn redirect_status_and_template_errors() {
     let yaml = format!("{BASE}projects:\n  - name: shop\n    hosts: [a.test]\n    pool: app\n    rules:\n      - id: r1\n        match: {{ path: /a }}\n        redirect: {{ to: \"/b/{{rest}}\", status: 200 }}\n");
     let c = check(&yaml);
     assert_eq!(c.code, 1);
-    assert!(c.stderr.contains(&format!("{}:13:38: projects[0].rules[0].redirect.status: 200 is not a redirect status", c.path)), "{}", c.stderr);
-    assert!(c.stderr.contains(&format!("{}:13:21: projects[0].rules[0].redirect.to: unknown template variable `{{rest}}`", c.path)), "{}", c.stderr);
+    assert!(
+        c.stderr.contains(&format!(
+            "{}:13:38: projects[0].rules[0].redirect.status: 200 is not a redirect status",
+            c.path
+        )),
+        "{}",
+        c.stderr
+    );
+    assert!(
+        c.stderr.contains(&format!(
+            "{}:13:21: projects[0].rules[0].redirect.to: unknown template variable `{{rest}}`",
+            c.path
+        )),
+        "{}",
+        c.stderr
+    );
 }
 
 #[test]
@@ -171,5 +283,9 @@ fn unknown_server_setting() {
 fn yaml_syntax_error_has_a_position() {
     let c = check("listeners:\n  http: { address: \"127.0.0.1:8080\"\npools: {}\n");
     assert_eq!(c.code, 1);
-    assert!(c.stderr.starts_with(&format!("{}:", c.path)) && c.stderr.contains(":3:"), "{}", c.stderr);
+    assert!(
+        c.stderr.starts_with(&format!("{}:", c.path)) && c.stderr.contains(":3:"),
+        "{}",
+        c.stderr
+    );
 }

@@ -1,0 +1,173 @@
+//! Projects are chosen by listener + Host (exact, wildcard, catch-all); TLS certificates by
+//! SNI; h2 is offered over ALPN; an unknown host gets 421.
+
+mod common;
+use common::*;
+use std::time::Duration;
+
+fn https_client(
+    ca: &TestCa,
+    names: &[&str],
+    addr: std::net::SocketAddr,
+) -> reqwest::blocking::Client {
+    let mut b = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.ca_pem().as_bytes()).unwrap())
+        .tls_info(true)
+        .no_proxy()
+        .timeout(Duration::from_secs(10));
+    for n in names {
+        b = b.resolve(n, addr);
+    }
+    b.build().unwrap()
+}
+
+fn served_cert(resp: &reqwest::blocking::Response) -> Vec<u8> {
+    resp.extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|i| i.peer_certificate())
+        .expect("TLS info")
+        .to_vec()
+}
+
+#[test]
+fn host_routing_sni_certificates_and_h2() {
+    let ca = TestCa::new();
+    let default_cert = ca.issue(&["default.test"]);
+    let shop_cert = ca.issue(&["shop.test", "*.shop.test"]);
+    let blog_cert = ca.issue(&["blog.test"]);
+    let shop = Upstream::start("shop");
+    let blog = Upstream::start("blog");
+    let other = Upstream::start("other");
+    let (http, https, admin) = (free_addr(), free_addr(), free_addr());
+    let yaml = format!(
+        r#"
+server: {{ threads: 2 }}
+admin: {{ listen: "{admin}" }}
+access_log: {{ target: off }}
+listeners:
+  http: {{ address: "{http}" }}
+  https: {{ address: "{https}", tls: {{ cert: "{dc}", key: "{dk}", http2: true }} }}
+pools:
+  shop: {{ backends: ["{shop}"] }}
+  blog: {{ backends: ["{blog}"] }}
+  other: {{ backends: ["{other}"] }}
+projects:
+  - {{ name: shop, hosts: [shop.test, "*.shop.test"], pool: shop, tls: {{ cert: "{sc}", key: "{sk}" }} }}
+  - {{ name: blog, hosts: [blog.test], pool: blog, listeners: [https], tls: {{ cert: "{bc}", key: "{bk}" }} }}
+  - {{ name: other, hosts: ["*.test"], pool: other, listeners: [http] }}
+"#,
+        dc = default_cert.cert(),
+        dk = default_cert.key(),
+        sc = shop_cert.cert(),
+        sk = shop_cert.key(),
+        bc = blog_cert.cert(),
+        bk = blog_cert.key(),
+        shop = shop.addr_string(),
+        blog = blog.addr_string(),
+        other = other.addr_string(),
+    );
+    let _rampart = Rampart::start(&yaml);
+
+    // Plain HTTP: exact, wildcard (any depth), port and case ignored, catch-all per listener.
+    let base = format!("http://{http}");
+    assert_eq!(get_echo(&format!("{base}/a"), "shop.test").upstream, "shop");
+    assert_eq!(
+        get_echo(&format!("{base}/a"), "SHOP.test:8080").upstream,
+        "shop"
+    );
+    assert_eq!(
+        get_echo(&format!("{base}/a"), "eu.www.shop.test").upstream,
+        "shop"
+    );
+    assert_eq!(
+        get_echo(&format!("{base}/a"), "news.test").upstream,
+        "other"
+    );
+    // blog is only on https: on http, blog.test falls to the *.test project.
+    assert_eq!(
+        get_echo(&format!("{base}/a"), "blog.test").upstream,
+        "other"
+    );
+    let r = get(&format!("{base}/a"), "unknown.example");
+    assert_eq!(r.status(), 421);
+    assert!(r.headers().contains_key("x-request-id"));
+
+    // HTTPS: each project's certificate by SNI, the default one otherwise, h2 negotiated.
+    let https_addr: std::net::SocketAddr = https.parse().unwrap();
+    let c = https_client(
+        &ca,
+        &[
+            "shop.test",
+            "www.shop.test",
+            "blog.test",
+            "default.test",
+            "news.test",
+        ],
+        https_addr,
+    );
+    let port = https_addr.port();
+    let r = c.get(format!("https://shop.test:{port}/x")).send().unwrap();
+    assert_eq!(served_cert(&r), shop_cert.cert_der);
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    let echo: Echo = r.json().unwrap();
+    assert_eq!(echo.upstream, "shop");
+    assert_eq!(echo.header("x-forwarded-proto"), Some("https"));
+    let r = c
+        .get(format!("https://www.shop.test:{port}/x"))
+        .send()
+        .unwrap();
+    assert_eq!(
+        served_cert(&r),
+        shop_cert.cert_der,
+        "wildcard host gets the project's certificate"
+    );
+    let r = c.get(format!("https://blog.test:{port}/x")).send().unwrap();
+    assert_eq!(served_cert(&r), blog_cert.cert_der);
+    assert_eq!(r.json::<Echo>().unwrap().upstream, "blog");
+    // No project for news.test on https: the default certificate, then 421.
+    let r = c
+        .get(format!("https://default.test:{port}/x"))
+        .send()
+        .unwrap();
+    assert_eq!(served_cert(&r), default_cert.cert_der);
+    assert_eq!(r.status(), 421);
+    assert_eq!(shop.hits() + blog.hits() + other.hits(), 8);
+}
+
+#[test]
+fn tls_min_version_1_3_refuses_tls_1_2() {
+    let ca = TestCa::new();
+    let cert = ca.issue(&["site.test"]);
+    let up = Upstream::start("up");
+    let (https, admin) = (free_addr(), free_addr());
+    let yaml = format!(
+        "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  https: {{ address: \"{https}\", tls: {{ cert: \"{}\", key: \"{}\", min_version: \"1.3\" }} }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
+        cert.cert(),
+        cert.key(),
+        up.addr_string()
+    );
+    let _r = Rampart::start(&yaml);
+    let addr: std::net::SocketAddr = https.parse().unwrap();
+    let base = || {
+        reqwest::blocking::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(ca.ca_pem().as_bytes()).unwrap())
+            .resolve("site.test", addr)
+            .no_proxy()
+    };
+    let url = format!("https://site.test:{}/", addr.port());
+    let ok = base()
+        .min_tls_version(reqwest::tls::Version::TLS_1_3)
+        .build()
+        .unwrap()
+        .get(&url)
+        .send()
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let old = base()
+        .max_tls_version(reqwest::tls::Version::TLS_1_2)
+        .build()
+        .unwrap()
+        .get(&url)
+        .send();
+    assert!(old.is_err(), "a TLS 1.2 client must be refused");
+}

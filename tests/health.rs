@@ -1,0 +1,183 @@
+//! Active health checks take backends out and back in; connection failures are retried on
+//! another backend; timeouts and dead pools give the right 5xx with the cause logged.
+
+mod common;
+use common::*;
+use std::time::Duration;
+
+fn config(backends: &[String], pool_extra: &str, project_extra: &str) -> (String, String, String) {
+    let (http, admin) = (free_addr(), free_addr());
+    let list: Vec<String> = backends.iter().map(|b| format!("\"{b}\"")).collect();
+    let yaml = format!(
+        "server: {{ threads: 2 }}\nadmin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app:\n    backends: [{}]\n{pool_extra}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app{project_extra} }}\n",
+        list.join(", ")
+    );
+    (yaml, format!("http://{http}"), admin)
+}
+
+fn backend_status(r: &Rampart, addr: &str) -> serde_json::Value {
+    let s = r.status();
+    s["pools"][0]["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["address"] == addr)
+        .cloned()
+        .expect("backend in /status")
+}
+
+fn who(base: &str, n: usize) -> std::collections::HashMap<String, usize> {
+    let c = client();
+    let mut m = std::collections::HashMap::new();
+    for _ in 0..n {
+        let r = c.get(format!("{base}/x")).send().unwrap();
+        assert_eq!(r.status(), 200);
+        *m.entry(r.headers()["x-upstream"].to_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    m
+}
+
+#[test]
+fn http_check_takes_a_backend_out_and_back_in() {
+    let (a, b) = (Upstream::start("a"), Upstream::start("b"));
+    let hc = "    health_check: { kind: http, path: /healthz, host: app.internal, expect_status: [200], interval: 100ms, timeout: 500ms, rise: 2, fall: 2 }";
+    let (yaml, base, _) = config(&[a.addr_string(), b.addr_string()], hc, "");
+    let r = Rampart::start(&yaml);
+    let b_addr = b.addr_string();
+    let gauge = format!("rampart_backend_healthy{{backend=\"{b_addr}\",pool=\"app\"}}");
+    poll_until(Duration::from_secs(5), "first health checks", || {
+        (backend_status(&r, &b_addr)["last_check_result"] == "ok").then_some(())
+    });
+    assert_eq!(who(&base, 10).len(), 2);
+
+    b.set_healthy(false);
+    poll_until(Duration::from_secs(5), "b to be marked down", || {
+        (backend_status(&r, &b_addr)["healthy"] == false).then_some(())
+    });
+    let st = backend_status(&r, &b_addr);
+    assert!(st["consecutive_failures"].as_u64().unwrap() >= 2, "{st}");
+    assert!(
+        st["last_check_result"].as_str().unwrap().contains("503"),
+        "{st}"
+    );
+    assert!(st["last_check_ms"].as_u64().is_some(), "{st}");
+    assert_eq!(r.metric(&gauge), Some(0.0));
+    let hits_before = b.hits();
+    let seen = who(&base, 20);
+    assert_eq!(seen.get("a"), Some(&20), "{seen:?}");
+    assert_eq!(b.hits(), hits_before);
+    r.wait_for_log(
+        &format!("backend {b_addr} is unhealthy"),
+        Duration::from_secs(2),
+    );
+
+    b.set_healthy(true);
+    poll_until(Duration::from_secs(5), "b to come back", || {
+        (backend_status(&r, &b_addr)["healthy"] == true).then_some(())
+    });
+    assert_eq!(r.metric(&gauge), Some(1.0));
+    assert_eq!(who(&base, 10).len(), 2, "traffic is shared again");
+}
+
+#[test]
+fn tcp_check_follows_a_stopped_backend() {
+    let (a, mut b) = (Upstream::start("a"), Upstream::start("b"));
+    let hc = "    health_check: { kind: tcp, interval: 100ms, timeout: 300ms, rise: 1, fall: 1 }";
+    let (yaml, base, _) = config(&[a.addr_string(), b.addr_string()], hc, "");
+    let r = Rampart::start(&yaml);
+    let b_addr = b.addr_string();
+    b.stop();
+    poll_until(Duration::from_secs(5), "b to be marked down", || {
+        (backend_status(&r, &b_addr)["healthy"] == false).then_some(())
+    });
+    assert_eq!(who(&base, 10).get("a"), Some(&10));
+    b.restart();
+    poll_until(Duration::from_secs(5), "b to come back", || {
+        (backend_status(&r, &b_addr)["healthy"] == true).then_some(())
+    });
+    assert_eq!(who(&base, 10).len(), 2);
+}
+
+#[test]
+fn refused_connections_are_retried_on_another_backend() {
+    let a = Upstream::start("a");
+    let dead = free_addr();
+    let (yaml, base, _) = config(
+        &[dead.clone(), a.addr_string()],
+        "    retries: 1\n    health_check: { kind: none, fall: 3 }",
+        "",
+    );
+    let r = Rampart::start(&yaml);
+    // Round robin sends every other request to the dead backend first: none may fail.
+    assert_eq!(who(&base, 20).get("a"), Some(&20));
+    assert!(
+        r.metric("rampart_upstream_errors_total{kind=\"connect\",pool=\"app\"}")
+            .unwrap()
+            >= 3.0
+    );
+    // After `fall` connect failures the dead backend is taken out (passive health).
+    assert_eq!(
+        r.metric(&format!(
+            "rampart_backend_healthy{{backend=\"{dead}\",pool=\"app\"}}"
+        )),
+        Some(0.0)
+    );
+    r.wait_for_log(
+        &format!("backend {dead} marked down"),
+        Duration::from_secs(2),
+    );
+}
+
+#[test]
+fn dead_pool_answers_502_with_the_cause_logged_and_timeouts_504() {
+    let dead = free_addr();
+    let (yaml, base, _) = config(
+        &[dead.clone()],
+        "    retries: 0\n    health_check: { kind: none }",
+        "",
+    );
+    let r = Rampart::start(&yaml);
+    let resp = client().get(format!("{base}/x")).send().unwrap();
+    assert_eq!(resp.status(), 502);
+    assert!(resp.headers().contains_key("x-request-id"));
+    r.wait_for_log("Connection refused", Duration::from_secs(2));
+    drop(r);
+
+    let slow = Upstream::start("slow");
+    let (yaml, base, _) = config(
+        &[slow.addr_string()],
+        "    retries: 0\n    timeouts: { read: 300ms }",
+        "",
+    );
+    let _r = Rampart::start(&yaml);
+    let resp = client().get(format!("{base}/slow?ms=3000")).send().unwrap();
+    assert_eq!(resp.status(), 504);
+}
+
+#[test]
+fn upstream_tls_with_verification_and_h2() {
+    let ca = TestCa::new();
+    let cert = ca.issue(&["app.internal"]);
+    let up = Upstream::start_tls("tls-up", &cert);
+    let pool = format!("    tls: {{ sni: app.internal, verify: true, ca_file: \"{}\" }}\n    http2: true\n    health_check: {{ kind: http, path: /healthz, interval: 100ms }}", ca.ca_path().display());
+    let (yaml, base, _) = config(&[up.addr_string()], &pool, "");
+    let r = Rampart::start(&yaml);
+    let echo = get_echo(&format!("{base}/over-tls"), "site.test");
+    assert_eq!(echo.upstream, "tls-up");
+    assert_eq!(echo.version, "HTTP/2.0", "h2 to the backend");
+    poll_until(Duration::from_secs(5), "TLS health check", || {
+        (backend_status(&r, &up.addr_string())["last_check_result"] == "ok").then_some(())
+    });
+    drop(r);
+
+    // A backend whose certificate the CA did not sign is refused (verify: true).
+    let other_ca = TestCa::new();
+    let pool = format!(
+        "    retries: 0\n    tls: {{ sni: app.internal, verify: true, ca_file: \"{}\" }}",
+        other_ca.ca_path().display()
+    );
+    let (yaml, base, _) = config(&[up.addr_string()], &pool, "");
+    let _r = Rampart::start(&yaml);
+    assert_eq!(get(&format!("{base}/x"), "site.test").status(), 502);
+}

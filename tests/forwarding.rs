@@ -1,0 +1,89 @@
+//! What the backend receives: X-Forwarded-*, X-Real-IP, X-Request-Id, Host, no hop-by-hop.
+
+mod common;
+use common::*;
+
+fn start(project_extra: &str, up: &Upstream) -> (Rampart, String) {
+    let (http, admin) = (free_addr(), free_addr());
+    let yaml = format!(
+        "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app{project_extra} }}\n",
+        up.addr_string()
+    );
+    (Rampart::start(&yaml), format!("http://{http}"))
+}
+
+#[test]
+fn untrusted_proxy_headers_are_replaced() {
+    let up = Upstream::start("up");
+    let (_r, base) = start("", &up);
+    let resp = client()
+        .get(format!("{base}/p?q=1"))
+        .header("host", "Shop.Test:8080")
+        .header("x-forwarded-for", "6.6.6.6")
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "evil.test")
+        .header("x-real-ip", "6.6.6.6")
+        .header("forwarded", "for=6.6.6.6")
+        .header("connection", "keep-alive, x-hop")
+        .header("x-hop", "1")
+        .header("keep-alive", "timeout=5")
+        .header("proxy-authorization", "Basic Zm9vOmJhcg==")
+        .header("te", "trailers")
+        .send()
+        .unwrap();
+    let id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(id.len(), 32, "generated ids are 128-bit hex");
+    let e: Echo = resp.json().unwrap();
+    assert_eq!(e.uri, "/p?q=1");
+    assert_eq!(e.header("x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(e.header("x-real-ip"), Some("127.0.0.1"));
+    assert_eq!(e.header("x-forwarded-proto"), Some("http"));
+    assert_eq!(e.header("x-forwarded-host"), Some("Shop.Test:8080"));
+    assert_eq!(e.header("host"), Some("Shop.Test:8080"), "preserve_host defaults to true");
+    assert_eq!(e.header("x-request-id"), Some(id.as_str()));
+    for h in ["forwarded", "x-hop", "keep-alive", "proxy-authorization", "te"] {
+        assert_eq!(e.header(h), None, "{h} must not be forwarded");
+    }
+}
+
+#[test]
+fn trusted_proxy_headers_are_extended_and_request_id_kept() {
+    let up = Upstream::start("up");
+    let (_r, base) = start(", trust_proxy_headers: true, preserve_host: false", &up);
+    let resp = client()
+        .get(format!("{base}/"))
+        .header("host", "shop.test")
+        .header("x-forwarded-for", "203.0.113.7")
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "www.shop.test")
+        .header("x-request-id", "abc-123")
+        .send()
+        .unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "abc-123", "the client's id is echoed");
+    let e: Echo = resp.json().unwrap();
+    assert_eq!(e.header("x-forwarded-for"), Some("203.0.113.7, 127.0.0.1"));
+    assert_eq!(e.header("x-forwarded-proto"), Some("https"));
+    assert_eq!(e.header("x-forwarded-host"), Some("www.shop.test"));
+    assert_eq!(e.header("x-request-id"), Some("abc-123"));
+    assert_eq!(e.header("host"), Some(up.addr_string().as_str()), "preserve_host: false sends the backend address");
+}
+
+#[test]
+fn http_1_0_is_served_and_garbage_gets_400() {
+    use std::io::{Read, Write};
+    let up = Upstream::start("up");
+    let (_r, base) = start("", &up);
+    let addr = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /old HTTP/1.0\r\nHost: a.test\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(out.contains("\"uri\":\"/old\""), "{out}");
+
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /\r\n\r\n").unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    assert!(out.starts_with("HTTP/1.1 400"), "HTTP/0.9 gets 400, got: {out:?}");
+}

@@ -39,9 +39,19 @@ fn untrusted_proxy_headers_are_replaced() {
     assert_eq!(e.header("x-real-ip"), Some("127.0.0.1"));
     assert_eq!(e.header("x-forwarded-proto"), Some("http"));
     assert_eq!(e.header("x-forwarded-host"), Some("Shop.Test:8080"));
-    assert_eq!(e.header("host"), Some("Shop.Test:8080"), "preserve_host defaults to true");
+    assert_eq!(
+        e.header("host"),
+        Some("Shop.Test:8080"),
+        "preserve_host defaults to true"
+    );
     assert_eq!(e.header("x-request-id"), Some(id.as_str()));
-    for h in ["forwarded", "x-hop", "keep-alive", "proxy-authorization", "te"] {
+    for h in [
+        "forwarded",
+        "x-hop",
+        "keep-alive",
+        "proxy-authorization",
+        "te",
+    ] {
         assert_eq!(e.header(h), None, "{h} must not be forwarded");
     }
 }
@@ -59,13 +69,21 @@ fn trusted_proxy_headers_are_extended_and_request_id_kept() {
         .header("x-request-id", "abc-123")
         .send()
         .unwrap();
-    assert_eq!(resp.headers()["x-request-id"], "abc-123", "the client's id is echoed");
+    assert_eq!(
+        resp.headers()["x-request-id"],
+        "abc-123",
+        "the client's id is echoed"
+    );
     let e: Echo = resp.json().unwrap();
     assert_eq!(e.header("x-forwarded-for"), Some("203.0.113.7, 127.0.0.1"));
     assert_eq!(e.header("x-forwarded-proto"), Some("https"));
     assert_eq!(e.header("x-forwarded-host"), Some("www.shop.test"));
     assert_eq!(e.header("x-request-id"), Some("abc-123"));
-    assert_eq!(e.header("host"), Some(up.addr_string().as_str()), "preserve_host: false sends the backend address");
+    assert_eq!(
+        e.header("host"),
+        Some(up.addr_string().as_str()),
+        "preserve_host: false sends the backend address"
+    );
 }
 
 #[test]
@@ -75,15 +93,22 @@ fn http_1_0_is_served_and_garbage_gets_400() {
     let (_r, base) = start("", &up);
     let addr = base.trim_start_matches("http://");
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.write_all(b"GET /old HTTP/1.0\r\nHost: a.test\r\n\r\n").unwrap();
+    s.write_all(b"GET /old HTTP/1.0\r\nHost: a.test\r\n\r\n")
+        .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
-    assert!(out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(
+        out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200"),
+        "{out}"
+    );
     assert!(out.contains("\"uri\":\"/old\""), "{out}");
 
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.write_all(b"GET /\r\n\r\n").unwrap();
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
-    assert!(out.starts_with("HTTP/1.1 400"), "HTTP/0.9 gets 400, got: {out:?}");
+    assert!(
+        out.starts_with("HTTP/1.1 400"),
+        "HTTP/0.9 gets 400, got: {out:?}"
+    );
 }

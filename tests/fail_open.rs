@@ -1,0 +1,95 @@
+//! Fail-open: a rule that cannot be rendered is skipped and the request goes through
+//! unmodified; an all-unhealthy pool still receives traffic. `fail_mode: closed` answers 503.
+
+mod common;
+use common::*;
+use std::time::Duration;
+
+const BROKEN_RULES: &str = "    rules:\n      - { id: tag, request_headers: { set: { X-Tag: yes } } }\n      - { id: broken, match: { path_prefix: /go/ }, redirect: { to: \"{rest}\" } }\n";
+
+fn start(up: &Upstream, mode: &str, health: &str) -> (Rampart, String) {
+    let (http, admin) = (free_addr(), free_addr());
+    let yaml = format!(
+        "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app:\n    backends: [\"{}\"]\n{health}\nprojects:\n  - name: site\n    hosts: [\"*\"]\n    pool: app\n    fail_mode: {mode}\n{BROKEN_RULES}",
+        up.addr_string()
+    );
+    (Rampart::start(&yaml), format!("http://{http}"))
+}
+
+#[test]
+fn rule_failure_fails_open_or_closed() {
+    let up = Upstream::start("up");
+    let (r, base) = start(&up, "open", "");
+    // `{rest}` renders "http://[bad": not a URI, so the redirect cannot be built.
+    let resp = client()
+        .get(format!("{base}/go/http:%2F%2F[bad"))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let e: Echo = resp.json().unwrap();
+    assert_eq!(e.uri, "/go/http:%2F%2F[bad", "unmodified");
+    assert_eq!(
+        e.header("x-tag"),
+        None,
+        "as if nothing matched: no rule contributes"
+    );
+    assert_eq!(
+        r.metric("rampart_fail_open_total{project=\"site\",reason=\"rule_error\"}"),
+        Some(1.0)
+    );
+    r.wait_for_log("rule `broken` failed", Duration::from_secs(2));
+    // Other requests are unaffected.
+    assert_eq!(
+        get_echo(&format!("{base}/ok"), "a.test").header("x-tag"),
+        Some("yes")
+    );
+    drop(r);
+
+    let (r, base) = start(&up, "closed", "");
+    let resp = client()
+        .get(format!("{base}/go/http:%2F%2F[bad"))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(
+        r.metric("rampart_fail_open_total{project=\"site\",reason=\"rule_error\"}"),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn all_unhealthy_pool_still_gets_traffic_unless_closed() {
+    let up = Upstream::start("up");
+    up.set_healthy(false);
+    let hc = "    health_check: { kind: http, path: /healthz, interval: 100ms, rise: 1, fall: 1 }";
+    let (r, base) = start(&up, "open", hc);
+    poll_until(Duration::from_secs(5), "backend marked down", || {
+        (r.status()["pools"][0]["backends"][0]["healthy"] == false).then_some(())
+    });
+    let resp = client().get(format!("{base}/x")).send().unwrap();
+    assert_eq!(
+        resp.status(),
+        200,
+        "fail-open: the unhealthy backend is tried anyway"
+    );
+    assert_eq!(
+        r.metric("rampart_fail_open_total{project=\"site\",reason=\"all_backends_unhealthy\"}"),
+        Some(1.0)
+    );
+    r.wait_for_log(
+        "no healthy backend for project site",
+        Duration::from_secs(2),
+    );
+    drop(r);
+
+    let (r, base) = start(&up, "closed", hc);
+    poll_until(Duration::from_secs(5), "backend marked down", || {
+        (r.status()["pools"][0]["backends"][0]["healthy"] == false).then_some(())
+    });
+    let hits = up.hits();
+    assert_eq!(
+        client().get(format!("{base}/x")).send().unwrap().status(),
+        503
+    );
+    assert_eq!(up.hits(), hits, "fail_mode: closed does not send it");
+}

@@ -93,6 +93,11 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     m
 });
 
+/// `reason` values of `rampart_fail_open_total`.
+pub const FAIL_OPEN_REASONS: [&str; 2] = ["rule_error", "all_backends_unhealthy"];
+/// `kind` values of `rampart_upstream_errors_total`.
+pub const UPSTREAM_ERROR_KINDS: [&str; 4] = ["connect", "timeout", "closed", "io"];
+
 /// Label for requests that reached no project (unknown host).
 pub const NO_PROJECT: &str = "_none";
 
@@ -107,6 +112,10 @@ pub struct ProjectMetrics {
 
 impl ProjectMetrics {
     pub fn new(name: &str) -> Self {
+        // Series exist at 0 from the start, so alerts on rate() see them before the first event.
+        for reason in FAIL_OPEN_REASONS {
+            METRICS.fail_open.with_label_values(&[name, reason]);
+        }
         ProjectMetrics {
             name: name.into(),
             by_code: (0..600).map(|_| OnceLock::new()).collect(),

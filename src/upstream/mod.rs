@@ -48,6 +48,11 @@ impl Pool {
         settings: &PoolSettings,
     ) -> std::io::Result<(Arc<Pool>, Box<dyn ServiceWithDependents>)> {
         let peer_template = peer::template(settings)?;
+        for kind in crate::metrics::UPSTREAM_ERROR_KINDS {
+            crate::metrics::METRICS
+                .upstream_errors
+                .with_label_values(&[&settings.name, kind]);
+        }
         let has_checks = settings.health_check.kind != crate::config::HealthCheckKind::None;
         let mut members = Vec::new();
         let mut set = BTreeSet::new();

@@ -1,0 +1,201 @@
+//! Metrics after known traffic, /status, the admin token, and the access log formats.
+
+mod common;
+use common::*;
+use std::time::Duration;
+
+fn yaml(up: &Upstream, http: &str, admin: &str, extra: &str, token: bool) -> String {
+    format!(
+        "instance_name: edge-test\nadmin: {{ listen: \"{admin}\" {extra_admin} }}\n{extra}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - name: shop\n    hosts: [shop.test]\n    pool: app\n    rules:\n      - {{ id: moved, match: {{ path: /moved }}, redirect: {{ to: /new }} }}\n",
+        up.addr_string(),
+        extra_admin = if token { ", token: s3cret" } else { "" },
+    )
+}
+
+#[test]
+fn metrics_and_status_after_known_traffic() {
+    let up = Upstream::start("up");
+    let (http, admin) = (free_addr(), free_addr());
+    let r = Rampart::start(&yaml(
+        &up,
+        &http,
+        &admin,
+        "access_log: { target: off }",
+        true,
+    ));
+    let base = format!("http://{http}");
+    for _ in 0..5 {
+        assert_eq!(get(&format!("{base}/ok"), "shop.test").status(), 200);
+    }
+    for _ in 0..3 {
+        assert_eq!(
+            get(&format!("{base}/status/503"), "shop.test").status(),
+            503
+        );
+    }
+    for _ in 0..2 {
+        assert_eq!(get(&format!("{base}/moved"), "shop.test").status(), 301);
+    }
+    assert_eq!(get(&format!("{base}/"), "nobody.test").status(), 421);
+
+    // Token required everywhere but /healthz.
+    let c = client();
+    assert_eq!(
+        c.get(format!("http://{admin}/healthz"))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        c.get(format!("http://{admin}/metrics"))
+            .send()
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        c.get(format!("http://{admin}/status"))
+            .bearer_auth("wrong")
+            .send()
+            .unwrap()
+            .status(),
+        401
+    );
+
+    // The logging phase runs after the response is sent: poll until the counters settle.
+    poll_until(Duration::from_secs(5), "request counters", || {
+        (r.metric("rampart_requests_total{code=\"200\",project=\"shop\"}") == Some(5.0))
+            .then_some(())
+    });
+    assert_eq!(
+        r.metric("rampart_requests_total{code=\"503\",project=\"shop\"}"),
+        Some(3.0)
+    );
+    assert_eq!(
+        r.metric("rampart_requests_total{code=\"301\",project=\"shop\"}"),
+        Some(2.0)
+    );
+    assert_eq!(
+        r.metric("rampart_requests_total{code=\"421\",project=\"_none\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        r.metric("rampart_request_duration_seconds_count{project=\"shop\"}"),
+        Some(10.0)
+    );
+    assert_eq!(
+        r.metric("rampart_rule_hits_total{project=\"shop\",rule=\"moved\"}"),
+        Some(2.0)
+    );
+    assert_eq!(
+        r.metric("rampart_rules_loaded{project=\"shop\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        r.metric("rampart_rules_reloads_total{project=\"shop\",result=\"ok\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        r.metric(&format!(
+            "rampart_backend_healthy{{backend=\"{}\",pool=\"app\"}}",
+            up.addr_string()
+        )),
+        Some(1.0)
+    );
+    assert_eq!(
+        r.metric(&format!(
+            "rampart_build_info{{version=\"{}\"}}",
+            env!("CARGO_PKG_VERSION")
+        )),
+        Some(1.0)
+    );
+    let m = r.metrics();
+    assert!(
+        m.contains("process_resident_memory_bytes"),
+        "process metrics are exported"
+    );
+    assert!(
+        m.contains("rampart_fail_open_total{project=\"shop\",reason=\"rule_error\"} 0"),
+        "fail-open series exist at 0"
+    );
+    assert!(
+        m.contains("rampart_upstream_errors_total{kind=\"connect\",pool=\"app\"} 0"),
+        "upstream error series exist at 0"
+    );
+
+    let s = r.status();
+    assert_eq!(s["instance"], "edge-test");
+    assert_eq!(s["version"], env!("CARGO_PKG_VERSION"));
+    assert!(s["uptime_seconds"].as_u64().is_some());
+    let p = &s["projects"][0];
+    assert_eq!(p["name"], "shop");
+    assert_eq!(p["rules"], 1);
+    assert_eq!(p["requests"], 10);
+    assert_eq!(p["errors"], 3);
+    assert_eq!(s["pools"][0]["backends"][0]["address"], up.addr_string());
+    assert_eq!(s["pools"][0]["backends"][0]["healthy"], true);
+}
+
+#[test]
+fn access_log_formats_and_targets() {
+    let up = Upstream::start("up");
+    for (format, check) in [
+        (
+            "json",
+            &(|line: &str| {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                assert_eq!(v["status"], 200);
+                assert_eq!(v["uri"], "/logged?x=1");
+                assert_eq!(v["project"], "shop");
+                assert_eq!(v["request_id"], "rid-42");
+                assert_eq!(v["client_ip"], "127.0.0.1");
+            }) as &dyn Fn(&str),
+        ),
+        ("combined", &|line| {
+            assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
+            assert!(line.contains("\"GET /logged?x=1 HTTP/1.1\" 200 "), "{line}");
+            assert!(line.contains(" rid-42 "), "{line}");
+        }),
+        (
+            "\"{client_ip} {method} {path} {status} {request_id} {project} {upstream}\"",
+            &|line| {
+                assert!(
+                    line.starts_with("127.0.0.1 GET /logged 200 rid-42 shop 127.0.0.1:"),
+                    "{line}"
+                );
+            },
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("access.log");
+        let (http, admin) = (free_addr(), free_addr());
+        let r = Rampart::start_in(
+            dir,
+            &yaml(
+                &up,
+                &http,
+                &admin,
+                &format!(
+                    "access_log: {{ target: {}, format: {format} }}",
+                    log.display()
+                ),
+                false,
+            ),
+        );
+        let resp = client()
+            .get(format!("http://{http}/logged?x=1"))
+            .header("host", "shop.test")
+            .header("x-request-id", "rid-42")
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let line = poll_until(Duration::from_secs(5), "the access log line", || {
+            std::fs::read_to_string(&log)
+                .ok()
+                .filter(|s| s.ends_with('\n'))
+        });
+        check(line.trim_end());
+        drop(r);
+    }
+}

@@ -131,7 +131,7 @@ fn duplicate_rule_ids() {
         12,
         11,
         "projects[0].rules[1].id",
-        "duplicate rule id `r1`",
+        "`r1` is also the id of rule 0",
     );
 }
 
@@ -143,7 +143,7 @@ fn bad_regex() {
         13,
         11,
         "projects[0].rules[0].match.path_regex",
-        "invalid regex",
+        "invalid regular expression (Rust regex syntax, no look-around): regex parse error: ^/p/([0-9+$ ^ error: unclosed character class",
     );
 }
 
@@ -155,7 +155,7 @@ fn bad_cidr() {
         13,
         35,
         "projects[0].rules[0].match.client_ip[1]",
-        "not an IP address or CIDR",
+        "is not an IP address or network",
     );
 }
 
@@ -265,7 +265,7 @@ fn redirect_status_and_template_errors() {
     );
     assert!(
         c.stderr.contains(&format!(
-            "{}:13:21: projects[0].rules[0].redirect.to: unknown template variable `{{rest}}`",
+            "{}:13:21: projects[0].rules[0].redirect.to: `{{rest}}` is only known for `path_prefix` rules",
             c.path
         )),
         "{}",

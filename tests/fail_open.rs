@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use std::time::Duration;
 
-const BROKEN_RULES: &str = "    rules:\n      - { id: tag, request_headers: { set: { X-Tag: yes } } }\n      - { id: broken, match: { path_prefix: /go/ }, redirect: { to: \"{rest}\" } }\n";
+const BROKEN_RULES: &str = "    rules:\n      - { id: tag, request_headers: { set: { X-Tag: yes } } }\n      - { id: broken, match: { path_regex: '^/go/([^/]+)$' }, redirect: { to: \"https://{1}.example.com/\" } }\n";
 
 fn start(up: &Upstream, mode: &str, health: &str) -> (Rampart, String) {
     let (http, admin) = (free_addr(), free_addr());
@@ -20,14 +20,11 @@ fn start(up: &Upstream, mode: &str, health: &str) -> (Rampart, String) {
 fn rule_failure_fails_open_or_closed() {
     let up = Upstream::start("up");
     let (r, base) = start(&up, "open", "");
-    // `{rest}` renders "http://[bad": not a URI, so the redirect cannot be built.
-    let resp = client()
-        .get(format!("{base}/go/http:%2F%2F[bad"))
-        .send()
-        .unwrap();
+    // `{1}` = "a:b" renders "https://a:b.example.com/", whose port is not a number.
+    let resp = client().get(format!("{base}/go/a:b")).send().unwrap();
     assert_eq!(resp.status(), 200);
     let e: Echo = resp.json().unwrap();
-    assert_eq!(e.uri, "/go/http:%2F%2F[bad", "unmodified");
+    assert_eq!(e.uri, "/go/a:b", "unmodified");
     assert_eq!(
         e.header("x-tag"),
         None,
@@ -46,10 +43,7 @@ fn rule_failure_fails_open_or_closed() {
     drop(r);
 
     let (r, base) = start(&up, "closed", "");
-    let resp = client()
-        .get(format!("{base}/go/http:%2F%2F[bad"))
-        .send()
-        .unwrap();
+    let resp = client().get(format!("{base}/go/a:b")).send().unwrap();
     assert_eq!(resp.status(), 503);
     assert_eq!(
         r.metric("rampart_fail_open_total{project=\"site\",reason=\"rule_error\"}"),

@@ -133,7 +133,7 @@ fn refused_connections_are_retried_on_another_backend() {
 fn dead_pool_answers_502_with_the_cause_logged_and_timeouts_504() {
     let dead = free_addr();
     let (yaml, base, _) = config(
-        &[dead.clone()],
+        std::slice::from_ref(&dead),
         "    retries: 0\n    health_check: { kind: none }",
         "",
     );

@@ -1,175 +1,94 @@
-//! Rule specs → compiled rules: regexes built, templates parsed, names validated. Every
-//! problem is reported with the rule's index and the field, so config errors point at it.
+//! One rule spec → one compiled rule: the `match` part (`compile_match`) and the actions
+//! (`compile_actions`). Every problem is reported (not just the first), with the key path
+//! inside the rule and how to fix it.
 
-use super::normalize::normalize_path;
-use super::spec::{HeaderOpsSpec, RuleSpec};
-use super::template::{Scope, Template};
-use super::RuleError;
-use http::{HeaderName, HeaderValue, Method};
-use ipnet::IpNet;
+use crate::rules::actions::{Actions, ValueTemplate};
+use crate::rules::compile_actions::actions;
+use crate::rules::compile_match::conditions;
+use crate::rules::matcher::Conditions;
+use crate::rules::spec::RuleSpec;
+use crate::rules::template::{Scope, Template};
+use crate::rules::RuleError;
+use http::{HeaderName, HeaderValue};
 use regex::Regex;
 use std::sync::Arc;
 
 #[derive(Debug)]
-pub enum PathMatch {
-    Any,
-    Exact(String),
-    Prefix(String),
-    Regex(Regex),
-}
-
-#[derive(Debug)]
-pub enum HostMatch {
-    Exact(String),
-    /// `*.example.com`: stored as `.example.com`.
-    Suffix(String),
-}
-
-#[derive(Debug)]
-pub enum ValueMatch {
-    Present,
-    Exact(String),
-    Regex(Regex),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OpKind {
-    Set,
-    Add,
-    Remove,
-}
-
-#[derive(Debug)]
-pub struct HeaderOpTemplate {
-    pub kind: OpKind,
-    pub name: HeaderName,
-    pub value: Option<Template>,
-}
-
-#[derive(Debug)]
-pub struct Redirect {
-    pub to: Template,
-    pub status: u16,
-    pub keep_query: bool,
-}
-
-#[derive(Debug)]
-pub struct Respond {
-    pub status: u16,
-    pub body: Template,
-    pub content_type: HeaderValue,
-    pub headers: Vec<(HeaderName, Template)>,
-}
-
-#[derive(Debug)]
-pub struct Rewrite {
-    pub path: Option<Template>,
-    pub query: Option<Template>,
-}
-
-#[derive(Debug)]
 pub struct CompiledRule {
     pub id: Arc<str>,
+    /// Position in the input: the tie-breaker between equal priorities.
+    pub index: usize,
     pub priority: i32,
-    /// Position in the input (file order), the tie-breaker of equal priorities.
-    pub order: usize,
-    pub path: PathMatch,
-    pub case_insensitive: bool,
-    pub host: Option<HostMatch>,
-    pub methods: Option<Vec<Method>>,
-    pub scheme: Option<String>,
-    pub query: Vec<(String, ValueMatch)>,
-    pub headers: Vec<(HeaderName, ValueMatch)>,
-    pub not_headers: Vec<HeaderName>,
-    pub client_ip: Option<Vec<IpNet>>,
-    pub redirect: Option<Redirect>,
-    pub respond: Option<Respond>,
-    pub rewrite: Option<Rewrite>,
-    pub pool: Option<Arc<str>>,
-    pub request_headers: Vec<HeaderOpTemplate>,
-    pub response_headers: Vec<HeaderOpTemplate>,
-    pub stop: bool,
+    pub cond: Conditions,
+    pub actions: Actions,
 }
 
-struct Errors<'a> {
+/// Collects the errors of one rule.
+pub struct Errors<'a> {
     index: usize,
     out: &'a mut Vec<RuleError>,
 }
 
 impl Errors<'_> {
-    fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+    pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.out.push(RuleError {
             index: self.index,
             field: field.into(),
             message: message.into(),
         });
     }
-}
 
-fn header_name(e: &mut Errors<'_>, field: &str, name: &str) -> Option<HeaderName> {
-    HeaderName::from_bytes(name.as_bytes())
-        .map_err(|_| {
-            e.add(
-                field,
-                format!("`{name}` is not a valid header name (letters, digits and -)"),
-            )
-        })
-        .ok()
-}
-
-fn template(e: &mut Errors<'_>, field: &str, src: &str, scope: &Scope<'_>) -> Option<Template> {
-    Template::parse(src, scope)
-        .map_err(|m| e.add(field, m))
-        .ok()
-}
-
-fn value_match(e: &mut Errors<'_>, field: &str, v: &str) -> Option<ValueMatch> {
-    Some(match v {
-        "*" => ValueMatch::Present,
-        v if v.starts_with('~') => ValueMatch::Regex(
-            Regex::new(&v[1..])
-                .map_err(|err| e.add(field, format!("invalid regex: {err}")))
-                .ok()?,
-        ),
-        v => ValueMatch::Exact(v.to_string()),
-    })
-}
-
-fn header_ops(
-    e: &mut Errors<'_>,
-    field: &str,
-    spec: &Option<HeaderOpsSpec>,
-    scope: &Scope<'_>,
-) -> Vec<HeaderOpTemplate> {
-    let Some(spec) = spec else { return Vec::new() };
-    let mut ops = Vec::new();
-    for (kind, map, key) in [
-        (OpKind::Set, &spec.set, "set"),
-        (OpKind::Add, &spec.add, "add"),
-    ] {
-        for (name, value) in map {
-            let f = format!("{field}.{key}.{name}");
-            if let (Some(name), Some(value)) =
-                (header_name(e, &f, name), template(e, &f, value, scope))
-            {
-                ops.push(HeaderOpTemplate {
-                    kind,
-                    name,
-                    value: Some(value),
-                });
-            }
-        }
+    pub fn header_name(&mut self, field: &str, name: &str) -> Option<HeaderName> {
+        let hint = "header names are letters, digits and !#$%&'*+-.^_`|~, e.g. X-Frame-Options";
+        HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| {
+                self.add(
+                    field,
+                    format!("`{name}` is not a valid header name: {hint}"),
+                )
+            })
+            .ok()
     }
-    for (i, name) in spec.remove.iter().enumerate() {
-        if let Some(name) = header_name(e, &format!("{field}.remove[{i}]"), name) {
-            ops.push(HeaderOpTemplate {
-                kind: OpKind::Remove,
-                name,
-                value: None,
-            });
-        }
+
+    pub fn template(&mut self, field: &str, src: &str, scope: &Scope<'_>) -> Option<Template> {
+        Template::parse(src, scope)
+            .map_err(|m| self.add(field, m))
+            .ok()
     }
-    ops
+
+    pub fn regex(&mut self, field: &str, src: &str) -> Option<Regex> {
+        Regex::new(src)
+            .map_err(|e| {
+                self.add(
+                    field,
+                    format!("invalid regular expression (Rust regex syntax, no look-around): {e}"),
+                )
+            })
+            .ok()
+    }
+
+    pub fn value_template(
+        &mut self,
+        field: &str,
+        src: &str,
+        scope: &Scope<'_>,
+    ) -> Option<ValueTemplate> {
+        let template = self.template(field, src, scope)?;
+        let fixed = match template.literal() {
+            Some(text) => Some(
+                HeaderValue::from_str(text)
+                    .map_err(|_| {
+                        self.add(
+                            field,
+                            "not a valid header value: remove control characters and line breaks",
+                        )
+                    })
+                    .ok()?,
+            ),
+            None => None,
+        };
+        Some(ValueTemplate { template, fixed })
+    }
 }
 
 pub fn compile_rule(
@@ -179,228 +98,107 @@ pub fn compile_rule(
 ) -> Option<CompiledRule> {
     let before = out.len();
     let mut e = Errors { index, out };
-    let m = &spec.matcher;
     if spec.id.trim().is_empty() {
-        e.add(
-            "id",
-            "every rule needs a non-empty `id` (shown in logs, metrics and `rules test`)",
-        );
+        e.add("id", "every rule needs a non-empty `id` (it is shown in logs, metrics and `rampart rules test`)");
     }
-    let ci = m.case_insensitive;
-    let fold = |s: &str| if ci { s.to_lowercase() } else { s.to_string() };
-    let given = [
-        m.path.is_some(),
-        m.path_prefix.is_some(),
-        m.path_regex.is_some(),
-    ]
-    .iter()
-    .filter(|g| **g)
-    .count();
-    if given > 1 {
-        e.add(
-            "match",
-            "use at most one of `path`, `path_prefix` and `path_regex`",
-        );
-    }
-    let mut groups: Vec<Option<String>> = vec![None];
-    let path = if let Some(p) = &m.path {
-        if !p.starts_with('/') {
-            e.add("match.path", format!("`{p}` must start with /"));
-        }
-        PathMatch::Exact(fold(&normalize_path(p)))
-    } else if let Some(p) = &m.path_prefix {
-        if !p.starts_with('/') {
-            e.add("match.path_prefix", format!("`{p}` must start with /"));
-        }
-        PathMatch::Prefix(fold(&normalize_path(p)))
-    } else if let Some(r) = &m.path_regex {
-        let src = if ci { format!("(?i){r}") } else { r.clone() };
-        match Regex::new(&src) {
-            Ok(re) => {
-                groups = re.capture_names().map(|n| n.map(str::to_string)).collect();
-                PathMatch::Regex(re)
-            }
-            Err(err) => {
-                e.add("match.path_regex", format!("invalid regex: {err}"));
-                PathMatch::Any
-            }
-        }
-    } else {
-        PathMatch::Any
-    };
+    let (cond, groups) = conditions(&mut e, &spec.matcher);
     let scope = Scope {
-        has_rest: m.path_prefix.is_some(),
+        has_rest: spec.matcher.path_prefix.is_some(),
         groups: &groups,
     };
-
-    let host = m.host.as_ref().map(|h| {
-        let h = h.trim().to_ascii_lowercase();
-        match h.strip_prefix('*') {
-            Some(suffix) if suffix.starts_with('.') => HostMatch::Suffix(suffix.to_string()),
-            _ => HostMatch::Exact(h),
-        }
-    });
-    let methods = m.methods.as_ref().map(|list| {
-        list.iter()
-            .filter_map(|x| {
-                Method::from_bytes(x.to_ascii_uppercase().as_bytes())
-                    .map_err(|_| e.add("match.methods", format!("`{x}` is not an HTTP method")))
-                    .ok()
-            })
-            .collect()
-    });
-    let scheme = m.scheme.as_ref().map(|s| s.to_ascii_lowercase());
-    if let Some(s) = &scheme {
-        if s != "http" && s != "https" {
-            e.add(
-                "match.scheme",
-                format!("`{s}` is not a scheme: use http or https"),
-            );
-        }
-    }
-    let query = m
-        .query
-        .iter()
-        .flatten()
-        .filter_map(|(k, v)| {
-            Some((
-                k.clone(),
-                value_match(&mut e, &format!("match.query.{k}"), v)?,
-            ))
-        })
-        .collect();
-    let headers = m
-        .headers
-        .iter()
-        .flatten()
-        .filter_map(|(k, v)| {
-            let f = format!("match.headers.{k}");
-            Some((header_name(&mut e, &f, k)?, value_match(&mut e, &f, v)?))
-        })
-        .collect();
-    let not_headers = m
-        .not_headers
-        .iter()
-        .flatten()
-        .enumerate()
-        .filter_map(|(i, k)| header_name(&mut e, &format!("match.not_headers[{i}]"), k))
-        .collect();
-    let client_ip = m.client_ip.as_ref().map(|list| {
-        list.iter()
-            .enumerate()
-            .filter_map(|(i, c)| {
-                c.parse::<IpNet>()
-                    .or_else(|_| c.parse::<std::net::IpAddr>().map(IpNet::from))
-                    .map_err(|_| e.add(format!("match.client_ip[{i}]"), format!("`{c}` is not an IP address or CIDR (e.g. 10.0.0.0/8, 2001:db8::/32)")))
-                    .ok()
-            })
-            .collect()
-    });
-
-    let redirect = spec.redirect.as_ref().and_then(|r| {
-        if ![301, 302, 303, 307, 308].contains(&r.status) {
-            e.add(
-                "redirect.status",
-                format!(
-                    "{} is not a redirect status: use 301, 302, 303, 307 or 308",
-                    r.status
-                ),
-            );
-        }
-        Some(Redirect {
-            to: template(&mut e, "redirect.to", &r.to, &scope)?,
-            status: r.status,
-            keep_query: r.keep_query,
-        })
-    });
-    let respond = spec.respond.as_ref().and_then(|r| {
-        if !(100..=599).contains(&r.status) {
-            e.add(
-                "respond.status",
-                format!("{} is not an HTTP status (100 to 599)", r.status),
-            );
-        }
-        let content_type = r
-            .content_type
-            .as_deref()
-            .unwrap_or("text/plain; charset=utf-8");
-        let content_type = HeaderValue::from_str(content_type)
-            .map_err(|_| e.add("respond.content_type", "not a valid header value"))
-            .ok()?;
-        let headers = r
-            .headers
-            .iter()
-            .flatten()
-            .filter_map(|(k, v)| {
-                let f = format!("respond.headers.{k}");
-                Some((
-                    header_name(&mut e, &f, k)?,
-                    template(&mut e, &f, v, &scope)?,
-                ))
-            })
-            .collect();
-        Some(Respond {
-            status: r.status,
-            body: template(&mut e, "respond.body", &r.body, &scope)?,
-            content_type,
-            headers,
-        })
-    });
-    if redirect.is_some() && respond.is_some() {
-        e.add(
-            "respond",
-            "a rule answers with either `redirect` or `respond`, not both",
-        );
-    }
-    let rewrite = spec.rewrite.as_ref().map(|r| {
-        if r.path.is_none() && r.query.is_none() {
-            e.add("rewrite", "give `path` and/or `query`");
-        }
-        if let Some(p) = &r.path {
-            if !p.starts_with('/') && !p.starts_with('{') {
-                e.add("rewrite.path", format!("`{p}` must start with /"));
-            }
-        }
-        Rewrite {
-            path: r
-                .path
-                .as_ref()
-                .and_then(|p| template(&mut e, "rewrite.path", p, &scope)),
-            query: r
-                .query
-                .as_ref()
-                .and_then(|q| template(&mut e, "rewrite.query", q, &scope)),
-        }
-    });
-    if let Some(p) = &spec.pool {
-        if p.trim().is_empty() {
-            e.add("pool", "must name a pool");
-        }
-    }
-    let request_headers = header_ops(&mut e, "request_headers", &spec.request_headers, &scope);
-    let response_headers = header_ops(&mut e, "response_headers", &spec.response_headers, &scope);
+    let actions = actions(&mut e, spec, &scope);
     if e.out.len() != before {
         return None;
     }
+    let mut cond = cond;
+    cond.needs_captures = actions.uses_groups();
     Some(CompiledRule {
         id: spec.id.as_str().into(),
+        index,
         priority: spec.priority,
-        order: index,
-        path,
-        case_insensitive: ci,
-        host,
-        methods,
-        scheme,
-        query,
-        headers,
-        not_headers,
-        client_ip,
-        redirect,
-        respond,
-        rewrite,
-        pool: spec.pool.as_deref().map(Into::into),
-        request_headers,
-        response_headers,
-        stop: spec.stop,
+        cond,
+        actions,
     })
+}
+
+#[cfg(test)]
+pub mod test_support {
+    use crate::rules::testutil::errors;
+
+    /// Checks that a one-rule set fails with one error on `field` saying `message`.
+    pub fn check(yaml: &str, field: &str, message: &str) {
+        let mut all = errors(yaml);
+        assert_eq!(all.len(), 1, "{all:?}");
+        let e = all.remove(0);
+        assert_eq!(e.field, field, "{e:?}");
+        assert!(e.message.contains(message), "{e:?} should say `{message}`");
+        assert_eq!(e.to_string(), format!("{}: {}", e.field, e.message));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::check;
+    use crate::rules::testutil::{errors, rules};
+
+    #[test]
+    fn template_variables() {
+        check(
+            "[{id: a, redirect: {to: '/{nope}'}}]",
+            "redirect.to",
+            "unknown template variable `{nope}`",
+        );
+        check(
+            "[{id: a, match: {path: /a}, rewrite: {path: '/b{rest}'}}]",
+            "rewrite.path",
+            "only known for `path_prefix` rules",
+        );
+        check(
+            "[{id: a, match: {path_regex: '^/(a)(b)$'}, redirect: {to: '/{3}'}}]",
+            "redirect.to",
+            "fewer groups",
+        );
+        check(
+            "[{id: a, match: {path_regex: '^/(a)$'}, redirect: {to: '/{id}'}}]",
+            "redirect.to",
+            "{1}..{1}",
+        );
+        check(
+            "[{id: a, respond: {status: 200, body: 'x}'}}]",
+            "respond.body",
+            "`}}`",
+        );
+        check(
+            "[{id: a, request_headers: {set: {X-A: '{1}'}}}]",
+            "request_headers.set.X-A",
+            "need a `path_regex`",
+        );
+        check(
+            "[{id: a, respond: {status: 200, headers: {X-A: '{path'}}}]",
+            "respond.headers.X-A",
+            "unclosed",
+        );
+        rules("[{id: a, match: {path_regex: '^/(?P<id>[0-9]+)$'}, redirect: {to: '/p/{id}/{1}?{{x}}'}}]");
+    }
+
+    #[test]
+    fn ids_and_error_collection() {
+        check("[{id: ''}]", "id", "non-empty `id`");
+        let all = errors("[{id: a}, {id: b}, {id: a}, {id: b, redirect: {to: /x, status: 1}}]");
+        let got: Vec<(usize, &str)> = all.iter().map(|e| (e.index, e.field.as_str())).collect();
+        assert_eq!(got, [(2, "id"), (3, "id"), (3, "redirect.status")]);
+        assert!(
+            all[0].message.contains("rule 0") && all[0].message.contains("rule 2"),
+            "{:?}",
+            all[0]
+        );
+        let many = errors("[{id: a, match: {path: x, methods: []}, pool: ' ', respond: {status: 1, body: '{x}'}}]");
+        assert_eq!(many.len(), 5, "{many:?}");
+        let unknown =
+            serde_yaml::from_str::<Vec<crate::rules::RuleSpec>>("[{id: a, match: {pathh: /x}}]");
+        assert!(unknown
+            .unwrap_err()
+            .to_string()
+            .contains("unknown field `pathh`"));
+    }
 }

@@ -1,6 +1,7 @@
-//! Path normalization for matching: percent-encoded unreserved characters decoded, dot
-//! segments resolved, repeated slashes merged. `/%61dmin`, `//admin` and `/x/../admin` all
-//! become `/admin`. Already-normal paths are borrowed, not copied.
+//! The path rules match on: percent-encoded unreserved characters (ALPHA DIGIT `-._~`)
+//! decoded, other escapes upper-cased, dot segments resolved (RFC 3986 remove_dot_segments)
+//! and repeated slashes merged. `/%61dmin`, `//admin`, `/./admin` and `/x/../admin` all become
+//! `/admin`. A path that is already normal is borrowed, not copied.
 
 use std::borrow::Cow;
 
@@ -8,11 +9,22 @@ fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
-fn hex(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
+/// The value of one hex digit.
+pub(crate) fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
 }
 
-/// True when the path needs no work (the common case, checked without allocating).
+/// The byte of a `%XX` escape starting at `i`, when well formed.
+fn escape_at(b: &[u8], i: usize) -> Option<u8> {
+    Some(hex_val(*b.get(i + 1)?)? * 16 + hex_val(*b.get(i + 2)?)?)
+}
+
+/// True when [`normalize_path`] would return `path` unchanged (checked without allocating).
 fn is_normal(path: &str) -> bool {
     let b = path.as_bytes();
     if b.first() != Some(&b'/') {
@@ -20,14 +32,21 @@ fn is_normal(path: &str) -> bool {
     }
     for (i, &c) in b.iter().enumerate() {
         match c {
-            b'%' => return false,
-            b'/' if b.get(i + 1) == Some(&b'/') => return false,
-            b'.' if b[i - 1] == b'/' => {
-                let next = b.get(i + 1).copied();
-                if next.is_none()
-                    || next == Some(b'/')
-                    || (next == Some(b'.') && matches!(b.get(i + 2), None | Some(b'/')))
-                {
+            b'%' => {
+                if let Some(x) = escape_at(b, i) {
+                    if is_unreserved(x)
+                        || b[i + 1].is_ascii_lowercase()
+                        || b[i + 2].is_ascii_lowercase()
+                    {
+                        return false;
+                    }
+                }
+            }
+            b'/' => {
+                let seg = &b[i + 1..];
+                let seg = &seg[..seg.iter().position(|&c| c == b'/').unwrap_or(seg.len())];
+                let last = i + 1 + seg.len() == b.len();
+                if (seg.is_empty() && !last) || seg == b"." || seg == b".." {
                     return false;
                 }
             }
@@ -37,77 +56,100 @@ fn is_normal(path: &str) -> bool {
     true
 }
 
+/// Normalizes a request path for matching (see the module documentation). Paths that do not
+/// start with `/` are treated as if they did (an empty path is `/`).
 pub fn normalize_path(path: &str) -> Cow<'_, str> {
     if is_normal(path) {
-        return Cow::Borrowed(path);
+        Cow::Borrowed(path)
+    } else {
+        Cow::Owned(normalize_owned(path))
     }
-    // 1. decode %XX of unreserved characters (others stay encoded, uppercased).
+}
+
+fn normalize_owned(path: &str) -> String {
+    // 1. Decode unreserved escapes, upper-case the others. Only ASCII bytes change, so the
+    //    result stays valid UTF-8.
     let b = path.as_bytes();
-    let mut decoded = Vec::with_capacity(b.len() + 1);
+    let mut decoded = String::with_capacity(b.len() + 1);
     if b.first() != Some(&b'/') {
-        decoded.push(b'/');
+        decoded.push('/');
     }
+    let mut start = 0;
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                let c = h * 16 + l;
-                if is_unreserved(c) {
-                    decoded.push(c);
+        if b[i] == b'%' {
+            if let Some(x) = escape_at(b, i) {
+                decoded.push_str(&path[start..i]);
+                if is_unreserved(x) {
+                    decoded.push(char::from(x));
                 } else {
-                    decoded.extend_from_slice(&[
-                        b'%',
-                        b[i + 1].to_ascii_uppercase(),
-                        b[i + 2].to_ascii_uppercase(),
-                    ]);
+                    decoded.push('%');
+                    decoded.push(char::from(b[i + 1].to_ascii_uppercase()));
+                    decoded.push(char::from(b[i + 2].to_ascii_uppercase()));
                 }
                 i += 3;
+                start = i;
                 continue;
             }
         }
-        decoded.push(b[i]);
         i += 1;
     }
-    // 2. split into segments, merging empty ones and resolving dot segments.
-    let text = String::from_utf8_lossy(&decoded);
-    let trailing_slash = text.ends_with('/') || text.ends_with("/.") || text.ends_with("/..");
-    let mut segments: Vec<&str> = Vec::new();
-    for seg in text.split('/') {
+    decoded.push_str(&path[start..]);
+
+    // 2. Segments: empty ones merged, `.` dropped, `..` removes the previous one. A final
+    //    empty, `.` or `..` segment leaves a trailing slash, as in RFC 3986.
+    let mut out = String::with_capacity(decoded.len());
+    let mut segments = decoded[1..].split('/').peekable();
+    while let Some(seg) = segments.next() {
+        let last = segments.peek().is_none();
         match seg {
             "" | "." => {}
             ".." => {
-                segments.pop();
+                let cut = out.rfind('/').unwrap_or(0);
+                out.truncate(cut);
             }
-            s => segments.push(s),
+            s => {
+                out.push('/');
+                out.push_str(s);
+                continue;
+            }
+        }
+        if last {
+            out.push('/');
         }
     }
-    let mut out = String::with_capacity(text.len());
-    for s in &segments {
-        out.push('/');
-        out.push_str(s);
-    }
-    if trailing_slash || segments.is_empty() {
+    if out.is_empty() {
         out.push('/');
     }
-    Cow::Owned(out)
+    out
 }
 
 #[cfg(test)]
 mod tests {
-    use super::normalize_path as n;
+    use super::*;
+    use crate::rules::testutil::Rng;
+
+    fn n(p: &str) -> Cow<'_, str> {
+        normalize_path(p)
+    }
 
     #[test]
     fn bypass_attempts_normalize_to_the_plain_path() {
         for p in [
             "/admin",
             "/%61dmin",
-            "/%61%64min",
+            "/%61%64%6D%69%6e",
             "//admin",
+            "///admin",
             "/./admin",
             "/x/../admin",
             "/x/y/../../admin",
-            "///admin",
             "/a/./../admin",
+            "/../admin",
+            "/%2e%2e/admin",
+            "/.%2E/admin",
+            "/x/%2e%2e/admin",
+            "admin",
         ] {
             assert_eq!(n(p), "/admin", "{p}");
         }
@@ -117,18 +159,49 @@ mod tests {
     fn keeps_reserved_escapes_and_trailing_slashes() {
         assert_eq!(n("/a%2Fb"), "/a%2Fb");
         assert_eq!(n("/a%2fb"), "/a%2Fb");
+        assert_eq!(n("/a%20b"), "/a%20b");
         assert_eq!(n("/blog/"), "/blog/");
         assert_eq!(n("/blog//"), "/blog/");
         assert_eq!(n("/blog/x/.."), "/blog/");
+        assert_eq!(n("/blog/x/."), "/blog/x/");
         assert_eq!(n("/.."), "/");
+        assert_eq!(n(""), "/");
+        assert_eq!(n("/"), "/");
         assert_eq!(n("/.well-known/x"), "/.well-known/x");
-        assert_eq!(n("/a..b"), "/a..b");
+        assert_eq!(n("/a..b/...c"), "/a..b/...c");
         assert_eq!(n("/bad%zz"), "/bad%zz");
         assert_eq!(n("/end%4"), "/end%4");
+        assert_eq!(n("/end%"), "/end%");
+        assert_eq!(n("/caf%C3%A9"), "/caf%C3%A9");
+        assert_eq!(n("/x/é/../y"), "/x/y");
     }
 
     #[test]
     fn normal_paths_are_borrowed() {
-        assert!(matches!(n("/products/42"), std::borrow::Cow::Borrowed(_)));
+        for p in ["/", "/products/42", "/a%2Fb", "/blog/", "/a..b", "/x%zz"] {
+            assert!(matches!(n(p), Cow::Borrowed(_)), "{p}");
+        }
+        assert!(matches!(n("/a%2fb"), Cow::Owned(_)));
+    }
+
+    #[test]
+    fn is_normal_agrees_with_normalization_and_is_idempotent() {
+        let mut rng = Rng::new(7);
+        let alphabet = [
+            "/", "/", ".", "..", "a", "B", "%61", "%2e", "%2F", "%2f", "%", "%4", "~", "é",
+        ];
+        for _ in 0..20_000 {
+            let len = rng.below(8) + 1;
+            let p: String = (0..len).map(|_| rng.pick(&alphabet)).collect();
+            let once = normalize_owned(&p);
+            assert_eq!(is_normal(&p), once == p, "{p:?} -> {once:?}");
+            // Decoding is a single pass, like the backend's: `%4%61` becomes `%4a`, which a
+            // second pass would decode again. Without stray `%` the result is a fixed point.
+            let b = p.as_bytes();
+            if (0..b.len()).all(|i| b[i] != b'%' || escape_at(b, i).is_some()) {
+                assert_eq!(normalize_owned(&once), once, "{p:?}");
+                assert!(is_normal(&once), "{p:?} -> {once:?}");
+            }
+        }
     }
 }

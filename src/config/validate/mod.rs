@@ -25,12 +25,20 @@ impl Checker {
     pub(super) fn error(&mut self, key: impl Into<String>, message: impl Into<String>) {
         let key = key.into();
         let (line, column) = self.index.locate(&key);
+        // One line per error, even for multi-line messages (regex errors draw a caret).
+        let message: String = message.into();
+        let message = message
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
         self.errors.push(ConfigError {
             file: self.file.clone(),
             line,
             column,
             key,
-            message: message.into(),
+            message,
         });
     }
 

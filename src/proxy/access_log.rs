@@ -15,6 +15,20 @@ use tokio::sync::mpsc;
 
 /// Lines that may wait for the writer before new ones are dropped.
 const QUEUE: usize = 65_536;
+/// How often the writer drains the queue.
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
+
+/// Moves up to 4096 queued records into `batch`; false once every sender is gone.
+fn drain(rx: &mut mpsc::Receiver<LogRecord>, batch: &mut Vec<LogRecord>) -> bool {
+    while batch.len() < 4096 {
+        match rx.try_recv() {
+            Ok(r) => batch.push(r),
+            Err(mpsc::error::TryRecvError::Empty) => return true,
+            Err(mpsc::error::TryRecvError::Disconnected) => return false,
+        }
+    }
+    true
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogTarget {
@@ -132,23 +146,31 @@ impl LogFormat {
 pub struct LogRecord {
     pub time: SystemTime,
     pub client_ip: Option<IpAddr>,
-    pub method: String,
-    pub uri: String,
+    pub method: http::Method,
+    /// Cloning a `Uri` or a `HeaderValue` shares the request's buffer: no copy per request.
+    pub uri: http::Uri,
     pub host: String,
     pub protocol: &'static str,
     pub status: u16,
     pub bytes: usize,
     pub duration: Duration,
-    pub referer: Option<String>,
-    pub user_agent: Option<String>,
+    pub referer: Option<http::HeaderValue>,
+    pub user_agent: Option<http::HeaderValue>,
     pub request_id: String,
     pub project: Option<Arc<str>>,
     pub upstream: Option<SocketAddr>,
 }
 
+fn text(v: &Option<http::HeaderValue>) -> &str {
+    v.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-")
+}
+
 impl LogRecord {
+    fn path_and_query(&self) -> &str {
+        self.uri.path_and_query().map_or("/", |p| p.as_str())
+    }
+
     fn write_field(&self, out: &mut String, f: Field) {
-        let dash = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
         let _ = match f {
             Field::ClientIp => write!(
                 out,
@@ -162,16 +184,16 @@ impl LogRecord {
                     .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
             ),
             Field::Method => write!(out, "{}", self.method),
-            Field::Uri => write!(out, "{}", self.uri),
-            Field::Path => write!(out, "{}", self.uri.split('?').next().unwrap_or("")),
-            Field::Query => write!(out, "{}", self.uri.split_once('?').map_or("", |(_, q)| q)),
+            Field::Uri => write!(out, "{}", self.path_and_query()),
+            Field::Path => write!(out, "{}", self.uri.path()),
+            Field::Query => write!(out, "{}", self.uri.query().unwrap_or("")),
             Field::Host => write!(out, "{}", self.host),
             Field::Protocol => write!(out, "{}", self.protocol),
             Field::Status => write!(out, "{}", self.status),
             Field::Bytes => write!(out, "{}", self.bytes),
             Field::DurationMs => write!(out, "{:.3}", self.duration.as_secs_f64() * 1000.0),
-            Field::Referer => write!(out, "{}", dash(&self.referer)),
-            Field::UserAgent => write!(out, "{}", dash(&self.user_agent)),
+            Field::Referer => write!(out, "{}", text(&self.referer)),
+            Field::UserAgent => write!(out, "{}", text(&self.user_agent)),
             Field::RequestId => write!(out, "{}", self.request_id),
             Field::Project => write!(out, "{}", self.project.as_deref().unwrap_or("-")),
             Field::Upstream => write!(
@@ -193,15 +215,12 @@ impl LogRecord {
                     "{} - - [{time}] \"{} {} {}\" {} {} \"{}\" \"{}\" {} {:.3}",
                     self.client_ip.map_or("-".into(), |i| i.to_string()),
                     self.method,
-                    self.uri,
+                    self.path_and_query(),
                     self.protocol,
                     self.status,
                     self.bytes,
-                    self.referer.as_deref().unwrap_or("-").replace('"', "\\\""),
-                    self.user_agent
-                        .as_deref()
-                        .unwrap_or("-")
-                        .replace('"', "\\\""),
+                    text(&self.referer).replace('"', "\\\""),
+                    text(&self.user_agent).replace('"', "\\\""),
                     self.request_id,
                     self.duration.as_secs_f64() * 1000.0,
                 );
@@ -210,15 +229,15 @@ impl LogRecord {
                 let v = serde_json::json!({
                     "time": chrono::DateTime::<chrono::Utc>::from(self.time).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                     "client_ip": self.client_ip.map(|i| i.to_string()),
-                    "method": self.method,
-                    "uri": self.uri,
+                    "method": self.method.as_str(),
+                    "uri": self.path_and_query(),
                     "host": self.host,
                     "protocol": self.protocol,
                     "status": self.status,
                     "bytes": self.bytes,
                     "duration_ms": self.duration.as_secs_f64() * 1000.0,
-                    "referer": self.referer,
-                    "user_agent": self.user_agent,
+                    "referer": self.referer.as_ref().and_then(|v| v.to_str().ok()),
+                    "user_agent": self.user_agent.as_ref().and_then(|v| v.to_str().ok()),
                     "request_id": self.request_id,
                     "project": self.project.as_deref(),
                     "upstream": self.upstream.map(|a| a.to_string()),
@@ -314,19 +333,30 @@ impl BackgroundService for AccessLogWriter {
                 return;
             }
         };
-        let mut batch = Vec::with_capacity(1024);
+        // Wake on a timer and drain, rather than per record: a receiver parked in recv() would
+        // make every request pay for waking this thread.
+        let mut tick = tokio::time::interval(FLUSH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut batch = Vec::with_capacity(4096);
         let mut text = String::with_capacity(256 * 1024);
         loop {
-            tokio::select! {
-                n = rx.recv_many(&mut batch, 1024) => if n == 0 { break },
-                _ = shutdown.changed() => {
-                    // Drain what is queued, then stop.
-                    while let Ok(r) = rx.try_recv() { batch.push(r); }
-                    self.write_batch(&mut out, &mut batch, &mut text).await;
+            let stopping = tokio::select! {
+                _ = tick.tick() => false,
+                _ = shutdown.changed() => true,
+            };
+            loop {
+                let open = drain(&mut rx, &mut batch);
+                self.write_batch(&mut out, &mut batch, &mut text).await;
+                if !open {
+                    return;
+                }
+                if rx.is_empty() {
                     break;
                 }
             }
-            self.write_batch(&mut out, &mut batch, &mut text).await;
+            if stopping {
+                break;
+            }
         }
         let _ = out.flush().await;
     }
@@ -339,6 +369,9 @@ impl AccessLogWriter {
         batch: &mut Vec<LogRecord>,
         text: &mut String,
     ) {
+        if batch.is_empty() {
+            return;
+        }
         text.clear();
         for r in batch.drain(..) {
             r.format_into(&self.format, text);
@@ -357,15 +390,15 @@ mod tests {
         LogRecord {
             time: SystemTime::UNIX_EPOCH + Duration::from_secs(86_400),
             client_ip: Some("10.1.2.3".parse().unwrap()),
-            method: "GET".into(),
-            uri: "/a?b=1".into(),
+            method: http::Method::GET,
+            uri: http::Uri::from_static("/a?b=1"),
             host: "shop.test".into(),
             protocol: "HTTP/1.1",
             status: 200,
             bytes: 12,
             duration: Duration::from_micros(1500),
             referer: None,
-            user_agent: Some("curl/8".into()),
+            user_agent: Some(http::HeaderValue::from_static("curl/8")),
             request_id: "rid".into(),
             project: Some("shop".into()),
             upstream: None,

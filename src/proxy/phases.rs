@@ -445,17 +445,12 @@ impl ProxyHttp for RampartProxy {
         metrics.observe(status, elapsed.as_secs_f64());
         if self.shared.logger.enabled() {
             let req = session.req_header();
-            let header = |n: http::HeaderName| {
-                req.headers
-                    .get(n)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string)
-            };
+            let header = |n: http::HeaderName| req.headers.get(n).cloned();
             self.shared.logger.log(crate::proxy::access_log::LogRecord {
                 time: std::time::SystemTime::now() - elapsed,
                 client_ip: ctx.client_ip,
-                method: req.method.as_str().to_string(),
-                uri: req.uri.to_string(),
+                method: req.method.clone(),
+                uri: req.uri.clone(),
                 host: std::mem::take(&mut ctx.host),
                 protocol: match req.version {
                     http::Version::HTTP_10 => "HTTP/1.0",

@@ -3,30 +3,9 @@
 
 mod common;
 use common::*;
-use std::time::Duration;
-
-fn https_client(
-    ca: &TestCa,
-    names: &[&str],
-    addr: std::net::SocketAddr,
-) -> reqwest::blocking::Client {
-    let mut b = reqwest::blocking::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(ca.ca_pem().as_bytes()).unwrap())
-        .tls_info(true)
-        .no_proxy()
-        .timeout(Duration::from_secs(10));
-    for n in names {
-        b = b.resolve(n, addr);
-    }
-    b.build().unwrap()
-}
 
 fn served_cert(resp: &reqwest::blocking::Response) -> Vec<u8> {
-    resp.extensions()
-        .get::<reqwest::tls::TlsInfo>()
-        .and_then(|i| i.peer_certificate())
-        .expect("TLS info")
-        .to_vec()
+    served_cert_der(resp).expect("TLS info")
 }
 
 #[test]
@@ -94,16 +73,15 @@ projects:
 
     // HTTPS: each project's certificate by SNI, the default one otherwise, h2 negotiated.
     let https_addr: std::net::SocketAddr = https.parse().unwrap();
-    let c = https_client(
+    let c = https_client_blocking(
         &ca,
         &[
-            "shop.test",
-            "www.shop.test",
-            "blog.test",
-            "default.test",
-            "news.test",
+            ("shop.test", https_addr),
+            ("www.shop.test", https_addr),
+            ("blog.test", https_addr),
+            ("default.test", https_addr),
+            ("news.test", https_addr),
         ],
-        https_addr,
     );
     let port = https_addr.port();
     let r = c.get(format!("https://shop.test:{port}/x")).send().unwrap();

@@ -156,7 +156,7 @@ pub struct LogRecord {
     pub duration: Duration,
     pub referer: Option<http::HeaderValue>,
     pub user_agent: Option<http::HeaderValue>,
-    pub request_id: String,
+    pub request_id: http::HeaderValue,
     pub project: Option<Arc<str>>,
     pub upstream: Option<SocketAddr>,
 }
@@ -194,7 +194,7 @@ impl LogRecord {
             Field::DurationMs => write!(out, "{:.3}", self.duration.as_secs_f64() * 1000.0),
             Field::Referer => write!(out, "{}", text(&self.referer)),
             Field::UserAgent => write!(out, "{}", text(&self.user_agent)),
-            Field::RequestId => write!(out, "{}", self.request_id),
+            Field::RequestId => write!(out, "{}", self.request_id.to_str().unwrap_or("-")),
             Field::Project => write!(out, "{}", self.project.as_deref().unwrap_or("-")),
             Field::Upstream => write!(
                 out,
@@ -221,7 +221,7 @@ impl LogRecord {
                     self.bytes,
                     text(&self.referer).replace('"', "\\\""),
                     text(&self.user_agent).replace('"', "\\\""),
-                    self.request_id,
+                    self.request_id.to_str().unwrap_or("-"),
                     self.duration.as_secs_f64() * 1000.0,
                 );
             }
@@ -238,7 +238,7 @@ impl LogRecord {
                     "duration_ms": self.duration.as_secs_f64() * 1000.0,
                     "referer": self.referer.as_ref().and_then(|v| v.to_str().ok()),
                     "user_agent": self.user_agent.as_ref().and_then(|v| v.to_str().ok()),
-                    "request_id": self.request_id,
+                    "request_id": self.request_id.to_str().ok(),
                     "project": self.project.as_deref(),
                     "upstream": self.upstream.map(|a| a.to_string()),
                 });
@@ -399,7 +399,7 @@ mod tests {
             duration: Duration::from_micros(1500),
             referer: None,
             user_agent: Some(http::HeaderValue::from_static("curl/8")),
-            request_id: "rid".into(),
+            request_id: http::HeaderValue::from_static("rid"),
             project: Some("shop".into()),
             upstream: None,
         }

@@ -11,7 +11,7 @@ pub struct RequestCtx {
     pub project: Option<usize>,
     pub host: String,
     pub client_ip: Option<IpAddr>,
-    pub request_id: String,
+    pub request_id: http::HeaderValue,
     pub plan: Option<Plan>,
     pub pool: Option<Arc<Pool>>,
     /// Backends already tried for this request (retries go elsewhere).
@@ -29,7 +29,7 @@ impl RequestCtx {
             project: None,
             host: String::new(),
             client_ip: None,
-            request_id: String::new(),
+            request_id: http::HeaderValue::from_static(""),
             plan: None,
             pool: None,
             tried: Vec::new(),

@@ -130,7 +130,7 @@ impl ProxyHttp for RampartProxy {
             query: req.uri.query(),
             headers: &req.headers,
             client_ip: ctx.client_ip,
-            request_id: &ctx.request_id,
+            request_id: ctx.request_id.to_str().unwrap_or(""),
         };
         let plan = rules.evaluate(&view);
         drop(rules);
@@ -335,18 +335,19 @@ impl ProxyHttp for RampartProxy {
             .project(ctx)
             .ok_or_else(|| status_error(500, "no project"))?;
         forward::strip_hop_by_hop_request(upstream);
-        let original_host = session
-            .req_header()
-            .headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or(&ctx.host)
-            .to_string();
+        // The client's Host (h2 clients send :authority instead), shared, not copied.
+        let req = session.req_header();
+        let original_host = req.headers.get(http::header::HOST).cloned().or_else(|| {
+            req.uri
+                .authority()
+                .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
+        });
+        let had_host = req.headers.contains_key(http::header::HOST);
         forward::set_forwarded(
             upstream,
             ctx.client_ip,
             self.scheme,
-            &original_host,
+            original_host.clone(),
             &ctx.request_id,
             project.settings.trust_proxy_headers,
         );
@@ -358,15 +359,11 @@ impl ProxyHttp for RampartProxy {
                 };
                 upstream.insert_header(http::header::HOST, host)?;
             }
-        } else if session
-            .req_header()
-            .headers
-            .get(http::header::HOST)
-            .is_none()
-            && !ctx.host.is_empty()
-        {
-            // h2 clients send :authority only; HTTP/1 backends need a Host header.
-            upstream.insert_header(http::header::HOST, &original_host)?;
+        } else if !had_host {
+            // HTTP/1 backends need a Host header.
+            if let Some(host) = original_host {
+                upstream.insert_header(http::header::HOST, host)?;
+            }
         }
         if let Some(plan) = &ctx.plan {
             if let Some(uri) = &plan.rewrite {
@@ -390,7 +387,7 @@ impl ProxyHttp for RampartProxy {
         if let Some(plan) = &ctx.plan {
             forward::apply_response_ops(resp, &plan.response_headers);
         }
-        resp.insert_header(forward::X_REQUEST_ID, &ctx.request_id)?;
+        resp.insert_header(forward::X_REQUEST_ID_WIRE, ctx.request_id.clone())?;
         Ok(())
     }
 
@@ -462,7 +459,7 @@ impl ProxyHttp for RampartProxy {
                 duration: elapsed,
                 referer: header(http::header::REFERER),
                 user_agent: header(http::header::USER_AGENT),
-                request_id: std::mem::take(&mut ctx.request_id),
+                request_id: ctx.request_id.clone(),
                 project: Some(metrics.name().clone()),
                 upstream: ctx.backend.as_ref().map(|b| b.addr),
             });

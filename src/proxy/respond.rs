@@ -1,6 +1,6 @@
 //! Responses Rampart writes itself: rule redirects and responses, routing and error answers.
 
-use super::forward::{apply_response_ops, X_REQUEST_ID};
+use super::forward::{apply_response_ops, X_REQUEST_ID_WIRE};
 use crate::rules::HeaderOp;
 use bytes::Bytes;
 use http::HeaderValue;
@@ -33,7 +33,7 @@ impl Answer<'_> {
 pub async fn send(
     session: &mut Session,
     answer: Answer<'_>,
-    request_id: &str,
+    request_id: &HeaderValue,
 ) -> pingora_error::Result<()> {
     let mut resp = ResponseHeader::build(answer.status, Some(4 + answer.headers.len()))?;
     if let Some(ct) = answer.content_type {
@@ -45,7 +45,7 @@ pub async fn send(
     }
     apply_response_ops(&mut resp, answer.rule_ops);
     if !request_id.is_empty() {
-        resp.insert_header(X_REQUEST_ID, request_id)?;
+        resp.insert_header(X_REQUEST_ID_WIRE, request_id.clone())?;
     }
     let head = session.req_header().method == http::Method::HEAD;
     let empty = answer.body.is_empty() || head;

@@ -1,183 +1,449 @@
-//! The real `rampart` binary, started on a config the test writes, stopped on drop.
+//! The real `rampart` binary: started on a config the test writes, waited for until it
+//! serves, observed through its admin service and output files, stopped on drop.
 
-use super::poll_until;
+use super::{poll_until, raw_get, RawResponse};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
+/// How long `Rampart::start` waits for the process to serve.
+pub const START_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The binary under test: Cargo's `CARGO_BIN_EXE_rampart` in the main crate's integration
+/// tests, else the `RAMPART_BIN` environment variable.
+pub fn rampart_bin() -> PathBuf {
+    match option_env!("CARGO_BIN_EXE_rampart") {
+        Some(p) => PathBuf::from(p),
+        None => std::env::var_os("RAMPART_BIN")
+            .map(PathBuf::from)
+            .expect("no rampart binary: not a main-crate test and RAMPART_BIN unset"),
+    }
+}
+
+struct Listener {
+    addr: SocketAddr,
+    tls: bool,
+}
+
+/// A running `rampart run` process.
 pub struct Rampart {
     child: Child,
     dir: tempfile::TempDir,
-    pub admin: String,
+    config: PathBuf,
+    admin: Option<SocketAddr>,
     token: Option<String>,
-}
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_rampart")
-}
-
-/// Listener and admin addresses named in the YAML, to wait for.
-fn addresses(yaml: &str) -> (String, Vec<String>, Option<String>) {
-    let v: serde_yaml::Value = serde_yaml::from_str(yaml).expect("test config is YAML");
-    let admin = v["admin"]["listen"]
-        .as_str()
-        .expect("tests set admin.listen")
-        .to_string();
-    let token = v["admin"]["token"]
-        .as_str()
-        .filter(|t| !t.is_empty())
-        .map(str::to_string);
-    let listeners = v["listeners"]
-        .as_mapping()
-        .map(|m| {
-            m.values()
-                .filter_map(|l| l["address"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    (admin, listeners, token)
+    listeners: BTreeMap<String, Listener>,
 }
 
 impl Rampart {
-    /// Writes `yaml` to a temp dir, starts `rampart run` on it and waits until the admin
-    /// service answers /healthz and every listener accepts connections.
+    /// Writes `yaml` to `rampart.yaml` in a new temp dir, runs `rampart run -c FILE` and
+    /// waits until admin `/healthz` answers 200 and every listener accepts connections.
     pub fn start(yaml: &str) -> Rampart {
         Self::start_in(tempfile::tempdir().unwrap(), yaml)
     }
 
     /// Like `start`, in a directory the test prepared (rules files, certificates...).
     pub fn start_in(dir: tempfile::TempDir, yaml: &str) -> Rampart {
-        let (admin, listeners, token) = addresses(yaml);
-        let config = dir.path().join("rampart.yaml");
-        std::fs::write(&config, yaml).unwrap();
-        let child = Command::new(bin())
-            .args(["run", "-c"])
-            .arg(&config)
-            .env("RUST_LOG", "info")
-            .stdout(std::fs::File::create(dir.path().join("stdout")).unwrap())
-            .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut r = Rampart {
-            child,
-            dir,
-            admin,
-            token,
-        };
-        let client = super::client();
-        poll_until(Duration::from_secs(30), "rampart to serve", || {
-            if let Ok(Some(status)) = r.child.try_wait() {
-                panic!(
-                    "rampart exited with {status} before serving\nstderr:\n{}",
-                    r.stderr()
-                );
-            }
-            let admin_ok = client
-                .get(format!("http://{}/healthz", r.admin))
-                .send()
-                .is_ok_and(|resp| resp.status() == 200);
-            (admin_ok
-                && listeners
-                    .iter()
-                    .all(|a| std::net::TcpStream::connect(a).is_ok()))
-            .then_some(())
-        });
+        Self::start_with(dir, yaml, &[], &[])
+    }
+
+    /// Like `start_in`, with extra `run` arguments and environment variables (also used to
+    /// resolve `${VAR}` in the addresses the harness waits for).
+    pub fn start_with(
+        dir: tempfile::TempDir,
+        yaml: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Rampart {
+        let mut r = Self::spawn(dir, yaml, args, env);
+        r.wait_ready(START_DEADLINE);
         r
     }
 
+    /// Starts the process without waiting for it (e.g. `--upgrade`); see `wait_ready`.
+    pub fn spawn(
+        dir: tempfile::TempDir,
+        yaml: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Rampart {
+        let v: serde_yaml::Value = serde_yaml::from_str(&interpolate(yaml, env))
+            .unwrap_or_else(|e| panic!("test config is not YAML ({e}):\n{yaml}"));
+        let admin = v["admin"]["listen"].as_str().map(connectable);
+        let token = v["admin"]["token"]
+            .as_str()
+            .filter(|t| !t.is_empty())
+            .map(str::to_string);
+        let listeners = v["listeners"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, l)| {
+                let addr = connectable(l["address"].as_str()?);
+                let tls = !l["tls"].is_null() && l["tls"] != serde_yaml::Value::Bool(false);
+                Some((name.as_str()?.to_string(), Listener { addr, tls }))
+            })
+            .collect();
+        let config = dir.path().join("rampart.yaml");
+        std::fs::write(&config, yaml).unwrap();
+        let child = Command::new(rampart_bin())
+            .arg("run")
+            .arg("-c")
+            .arg(&config)
+            .args(args)
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.path().join("stdout.log")).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", rampart_bin().display()));
+        Rampart {
+            child,
+            dir,
+            config,
+            admin,
+            token,
+            listeners,
+        }
+    }
+
+    /// Waits until admin `/healthz` answers 200 and every listener accepts a connection;
+    /// panics with the exit status and output if the process exits or time runs out.
+    pub fn wait_ready(&mut self, deadline: Duration) {
+        let end = Instant::now() + deadline;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "rampart exited ({}) before serving\n{}",
+                    describe(status),
+                    self.output()
+                );
+            }
+            let admin_ok = self.admin.is_none_or(|a| {
+                raw_get(&a.to_string(), "/healthz", &[]).is_ok_and(|r| r.status == 200)
+            });
+            let listening = admin_ok
+                && self.listeners.values().all(|l| {
+                    TcpStream::connect_timeout(&l.addr, Duration::from_millis(200)).is_ok()
+                });
+            if listening {
+                return;
+            }
+            if Instant::now() > end {
+                panic!(
+                    "rampart not serving after {deadline:?} (admin {:?}, listeners {:?})\n{}",
+                    self.admin,
+                    self.listeners.values().map(|l| l.addr).collect::<Vec<_>>(),
+                    self.output()
+                );
+            }
+            std::thread::sleep(super::POLL_INTERVAL);
+        }
+    }
+
+    /// The temp dir holding `rampart.yaml` and the output files.
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
 
-    pub fn stdout(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("stdout")).unwrap_or_default()
-    }
-
-    pub fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
-    }
-
-    pub fn wait_for_log(&self, needle: &str, deadline: Duration) {
-        poll_until(deadline, &format!("`{needle}` in rampart's output"), || {
-            (self.stderr().contains(needle) || self.stdout().contains(needle)).then_some(())
-        });
-    }
-
-    pub fn admin_get(&self, path: &str) -> reqwest::blocking::Response {
-        let mut req = super::client().get(format!("http://{}{path}", self.admin));
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
-        }
-        req.send().unwrap()
-    }
-
-    pub fn metrics(&self) -> String {
-        self.admin_get("/metrics").text().unwrap()
-    }
-
-    /// The value of the sample printed exactly as `name{labels}` (or `name`), if any.
-    pub fn metric(&self, sample: &str) -> Option<f64> {
-        self.metrics().lines().find_map(|l| {
-            l.strip_prefix(sample)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
-    }
-
-    pub fn status(&self) -> serde_json::Value {
-        self.admin_get("/status").json().unwrap()
+    pub fn config_path(&self) -> &Path {
+        &self.config
     }
 
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    fn signal(&self, sig: &str) {
-        let _ = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status();
+    /// `http://ADMIN{path}` (panics when the config has no `admin.listen`).
+    pub fn admin_url(&self, path: &str) -> String {
+        format!(
+            "http://{}{path}",
+            self.admin.expect("config has no admin.listen")
+        )
     }
 
-    /// Sends SIGINT and waits for the process to exit.
-    pub fn stop(&mut self) -> std::process::ExitStatus {
-        self.signal("-INT");
-        poll_until(Duration::from_secs(15), "rampart to exit", || {
+    /// Connectable address of listener `name` (`0.0.0.0` becomes `127.0.0.1`).
+    pub fn listener_addr(&self, name: &str) -> SocketAddr {
+        self.listeners
+            .get(name)
+            .unwrap_or_else(|| panic!("no listener `{name}` in the config"))
+            .addr
+    }
+
+    /// `http://ADDR` or `https://ADDR` for listener `name`.
+    pub fn listener_url(&self, name: &str) -> String {
+        let l = &self.listeners[name];
+        format!("{}://{}", if l.tls { "https" } else { "http" }, l.addr)
+    }
+
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    fn output(&self) -> String {
+        format!(
+            "--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.stdout(),
+            self.stderr()
+        )
+    }
+
+    /// Polls stdout and stderr until a line contains `needle`; returns that line. On
+    /// timeout, panics showing the output.
+    pub fn wait_for_log(&self, needle: &str, deadline: Duration) -> String {
+        let end = Instant::now() + deadline;
+        loop {
+            let (out, err) = (self.stdout(), self.stderr());
+            if let Some(line) = out.lines().chain(err.lines()).find(|l| l.contains(needle)) {
+                return line.to_string();
+            }
+            if Instant::now() > end {
+                panic!(
+                    "timed out after {deadline:?} waiting for `{needle}` in rampart's output\n{}",
+                    self.output()
+                );
+            }
+            std::thread::sleep(super::POLL_INTERVAL);
+        }
+    }
+
+    /// GET `path` on the admin service, with the bearer token when the config sets one.
+    pub fn admin_get(&self, path: &str) -> RawResponse {
+        let auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        let admin = self.admin.expect("config has no admin.listen").to_string();
+        raw_get(&admin, path, &headers).unwrap_or_else(|e| panic!("admin GET {path}: {e}"))
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub fn metrics(&self) -> String {
+        let r = self.admin_get("/metrics");
+        assert_eq!(r.status, 200, "GET /metrics: {}", r.text());
+        r.text()
+    }
+
+    /// The value of the sample printed exactly as `name{labels}` (or bare `name`), labels
+    /// in the order Rampart prints them (the prometheus crate sorts them by name).
+    pub fn metric_value(&self, sample: &str) -> Option<f64> {
+        metric_in(&self.metrics(), sample)
+    }
+
+    /// Alias of `metric_value`.
+    pub fn metric(&self, sample: &str) -> Option<f64> {
+        self.metric_value(sample)
+    }
+
+    /// `/status` as JSON.
+    pub fn status_json(&self) -> serde_json::Value {
+        let r = self.admin_get("/status");
+        assert_eq!(r.status, 200, "GET /status: {}", r.text());
+        serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("/status ({e}): {}", r.text()))
+    }
+
+    /// Alias of `status_json`.
+    pub fn status(&self) -> serde_json::Value {
+        self.status_json()
+    }
+
+    /// Sends a signal by name (`"INT"`, `"HUP"`, `"QUIT"`, `"TERM"`...) with `kill`;
+    /// false if it could not be delivered (e.g. the process is gone).
+    pub fn signal(&self, sig: &str) -> bool {
+        Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// SIGINT (does not wait; see `wait_exit`).
+    pub fn interrupt(&self) {
+        self.signal("INT");
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits for the process to exit (panics after `deadline`).
+    pub fn wait_exit(&mut self, deadline: Duration) -> ExitStatus {
+        poll_until(deadline, "rampart to exit", || {
             self.child.try_wait().ok().flatten()
         })
+    }
+
+    /// SIGINT, then waits up to 15 s for the exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        self.interrupt();
+        self.wait_exit(Duration::from_secs(15))
     }
 }
 
 impl Drop for Rampart {
     fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            self.signal("-INT");
-            let exited = (0..500).any(|_| {
-                std::thread::sleep(Duration::from_millis(10));
-                self.child.try_wait().ok().flatten().is_some()
-            });
-            if !exited {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-            }
+        if std::thread::panicking() {
+            eprintln!("rampart (pid {}) output:\n{}", self.pid(), self.output());
         }
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
+        self.signal("INT");
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(super::POLL_INTERVAL);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
-/// `rampart run` on a config that must not start: its exit code and stderr.
-pub fn start_expect_failure(yaml: &str) -> (i32, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let config: PathBuf = dir.path().join("rampart.yaml");
+/// `name{labels} value` lookup in Prometheus text.
+pub fn metric_in(text: &str, sample: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let rest = l.strip_prefix(sample)?.strip_prefix([' ', '\t'])?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// `"0.0.0.0:80"` → `127.0.0.1:80`, `"[::]:80"` → `[::1]:80`; names are resolved.
+fn connectable(addr: &str) -> SocketAddr {
+    let mut a = addr
+        .parse::<SocketAddr>()
+        .ok()
+        .or_else(|| addr.to_socket_addrs().ok()?.next())
+        .unwrap_or_else(|| panic!("harness cannot use the address `{addr}`"));
+    match a.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => a.set_ip(Ipv4Addr::LOCALHOST.into()),
+        IpAddr::V6(ip) if ip.is_unspecified() => a.set_ip(Ipv6Addr::LOCALHOST.into()),
+        _ => {}
+    }
+    a
+}
+
+/// `${VAR}` / `${VAR:-default}` from `env`, then the process environment (as Rampart does).
+fn interpolate(s: &str, env: &[(&str, &str)]) -> String {
+    let (mut out, mut rest) = (String::new(), s);
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let Some(j) = rest[i..].find('}') else { break };
+        let inner = &rest[i + 2..i + j];
+        let (name, default) = match inner.split_once(":-") {
+            Some((n, d)) => (n, Some(d)),
+            None => (inner, None),
+        };
+        let value = env
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+            .or_else(|| std::env::var(name).ok())
+            .filter(|v| !v.is_empty() || default.is_none());
+        out.push_str(&value.or(default.map(str::to_string)).unwrap_or_default());
+        rest = &rest[i + j + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn describe(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exit code {c}"),
+        (None, Some(s)) => format!("killed by signal {s}"),
+        _ => status.to_string(),
+    }
+}
+
+/// Exit code, or -1 when killed by a signal.
+fn code(status: ExitStatus) -> i32 {
+    status.code().unwrap_or(-1)
+}
+
+impl Rampart {
+    /// `rampart run` on a config that must not start: (exit code, stdout, stderr). Panics
+    /// if the process is still running after 30 s (it started although it should not).
+    pub fn start_expect_failure(yaml: &str) -> (i32, String, String) {
+        let out = rampart_with_config(tempfile::tempdir().unwrap(), yaml, &["run"], &[]);
+        (out.code, out.stdout, out.stderr)
+    }
+}
+
+/// Output of a finished `rampart` command.
+pub struct CheckOutput {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    /// The config file given with `-c` (error messages start with it).
+    pub path: String,
+    /// Keeps the config's directory alive.
+    pub dir: tempfile::TempDir,
+}
+
+/// `rampart check -c FILE` on `yaml`.
+pub fn rampart_check(yaml: &str) -> CheckOutput {
+    rampart_check_with_env(yaml, &[])
+}
+
+/// `rampart check -c FILE` with extra environment variables.
+pub fn rampart_check_with_env(yaml: &str, env: &[(&str, &str)]) -> CheckOutput {
+    rampart_with_config(tempfile::tempdir().unwrap(), yaml, &["check"], env)
+}
+
+/// Writes `yaml` to `DIR/rampart.yaml` and runs `rampart ARGS... -c FILE` to completion
+/// (e.g. `&["rules", "test", "--project", "shop", "http://shop.test/x"]`); panics if it is
+/// still running after 30 s.
+pub fn rampart_with_config(
+    dir: tempfile::TempDir,
+    yaml: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> CheckOutput {
+    let config = dir.path().join("rampart.yaml");
     std::fs::write(&config, yaml).unwrap();
-    let out = Command::new(bin())
-        .args(["run", "-c"])
+    let (out_path, err_path) = (dir.path().join("cmd.stdout"), dir.path().join("cmd.stderr"));
+    let mut child = Command::new(rampart_bin())
+        .args(args)
+        .arg("-c")
         .arg(&config)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", rampart_bin().display()));
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    let end = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "`rampart {}` still running after 30 s\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                args.join(" "),
+                read(&out_path),
+                read(&err_path)
+            );
+        }
+        std::thread::sleep(super::POLL_INTERVAL);
+    };
+    CheckOutput {
+        code: code(status),
+        stdout: read(&out_path),
+        stderr: read(&err_path),
+        path: config.display().to_string(),
+        dir,
+    }
 }

@@ -1,11 +1,15 @@
-//! Real upstream servers (HTTP/1.1 and h2c, optionally TLS with ALPN h2) that echo what they
-//! receive as JSON. `/healthz` answers 200 or 503 (see `set_healthy`), `/slow?ms=N` waits,
-//! `/status/NNN` answers NNN.
+//! Real upstream servers (HTTP/1.1 and h2c, or TLS with ALPN h2 + http/1.1), each on its own
+//! thread with its own tokio runtime, so that sync and async tests can both use them.
+//!
+//! - `/healthz` → 200 `ok`, or 503 `down` after `set_healthy(false)` (counted apart);
+//! - `/slow?ms=N` waits N ms (default 500), then answers like any other path;
+//! - `/status/NNN` answers status NNN (with the echo body);
+//! - anything else → 200 with the `Echo` JSON, `x-upstream: NAME`, `server: test-upstream`.
 
 use super::CertFiles;
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -15,93 +19,198 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
+use tokio_rustls::rustls;
 
-#[derive(Default)]
 struct State {
+    name: String,
     healthy: AtomicBool,
     hits: AtomicUsize,
     health_hits: AtomicUsize,
     in_flight: AtomicUsize,
+    connections: AtomicUsize,
+}
+
+/// The server thread while it runs.
+struct Running {
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 pub struct Upstream {
     pub name: String,
     addr: SocketAddr,
     state: Arc<State>,
-    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
-    rt: tokio::runtime::Runtime,
-    server: Option<tokio::task::JoinHandle<()>>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    running: Option<Running>,
 }
 
-async fn handle(
-    name: Arc<str>,
-    state: Arc<State>,
-    req: Request<hyper::body::Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let path = req.uri().path().to_string();
-    if path == "/healthz" {
-        state.health_hits.fetch_add(1, SeqCst);
-        let ok = state.healthy.load(SeqCst);
-        return Ok(Response::builder()
-            .status(if ok { 200 } else { 503 })
-            .body(Full::new(Bytes::from(if ok { "ok" } else { "down" })))
-            .unwrap());
+impl Upstream {
+    /// Plain HTTP/1.1 and h2c (prior knowledge) on 127.0.0.1, an ephemeral port.
+    pub fn start(name: &str) -> Upstream {
+        Self::build(name, None)
     }
-    state.hits.fetch_add(1, SeqCst);
-    state.in_flight.fetch_add(1, SeqCst);
-    if path == "/slow" {
-        let ms = req
-            .uri()
-            .query()
-            .and_then(|q| q.strip_prefix("ms="))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(500);
-        tokio::time::sleep(Duration::from_millis(ms)).await;
+
+    /// TLS serving `cert`, ALPN `h2` and `http/1.1`.
+    pub fn start_tls(name: &str, cert: &CertFiles) -> Upstream {
+        Self::start_tls_alpn(name, cert, &["h2", "http/1.1"])
     }
-    state.in_flight.fetch_sub(1, SeqCst);
-    let status = path
-        .strip_prefix("/status/")
-        .and_then(|s| s.parse::<u16>().ok())
-        .unwrap_or(200);
-    let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (k, v) in req.headers() {
-        headers
-            .entry(k.as_str().to_string())
-            .or_default()
-            .push(String::from_utf8_lossy(v.as_bytes()).into_owned());
+
+    /// TLS offering only the given ALPN protocols (e.g. `&["http/1.1"]`).
+    pub fn start_tls_alpn(name: &str, cert: &CertFiles, alpn: &[&str]) -> Upstream {
+        use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+        let certs = CertificateDer::pem_slice_iter(cert.cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .expect("certificate PEM");
+        let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).expect("key PEM");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("certificate and key match");
+        cfg.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+        Self::build(name, Some(Arc::new(cfg)))
     }
-    let body = serde_json::json!({
-        "upstream": &*name,
-        "method": req.method().as_str(),
-        "uri": req.uri().path_and_query().map_or("/", |p| p.as_str()),
-        "version": format!("{:?}", req.version()),
-        "headers": headers,
-    });
-    Ok(Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .header("x-upstream", &*name)
-        .header("server", "test-upstream")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap())
+
+    fn build(name: &str, tls: Option<Arc<rustls::ServerConfig>>) -> Upstream {
+        let listener = super::bind_unused();
+        let mut u = Upstream {
+            name: name.to_string(),
+            addr: listener.local_addr().unwrap(),
+            state: Arc::new(State {
+                name: name.to_string(),
+                healthy: AtomicBool::new(true),
+                hits: AtomicUsize::new(0),
+                health_hits: AtomicUsize::new(0),
+                in_flight: AtomicUsize::new(0),
+                connections: AtomicUsize::new(0),
+            }),
+            tls,
+            running: None,
+        };
+        u.serve_on(listener);
+        u
+    }
+
+    /// Runs the accept loop on its own thread. The socket is bound already, so connections
+    /// made as soon as this returns wait in the backlog.
+    fn serve_on(&mut self, listener: std::net::TcpListener) {
+        listener.set_nonblocking(true).unwrap();
+        let (state, tls) = (self.state.clone(), self.tls.clone());
+        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(format!("upstream-{}", self.name))
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
+                    let listener = TcpListener::from_std(listener).unwrap();
+                    tokio::select! {
+                        _ = accept_loop(listener, state, tls) => {}
+                        _ = stop => {}
+                    }
+                });
+                // Dropping the runtime drops every connection task: sockets are closed.
+            })
+            .unwrap();
+        self.running = Some(Running { shutdown, thread });
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn addr_string(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// `http://ADDR{path}` (`https://` for a TLS upstream).
+    pub fn url(&self, path: &str) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}{path}", self.addr)
+    }
+
+    /// Requests received, `/healthz` excluded.
+    pub fn hits(&self) -> usize {
+        self.state.hits.load(SeqCst)
+    }
+
+    /// `/healthz` requests received.
+    pub fn health_hits(&self) -> usize {
+        self.state.health_hits.load(SeqCst)
+    }
+
+    /// Requests being answered right now (e.g. waiting in `/slow`).
+    pub fn in_flight(&self) -> usize {
+        self.state.in_flight.load(SeqCst)
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(SeqCst)
+    }
+
+    /// When false, `/healthz` answers 503.
+    pub fn set_healthy(&self, healthy: bool) {
+        self.state.healthy.store(healthy, SeqCst);
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// Closes the listener and every open connection; when this returns, connections to
+    /// `addr()` are refused. Does nothing if already stopped.
+    pub fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            let _ = r.shutdown.send(());
+            let _ = r.thread.join();
+        }
+    }
+
+    /// Stops (if running) and listens again on the same port (panics if it stays taken).
+    pub fn restart(&mut self) {
+        self.stop();
+        let addr = self.addr;
+        let listener = super::poll_until(
+            Duration::from_secs(5),
+            &format!("upstream {} to re-bind {addr}", self.name),
+            || std::net::TcpListener::bind(addr).ok(),
+        );
+        self.serve_on(listener);
+    }
 }
 
-async fn serve(
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn accept_loop(
     listener: TcpListener,
-    name: Arc<str>,
     state: Arc<State>,
-    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) {
-    // Connections live in the set, so stopping the server (dropping this future) closes them.
+    // Connections live in the set: dropping this future (stop) closes them all.
     let mut conns = JoinSet::new();
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(_) => {
+                // e.g. too many open files: back off instead of spinning.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
         };
-        let (name, state, tls) = (name.clone(), state.clone(), tls.clone());
+        state.connections.fetch_add(1, SeqCst);
+        let _ = stream.set_nodelay(true);
+        let (state, tls) = (state.clone(), tls.clone());
         conns.spawn(async move {
-            let svc =
-                hyper::service::service_fn(move |req| handle(name.clone(), state.clone(), req));
+            let svc = hyper::service::service_fn(move |req| handle(state.clone(), req));
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             match tls {
                 None => {
@@ -118,114 +227,78 @@ async fn serve(
     }
 }
 
-impl Upstream {
-    pub fn start(name: &str) -> Upstream {
-        Self::build(name, None, "127.0.0.1:0".parse().unwrap())
-    }
+/// Decrements `in_flight` however the request ends (even if the client goes away).
+struct InFlight(Arc<State>);
 
-    /// TLS with ALPN h2 and http/1.1, serving `cert`.
-    pub fn start_tls(name: &str, cert: &CertFiles) -> Upstream {
-        use tokio_rustls::rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
-        let certs = CertificateDer::pem_file_iter(&cert.cert_path)
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        let key = PrivateKeyDer::from_pem_file(&cert.key_path).unwrap();
-        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-        let mut cfg = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .unwrap();
-        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Self::build(name, Some(Arc::new(cfg)), "127.0.0.1:0".parse().unwrap())
-    }
-
-    fn build(
-        name: &str,
-        tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
-        addr: SocketAddr,
-    ) -> Upstream {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let state = Arc::new(State::default());
-        state.healthy.store(true, SeqCst);
-        let mut u = Upstream {
-            name: name.to_string(),
-            addr,
-            state,
-            tls,
-            rt,
-            server: None,
-        };
-        u.listen(addr);
-        u
-    }
-
-    fn listen(&mut self, addr: SocketAddr) {
-        let listener = poll_bind(&self.rt, addr);
-        self.addr = listener.local_addr().unwrap();
-        let fut = serve(
-            listener,
-            self.name.as_str().into(),
-            self.state.clone(),
-            self.tls.clone(),
-        );
-        self.server = Some(self.rt.spawn(fut));
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    pub fn addr_string(&self) -> String {
-        self.addr.to_string()
-    }
-
-    /// Requests received, health checks excluded.
-    pub fn hits(&self) -> usize {
-        self.state.hits.load(SeqCst)
-    }
-
-    pub fn health_hits(&self) -> usize {
-        self.state.health_hits.load(SeqCst)
-    }
-
-    pub fn set_healthy(&self, healthy: bool) {
-        self.state.healthy.store(healthy, SeqCst);
-    }
-
-    /// Stops listening and closes every connection: connections are refused afterwards.
-    pub fn stop(&mut self) {
-        if let Some(s) = self.server.take() {
-            s.abort();
-            let _ = self.rt.block_on(s);
-        }
-    }
-
-    /// Listens again on the same port.
-    pub fn restart(&mut self) {
-        self.stop();
-        self.listen(self.addr);
-    }
-}
-
-/// Binds `addr`, retrying briefly while a just-closed socket of ours still holds it.
-fn poll_bind(rt: &tokio::runtime::Runtime, addr: SocketAddr) -> TcpListener {
-    let std = super::poll_until(Duration::from_secs(10), "binding the upstream port", || {
-        std::net::TcpListener::bind(addr).ok()
-    });
-    std.set_nonblocking(true).unwrap();
-    let _guard = rt.enter();
-    TcpListener::from_std(std).unwrap()
-}
-
-impl Drop for Upstream {
+impl Drop for InFlight {
     fn drop(&mut self) {
-        self.stop();
+        self.0.in_flight.fetch_sub(1, SeqCst);
     }
+}
+
+async fn handle(
+    state: Arc<State>,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path().to_string();
+    if path == "/healthz" {
+        state.health_hits.fetch_add(1, SeqCst);
+        let ok = state.healthy.load(SeqCst);
+        return Ok(Response::builder()
+            .status(if ok { 200 } else { 503 })
+            .header("content-type", "text/plain")
+            .header("x-upstream", &state.name)
+            .body(Full::new(Bytes::from(if ok { "ok" } else { "down" })))
+            .unwrap());
+    }
+    state.hits.fetch_add(1, SeqCst);
+    state.in_flight.fetch_add(1, SeqCst);
+    let _in_flight = InFlight(state.clone());
+    let query = req.uri().query().unwrap_or("").to_string();
+    if path == "/slow" {
+        let ms = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("ms="))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(500);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    let status = path
+        .strip_prefix("/status/")
+        .and_then(|s| s.parse::<u16>().ok())
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::OK);
+    let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (k, v) in req.headers() {
+        headers
+            .entry(k.as_str().to_string())
+            .or_default()
+            .push(String::from_utf8_lossy(v.as_bytes()).into_owned());
+    }
+    let (method, version) = (req.method().to_string(), format!("{:?}", req.version()));
+    let uri = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let (uri, authority) = (
+        uri.to_string(),
+        req.uri().authority().map(|a| a.to_string()),
+    );
+    let body = match req.into_body().collect().await {
+        Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
+        Err(_) => String::new(),
+    };
+    let echo = serde_json::json!({
+        "upstream": state.name,
+        "method": method,
+        "uri": uri,
+        "version": version,
+        "headers": headers,
+        "authority": authority,
+        "body": body,
+    });
+    Ok(Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header("x-upstream", &state.name)
+        .header("server", "test-upstream")
+        .body(Full::new(Bytes::from(echo.to_string())))
+        .unwrap())
 }

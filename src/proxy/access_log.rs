@@ -161,6 +161,51 @@ pub struct LogRecord {
     pub upstream: Option<SocketAddr>,
 }
 
+/// Appends `s` with `"` escaped, for quoted fields of the combined format.
+fn push_quoted(out: &mut String, s: &str) {
+    for c in s.chars() {
+        if c == '"' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+}
+
+/// Timestamps formatted once per second rather than once per line.
+#[derive(Default)]
+pub struct TimeCache {
+    second: Option<u64>,
+    combined: String,
+    iso: String,
+}
+
+impl TimeCache {
+    /// Refreshes the cached strings for `t`'s second; returns the milliseconds.
+    fn refresh(&mut self, t: SystemTime) -> u32 {
+        let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        if self.second != Some(d.as_secs()) {
+            let dt = chrono::DateTime::<chrono::Utc>::from(
+                std::time::UNIX_EPOCH + Duration::from_secs(d.as_secs()),
+            );
+            self.combined = dt.format("%d/%b/%Y:%H:%M:%S %z").to_string();
+            self.iso = dt.format("%Y-%m-%dT%H:%M:%S").to_string();
+            self.second = Some(d.as_secs());
+        }
+        d.subsec_millis()
+    }
+
+    fn combined(&mut self, t: SystemTime) -> &str {
+        self.refresh(t);
+        &self.combined
+    }
+
+    fn iso_into(&mut self, t: SystemTime, out: &mut String) {
+        let ms = self.refresh(t);
+        out.push_str(&self.iso);
+        let _ = write!(out, ".{ms:03}Z");
+    }
+}
+
 fn text(v: &Option<http::HeaderValue>) -> &str {
     v.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-")
 }
@@ -170,19 +215,25 @@ impl LogRecord {
         self.uri.path_and_query().map_or("/", |p| p.as_str())
     }
 
-    fn write_field(&self, out: &mut String, f: Field) {
+    fn write_client_ip(&self, out: &mut String) {
+        match self.client_ip {
+            Some(ip) => {
+                let _ = write!(out, "{ip}");
+            }
+            None => out.push('-'),
+        }
+    }
+
+    fn write_field(&self, out: &mut String, f: Field, clock: &mut TimeCache) {
         let _ = match f {
-            Field::ClientIp => write!(
-                out,
-                "{}",
-                self.client_ip.map_or("-".into(), |i| i.to_string())
-            ),
-            Field::Time => write!(
-                out,
-                "{}",
-                chrono::DateTime::<chrono::Utc>::from(self.time)
-                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-            ),
+            Field::ClientIp => {
+                self.write_client_ip(out);
+                Ok(())
+            }
+            Field::Time => {
+                clock.iso_into(self.time, out);
+                Ok(())
+            }
             Field::Method => write!(out, "{}", self.method),
             Field::Uri => write!(out, "{}", self.path_and_query()),
             Field::Path => write!(out, "{}", self.uri.path()),
@@ -205,29 +256,36 @@ impl LogRecord {
     }
 
     /// Appends one line (with its newline) in `format`.
-    pub fn format_into(&self, format: &LogFormat, out: &mut String) {
+    pub fn format_into(&self, format: &LogFormat, out: &mut String, clock: &mut TimeCache) {
         match format {
             LogFormat::Combined => {
-                let time =
-                    chrono::DateTime::<chrono::Utc>::from(self.time).format("%d/%b/%Y:%H:%M:%S %z");
+                self.write_client_ip(out);
+                out.push_str(" - - [");
+                out.push_str(clock.combined(self.time));
                 let _ = write!(
                     out,
-                    "{} - - [{time}] \"{} {} {}\" {} {} \"{}\" \"{}\" {} {:.3}",
-                    self.client_ip.map_or("-".into(), |i| i.to_string()),
+                    "] \"{} {} {}\" {} {} \"",
                     self.method,
                     self.path_and_query(),
                     self.protocol,
                     self.status,
                     self.bytes,
-                    text(&self.referer).replace('"', "\\\""),
-                    text(&self.user_agent).replace('"', "\\\""),
+                );
+                push_quoted(out, text(&self.referer));
+                out.push_str("\" \"");
+                push_quoted(out, text(&self.user_agent));
+                let _ = write!(
+                    out,
+                    "\" {} {:.3}",
                     self.request_id.to_str().unwrap_or("-"),
                     self.duration.as_secs_f64() * 1000.0,
                 );
             }
             LogFormat::Json => {
+                let mut time = String::with_capacity(24);
+                clock.iso_into(self.time, &mut time);
                 let v = serde_json::json!({
-                    "time": chrono::DateTime::<chrono::Utc>::from(self.time).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    "time": time,
                     "client_ip": self.client_ip.map(|i| i.to_string()),
                     "method": self.method.as_str(),
                     "uri": self.path_and_query(),
@@ -248,7 +306,7 @@ impl LogRecord {
                 for p in pieces {
                     match p {
                         Piece::Text(t) => out.push_str(t),
-                        Piece::Field(f) => self.write_field(out, *f),
+                        Piece::Field(f) => self.write_field(out, *f, clock),
                     }
                 }
             }
@@ -339,6 +397,7 @@ impl BackgroundService for AccessLogWriter {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut batch = Vec::with_capacity(4096);
         let mut text = String::with_capacity(256 * 1024);
+        let mut clock = TimeCache::default();
         loop {
             let stopping = tokio::select! {
                 _ = tick.tick() => false,
@@ -346,7 +405,8 @@ impl BackgroundService for AccessLogWriter {
             };
             loop {
                 let open = drain(&mut rx, &mut batch);
-                self.write_batch(&mut out, &mut batch, &mut text).await;
+                self.write_batch(&mut out, &mut batch, &mut text, &mut clock)
+                    .await;
                 if !open {
                     return;
                 }
@@ -368,13 +428,14 @@ impl AccessLogWriter {
         out: &mut (impl AsyncWriteExt + Unpin),
         batch: &mut Vec<LogRecord>,
         text: &mut String,
+        clock: &mut TimeCache,
     ) {
         if batch.is_empty() {
             return;
         }
         text.clear();
         for r in batch.drain(..) {
-            r.format_into(&self.format, text);
+            r.format_into(&self.format, text, clock);
         }
         if let Err(e) = out.write_all(text.as_bytes()).await.and(out.flush().await) {
             log::warn!("access log: write failed: {e}");
@@ -408,16 +469,17 @@ mod tests {
     #[test]
     fn formats_combined_json_and_template() {
         let mut s = String::new();
-        record().format_into(&LogFormat::Combined, &mut s);
+        record().format_into(&LogFormat::Combined, &mut s, &mut TimeCache::default());
         assert_eq!(s, "10.1.2.3 - - [02/Jan/1970:00:00:00 +0000] \"GET /a?b=1 HTTP/1.1\" 200 12 \"-\" \"curl/8\" rid 1.500\n");
         s.clear();
-        record().format_into(&LogFormat::Json, &mut s);
+        record().format_into(&LogFormat::Json, &mut s, &mut TimeCache::default());
         let v: serde_json::Value = serde_json::from_str(s.trim()).unwrap();
         assert_eq!(v["status"], 200);
         assert_eq!(v["project"], "shop");
+        assert_eq!(v["time"], "1970-01-02T00:00:00.000Z");
         s.clear();
         let t = LogFormat::parse("{client_ip} {method} {path} q={query} {status}").unwrap();
-        record().format_into(&t, &mut s);
+        record().format_into(&t, &mut s, &mut TimeCache::default());
         assert_eq!(s, "10.1.2.3 GET /a q=b=1 200\n");
     }
 

@@ -94,7 +94,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
 });
 
 /// `reason` values of `rampart_fail_open_total`.
-pub const FAIL_OPEN_REASONS: [&str; 2] = ["rule_error", "all_backends_unhealthy"];
+pub const FAIL_OPEN_REASONS: [&str; 3] = ["rule_error", "all_backends_unhealthy", "rules_reload"];
 /// `kind` values of `rampart_upstream_errors_total`.
 pub const UPSTREAM_ERROR_KINDS: [&str; 4] = ["connect", "timeout", "closed", "io"];
 

@@ -48,14 +48,16 @@ pub fn status_json(shared: &Shared) -> Value {
         .projects
         .iter()
         .map(|p| {
+            let reload = p.reload.lock().unwrap_or_else(|e| e.into_inner()).clone();
             json!({
                 "name": &*p.name,
                 "hosts": p.settings.hosts,
+                "rules_files": p.settings.rules_files,
                 "pool": p.settings.pool,
                 "fail_mode": format!("{:?}", p.settings.fail_mode).to_lowercase(),
                 "rules": p.rules.load().len(),
-                "last_reload_ms": unix_ms(shared.started),
-                "last_reload_error": Value::Null,
+                "last_reload_ms": unix_ms(reload.at),
+                "last_reload_error": reload.error,
                 "requests": p.metrics.requests.load(Relaxed),
                 "errors": p.metrics.errors.load(Relaxed),
             })

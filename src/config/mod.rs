@@ -3,7 +3,7 @@
 mod env;
 mod error;
 mod model;
-mod position;
+pub(crate) mod position;
 mod raw;
 mod summary;
 mod validate;

@@ -130,5 +130,10 @@ pub struct ProjectSettings {
     pub trust_proxy_headers: bool,
     pub fail_mode: FailMode,
     pub rules: Arc<RuleSet>,
+    /// The inline rules as written, recompiled with the files on every reload.
+    pub inline_rules: Arc<Vec<crate::rules::RuleSpec>>,
+    /// Glob patterns, made absolute (relative ones are relative to the config file).
     pub rules_files: Vec<String>,
+    /// The rules files as they were when loaded.
+    pub rules_stamps: Vec<crate::rules::files::FileStamp>,
 }

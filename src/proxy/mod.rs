@@ -6,9 +6,11 @@ mod forward;
 mod phases;
 mod respond;
 mod router;
+mod rules_reload;
 mod state;
 
 pub use context::RequestCtx;
 pub use phases::RampartProxy;
 pub use router::{normalize_host, HostRouter};
+pub use rules_reload::{ReloadStatus, RulesReloader};
 pub use state::{Project, Shared};

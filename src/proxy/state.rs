@@ -2,13 +2,15 @@
 //! the access logger.
 
 use super::access_log::AccessLogger;
+use super::rules_reload::ReloadStatus;
 use crate::config::{Config, FailMode, ProjectSettings};
 use crate::metrics::ProjectMetrics;
+use crate::rules::files::FileStamp;
 use crate::rules::RuleSet;
 use crate::upstream::Pool;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 pub struct Project {
     pub settings: ProjectSettings,
@@ -17,6 +19,10 @@ pub struct Project {
     pub rules: ArcSwap<RuleSet>,
     pub pool: Option<Arc<Pool>>,
     pub metrics: ProjectMetrics,
+    /// Last (re)load of the rules, for /status.
+    pub reload: Mutex<ReloadStatus>,
+    /// The rules files as last read.
+    pub stamps: Mutex<Vec<FileStamp>>,
 }
 
 impl Project {
@@ -55,6 +61,11 @@ impl Shared {
                     rules: ArcSwap::new(p.rules.clone()),
                     pool: p.pool.as_ref().and_then(|n| pools.get(n).cloned()),
                     metrics,
+                    reload: Mutex::new(ReloadStatus {
+                        at: std::time::SystemTime::now(),
+                        error: None,
+                    }),
+                    stamps: Mutex::new(p.rules_stamps.clone()),
                     settings: p.clone(),
                 }
             })

@@ -18,6 +18,7 @@ mod compile;
 mod compile_actions;
 mod compile_match;
 mod evaluate;
+pub mod files;
 mod index;
 mod matcher;
 mod normalize;

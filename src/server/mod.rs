@@ -112,6 +112,14 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<Server, StartError>
         server.add_service(service);
     }
 
+    // Always running: it also owns SIGHUP, whose default action would end the process.
+    let reloader = crate::proxy::RulesReloader {
+        shared: shared.clone(),
+    };
+    server.add_service(GenBackgroundService::new(
+        "rules reload".into(),
+        Arc::new(reloader),
+    ));
     let admin = AdminApp::new(
         shared,
         config.admin.token.clone(),

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 /// Collects errors for one file, locating each key path in the text.
 pub(super) struct Checker {
-    file: PathBuf,
+    pub(super) file: PathBuf,
     index: PositionIndex,
     errors: Vec<ConfigError>,
 }
@@ -38,6 +38,24 @@ impl Checker {
             line,
             column,
             key,
+            message,
+        });
+    }
+
+    /// An error located in another file (a rules file).
+    pub(super) fn error_in(
+        &mut self,
+        file: &Path,
+        line: usize,
+        column: usize,
+        key: &str,
+        message: String,
+    ) {
+        self.errors.push(ConfigError {
+            file: file.to_path_buf(),
+            line,
+            column,
+            key: key.to_string(),
             message,
         });
     }

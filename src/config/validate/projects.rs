@@ -4,7 +4,7 @@ use super::listeners::cert_pair;
 use super::Checker;
 use crate::config::model::*;
 use crate::config::raw::RawProject;
-use crate::rules::RuleSet;
+use crate::rules::files;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -79,28 +79,55 @@ pub(super) fn projects(
                 );
             }
         }
-        if !p.rules_files.is_empty() {
-            ck.error(format!("{key}.rules_files"), "rules files are not supported by this version yet: put the rules inline under `rules:`");
-        }
-        let rules = match RuleSet::compile(&p.rules) {
-            Ok(set) => {
-                for (_, index, pool) in set.pools() {
-                    if !pool_names.contains(pool) {
-                        ck.error(
-                            format!("{key}.rules[{index}].pool"),
-                            format!("no pool named `{pool}` (define it under `pools:`)"),
-                        );
-                    }
+        let base = ck
+            .file
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        let rules_files: Vec<String> = p
+            .rules_files
+            .iter()
+            .map(|f| {
+                if std::path::Path::new(f).is_absolute() {
+                    f.clone()
+                } else {
+                    base.join(f).display().to_string()
                 }
-                set
-            }
+            })
+            .collect();
+        let loaded = match files::compile_project(&p.rules, &rules_files) {
+            Ok(loaded) => loaded,
             Err(errors) => {
-                for e in errors {
+                for e in errors.inline {
                     ck.error(format!("{key}.rules[{}].{}", e.index, e.field), e.message);
+                }
+                for e in errors.files {
+                    if e.line == 0 {
+                        ck.error(
+                            format!("{key}.rules_files"),
+                            format!("{}: {}", e.path.display(), e.message),
+                        );
+                    } else {
+                        ck.error_in(&e.path, e.line, e.column, &e.key, e.message);
+                    }
                 }
                 continue;
             }
         };
+        for (_, index, pool) in loaded.set.pools() {
+            if !pool_names.contains(pool) {
+                let at = if index < p.rules.len() {
+                    format!("{key}.rules[{index}].pool")
+                } else {
+                    format!("{key}.rules_files")
+                };
+                ck.error(
+                    at,
+                    format!("a rule routes to pool `{pool}`, which is not defined under `pools:`"),
+                );
+            }
+        }
+        let rules = loaded.set;
         out.push(ProjectSettings {
             name: p.name,
             hosts,
@@ -111,7 +138,9 @@ pub(super) fn projects(
             trust_proxy_headers: p.trust_proxy_headers,
             fail_mode: p.fail_mode,
             rules: Arc::new(rules),
-            rules_files: p.rules_files,
+            inline_rules: Arc::new(p.rules),
+            rules_files,
+            rules_stamps: loaded.stamps,
         });
     }
     out

@@ -1,0 +1,129 @@
+//! Re-reads rules files when they change (polled every second) or on SIGHUP, and swaps each
+//! project's rule set atomically. A set that fails to load leaves the previous one in force;
+//! the error is logged, counted and shown in /status.
+
+use super::state::Shared;
+use crate::metrics::METRICS;
+use crate::rules::files;
+use async_trait::async_trait;
+use pingora_core::server::ShutdownWatch;
+use pingora_core::services::background::BackgroundService;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+const POLL: Duration = Duration::from_secs(1);
+
+/// The outcome of the last (re)load of a project's rules, for /status.
+#[derive(Debug, Clone)]
+pub struct ReloadStatus {
+    pub at: SystemTime,
+    pub error: Option<String>,
+}
+
+pub struct RulesReloader {
+    pub shared: Arc<Shared>,
+}
+
+impl RulesReloader {
+    /// Reloads every project whose files changed (all of them with `force`).
+    async fn check(&self, force: bool) {
+        for (i, p) in self.shared.projects.iter().enumerate() {
+            if p.settings.rules_files.is_empty() {
+                continue;
+            }
+            let patterns = p.settings.rules_files.clone();
+            // Globbing and stat()s are blocking I/O: keep them off the runtime threads.
+            let now = tokio::task::spawn_blocking(move || files::stamps(&patterns).ok())
+                .await
+                .ok()
+                .flatten();
+            let changed =
+                now.as_ref() != Some(&*p.stamps.lock().unwrap_or_else(|e| e.into_inner()));
+            if force || changed {
+                self.reload(i, now).await;
+            }
+        }
+    }
+
+    async fn reload(&self, index: usize, stamps: Option<Vec<files::FileStamp>>) {
+        let p = &self.shared.projects[index];
+        let (inline, patterns) = (
+            p.settings.inline_rules.clone(),
+            p.settings.rules_files.clone(),
+        );
+        let result = tokio::task::spawn_blocking(move || {
+            files::compile_project(&inline, &patterns).map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("rules reload task failed: {e}")));
+        let mut status = p.reload.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last = p.stamps.lock().unwrap_or_else(|e| e.into_inner());
+        match result {
+            Ok(loaded) => {
+                let count = loaded.set.len();
+                p.rules.store(Arc::new(loaded.set));
+                *last = loaded.stamps;
+                *status = ReloadStatus {
+                    at: SystemTime::now(),
+                    error: None,
+                };
+                METRICS
+                    .rules_loaded
+                    .with_label_values(&[&p.name])
+                    .set(count as i64);
+                METRICS
+                    .rules_reloads
+                    .with_label_values(&[&p.name, "ok"])
+                    .inc();
+                log::info!("project {}: rules reloaded, {count} rules in force", p.name);
+            }
+            Err(error) => {
+                // Remember what was seen, so the same broken files are reported once.
+                if let Some(s) = stamps {
+                    *last = s;
+                }
+                log::warn!(
+                    "project {}: rules not reloaded, the previous {} rules stay in force: {error}",
+                    p.name,
+                    p.rules.load().len()
+                );
+                *status = ReloadStatus {
+                    at: SystemTime::now(),
+                    error: Some(error),
+                };
+                METRICS
+                    .rules_reloads
+                    .with_label_values(&[&p.name, "error"])
+                    .inc();
+                p.metrics.fail_open("rules_reload");
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for RulesReloader {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangup = match signal(SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                log::warn!("cannot listen for SIGHUP ({e}); rules files are still watched");
+                None
+            }
+        };
+        let mut tick = tokio::time::interval(POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let force = tokio::select! {
+                _ = tick.tick() => false,
+                Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                    log::info!("SIGHUP: reloading rules files");
+                    true
+                }
+                _ = shutdown.changed() => return,
+            };
+            self.check(force).await;
+        }
+    }
+}

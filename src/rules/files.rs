@@ -1,0 +1,403 @@
+//! Rules files: YAML rule lists and CSV redirect lists named by glob patterns, compiled
+//! together with a project's inline rules. Errors name the file, line and column.
+
+use super::spec::{MatchSpec, RedirectSpec, RuleSpec};
+use super::{RuleError, RuleSet};
+use crate::config::position::PositionIndex;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// A problem in a rules file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileError {
+    pub path: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    /// Key path inside the file, e.g. `[3].match.path_regex` (empty for CSV and I/O errors).
+    pub key: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for FileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}: ", self.path.display(), self.line, self.column)?;
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// What a rules file looked like when it was read, to notice changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileStamp {
+    pub path: PathBuf,
+    pub modified: Option<SystemTime>,
+    pub len: u64,
+}
+
+/// Where a rule of the combined list came from.
+enum Origin {
+    Inline(usize),
+    Yaml { file: usize, item: usize },
+    Csv { file: usize, line: usize },
+}
+
+/// The combined, compiled rules of a project.
+#[derive(Debug)]
+pub struct ProjectRules {
+    pub set: RuleSet,
+    pub stamps: Vec<FileStamp>,
+}
+
+/// Everything that went wrong: inline errors (the config locates them) and file errors.
+#[derive(Debug, Default)]
+pub struct LoadErrors {
+    pub inline: Vec<RuleError>,
+    pub files: Vec<FileError>,
+}
+
+impl std::fmt::Display for LoadErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inline = self
+            .inline
+            .iter()
+            .map(|e| format!("inline rules[{}].{}: {}", e.index, e.field, e.message));
+        let files = self.files.iter().map(|e| e.to_string());
+        f.write_str(&inline.chain(files).collect::<Vec<_>>().join("; "))
+    }
+}
+
+/// The files `patterns` name now, sorted, with their stamps. A pattern without wildcards
+/// must name an existing file; a wildcard pattern may match nothing.
+pub fn stamps(patterns: &[String]) -> Result<Vec<FileStamp>, Vec<FileError>> {
+    let (found, errors) = collect(patterns);
+    if errors.is_empty() {
+        Ok(found)
+    } else {
+        Err(errors)
+    }
+}
+
+/// The files found and the problems met, both.
+fn collect(patterns: &[String]) -> (Vec<FileStamp>, Vec<FileError>) {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for p in patterns {
+        let io_error = |message: String| FileError {
+            path: PathBuf::from(p),
+            line: 0,
+            column: 0,
+            key: String::new(),
+            message,
+        };
+        let paths: Vec<PathBuf> = match glob::glob(p) {
+            Ok(paths) => paths.filter_map(Result::ok).collect(),
+            Err(e) => {
+                errors.push(io_error(format!("not a valid glob pattern: {e}")));
+                continue;
+            }
+        };
+        if paths.is_empty() && !p.contains(['*', '?', '[']) {
+            errors.push(io_error("no such file (check rules_files)".into()));
+        }
+        for path in paths {
+            match std::fs::metadata(&path) {
+                Ok(m) if m.is_file() => out.push(FileStamp {
+                    modified: m.modified().ok(),
+                    len: m.len(),
+                    path,
+                }),
+                Ok(_) => {}
+                Err(e) => errors.push(io_error(format!("cannot read {}: {e}", path.display()))),
+            }
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out.dedup_by(|a, b| a.path == b.path);
+    (out, errors)
+}
+
+/// Reads every file of `patterns` and compiles them after the `inline` rules.
+pub fn compile_project(
+    inline: &[RuleSpec],
+    patterns: &[String],
+) -> Result<ProjectRules, LoadErrors> {
+    let (stamps, missing) = collect(patterns);
+    let mut errors = LoadErrors {
+        inline: Vec::new(),
+        files: missing,
+    };
+    let mut specs: Vec<RuleSpec> = inline.to_vec();
+    let mut origins: Vec<Origin> = (0..inline.len()).map(Origin::Inline).collect();
+    let mut indexes: Vec<Option<PositionIndex>> = Vec::new();
+    for (file, stamp) in stamps.iter().enumerate() {
+        let text = match std::fs::read_to_string(&stamp.path) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.files.push(FileError {
+                    path: stamp.path.clone(),
+                    line: 0,
+                    column: 0,
+                    key: String::new(),
+                    message: format!("cannot read: {e}"),
+                });
+                indexes.push(None);
+                continue;
+            }
+        };
+        if is_csv(&stamp.path) {
+            indexes.push(None);
+            match parse_csv(&stamp.path, &text) {
+                Ok(rules) => {
+                    for (line, spec) in rules {
+                        origins.push(Origin::Csv { file, line });
+                        specs.push(spec);
+                    }
+                }
+                Err(e) => errors.files.extend(e),
+            }
+        } else {
+            match serde_yaml::from_str::<Vec<RuleSpec>>(&text) {
+                Ok(rules) => {
+                    for (item, spec) in rules.into_iter().enumerate() {
+                        origins.push(Origin::Yaml { file, item });
+                        specs.push(spec);
+                    }
+                }
+                Err(e) => {
+                    let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+                    let mut message = e.to_string();
+                    if let Some(i) = message.find(" at line ") {
+                        message.truncate(i);
+                    }
+                    errors.files.push(FileError {
+                        path: stamp.path.clone(),
+                        line,
+                        column,
+                        key: String::new(),
+                        message: format!("{message} (a rules file is a YAML list of rules)"),
+                    });
+                }
+            }
+            indexes.push(Some(PositionIndex::build(&text)));
+        }
+    }
+    if !errors.files.is_empty() {
+        return Err(errors);
+    }
+    match RuleSet::compile(&specs) {
+        Ok(set) => Ok(ProjectRules { set, stamps }),
+        Err(rule_errors) => {
+            for e in rule_errors {
+                match origins.get(e.index) {
+                    Some(Origin::Inline(i)) => errors.inline.push(RuleError { index: *i, ..e }),
+                    Some(Origin::Yaml { file, item }) => {
+                        let key = format!("[{item}].{}", e.field);
+                        let (line, column) =
+                            indexes[*file].as_ref().map_or((0, 0), |ix| ix.locate(&key));
+                        errors.files.push(FileError {
+                            path: stamps[*file].path.clone(),
+                            line,
+                            column,
+                            key,
+                            message: e.message,
+                        });
+                    }
+                    Some(Origin::Csv { file, line }) => {
+                        errors.files.push(FileError {
+                            path: stamps[*file].path.clone(),
+                            line: *line,
+                            column: 1,
+                            key: String::new(),
+                            message: format!("{}: {}", e.field, e.message),
+                        });
+                    }
+                    None => errors.inline.push(e),
+                }
+            }
+            Err(errors)
+        }
+    }
+}
+
+fn is_csv(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+}
+
+/// `source,target[,status]` per line; a first line starting with `source` is a header; `#`
+/// starts a comment line; fields may be quoted. `source` is a path, or `//host/path`.
+fn parse_csv(path: &Path, text: &str) -> Result<Vec<(usize, RuleSpec)>, Vec<FileError>> {
+    let name = path
+        .file_name()
+        .map_or_else(|| "rules.csv".into(), |n| n.to_string_lossy().into_owned());
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    let error = |line: usize, message: String| FileError {
+        path: path.to_path_buf(),
+        line,
+        column: 1,
+        key: String::new(),
+        message,
+    };
+    let mut first = true;
+    // One record per physical line (a redirect never needs a multi-line field), so that every
+    // error names the right line.
+    for (n, raw) in text.lines().enumerate() {
+        let line = n + 1;
+        if raw.trim().is_empty() || raw.trim_start().starts_with('#') {
+            continue;
+        }
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(raw.as_bytes());
+        let record = match reader.records().next() {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => {
+                errors.push(error(line, format!("not a CSV line: {e}")));
+                continue;
+            }
+            None => continue,
+        };
+        let fields: Vec<&str> = record.iter().collect();
+        if fields.iter().all(|f| f.is_empty()) {
+            continue;
+        }
+        if std::mem::take(&mut first) && fields[0].eq_ignore_ascii_case("source") {
+            continue;
+        }
+        if !(2..=3).contains(&fields.len()) {
+            errors.push(error(
+                line,
+                format!(
+                    "expected `source,target[,status]`, found {} field(s)",
+                    fields.len()
+                ),
+            ));
+            continue;
+        }
+        let status = match fields.get(2).filter(|s| !s.is_empty()) {
+            None => 301,
+            Some(s) => match s.parse::<u16>() {
+                Ok(code) => code,
+                Err(_) => {
+                    errors.push(error(
+                        line,
+                        format!("status `{s}` is not a number (301, 302, 303, 307 or 308)"),
+                    ));
+                    continue;
+                }
+            },
+        };
+        let (host, source_path) = match fields[0].strip_prefix("//") {
+            Some(rest) => match rest.find('/') {
+                Some(i) => (Some(rest[..i].to_string()), rest[i..].to_string()),
+                None => (Some(rest.to_string()), "/".to_string()),
+            },
+            None => (None, fields[0].to_string()),
+        };
+        let spec = RuleSpec {
+            id: format!("{name}:{line}"),
+            priority: 0,
+            matcher: MatchSpec {
+                path: Some(source_path),
+                host,
+                ..MatchSpec::default()
+            },
+            redirect: Some(RedirectSpec {
+                to: fields[1].to_string(),
+                status,
+                keep_query: true,
+            }),
+            respond: None,
+            rewrite: None,
+            pool: None,
+            request_headers: None,
+            response_headers: None,
+            stop: false,
+        };
+        out.push((line, spec));
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> String {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    }
+
+    #[test]
+    fn csv_with_header_quotes_hosts_and_comments() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = write(dir.path(), "r.csv", "source,target,status\n# moved pages\n/a,/b\n\"/c,d\",\"/e?x=1\",302\n//old.test/p,https://new.test/p,308\n\n");
+        let rules = parse_csv(Path::new(&f), &std::fs::read_to_string(&f).unwrap()).unwrap();
+        assert_eq!(rules.len(), 3);
+        assert_eq!(rules[0].0, 3);
+        assert_eq!(rules[0].1.id, "r.csv:3");
+        assert_eq!(rules[1].1.matcher.path.as_deref(), Some("/c,d"));
+        assert_eq!(rules[1].1.redirect.as_ref().unwrap().status, 302);
+        assert_eq!(rules[2].1.matcher.host.as_deref(), Some("old.test"));
+        assert_eq!(rules[2].1.matcher.path.as_deref(), Some("/p"));
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = write(dir.path(), "bad.csv", "/a,/b\n/c\n/d,/e,abc\n/f,/g,200\n");
+        let e = compile_project(&[], &[csv]).unwrap_err();
+        let lines: Vec<usize> = e.files.iter().map(|f| f.line).collect();
+        assert_eq!(lines, [2, 3], "{e}");
+        let yaml = write(
+            dir.path(),
+            "bad.yaml",
+            "- id: ok\n  match: { path: /a }\n- id: broken\n  match:\n    path_regex: '(['\n",
+        );
+        let e = compile_project(&[], &[yaml]).unwrap_err();
+        assert_eq!(
+            (e.files[0].line, e.files[0].key.as_str()),
+            (5, "[1].match.path_regex"),
+            "{e}"
+        );
+        let csv_status = write(dir.path(), "status.csv", "/f,/g,200\n");
+        let e = compile_project(&[], &[csv_status]).unwrap_err();
+        assert_eq!(e.files[0].line, 1);
+        assert!(e.files[0].message.contains("redirect.status"), "{e}");
+    }
+
+    #[test]
+    fn globs_combine_files_in_order_after_inline_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "b.csv", "/x,/from-b\n");
+        write(
+            dir.path(),
+            "a.yaml",
+            "- { id: a1, match: { path: /y }, redirect: { to: /from-a } }\n",
+        );
+        let pattern = format!("{}/*", dir.path().display());
+        let r = compile_project(&[], &[pattern]).unwrap();
+        assert_eq!(r.set.len(), 2);
+        assert_eq!(r.stamps.len(), 2);
+        assert!(r.stamps[0].path.ends_with("a.yaml"));
+        let missing = format!("{}/none.csv", dir.path().display());
+        assert!(
+            compile_project(&[], &[missing]).is_err(),
+            "a named file must exist"
+        );
+        assert!(
+            compile_project(&[], &[format!("{}/*.none", dir.path().display())]).is_ok(),
+            "an empty glob is fine"
+        );
+    }
+}

@@ -1,0 +1,150 @@
+//! Rules files (YAML and CSV) loaded with the config, re-read when they change or on SIGHUP,
+//! swapped atomically; a broken file leaves the previous rules in force.
+
+mod common;
+use common::*;
+use std::time::Duration;
+
+fn location(base: &str, path: &str, host: &str) -> Option<String> {
+    let r = get(&format!("{base}{path}"), host);
+    r.headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_string())
+}
+
+#[test]
+fn rules_files_load_reload_and_survive_broken_files() {
+    let up = Upstream::start("up");
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(rules.join("redirects.csv"), "source,target,status\n# campaign pages\n/old,/new\n\"/a,b\",/ab,302\n//other.test/x,https://other.example/x,308\n").unwrap();
+    std::fs::write(
+        rules.join("blog.yaml"),
+        "- { id: blog, match: { path_prefix: /blog/ }, redirect: { to: \"/articles/{rest}\" } }\n",
+    )
+    .unwrap();
+    let (http, admin) = (free_addr(), free_addr());
+    let yaml = format!(
+        "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - name: site\n    hosts: [\"*\"]\n    pool: app\n    rules: [ {{ id: inline, match: {{ path: /inline }}, respond: {{ status: 204 }} }} ]\n    rules_files: [\"rules/*.csv\", \"rules/*.yaml\"]\n",
+        up.addr_string()
+    );
+    let r = Rampart::start_in(dir, &yaml);
+    let base = format!("http://{http}");
+    assert_eq!(
+        location(&base, "/old?q=1", "a.test").as_deref(),
+        Some("/new?q=1")
+    );
+    assert_eq!(location(&base, "/a,b", "a.test").as_deref(), Some("/ab"));
+    assert_eq!(
+        location(&base, "/x", "other.test").as_deref(),
+        Some("https://other.example/x")
+    );
+    assert_eq!(
+        location(&base, "/x", "a.test"),
+        None,
+        "host-qualified CSV source"
+    );
+    assert_eq!(
+        location(&base, "/blog/2024/post", "a.test").as_deref(),
+        Some("/articles/2024/post")
+    );
+    assert_eq!(get(&format!("{base}/inline"), "a.test").status(), 204);
+    assert_eq!(
+        r.metric("rampart_rules_loaded{project=\"site\"}"),
+        Some(5.0)
+    );
+
+    // A change is picked up without a restart.
+    std::fs::write(
+        r.dir().join("rules/redirects.csv"),
+        "/old,/newer\n/added,/here\n",
+    )
+    .unwrap();
+    poll_until(
+        Duration::from_secs(10),
+        "the changed CSV to be in force",
+        || (location(&base, "/added", "a.test").as_deref() == Some("/here")).then_some(()),
+    );
+    assert_eq!(location(&base, "/old", "a.test").as_deref(), Some("/newer"));
+    assert_eq!(
+        r.metric("rampart_rules_loaded{project=\"site\"}"),
+        Some(4.0)
+    );
+
+    // A broken file: the previous rules stay, the error is counted and shown.
+    std::fs::write(
+        r.dir().join("rules/blog.yaml"),
+        "- { id: blog, match: { path_regex: '([' }, redirect: { to: /x } }\n",
+    )
+    .unwrap();
+    poll_until(Duration::from_secs(10), "the reload error", || {
+        (r.metric("rampart_rules_reloads_total{project=\"site\",result=\"error\"}") == Some(1.0))
+            .then_some(())
+    });
+    assert_eq!(
+        location(&base, "/blog/a", "a.test").as_deref(),
+        Some("/articles/a"),
+        "previous rules in force"
+    );
+    assert_eq!(
+        location(&base, "/added", "a.test").as_deref(),
+        Some("/here")
+    );
+    assert_eq!(
+        r.metric("rampart_fail_open_total{project=\"site\",reason=\"rules_reload\"}"),
+        Some(1.0)
+    );
+    let status = r.status();
+    let err = status["projects"][0]["last_reload_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        err.contains("blog.yaml:1:") && err.contains("path_regex"),
+        "{status}"
+    );
+    r.wait_for_log("rules not reloaded", Duration::from_secs(2));
+
+    // Fixed again, and SIGHUP forces a reload even without a change.
+    std::fs::write(
+        r.dir().join("rules/blog.yaml"),
+        "- { id: blog, match: { path_prefix: /blog/ }, redirect: { to: \"/posts/{rest}\" } }\n",
+    )
+    .unwrap();
+    poll_until(Duration::from_secs(10), "the fixed file", || {
+        (location(&base, "/blog/a", "a.test").as_deref() == Some("/posts/a")).then_some(())
+    });
+    let ok = r
+        .metric("rampart_rules_reloads_total{project=\"site\",result=\"ok\"}")
+        .unwrap();
+    r.signal("HUP");
+    poll_until(Duration::from_secs(10), "a reload on SIGHUP", || {
+        (r.metric("rampart_rules_reloads_total{project=\"site\",result=\"ok\"}") == Some(ok + 1.0))
+            .then_some(())
+    });
+    assert!(r.status()["projects"][0]["last_reload_error"].is_null());
+}
+
+#[test]
+fn check_reports_rules_file_errors_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.csv"), "/ok,/fine\n/only-one-field\n").unwrap();
+    let yaml = "listeners:\n  http: { address: \"127.0.0.1:8080\" }\npools:\n  app: { backends: [\"127.0.0.1:3000\"] }\nprojects:\n  - { name: site, hosts: [\"*\"], pool: app, rules_files: [bad.csv, missing.yaml] }\n";
+    let out = rampart_with_config(dir, yaml, &["check"], &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let csv = out.dir.path().join("bad.csv");
+    assert!(
+        out.stderr.contains(&format!(
+            "{}:2:1: expected `source,target[,status]`",
+            csv.display()
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("missing.yaml: no such file"),
+        "{}",
+        out.stderr
+    );
+}

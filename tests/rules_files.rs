@@ -148,3 +148,90 @@ fn check_reports_rules_file_errors_with_file_and_line() {
         out.stderr
     );
 }
+
+#[test]
+fn no_request_fails_while_rules_are_swapped_under_load() {
+    let up = Upstream::start("up");
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("r.csv");
+    let write = |generation: usize| {
+        let mut text = String::new();
+        for i in 0..2000 {
+            text.push_str(&format!("/page-{i},/gen-{generation}/page-{i}\n"));
+        }
+        // Write aside and rename, as deploy tools do, so a reader never sees half a file.
+        let tmp = csv.with_extension("tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &csv).unwrap();
+    };
+    write(0);
+    let (http, admin) = (free_addr(), free_addr());
+    let yaml = format!(
+        "server: {{ threads: 2 }}\nadmin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app, rules_files: [r.csv] }}\n",
+        up.addr_string()
+    );
+    let r = Rampart::start_in(dir, &yaml);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let (stop, base) = (stop.clone(), format!("http://{http}"));
+            std::thread::spawn(move || {
+                let c = client();
+                let (mut ok, mut bad) = (0usize, Vec::new());
+                let mut i = w;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let page = i % 2000;
+                    match c
+                        .get(format!("{base}/page-{page}"))
+                        .header("host", "a.test")
+                        .send()
+                    {
+                        Ok(resp) if resp.status() == 301 => {
+                            let loc = resp.headers()["location"].to_str().unwrap().to_string();
+                            // Any generation, but always a whole rule: /gen-N/page-<same page>.
+                            if loc.ends_with(&format!("/page-{page}")) && loc.starts_with("/gen-") {
+                                ok += 1;
+                            } else {
+                                bad.push(loc);
+                            }
+                        }
+                        Ok(resp) => bad.push(format!("status {}", resp.status())),
+                        Err(e) => bad.push(format!("error {e}")),
+                    }
+                    i += 7;
+                }
+                (ok, bad)
+            })
+        })
+        .collect();
+    for generation in 1..=10 {
+        write(generation);
+        let want = format!("/gen-{generation}/page-1");
+        poll_until(Duration::from_secs(10), "generation to be served", || {
+            (location(&format!("http://{http}"), "/page-1", "a.test").as_deref()
+                == Some(want.as_str()))
+            .then_some(())
+        });
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for w in workers {
+        let (ok, bad) = w.join().unwrap();
+        assert!(
+            bad.is_empty(),
+            "failed or inconsistent requests during reloads: {:?}",
+            &bad[..bad.len().min(5)]
+        );
+        total += ok;
+    }
+    assert!(total > 100, "the load ran ({total} requests)");
+    assert_eq!(
+        r.metric("rampart_rules_reloads_total{project=\"site\",result=\"error\"}"),
+        Some(0.0)
+    );
+    assert!(
+        r.metric("rampart_rules_reloads_total{project=\"site\",result=\"ok\"}")
+            .unwrap()
+            >= 11.0
+    );
+}

@@ -56,6 +56,10 @@ impl Shared {
                     .rules_reloads
                     .with_label_values(&[&p.name, "ok"])
                     .inc();
+                // The error series exists at 0 from the start, for alerts on its rate.
+                crate::metrics::METRICS
+                    .rules_reloads
+                    .with_label_values(&[&p.name, "error"]);
                 Project {
                     name: p.name.as_str().into(),
                     rules: ArcSwap::new(p.rules.clone()),

@@ -41,7 +41,9 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<Server, StartError>
     let mut server = Server::new_with_opt_and_conf(opt, std::mem::take(&mut config.server));
     // As a service, bootstrap (taking the sockets over during an upgrade, then telling a
     // daemonizing parent we are ready) runs after the fork, where it must.
-    server.bootstrap_as_a_service();
+    // Listening services depend on it, so that during an upgrade they start only once the
+    // old process's sockets have arrived (instead of trying to bind addresses still in use).
+    let bootstrap = server.bootstrap_as_a_service();
 
     let mut pools = HashMap::new();
     for p in &config.pools {
@@ -109,7 +111,7 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<Server, StartError>
                 service.add_tls_with_settings(&addr, None, settings);
             }
         }
-        server.add_service(service);
+        server.add_service(service).add_dependency(&bootstrap);
     }
 
     // Always running: it also owns SIGHUP, whose default action would end the process.
@@ -128,6 +130,6 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<Server, StartError>
     let mut admin_service =
         pingora_core::services::listening::Service::new("admin".to_string(), admin);
     admin_service.add_tcp(&config.admin.listen.to_string());
-    server.add_service(admin_service);
+    server.add_service(admin_service).add_dependency(&bootstrap);
     Ok(server)
 }

@@ -31,6 +31,27 @@ pub struct RunOptions {
     pub upgrade: bool,
 }
 
+/// Works around a race in Pingora 0.9.1's `daemon_wait_for_ready`: the daemonizing parent
+/// installs its SIGUSR1 listener only after forking, so a daemon that becomes ready quickly can
+/// signal first; the parent then dies of SIGUSR1 (or misses it and waits), reporting a failed
+/// start although the daemon serves. A thread started before the fork exists only in the
+/// parent (fork keeps just the calling thread): it catches SIGUSR1 from the start and ends
+/// the parent with success, as Pingora's own listener would.
+fn catch_early_readiness_signal() {
+    use signal_hook::{consts::SIGUSR1, iterator::Signals};
+    match Signals::new([SIGUSR1]) {
+        Ok(mut signals) => {
+            std::thread::spawn(move || {
+                if signals.forever().next().is_some() {
+                    log::info!("daemon signaled readiness, parent exiting");
+                    std::process::exit(0);
+                }
+            });
+        }
+        Err(e) => log::warn!("cannot listen for the daemon's readiness signal early: {e}"),
+    }
+}
+
 /// Builds every service; the server is returned ready for `run_forever`.
 pub fn build(mut config: Config, opts: RunOptions) -> Result<Server, StartError> {
     let opt = Opt {
@@ -38,6 +59,9 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<Server, StartError>
         daemon: opts.daemon,
         ..Default::default()
     };
+    if opts.daemon && config.server.daemon_wait_for_ready {
+        catch_early_readiness_signal();
+    }
     let mut server = Server::new_with_opt_and_conf(opt, std::mem::take(&mut config.server));
     // As a service, bootstrap (taking the sockets over during an upgrade, then telling a
     // daemonizing parent we are ready) runs after the fork, where it must.

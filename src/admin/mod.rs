@@ -17,7 +17,7 @@ pub struct AdminApp {
 }
 
 impl AdminApp {
-    pub fn new(shared: Arc<Shared>, token: Option<String>, _instance: String) -> Self {
+    pub fn new(shared: Arc<Shared>, token: Option<String>) -> Self {
         AdminApp { shared, token }
     }
 

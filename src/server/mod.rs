@@ -146,11 +146,7 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<Server, StartError>
         "rules reload".into(),
         Arc::new(reloader),
     ));
-    let admin = AdminApp::new(
-        shared,
-        config.admin.token.clone(),
-        config.instance_name.clone(),
-    );
+    let admin = AdminApp::new(shared, config.admin.token.clone());
     let mut admin_service =
         pingora_core::services::listening::Service::new("admin".to_string(), admin);
     admin_service.add_tcp(&config.admin.listen.to_string());

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod explain;
 pub mod metrics;
 pub mod proxy;
 pub mod rules;

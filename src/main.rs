@@ -26,6 +26,35 @@ enum Command {
     Run(RunArgs),
     /// Validate the configuration and its rules, print a summary; exit 0 when valid, 1 when not
     Check(ConfigArg),
+    /// Rules tools
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Explain which rules match a request and what happens to it; exit 0 when a rule
+    /// matched, 1 when none did, 2 on error
+    Test(RulesTestArgs),
+}
+
+#[derive(Args)]
+struct RulesTestArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Project whose rules are tested
+    #[arg(long)]
+    project: String,
+    #[arg(long, default_value = "GET")]
+    method: String,
+    /// A request header, 'Name: value' (repeatable)
+    #[arg(long = "header")]
+    headers: Vec<String>,
+    /// Client IP address
+    #[arg(long)]
+    ip: Option<std::net::IpAddr>,
+    /// The request URL, e.g. https://shop.example.com/p/42?ref=x
+    url: String,
 }
 
 #[derive(Args, Clone)]
@@ -80,6 +109,27 @@ fn main() -> Result<ExitCode> {
     match cli.command {
         None => run(cli.run),
         Some(Command::Run(args)) => run(args),
+        Some(Command::Rules(RulesCommand::Test(t))) => {
+            let Some(cfg) = load(&t.config.config) else {
+                return Ok(ExitCode::from(2));
+            };
+            let req = rampart::explain::TestRequest {
+                url: t.url,
+                method: t.method,
+                headers: t.headers,
+                ip: t.ip,
+            };
+            Ok(match rampart::explain::explain(&cfg, &t.project, &req) {
+                Ok(e) => {
+                    print!("{}", e.text);
+                    ExitCode::from(if e.matched { 0 } else { 1 })
+                }
+                Err(e) => {
+                    eprintln!("rampart rules test: {e}");
+                    ExitCode::from(2)
+                }
+            })
+        }
         Some(Command::Check(c)) => Ok(match load(&c.config) {
             Some(cfg) => {
                 print!("{}", config::summary(&cfg));

@@ -1,0 +1,127 @@
+//! `rampart rules test`: what matches, the outcome, and exit codes 0 (matched), 1 (nothing
+//! matched), 2 (error), for scripting in rule authors' CI.
+
+mod common;
+use common::*;
+
+const YAML: &str = r#"
+listeners:
+  http: { address: "127.0.0.1:8080" }
+pools:
+  web: { backends: ["127.0.0.1:3000"] }
+  api: { backends: ["127.0.0.1:3001"] }
+projects:
+  - name: shop
+    hosts: [shop.test]
+    pool: web
+    rules:
+      - { id: hsts, priority: 10, response_headers: { set: { Strict-Transport-Security: max-age=600 } } }
+      - { id: product, match: { path_regex: '^/p/(?P<id>[0-9]+)$' }, redirect: { to: "https://www.shop.test/product/{id}", status: 308 } }
+      - { id: api, match: { path_prefix: /api/, headers: { X-Beta: "*" } }, rewrite: { path: "/v2/{rest}" }, pool: api, request_headers: { set: { X-Env: prod } } }
+      - { id: office, match: { path: /admin, client_ip: [10.0.0.0/8] }, respond: { status: 403 } }
+"#;
+
+fn test(args: &[&str]) -> CheckOutput {
+    let mut all = vec!["rules", "test"];
+    all.extend_from_slice(args);
+    rampart_with_config(tempfile::tempdir().unwrap(), YAML, &all, &[])
+}
+
+#[test]
+fn explains_matches_outcomes_and_exit_codes() {
+    let out = test(&["--project", "shop", "https://shop.test/p/42?ref=mail"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("1. hsts\n  2. product"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("outcome: redirect 308, Location: https://www.shop.test/product/42?ref=mail"),
+        "{}",
+        out.stdout
+    );
+
+    let out = test(&[
+        "--project",
+        "shop",
+        "--method",
+        "post",
+        "--header",
+        "X-Beta: 1",
+        "http://shop.test/api/users?x=1",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("outcome: forward to pool api: POST /v2/users?x=1"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("request  set    x-env: prod"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("response set    strict-transport-security: max-age=600"),
+        "{}",
+        out.stdout
+    );
+
+    let out = test(&["--project", "shop", "--ip", "10.1.2.3", "/admin"]);
+    assert_eq!(out.code, 0);
+    assert!(
+        out.stdout.contains("outcome: respond 403"),
+        "{}",
+        out.stdout
+    );
+    let out = test(&["--project", "shop", "--ip", "192.0.2.1", "/admin"]);
+    assert!(
+        out.stdout
+            .contains("outcome: forward to pool web: GET /admin"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn exit_1_when_nothing_matches_and_2_on_errors() {
+    let yaml_no_global = YAML.replace("      - { id: hsts, priority: 10, response_headers: { set: { Strict-Transport-Security: max-age=600 } } }\n", "");
+    let out = rampart_with_config(
+        tempfile::tempdir().unwrap(),
+        &yaml_no_global,
+        &[
+            "rules",
+            "test",
+            "--project",
+            "shop",
+            "http://shop.test/nothing",
+        ],
+        &[],
+    );
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(out.stdout.contains("no rule matched"), "{}", out.stdout);
+
+    assert_eq!(test(&["--project", "nope", "http://shop.test/"]).code, 2);
+    assert_eq!(
+        test(&[
+            "--project",
+            "shop",
+            "--header",
+            "no-colon",
+            "http://shop.test/"
+        ])
+        .code,
+        2
+    );
+    let broken = rampart_with_config(
+        tempfile::tempdir().unwrap(),
+        "listeners: {}\nbogus: 1\n",
+        &["rules", "test", "--project", "shop", "/"],
+        &[],
+    );
+    assert_eq!(broken.code, 2, "{}", broken.stderr);
+}

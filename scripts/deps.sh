@@ -6,6 +6,7 @@ need=()
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)   # verifies the shipped unit
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev)
 for pkg in "$@"; do

@@ -1,4 +1,5 @@
-//! The shipped Prometheus alert rules refer only to metrics a running Rampart exports.
+//! The shipped Prometheus alert rules and Grafana dashboard refer only to metrics a running
+//! Rampart exports.
 
 mod common;
 use common::*;

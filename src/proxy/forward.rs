@@ -156,30 +156,39 @@ pub fn strip_hop_by_hop_response(resp: &mut ResponseHeader) {
     }
 }
 
-/// Applies rule header operations to a request.
-pub fn apply_request_ops(req: &mut RequestHeader, ops: &[HeaderOp]) {
-    for op in ops {
-        let _ = match op {
-            HeaderOp::Set(n, v) => req.insert_header(n.clone(), v.clone()),
-            HeaderOp::Add(n, v) => req.append_header(n.clone(), v.clone()).map(|_| ()),
-            HeaderOp::Remove(n) => {
-                req.remove_header(n);
-                Ok(())
-            }
-        };
-    }
+/// The header edits rules make, on either side of the proxy (Pingora's request and response
+/// headers share these methods but no trait).
+pub trait HeaderEdit {
+    fn set(&mut self, name: HeaderName, value: HeaderValue);
+    fn add(&mut self, name: HeaderName, value: HeaderValue);
+    fn remove(&mut self, name: &HeaderName);
 }
 
-/// Applies rule header operations to a response.
-pub fn apply_response_ops(resp: &mut ResponseHeader, ops: &[HeaderOp]) {
-    for op in ops {
-        let _ = match op {
-            HeaderOp::Set(n, v) => resp.insert_header(n.clone(), v.clone()),
-            HeaderOp::Add(n, v) => resp.append_header(n.clone(), v.clone()).map(|_| ()),
-            HeaderOp::Remove(n) => {
-                resp.remove_header(n);
-                Ok(())
+macro_rules! header_edit {
+    ($t:ty) => {
+        impl HeaderEdit for $t {
+            fn set(&mut self, name: HeaderName, value: HeaderValue) {
+                let _ = self.insert_header(name, value);
             }
-        };
+            fn add(&mut self, name: HeaderName, value: HeaderValue) {
+                let _ = self.append_header(name, value);
+            }
+            fn remove(&mut self, name: &HeaderName) {
+                self.remove_header(name);
+            }
+        }
+    };
+}
+header_edit!(RequestHeader);
+header_edit!(ResponseHeader);
+
+/// Applies rule header operations, in order.
+pub fn apply_ops(target: &mut impl HeaderEdit, ops: &[HeaderOp]) {
+    for op in ops {
+        match op {
+            HeaderOp::Set(n, v) => target.set(n.clone(), v.clone()),
+            HeaderOp::Add(n, v) => target.add(n.clone(), v.clone()),
+            HeaderOp::Remove(n) => target.remove(n),
+        }
     }
 }

@@ -372,7 +372,7 @@ impl ProxyHttp for RampartProxy {
                     Err(_) => log::warn!("project {}: rewrite produced an invalid path `{uri}`; sending the original", project.name),
                 }
             }
-            forward::apply_request_ops(upstream, &plan.request_headers);
+            forward::apply_ops(upstream, &plan.request_headers);
         }
         Ok(())
     }
@@ -385,7 +385,7 @@ impl ProxyHttp for RampartProxy {
     ) -> Result<()> {
         forward::strip_hop_by_hop_response(resp);
         if let Some(plan) = &ctx.plan {
-            forward::apply_response_ops(resp, &plan.response_headers);
+            forward::apply_ops(resp, &plan.response_headers);
         }
         resp.insert_header(forward::X_REQUEST_ID_WIRE, ctx.request_id.clone())?;
         Ok(())

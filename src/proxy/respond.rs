@@ -1,6 +1,6 @@
 //! Responses Rampart writes itself: rule redirects and responses, routing and error answers.
 
-use super::forward::{apply_response_ops, X_REQUEST_ID_WIRE};
+use super::forward::{apply_ops, X_REQUEST_ID_WIRE};
 use crate::rules::HeaderOp;
 use bytes::Bytes;
 use http::HeaderValue;
@@ -43,7 +43,7 @@ pub async fn send(
     for (name, value) in answer.headers {
         resp.append_header(name, value)?;
     }
-    apply_response_ops(&mut resp, answer.rule_ops);
+    apply_ops(&mut resp, answer.rule_ops);
     if !request_id.is_empty() {
         resp.insert_header(X_REQUEST_ID_WIRE, request_id.clone())?;
     }

@@ -9,6 +9,7 @@ mod peer;
 pub use backend::{BackendState, CheckRecord, InFlight};
 
 use crate::config::{HashKey, PoolSettings, Selection};
+use futures::FutureExt;
 use pingora_core::services::background::GenBackgroundService;
 use pingora_core::services::ServiceWithDependents;
 use pingora_core::upstreams::peer::HttpPeer;
@@ -28,6 +29,17 @@ enum Selector {
     Consistent(Arc<LoadBalancer<Consistent>>),
     /// Candidates come from the balancer; the choice is ours (fewest in flight per weight).
     LeastConn(Arc<LoadBalancer<RoundRobin>>, AtomicUsize),
+}
+
+impl Selector {
+    /// The backends and their health, whatever the selection.
+    fn backends(&self) -> &Backends {
+        match self {
+            Selector::RoundRobin(lb) | Selector::LeastConn(lb, _) => lb.backends(),
+            Selector::Random(lb) => lb.backends(),
+            Selector::Consistent(lb) => lb.backends(),
+        }
+    }
 }
 
 pub struct Pool {
@@ -90,7 +102,7 @@ impl Pool {
             }
             let mut lb = LoadBalancer::<S>::from_backends(backends);
             // Static discovery never blocks or fails.
-            let _ = futures_lite_now(lb.update());
+            let _ = lb.update().now_or_never();
             lb.health_check_frequency = Some(interval);
             lb.parallel_health_check = true;
             let lb = Arc::new(lb);
@@ -184,14 +196,9 @@ impl Pool {
 
     /// Every backend with its current health (active and passive) for /status.
     pub fn members(&self) -> impl Iterator<Item = (&Arc<BackendState>, bool)> {
-        self.members.iter().map(|(b, s)| {
-            let active = match &self.selector {
-                Selector::RoundRobin(lb) | Selector::LeastConn(lb, _) => lb.backends().ready(b),
-                Selector::Random(lb) => lb.backends().ready(b),
-                Selector::Consistent(lb) => lb.backends().ready(b),
-            };
-            (s, active && !s.passively_down())
-        })
+        self.members
+            .iter()
+            .map(|(b, s)| (s, self.selector.backends().ready(b) && !s.passively_down()))
     }
 }
 
@@ -199,14 +206,4 @@ fn state_of(b: &Backend) -> &BackendState {
     b.ext
         .get::<Arc<BackendState>>()
         .expect("every pool backend carries its state")
-}
-
-/// Polls a future that is known to complete without waiting (static discovery).
-fn futures_lite_now<F: std::future::Future>(f: F) -> Option<F::Output> {
-    use std::task::{Context, Poll, Waker};
-    let mut f = std::pin::pin!(f);
-    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(v) => Some(v),
-        Poll::Pending => None,
-    }
 }

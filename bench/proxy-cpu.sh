@@ -15,65 +15,10 @@ DURATION=${DURATION:-10}
 CONNS=${CONNS:-32}
 RULES=${RULES:-1000}
 ROUNDS=${ROUNDS:-3}
-scripts/deps.sh nginx wrk
-cargo build --release --locked --bin rampart --example bare_pingora >&2
-
-tmp=$(mktemp -d)
-cleanup() { kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"; }
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-UP=$(port); BARE=$(port); RAMP=$(port); ADMIN=$(port)
-
-cat > "$tmp/nginx.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $tmp/nginx.pid;
-error_log $tmp/nginx.err;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  server { listen 127.0.0.1:$UP; location / { return 200 "ok\n"; } }
-}
-NGINX
-taskset -c 1 nginx -c "$tmp/nginx.conf" -p "$tmp" &
-
-# RULES rules: 95% exact paths (the SEO-migration shape), 4% prefixes, 1% regexes; none
-# matches the benchmarked path, so every request consults the rules and is forwarded.
-{
-  cat <<YAML
-server: { threads: 1, pid_file: $tmp/rampart.pid, upgrade_sock: $tmp/upgrade.sock }
-admin: { listen: "127.0.0.1:$ADMIN" }
-access_log: { target: $tmp/access.log, format: combined }
-listeners:
-  http: { address: "127.0.0.1:$RAMP" }
-pools:
-  app: { backends: ["127.0.0.1:$UP"], health_check: { kind: tcp, interval: 5s } }
-projects:
-  - name: bench
-    hosts: ["*"]
-    pool: app
-    rules:
-YAML
-  python3 - "$RULES" <<'PY'
-import sys
-n = int(sys.argv[1])
-for i in range(n):
-    if i % 100 == 0:
-        print(f"      - {{ id: re{i}, match: {{ path_regex: '^/article/{i}/([0-9]+)$' }}, redirect: {{ to: '/a/{i}/{{1}}' }} }}")
-    elif i % 25 == 0:
-        print(f"      - {{ id: pre{i}, match: {{ path_prefix: /section-{i}/ }}, rewrite: {{ path: '/s{i}/{{rest}}' }} }}")
-    else:
-        print(f"      - {{ id: old{i}, match: {{ path: /old/page-{i}.html }}, redirect: {{ to: /new/page-{i} }} }}")
-PY
-} > "$tmp/rampart.yaml"
-target/release/rampart check -c "$tmp/rampart.yaml" | head -6 >&2
+source bench/lib.sh
+bench_setup nginx wrk
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-wait_port() {
-  for _ in $(seq 200); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
-  echo "port $1 never opened" >&2; exit 1
-}
 
 # measure NAME PID PORT → prints "requests cpu_ticks"
 measure() {
@@ -91,7 +36,6 @@ measure() {
 
 row() { awk -v p="$1" -v n="$2" -v r="$3" -v c="$4" -v hz="$HZ" -v d="$DURATION" 'BEGIN { printf "%-8s %-6s %12d %10.0f %14.2f\n", p, n, r, r/d, c/hz/r*1e6 }' >&2; }
 
-wait_port "$UP"
 HZ=$(getconf CLK_TCK)
 bare_req=0; bare_cpu=0; ramp_req=0; ramp_cpu=0
 printf "%-8s %-6s %12s %10s %14s\n" proxy round requests req/s "cpu µs/req" >&2

@@ -1,182 +1,306 @@
-//! Graceful upgrade as systemd's reload does it: a new `rampart run -u -d` takes the listening
-//! sockets over `server.upgrade_sock`, the old process gets SIGQUIT and drains; no request
-//! fails. A new process with a broken config exits non-zero and the old one keeps serving.
+//! Reload as systemd does it (`ExecReload`: `rampart check`, then `rampart run -u -d`, then
+//! SIGQUIT to the old main process), ten times in a row under continuous load: keep-alive
+//! clients, a client opening a new connection per request, and slow requests in flight. No
+//! request may fail or be reset (no client retries), every slow request completes, the pid file
+//! always names a live process and, once a reload is done, the process that answers. A reload
+//! with a broken config then changes nothing.
 
 mod common;
 use common::*;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 fn alive(pid: u32) -> bool {
-    Command::new("kill")
-        .args(["-0", &pid.to_string()])
-        .status()
-        .is_ok_and(|s| s.success())
+    // A zombie is not serving: only count processes that are not in state Z.
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|r| !r.trim_start().starts_with('Z'))
+    })
 }
 
-fn read_pid(path: &std::path::Path) -> Option<u32> {
+fn read_pid(path: &Path) -> Option<u32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-/// Kills whatever the pid file names when the test ends, passed or failed: daemons are not
-/// our children and would outlive the test otherwise.
-struct KillOnDrop(std::path::PathBuf);
+fn signal(sig: &str, pid: u32) {
+    Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+}
+
+/// Kills every process the test started when it ends, passed or failed: daemons are not our
+/// children and would outlive the test otherwise.
+struct KillOnDrop(Arc<Mutex<Vec<u32>>>);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        if let Some(pid) = read_pid(&self.0) {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
+        for pid in self.0.lock().unwrap().iter() {
+            if alive(*pid) {
+                signal("-KILL", *pid);
+            }
         }
     }
 }
 
+/// What the load saw: completed requests per kind, and every failure.
+#[derive(Default)]
+struct Load {
+    stop: AtomicBool,
+    ok: [AtomicUsize; 3],
+    slow_started: AtomicUsize,
+    failures: Mutex<Vec<String>>,
+}
+
+const KEEP_ALIVE: usize = 0;
+const NEW_CONNECTION: usize = 1;
+const SLOW: usize = 2;
+
+impl Load {
+    /// One client thread: `kind` chooses the connection handling and the path.
+    fn spawn(self: &Arc<Self>, kind: usize, base: String) -> std::thread::JoinHandle<()> {
+        let load = self.clone();
+        std::thread::spawn(move || {
+            let keep_alive = client();
+            while !load.stop.load(Relaxed) {
+                let (c, path) = match kind {
+                    NEW_CONNECTION => (
+                        reqwest::blocking::Client::builder()
+                            .pool_max_idle_per_host(0)
+                            .no_proxy()
+                            .build()
+                            .unwrap(),
+                        "/x",
+                    ),
+                    SLOW => (keep_alive.clone(), "/slow?ms=1200"),
+                    _ => (keep_alive.clone(), "/x"),
+                };
+                if kind == SLOW {
+                    load.slow_started.fetch_add(1, Relaxed);
+                }
+                match c
+                    .get(format!("{base}{path}"))
+                    .timeout(Duration::from_secs(20))
+                    .send()
+                {
+                    Ok(r) if r.status() == 200 => {
+                        load.ok[kind].fetch_add(1, Relaxed);
+                    }
+                    Ok(r) => load
+                        .failures
+                        .lock()
+                        .unwrap()
+                        .push(format!("{path}: status {}", r.status())),
+                    Err(e) => load.failures.lock().unwrap().push(format!(
+                        "kind {kind} {path} at {:?}: {e:?}",
+                        std::time::SystemTime::now()
+                    )),
+                }
+            }
+        })
+    }
+
+    fn completed(&self) -> usize {
+        self.ok.iter().map(|c| c.load(Relaxed)).sum()
+    }
+}
+
+struct Host {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    pid_file: PathBuf,
+    admin: String,
+}
+
+impl Host {
+    /// `systemctl reload`: check, start the new process taking the sockets over, quit the old.
+    /// Returns whether the sequence succeeded (systemd stops at the first failing command).
+    fn reload(&self, config: &Path, main_pid: u32) -> bool {
+        let ok = |args: &[&str]| {
+            Command::new(rampart_bin())
+                .args(args)
+                .arg("-c")
+                .arg(config)
+                .output()
+                .unwrap()
+                .status
+                .success()
+        };
+        if !ok(&["check"]) || !ok(&["run", "-u", "-d"]) {
+            return false;
+        }
+        signal("-QUIT", main_pid);
+        true
+    }
+
+    /// The pid of the process that answered `/status` on a new connection.
+    fn answering_pid(&self) -> Option<u32> {
+        let body = reqwest::blocking::Client::builder()
+            .pool_max_idle_per_host(0)
+            .no_proxy()
+            .build()
+            .ok()?
+            .get(format!("http://{}/status", self.admin))
+            .send()
+            .ok()?
+            .json::<serde_json::Value>()
+            .ok()?;
+        body["pid"].as_u64().map(|p| p as u32)
+    }
+}
+
 #[test]
-fn upgrades_under_load_lose_no_request_and_a_broken_config_changes_nothing() {
+fn ten_reloads_under_load_lose_no_request_and_a_broken_reload_changes_nothing() {
     let up = Upstream::start("up");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
     let (http, admin) = (free_addr(), free_addr());
     let yaml = format!(
-        "server: {{ threads: 2, pid_file: {d}/rampart.pid, upgrade_sock: {d}/upgrade.sock, grace_period_seconds: 1, graceful_shutdown_timeout_seconds: 2, error_log: {d}/error.log }}\nadmin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
+        "server: {{ threads: 2, pid_file: {d}/rampart.pid, upgrade_sock: {d}/upgrade.sock, grace_period_seconds: 3, graceful_shutdown_timeout_seconds: 2, error_log: {d}/error.log }}\nadmin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
         up.addr_string()
     );
-    let config = dir.path().join("rampart.yaml");
-    std::fs::write(&config, &yaml).unwrap();
-    let pid_file = dir.path().join("rampart.pid");
-    let _cleanup = KillOnDrop(pid_file.clone());
-    let run = |args: &[&str], cfg: &std::path::Path| {
-        Command::new(rampart_bin())
-            .args(args)
-            .arg("-c")
-            .arg(cfg)
-            .status()
-            .unwrap()
+    let host = Host {
+        config: dir.path().join("rampart.yaml"),
+        pid_file: dir.path().join("rampart.pid"),
+        admin,
+        dir,
     };
+    std::fs::write(&host.config, &yaml).unwrap();
+    let started = Arc::new(Mutex::new(Vec::new()));
+    let _cleanup = KillOnDrop(started.clone());
 
-    assert!(run(&["run", "-d"], &config).success(), "daemon start");
-    let first = poll_until(Duration::from_secs(10), "the pid file", || {
-        read_pid(&pid_file)
+    let status = Command::new(rampart_bin())
+        .args(["run", "-d", "-c"])
+        .arg(&host.config)
+        .status()
+        .unwrap();
+    assert!(status.success(), "daemon start");
+    let mut main_pid = poll_until(Duration::from_secs(10), "the pid file", || {
+        read_pid(&host.pid_file)
     });
+    started.lock().unwrap().push(main_pid);
     let base = format!("http://{http}");
     poll_until(Duration::from_secs(10), "serving", || {
-        client()
-            .get(format!("{base}/"))
-            .send()
-            .ok()
-            .filter(|r| r.status() == 200)
+        (host.answering_pid() == Some(main_pid)).then_some(())
     });
 
-    // Load: one keep-alive client and one opening a new connection per request.
-    let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicUsize::new(0));
-    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
-    let retried = Arc::new(AtomicUsize::new(0));
-    let workers: Vec<_> = [true, false]
+    let load = Arc::new(Load::default());
+    let mut workers: Vec<_> = [KEEP_ALIVE, KEEP_ALIVE, NEW_CONNECTION, SLOW, SLOW, SLOW]
         .into_iter()
-        .map(|keep_alive| {
-            let (stop, done, failures, base, retried) = (
-                stop.clone(),
-                done.clone(),
-                failures.clone(),
-                base.clone(),
-                retried.clone(),
-            );
-            std::thread::spawn(move || {
-                let shared = client();
-                while !stop.load(Relaxed) {
-                    let c = if keep_alive {
-                        shared.clone()
-                    } else {
-                        reqwest::blocking::Client::builder()
-                            .pool_max_idle_per_host(0)
-                            .no_proxy()
-                            .build()
-                            .unwrap()
-                    };
-                    let mut result = c.get(format!("{base}/x")).send();
-                    // A keep-alive connection the old process closes while idle can race with
-                    // a request sent on it (RFC 9112 §9.3.1): clients retry such idempotent
-                    // requests on a new connection, as browsers do. Counted, and retried once.
-                    if keep_alive && result.as_ref().is_err_and(|e| e.is_request()) {
-                        retried.fetch_add(1, Relaxed);
-                        result = c.get(format!("{base}/x")).send();
-                    }
-                    match result {
-                        Ok(r) if r.status() == 200 => {
-                            done.fetch_add(1, Relaxed);
-                        }
-                        Ok(r) => failures
-                            .lock()
-                            .unwrap()
-                            .push(format!("status {}", r.status())),
-                        Err(e) => failures.lock().unwrap().push(format!("{e:?}")),
-                    }
-                }
-            })
-        })
+        .map(|kind| load.spawn(kind, base.clone()))
         .collect();
+    // The pid file must name a live process at every moment, reloads included.
+    let pid_file = host.pid_file.clone();
+    let sampler_load = load.clone();
+    workers.push(std::thread::spawn(move || {
+        while !sampler_load.stop.load(Relaxed) {
+            match read_pid(&pid_file) {
+                Some(pid) if alive(pid) => {}
+                other => sampler_load
+                    .failures
+                    .lock()
+                    .unwrap()
+                    .push(format!("pid file names {other:?}, not a live process")),
+            }
+            std::thread::sleep(Duration::from_millis(10)); // sampling period, not a sync
+        }
+    }));
+    poll_until(Duration::from_secs(10), "slow requests in flight", || {
+        (up.in_flight() >= 3).then_some(())
+    });
 
-    let mut old = first;
-    for round in 0..3 {
-        assert!(
-            run(&["run", "-u", "-d"], &config).success(),
-            "round {round}: new process starts"
+    let mut old_pids = Vec::new();
+    for round in 0..10 {
+        assert!(host.reload(&host.config, main_pid), "round {round}: reload");
+        let new = read_pid(&host.pid_file).unwrap();
+        assert_ne!(
+            new, main_pid,
+            "round {round}: the pid file names the new process"
         );
-        Command::new("kill")
-            .args(["-QUIT", &old.to_string()])
-            .status()
-            .unwrap();
-        let new = poll_until(
-            Duration::from_secs(10),
-            "the pid file to name the new process",
-            || read_pid(&pid_file).filter(|p| *p != old),
-        );
-        poll_until(
-            Duration::from_secs(15),
-            "the old process to drain and exit",
-            || (!alive(old)).then_some(()),
-        );
-        assert!(alive(new));
-        old = new;
+        started.lock().unwrap().push(new);
+        // Done when the new process answers (the old one still does while it drains).
+        poll_until(Duration::from_secs(10), "the new process to answer", || {
+            (host.answering_pid() == Some(new)).then_some(())
+        });
+        old_pids.push(main_pid);
+        main_pid = new;
+        let before = load.completed();
+        poll_until(Duration::from_secs(10), "traffic after the reload", || {
+            (load.completed() > before + 10).then_some(())
+        });
     }
-
-    // A broken config: the new process refuses to start, the old one is untouched.
-    let broken = dir.path().join("broken.yaml");
-    std::fs::write(&broken, yaml.replace("pools:", "poolz:")).unwrap();
-    let status = run(&["run", "-u", "-d"], &broken);
-    assert!(!status.success(), "a broken config must not start");
-    assert_eq!(read_pid(&pid_file), Some(old));
-    assert!(alive(old));
-
-    let before = done.load(Relaxed);
-    poll_until(
-        Duration::from_secs(5),
-        "traffic after the broken reload",
-        || (done.load(Relaxed) > before + 20).then_some(()),
+    for old in &old_pids {
+        poll_until(
+            Duration::from_secs(30),
+            "every old process to drain and exit",
+            || (!alive(*old)).then_some(()),
+        );
+    }
+    assert_eq!(read_pid(&host.pid_file), Some(main_pid));
+    assert_eq!(
+        host.answering_pid(),
+        Some(main_pid),
+        "only the last process serves"
     );
-    stop.store(true, Relaxed);
+
+    // A broken config: the reload stops at `check`; without `check`, `run -u` refuses too.
+    let broken = host.dir.path().join("broken.yaml");
+    std::fs::write(&broken, yaml.replace("pools:", "poolz:")).unwrap();
+    assert!(
+        !host.reload(&broken, main_pid),
+        "a broken config must not reload"
+    );
+    let direct = Command::new(rampart_bin())
+        .args(["run", "-u", "-d", "-c"])
+        .arg(&broken)
+        .status()
+        .unwrap();
+    assert!(!direct.success(), "a broken config must not start");
+    assert_eq!(read_pid(&host.pid_file), Some(main_pid));
+    assert!(alive(main_pid));
+    let before = load.completed();
+    poll_until(
+        Duration::from_secs(10),
+        "traffic after the broken reload",
+        || (load.completed() > before + 20).then_some(()),
+    );
+
+    load.stop.store(true, Relaxed);
     for w in workers {
         w.join().unwrap();
     }
-    Command::new("kill")
-        .args(["-INT", &old.to_string()])
-        .status()
-        .unwrap();
+    signal("-INT", main_pid);
     poll_until(Duration::from_secs(10), "the last process to exit", || {
-        (!alive(old)).then_some(())
+        (!alive(main_pid)).then_some(())
     });
-    let failures = failures.lock().unwrap();
+    let log = std::fs::read_to_string(host.dir.path().join("error.log")).unwrap_or_default();
+    assert_eq!(
+        log.matches("SIGQUIT: stopped accepting on 2 listening sockets")
+            .count(),
+        10,
+        "each old process stops accepting (proxy and admin listeners) at SIGQUIT:\n{log}"
+    );
+    let failures = load.failures.lock().unwrap();
+    let [keep_alive, new_conn, slow] =
+        [KEEP_ALIVE, NEW_CONNECTION, SLOW].map(|k| load.ok[k].load(Relaxed));
+    eprintln!("completed: {keep_alive} keep-alive, {new_conn} new-connection, {slow} slow requests over 10 reloads");
     assert!(
         failures.is_empty(),
-        "{} failed requests of {}: {:?}",
+        "{} failed requests: {:?}",
         failures.len(),
-        done.load(Relaxed),
         &failures[..failures.len().min(5)]
     );
-    assert!(done.load(Relaxed) > 100, "the load ran");
-    eprintln!("{} requests, {} keep-alive requests retried after the old process closed an idle connection", done.load(Relaxed), retried.load(Relaxed));
+    assert_eq!(
+        slow,
+        load.slow_started.load(Relaxed),
+        "every slow request completed"
+    );
+    assert!(
+        keep_alive > 100 && new_conn > 50 && slow > 20,
+        "the load ran"
+    );
 }

@@ -66,6 +66,8 @@ pub fn status_json(shared: &Shared) -> Value {
     json!({
         "instance": shared.instance_name,
         "version": env!("CARGO_PKG_VERSION"),
+        // Which process answered: during a reload the old and the new one both serve.
+        "pid": std::process::id(),
         "now_ms": unix_ms(now),
         "uptime_seconds": now.duration_since(shared.started).map_or(0, |d| d.as_secs()),
         "pools": pools,

@@ -86,6 +86,14 @@ impl ProxyHttp for RampartProxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        if self
+            .shared
+            .draining
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            // This response is the connection's last: the client reconnects to the new process.
+            session.set_keepalive(None);
+        }
         let req = session.req_header();
         ctx.client_ip = session
             .client_addr()

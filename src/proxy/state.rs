@@ -39,6 +39,10 @@ pub struct Shared {
     pub unrouted: ProjectMetrics,
     pub logger: AccessLogger,
     pub started: std::time::SystemTime,
+    /// Set when SIGQUIT (upgrade) or SIGTERM arrives: responses then carry `Connection: close`
+    /// so keep-alive clients move to the new process while this one still answers, instead
+    /// of having idle connections cut under them when Pingora's drain starts (server/drain.rs).
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Shared {
@@ -81,6 +85,7 @@ impl Shared {
             unrouted: ProjectMetrics::new(crate::metrics::NO_PROJECT),
             logger,
             started: std::time::SystemTime::now(),
+            draining: Arc::default(),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Assembles the Pingora server from a validated [`Config`]: one proxy service per listener,
 //! a health-check service per pool, the access log writer and the admin service.
 
+mod drain;
+mod pid_file;
 mod tls;
 
 use crate::admin::AdminApp;
@@ -62,12 +64,26 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<Server, StartError>
     if opts.daemon && config.server.daemon_wait_for_ready {
         catch_early_readiness_signal();
     }
-    let mut server = Server::new_with_opt_and_conf(opt, std::mem::take(&mut config.server));
+    let mut server_conf = std::mem::take(&mut config.server);
+    let public_pid_file = std::mem::take(&mut server_conf.pid_file);
+    server_conf.pid_file = pid_file::pingora_path(&public_pid_file);
+    let mut server = Server::new_with_opt_and_conf(opt, server_conf);
     // As a service, bootstrap (taking the sockets over during an upgrade, then telling a
     // daemonizing parent we are ready) runs after the fork, where it must.
     // Listening services depend on it, so that during an upgrade they start only once the
     // old process's sockets have arrived (instead of trying to bind addresses still in use).
     let bootstrap = server.bootstrap_as_a_service();
+    if opts.daemon {
+        // Before bootstrap, which tells the daemonizing parent that we are ready.
+        let writer = pid_file::PidFileWriter {
+            path: public_pid_file.into(),
+        };
+        let pid = server.add_service(GenBackgroundService::new(
+            "pid file".into(),
+            Arc::new(writer),
+        ));
+        bootstrap.add_dependency(&pid);
+    }
 
     let mut pools = HashMap::new();
     for p in &config.pools {
@@ -86,6 +102,10 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<Server, StartError>
         server.add_service(GenBackgroundService::new("access log".into(), Arc::new(w)));
     }
     let shared = Arc::new(Shared::new(&config, pools, logger));
+    let drain = drain::Drain {
+        draining: shared.draining.clone(),
+    };
+    server.add_service(GenBackgroundService::new("drain".into(), Arc::new(drain)));
 
     for listener in &config.listeners {
         let mut router = HostRouter::default();

@@ -1,0 +1,76 @@
+# Shared by the bench scripts: ports, readiness, the nginx upstream and Rampart's bench config.
+# shellcheck shell=bash
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# wait_port PORT [SECONDS]: poll until something accepts on 127.0.0.1:PORT.
+wait_port() {
+  local deadline=$(( $(date +%s) + ${2:-10} ))
+  until (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
+    [ "$(date +%s)" -lt "$deadline" ] || { echo "port $1 never opened" >&2; exit 1; }
+    sleep 0.05
+  done
+}
+
+# start_nginx_upstream DIR PORT [CORE]: one nginx worker answering "ok", pinned to CORE (1).
+start_nginx_upstream() {
+  cat > "$1/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $1/nginx.pid;
+error_log $1/nginx.err;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server { listen 127.0.0.1:$2; location / { return 200 "ok\n"; } }
+}
+NGINX
+  taskset -c "${3:-1}" nginx -c "$1/nginx.conf" -p "$1" &
+}
+
+# rampart_bench_config DIR LISTEN_PORT ADMIN_PORT UPSTREAM_PORT RULES: one catch-all project
+# with RULES inline rules: 95% exact paths (the SEO-migration shape), 4% prefixes, 1% regexes;
+# none matches /bench, so every request consults the rules and is forwarded. Access log on.
+rampart_bench_config() {
+  cat <<YAML
+server: { threads: 1, pid_file: $1/rampart.pid, upgrade_sock: $1/upgrade.sock }
+admin: { listen: "127.0.0.1:$3" }
+access_log: { target: $1/access.log, format: combined }
+listeners:
+  http: { address: "127.0.0.1:$2" }
+pools:
+  app: { backends: ["127.0.0.1:$4"], health_check: { kind: tcp, interval: 5s } }
+projects:
+  - name: bench
+    hosts: ["*"]
+    pool: app
+    rules:
+YAML
+  python3 - "$5" <<'PY'
+import sys
+n = int(sys.argv[1])
+for i in range(n):
+    if i % 100 == 0:
+        print(f"      - {{ id: re{i}, match: {{ path_regex: '^/article/{i}/([0-9]+)$' }}, redirect: {{ to: '/a/{i}/{{1}}' }} }}")
+    elif i % 25 == 0:
+        print(f"      - {{ id: pre{i}, match: {{ path_prefix: /section-{i}/ }}, rewrite: {{ path: '/s{i}/{{rest}}' }} }}")
+    else:
+        print(f"      - {{ id: old{i}, match: {{ path: /old/page-{i}.html }}, redirect: {{ to: /new/page-{i} }} }}")
+PY
+}
+
+# bench_setup APT_PACKAGES...: installs the tools, builds both proxies, starts the nginx
+# upstream on core 1 and writes Rampart's config with RULES rules. Sets tmp (removed on
+# exit, with every background job), UP, BARE, RAMP and ADMIN (ports).
+bench_setup() {
+  scripts/deps.sh "$@"
+  cargo build --release --locked --bin rampart --example bare_pingora >&2
+  tmp=$(mktemp -d)
+  trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
+  UP=$(free_port); BARE=$(free_port); RAMP=$(free_port); ADMIN=$(free_port)
+  start_nginx_upstream "$tmp" "$UP"
+  rampart_bench_config "$tmp" "$RAMP" "$ADMIN" "$UP" "$RULES" > "$tmp/rampart.yaml"
+  target/release/rampart check -c "$tmp/rampart.yaml" | head -3 >&2
+  wait_port "$UP"
+}

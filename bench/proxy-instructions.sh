@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Instructions per proxied request, counted by valgrind's callgrind: rampart (RULES inline
+# rules, access log on) against the bare Pingora proxy (examples/bare_pingora.rs). Unlike CPU
+# time, instruction counts do not depend on what else the machine is doing, so this ratio is
+# repeatable on a shared machine; bench/proxy-cpu.sh gives the CPU-time ratio.
+#
+# Both proxies run under callgrind with one worker thread. After a warm-up the counters are
+# zeroed, wrk sends small keep-alive GETs for DURATION seconds, and the counters are dumped:
+# instructions of the whole process (all threads, incl. the access-log writer and health
+# checks) divided by the requests wrk completed. Cores: valgrind runs every thread of the
+# proxy on one core (it serialises threads); wrk and nginx share the other.
+#
+# Usage: bench/proxy-instructions.sh   (DURATION=10 RULES=1000 CONNS=8 to change)
+#        PROFILE=1 also prints the top functions of each proxy (callgrind_annotate).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-8}
+RULES=${RULES:-1000}
+source bench/lib.sh
+bench_setup nginx wrk valgrind
+
+# count NAME PORT CMD... → prints "requests instructions"
+count() {
+  local name=$1 port=$2; shift 2
+  valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.$name.%p" "$@" 2>"$tmp/vg.$name" &
+  local pid=$!
+  wait_port "$port" 600
+  wrk -t1 -c"$CONNS" -d3s "http://127.0.0.1:$port/bench" >/dev/null # warm-up
+  callgrind_control -z "$pid" >/dev/null
+  wrk -t1 -c"$CONNS" -d"${DURATION}s" "http://127.0.0.1:$port/bench" > "$tmp/wrk.$name"
+  callgrind_control -d "$pid" >/dev/null
+  if grep -q "Non-2xx" "$tmp/wrk.$name"; then echo "$name: non-2xx responses" >&2; cat "$tmp/wrk.$name" >&2; exit 1; fi
+  local reqs ins
+  reqs=$(awk '/requests in/ {print $1}' "$tmp/wrk.$name")
+  ins=$(cat "$tmp"/cg."$name".*.1 2>/dev/null | awk '/^totals:/ {s += $2} END {print s}')
+  if [ "${PROFILE:-0}" = 1 ]; then
+    callgrind_annotate --inclusive=no "$tmp"/cg."$name".*.1 2>/dev/null | sed -n '1,60p' >&2
+  fi
+  kill -INT "$pid"; wait "$pid" 2>/dev/null || true
+  echo "$reqs $ins"
+}
+
+read -r bare_req bare_ins < <(count bare "$BARE" target/release/examples/bare_pingora "127.0.0.1:$BARE" "127.0.0.1:$UP" 1)
+read -r ramp_req ramp_ins < <(RUST_LOG=warn count rampart "$RAMP" target/release/rampart run -c "$tmp/rampart.yaml")
+awk -v br="$bare_req" -v bi="$bare_ins" -v rr="$ramp_req" -v ri="$ramp_ins" -v rules="$RULES" 'BEGIN {
+  b = bi/br; r = ri/rr
+  printf "bare pingora: %d requests, %.0f instructions/request\n", br, b
+  printf "rampart (%d rules, access log on): %d requests, %.0f instructions/request\n", rules, rr, r
+  printf "instructions per request, rampart/bare: %.3f\n", r/b
+}'

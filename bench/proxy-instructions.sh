@@ -11,7 +11,8 @@
 # proxy on one core (it serialises threads); wrk and nginx share the other.
 #
 # Usage: bench/proxy-instructions.sh   (DURATION=10 RULES=1000 CONNS=8 to change)
-#        PROFILE=1 also prints the top functions of each proxy (callgrind_annotate).
+#        The profiles stay in target/bench/callgrind.{bare,rampart}: read them with
+#        `callgrind_annotate target/bench/callgrind.rampart | less` (or kcachegrind).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
@@ -34,9 +35,8 @@ count() {
   local reqs ins
   reqs=$(awk '/requests in/ {print $1}' "$tmp/wrk.$name")
   ins=$(cat "$tmp"/cg."$name".*.1 2>/dev/null | awk '/^totals:/ {s += $2} END {print s}')
-  if [ "${PROFILE:-0}" = 1 ]; then
-    callgrind_annotate --inclusive=no "$tmp"/cg."$name".*.1 2>/dev/null | sed -n '1,60p' >&2
-  fi
+  mkdir -p target/bench
+  cp "$tmp"/cg."$name".*.1 "target/bench/callgrind.$name"
   kill -INT "$pid"; wait "$pid" 2>/dev/null || true
   echo "$reqs $ins"
 }

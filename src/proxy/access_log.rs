@@ -163,12 +163,31 @@ pub struct LogRecord {
 
 /// Appends `s` with `"` escaped, for quoted fields of the combined format.
 fn push_quoted(out: &mut String, s: &str) {
-    for c in s.chars() {
-        if c == '"' {
-            out.push('\\');
-        }
-        out.push(c);
+    let mut parts = s.split('"');
+    out.push_str(parts.next().unwrap_or(""));
+    for part in parts {
+        out.push_str("\\\"");
+        out.push_str(part);
     }
+}
+
+fn push_int(out: &mut String, n: impl itoa::Integer) {
+    out.push_str(itoa::Buffer::new().format(n));
+}
+
+/// Milliseconds with three decimals, without float formatting.
+fn push_millis(out: &mut String, d: Duration) {
+    let micros = d.as_micros();
+    push_int(out, micros / 1000);
+    let frac = (micros % 1000) as u16;
+    out.push('.');
+    if frac < 100 {
+        out.push('0');
+    }
+    if frac < 10 {
+        out.push('0');
+    }
+    push_int(out, frac);
 }
 
 /// Timestamps formatted once per second rather than once per line.
@@ -240,9 +259,18 @@ impl LogRecord {
             Field::Query => write!(out, "{}", self.uri.query().unwrap_or("")),
             Field::Host => write!(out, "{}", self.host),
             Field::Protocol => write!(out, "{}", self.protocol),
-            Field::Status => write!(out, "{}", self.status),
-            Field::Bytes => write!(out, "{}", self.bytes),
-            Field::DurationMs => write!(out, "{:.3}", self.duration.as_secs_f64() * 1000.0),
+            Field::Status => {
+                push_int(out, self.status);
+                Ok(())
+            }
+            Field::Bytes => {
+                push_int(out, self.bytes);
+                Ok(())
+            }
+            Field::DurationMs => {
+                push_millis(out, self.duration);
+                Ok(())
+            }
             Field::Referer => write!(out, "{}", text(&self.referer)),
             Field::UserAgent => write!(out, "{}", text(&self.user_agent)),
             Field::RequestId => write!(out, "{}", self.request_id.to_str().unwrap_or("-")),
@@ -262,24 +290,24 @@ impl LogRecord {
                 self.write_client_ip(out);
                 out.push_str(" - - [");
                 out.push_str(clock.combined(self.time));
-                let _ = write!(
-                    out,
-                    "] \"{} {} {}\" {} {} \"",
-                    self.method,
-                    self.path_and_query(),
-                    self.protocol,
-                    self.status,
-                    self.bytes,
-                );
+                out.push_str("] \"");
+                out.push_str(self.method.as_str());
+                out.push(' ');
+                out.push_str(self.path_and_query());
+                out.push(' ');
+                out.push_str(self.protocol);
+                out.push_str("\" ");
+                push_int(out, self.status);
+                out.push(' ');
+                push_int(out, self.bytes);
+                out.push_str(" \"");
                 push_quoted(out, text(&self.referer));
                 out.push_str("\" \"");
                 push_quoted(out, text(&self.user_agent));
-                let _ = write!(
-                    out,
-                    "\" {} {:.3}",
-                    self.request_id.to_str().unwrap_or("-"),
-                    self.duration.as_secs_f64() * 1000.0,
-                );
+                out.push_str("\" ");
+                out.push_str(self.request_id.to_str().unwrap_or("-"));
+                out.push(' ');
+                push_millis(out, self.duration);
             }
             LogFormat::Json => {
                 let mut time = String::with_capacity(24);
@@ -481,6 +509,19 @@ mod tests {
         let t = LogFormat::parse("{client_ip} {method} {path} q={query} {status}").unwrap();
         record().format_into(&t, &mut s, &mut TimeCache::default());
         assert_eq!(s, "10.1.2.3 GET /a q=b=1 200\n");
+    }
+
+    #[test]
+    fn formats_milliseconds_and_quotes_without_fmt() {
+        let mut out = String::new();
+        for micros in [0, 7, 42, 1_000, 1_234_567] {
+            push_millis(&mut out, Duration::from_micros(micros));
+            out.push(' ');
+        }
+        assert_eq!(out, "0.000 0.007 0.042 1.000 1234.567 ");
+        let mut q = String::new();
+        push_quoted(&mut q, r#"a"b""#);
+        assert_eq!(q, r#"a\"b\""#);
     }
 
     #[test]

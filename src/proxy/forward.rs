@@ -26,25 +26,40 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
         .expect("hex is a valid header value")
 }
 
-// Names to insert, as written on the wire: Pingora keeps header case, and a `&'static str`
-// name costs no allocation where a `HeaderName` would be title-cased into a new buffer.
+// Names to insert on responses, as written on the wire: Pingora keeps header case there, and a
+// `&'static str` name costs no allocation where a `HeaderName` would be title-cased anew.
 pub const X_REQUEST_ID_WIRE: &str = "X-Request-Id";
-const X_FORWARDED_FOR_WIRE: &str = "X-Forwarded-For";
-const X_FORWARDED_PROTO_WIRE: &str = "X-Forwarded-Proto";
-const X_FORWARDED_HOST_WIRE: &str = "X-Forwarded-Host";
-const X_REAL_IP_WIRE: &str = "X-Real-IP";
 
-/// Removes `name` only when present (a removal is not free on Pingora's case-keeping map).
-fn remove(req: &mut RequestHeader, name: &HeaderName) {
-    if req.headers.contains_key(name) {
-        req.remove_header(name);
+/// Edits the upstream request's headers directly in its `HeaderMap`.
+///
+/// Every `insert_header` on a Pingora header re-parses the name (an allocation for each
+/// non-standard one) and updates a second, case-keeping map; for the half-dozen headers added
+/// to every request that was the proxy's largest cost. So the request is rebuilt once without
+/// the case map: names then go out in their canonical case (title case for standard headers,
+/// lower case for others), as over HTTP/2 and as HAProxy sends them.
+pub fn edit_upstream_headers(req: &mut RequestHeader, edit: impl FnOnce(&mut HeaderMap)) {
+    // The exact request-target bytes, when the URI alone does not reproduce them.
+    let raw = (req.uri.path_and_query().map(|p| p.as_str().as_bytes()) != Some(req.raw_path()))
+        .then(|| req.raw_path().to_vec());
+    let end_stream = req.send_end_stream();
+    let mut parts = req.as_owned_parts();
+    edit(&mut parts.headers);
+    let mut rebuilt = RequestHeader::from(parts);
+    if let Some(raw) = raw {
+        if rebuilt.set_raw_path(&raw).is_err() {
+            log::warn!("cannot keep the raw request target; sending the parsed one");
+        }
     }
+    if let Some(end_stream) = end_stream {
+        rebuilt.set_send_end_stream(end_stream);
+    }
+    *req = rebuilt;
 }
 
 /// Sets X-Forwarded-For/Proto/Host, X-Real-IP and X-Request-Id. Without trust, whatever the
 /// client sent in these (and `Forwarded`) is dropped first. `host` is the client's Host.
 pub fn set_forwarded(
-    req: &mut RequestHeader,
+    headers: &mut HeaderMap,
     client_ip: Option<IpAddr>,
     scheme: &'static str,
     host: Option<HeaderValue>,
@@ -59,36 +74,32 @@ pub fn set_forwarded(
             &X_REAL_IP,
             &FORWARDED,
         ] {
-            remove(req, h);
+            headers.remove(h);
         }
     }
     if let Some(ip) = client_ip {
         let ip_value =
             HeaderValue::try_from(ip.to_string()).expect("an IP is a valid header value");
-        let xff = match req
-            .headers
-            .get(X_FORWARDED_FOR)
-            .and_then(|v| v.to_str().ok())
-        {
+        let xff = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
             Some(prev) if !prev.trim().is_empty() => {
                 HeaderValue::try_from(format!("{prev}, {ip}")).unwrap_or_else(|_| ip_value.clone())
             }
             _ => ip_value.clone(),
         };
-        let _ = req.insert_header(X_FORWARDED_FOR_WIRE, xff);
-        if !req.headers.contains_key(X_REAL_IP) {
-            let _ = req.insert_header(X_REAL_IP_WIRE, ip_value);
+        headers.insert(X_FORWARDED_FOR, xff);
+        if !headers.contains_key(X_REAL_IP) {
+            headers.insert(X_REAL_IP, ip_value);
         }
     }
-    if !req.headers.contains_key(X_FORWARDED_PROTO) {
-        let _ = req.insert_header(X_FORWARDED_PROTO_WIRE, HeaderValue::from_static(scheme));
+    if !headers.contains_key(X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(scheme));
     }
     if let Some(host) = host {
-        if !req.headers.contains_key(X_FORWARDED_HOST) {
-            let _ = req.insert_header(X_FORWARDED_HOST_WIRE, host);
+        if !headers.contains_key(X_FORWARDED_HOST) {
+            headers.insert(X_FORWARDED_HOST, host);
         }
     }
-    let _ = req.insert_header(X_REQUEST_ID_WIRE, request_id.clone());
+    headers.insert(X_REQUEST_ID, request_id.clone());
 }
 
 /// Hop-by-hop headers that are never forwarded (besides those named in `Connection`).
@@ -122,17 +133,17 @@ fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
         .collect()
 }
 
-pub fn strip_hop_by_hop_request(req: &mut RequestHeader) {
-    let upgrade = is_upgrade(&req.headers);
-    for name in connection_listed(&req.headers) {
-        remove(req, &name);
+pub fn strip_hop_by_hop_request(headers: &mut HeaderMap) {
+    let upgrade = is_upgrade(headers);
+    for name in connection_listed(headers) {
+        headers.remove(name);
     }
     for h in HOP_BY_HOP.iter().chain([&TE, &TRAILER]) {
-        remove(req, h);
+        headers.remove(h);
     }
     if !upgrade {
-        remove(req, &UPGRADE);
-        remove(req, &CONNECTION);
+        headers.remove(UPGRADE);
+        headers.remove(CONNECTION);
     }
 }
 
@@ -179,8 +190,19 @@ macro_rules! header_edit {
         }
     };
 }
-header_edit!(RequestHeader);
 header_edit!(ResponseHeader);
+
+impl HeaderEdit for HeaderMap {
+    fn set(&mut self, name: HeaderName, value: HeaderValue) {
+        self.insert(name, value);
+    }
+    fn add(&mut self, name: HeaderName, value: HeaderValue) {
+        self.append(name, value);
+    }
+    fn remove(&mut self, name: &HeaderName) {
+        HeaderMap::remove(self, name);
+    }
+}
 
 /// Applies rule header operations, in order.
 pub fn apply_ops(target: &mut impl HeaderEdit, ops: &[HeaderOp]) {

@@ -342,7 +342,6 @@ impl ProxyHttp for RampartProxy {
         let project = self
             .project(ctx)
             .ok_or_else(|| status_error(500, "no project"))?;
-        forward::strip_hop_by_hop_request(upstream);
         // The client's Host (h2 clients send :authority instead), shared, not copied.
         let req = session.req_header();
         let original_host = req.headers.get(http::header::HOST).cloned().or_else(|| {
@@ -351,36 +350,52 @@ impl ProxyHttp for RampartProxy {
                 .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
         });
         let had_host = req.headers.contains_key(http::header::HOST);
-        forward::set_forwarded(
-            upstream,
-            ctx.client_ip,
-            self.scheme,
-            original_host.clone(),
-            &ctx.request_id,
-            project.settings.trust_proxy_headers,
-        );
-        if !project.settings.preserve_host {
-            if let (Some(pool), Some(b)) = (&ctx.pool, &ctx.backend) {
-                let host = match &pool.settings.tls {
-                    Some(t) if !t.sni.is_empty() => t.sni.clone(),
-                    _ => b.addr.to_string(),
-                };
-                upstream.insert_header(http::header::HOST, host)?;
+        // The backend's name when the client's Host is not preserved.
+        let backend_host = match (&ctx.pool, &ctx.backend) {
+            (Some(pool), Some(b)) if !project.settings.preserve_host => {
+                Some(match &pool.settings.tls {
+                    Some(t) if !t.sni.is_empty() => http::HeaderValue::from_str(&t.sni),
+                    _ => http::HeaderValue::try_from(b.addr.to_string()),
+                })
             }
-        } else if !had_host {
-            // HTTP/1 backends need a Host header.
-            if let Some(host) = original_host {
-                upstream.insert_header(http::header::HOST, host)?;
-            }
-        }
-        if let Some(plan) = &ctx.plan {
-            if let Some(uri) = &plan.rewrite {
-                match uri.parse::<http::Uri>() {
-                    Ok(u) => upstream.set_uri(u),
-                    Err(_) => log::warn!("project {}: rewrite produced an invalid path `{uri}`; sending the original", project.name),
+            _ => None,
+        };
+        let plan = ctx.plan.as_ref();
+        forward::edit_upstream_headers(upstream, |headers| {
+            forward::strip_hop_by_hop_request(headers);
+            forward::set_forwarded(
+                headers,
+                ctx.client_ip,
+                self.scheme,
+                original_host.clone(),
+                &ctx.request_id,
+                project.settings.trust_proxy_headers,
+            );
+            match backend_host {
+                Some(Ok(host)) => {
+                    headers.insert(http::header::HOST, host);
                 }
+                Some(Err(_)) => {}
+                // HTTP/1 backends need a Host header.
+                None if !had_host => {
+                    if let Some(host) = original_host {
+                        headers.insert(http::header::HOST, host);
+                    }
+                }
+                None => {}
             }
-            forward::apply_ops(upstream, &plan.request_headers);
+            if let Some(plan) = plan {
+                forward::apply_ops(headers, &plan.request_headers);
+            }
+        });
+        if let Some(uri) = plan.and_then(|p| p.rewrite.as_ref()) {
+            match uri.parse::<http::Uri>() {
+                Ok(u) => upstream.set_uri(u),
+                Err(_) => log::warn!(
+                    "project {}: rewrite produced an invalid path `{uri}`; sending the original",
+                    project.name
+                ),
+            }
         }
         Ok(())
     }

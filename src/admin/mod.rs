@@ -1,5 +1,7 @@
-//! The admin service: `/healthz`, `/metrics`, `/status` (JSON) and `/dashboard` (HTML).
+//! The admin service: routing and the bearer token. `/healthz` and `/dashboard` (a page
+//! without data) are open; `/metrics` and `/status` need the token when one is configured.
 
+mod dashboard;
 mod status;
 
 use crate::proxy::Shared;
@@ -57,8 +59,10 @@ fn reply(status: StatusCode, content_type: &str, body: impl Into<Vec<u8>>) -> Re
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let path = session.req_header().uri.path().to_string();
-        if path == "/healthz" {
-            return reply(StatusCode::OK, "text/plain; charset=utf-8", "ok\n");
+        match path.as_str() {
+            "/healthz" => return reply(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
+            "/dashboard" | "/" => return dashboard::page(),
+            _ => {}
         }
         if !self.authorized(session) {
             let mut r = reply(
@@ -83,7 +87,6 @@ impl ServeHttp for AdminApp {
                 "application/json",
                 status_json(&self.shared).to_string(),
             ),
-            "/dashboard" | "/" => reply(StatusCode::OK, "text/html; charset=utf-8", DASHBOARD),
             _ => reply(
                 StatusCode::NOT_FOUND,
                 "text/plain; charset=utf-8",
@@ -92,5 +95,3 @@ impl ServeHttp for AdminApp {
         }
     }
 }
-
-const DASHBOARD: &str = include_str!("dashboard.html");

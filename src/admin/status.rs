@@ -1,8 +1,12 @@
 //! The `/status` document: instance, pools with per-backend health, projects with counts.
+//! Fields are only ever added (scripts and the dashboard read them); times are given both as
+//! unix milliseconds (`*_ms`, for arithmetic) and RFC 3339 (for people and log correlation).
 
 use crate::proxy::Shared;
+use crate::upstream::{BackendState, Pool};
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -10,40 +14,53 @@ fn unix_ms(t: SystemTime) -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// `"ok"`, or the error of a failed check or reload.
+fn result(error: Option<&String>) -> Value {
+    error.map_or_else(|| json!("ok"), |e| json!(e))
+}
+
+fn backend(b: &BackendState, healthy: bool) -> Value {
+    let rec = b.snapshot();
+    json!({
+        "address": b.addr.to_string(),
+        "weight": b.weight,
+        "healthy": healthy,
+        // Taken out by connect failures seen on real traffic, whatever the active checks say.
+        "passively_down": b.passively_down(),
+        "in_flight": b.in_flight.load(Relaxed),
+        "last_check_ms": rec.last_check.map(unix_ms),
+        "last_check": rec.last_check.map(rfc3339),
+        // null until the first active check (and always without active checks).
+        "last_check_result": rec.last_check.map(|_| result(rec.last_error.as_ref())),
+        "consecutive_failures": rec.consecutive_failures,
+        "consecutive_successes": rec.consecutive_successes,
+    })
+}
+
+fn pool(pool: &Pool) -> Value {
+    let backends: Vec<Value> = pool
+        .members()
+        .map(|(b, healthy)| backend(b, healthy))
+        .collect();
+    json!({
+        "name": &*pool.name,
+        "selection": format!("{:?}", pool.settings.selection),
+        "health_check": format!("{:?}", pool.settings.health_check.kind).to_lowercase(),
+        "backends": backends,
+    })
+}
+
 pub fn status_json(shared: &Shared) -> Value {
     let now = SystemTime::now();
-    let mut pools: Vec<&std::sync::Arc<crate::upstream::Pool>> = shared.pools.values().collect();
+    let mut pools: Vec<&Arc<Pool>> = shared.pools.values().collect();
     pools.sort_by(|a, b| a.name.cmp(&b.name));
-    let pools: Vec<Value> = pools
-        .into_iter()
-        .map(|pool| {
-            let backends: Vec<Value> = pool
-                .members()
-                .map(|(b, healthy)| {
-                    let rec = b.snapshot();
-                    json!({
-                        "address": b.addr.to_string(),
-                        "weight": b.weight,
-                        "healthy": healthy,
-                        "in_flight": b.in_flight.load(Relaxed),
-                        "last_check_ms": rec.last_check.map(unix_ms),
-                        "last_check_result": match (&rec.last_check, &rec.last_error) {
-                            (None, _) => Value::Null,
-                            (Some(_), None) => json!("ok"),
-                            (Some(_), Some(e)) => json!(e),
-                        },
-                        "consecutive_failures": rec.consecutive_failures,
-                    })
-                })
-                .collect();
-            json!({
-                "name": &*pool.name,
-                "selection": format!("{:?}", pool.settings.selection),
-                "health_check": format!("{:?}", pool.settings.health_check.kind).to_lowercase(),
-                "backends": backends,
-            })
-        })
-        .collect();
+    let pools: Vec<Value> = pools.into_iter().map(|p| pool(p)).collect();
+    // Counters, not rates: a reader computes rates from two documents (the dashboard does,
+    // between its polls), so the server keeps no sampling state for it.
     let projects: Vec<Value> = shared
         .projects
         .iter()
@@ -57,7 +74,9 @@ pub fn status_json(shared: &Shared) -> Value {
                 "fail_mode": format!("{:?}", p.settings.fail_mode).to_lowercase(),
                 "rules": p.rules.load().len(),
                 "last_reload_ms": unix_ms(reload.at),
+                "last_reload": rfc3339(reload.at),
                 "last_reload_error": reload.error,
+                "last_reload_result": result(reload.error.as_ref()),
                 "requests": p.metrics.requests.load(Relaxed),
                 "errors": p.metrics.errors.load(Relaxed),
             })
@@ -69,6 +88,8 @@ pub fn status_json(shared: &Shared) -> Value {
         // Which process answered: during a reload the old and the new one both serve.
         "pid": std::process::id(),
         "now_ms": unix_ms(now),
+        "now": rfc3339(now),
+        "started_ms": unix_ms(shared.started),
         "uptime_seconds": now.duration_since(shared.started).map_or(0, |d| d.as_secs()),
         "pools": pools,
         "projects": projects,

@@ -238,9 +238,16 @@ fn start_with_one_backend_down(token: bool) -> (Rampart, Upstream, Upstream) {
 #[test]
 fn dashboard_shows_a_down_backend_in_headless_chromium() {
     let (r, a, b) = start_with_one_backend_down(true);
-    // The page holds no data and opens without the token; /status needs it.
+    // Like /status, the page needs the token; a browser gives it as `?token=`.
     let admin = admin_addr(&r);
-    let page = raw_get(&admin, "/dashboard", &[]).unwrap();
+    assert_eq!(raw_get(&admin, "/dashboard", &[]).unwrap().status, 401);
+    assert_eq!(
+        raw_get(&admin, "/dashboard?token=wrong", &[])
+            .unwrap()
+            .status,
+        401
+    );
+    let page = raw_get(&admin, &format!("/dashboard?token={TOKEN}"), &[]).unwrap();
     assert_eq!(page.status, 200);
     assert!(page
         .header("content-security-policy")
@@ -287,7 +294,7 @@ fn dashboard_shows_a_down_backend_in_headless_chromium() {
     assert_eq!(s["projects"][0]["last_reload_result"], "ok");
     assert!(s["now"].as_str().unwrap().ends_with('Z'));
 
-    let url = r.admin_url(&format!("/dashboard#token={TOKEN}"));
+    let url = r.admin_url(&format!("/dashboard?token={TOKEN}"));
     let dom = dump_dom(&url, Duration::from_secs(3));
 
     // The script ran and filled in what only /status knows.

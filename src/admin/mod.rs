@@ -1,5 +1,6 @@
-//! The admin service: routing and the bearer token. `/healthz` and `/dashboard` (a page
-//! without data) are open; `/metrics` and `/status` need the token when one is configured.
+//! The admin service: routing and the bearer token. Everything but `/healthz` needs the token
+//! when one is configured; `/dashboard`, opened by a browser that cannot send a header, also
+//! takes it as `?token=`, and its script passes it on to `/status` as a bearer token.
 
 mod dashboard;
 mod status;
@@ -23,16 +24,23 @@ impl AdminApp {
         AdminApp { shared, token }
     }
 
-    fn authorized(&self, session: &ServerSession) -> bool {
+    fn authorized(&self, session: &ServerSession, query_token: bool) -> bool {
         let Some(token) = &self.token else {
             return true;
         };
-        let given = session
-            .req_header()
+        let req = session.req_header();
+        let from_query = || {
+            req.uri
+                .query()?
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("token="))
+        };
+        let given = req
             .headers
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
+            .or_else(|| query_token.then(from_query).flatten())
             .unwrap_or("");
         // Compare every byte so timing does not reveal the matching prefix.
         given.len() == token.len()
@@ -61,10 +69,17 @@ impl ServeHttp for AdminApp {
         let path = session.req_header().uri.path().to_string();
         match path.as_str() {
             "/healthz" => return reply(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
-            "/dashboard" | "/" => return dashboard::page(),
+            "/dashboard" | "/" if self.authorized(session, true) => return dashboard::page(),
+            "/dashboard" | "/" => {
+                return reply(
+                    StatusCode::UNAUTHORIZED,
+                    "text/plain; charset=utf-8",
+                    "401 Unauthorized: open this page as /dashboard?token=<admin.token>\n",
+                )
+            }
             _ => {}
         }
-        if !self.authorized(session) {
+        if !self.authorized(session, false) {
             let mut r = reply(
                 StatusCode::UNAUTHORIZED,
                 "text/plain; charset=utf-8",

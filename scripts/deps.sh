@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing Rampart needs on Debian/Ubuntu, skipping what is there:
 # cmake (zlib-ng, built by pingora-core), pkg-config and libssl-dev (openssl-sys), curl,
-# chromium (tests/dashboard.rs renders /dashboard in headless Chromium).
+# chromium (tests/dashboard.rs renders /dashboard in headless Chromium); for the packages
+# (scripts/package.sh, tests/packaging.rs): dpkg-shlibdeps (dpkg-dev), rpm.
 set -euo pipefail
 need=()
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
@@ -10,6 +11,8 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)   # verifies the shipped unit
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)   # renders /dashboard in tests
+command -v dpkg-shlibdeps >/dev/null 2>&1 || need+=(dpkg-dev)   # cargo-deb's $auto depends
+command -v rpm >/dev/null 2>&1 || need+=(rpm)                    # inspects the built .rpm
 dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev)
 for pkg in "$@"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")

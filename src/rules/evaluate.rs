@@ -5,6 +5,7 @@
 //! with; `evaluate_traced` also explains conflicts, for `rampart rules test`.
 
 use crate::rules::compile::{compile_rule, CompiledRule};
+use crate::rules::index::Merge;
 use crate::rules::normalize::normalize_path;
 use crate::rules::partition::RuleIndex;
 use crate::rules::plan::{Plan, PlanBuilder, RuleFailure, Step};
@@ -50,7 +51,8 @@ impl RuleSet {
             errors.sort_by_key(|e| e.index);
             return Err(errors);
         }
-        rules.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.index.cmp(&b.index)));
+        // Unstable is enough (indexes are unique) and needs no buffer of moved rules.
+        rules.sort_unstable_by(|a, b| b.priority.cmp(&a.priority).then(a.index.cmp(&b.index)));
         let mut by_input = vec![0; rules.len()];
         for (pos, rule) in rules.iter().enumerate() {
             by_input[rule.index] = pos as u32;
@@ -90,8 +92,10 @@ impl RuleSet {
         }
         let path = normalize_path(req.path);
         let mut hits = Vec::new();
-        let candidates = self.index.candidates(req, &path, &mut hits);
-        self.run(req, &path, candidates, None)
+        let mut candidates = Merge::new();
+        self.index
+            .candidates(req, &path, &mut hits, &mut candidates);
+        self.run(req, &path, &mut candidates, None)
     }
 
     /// The same plan, checking every rule in evaluation order.
@@ -105,9 +109,11 @@ impl RuleSet {
     pub fn evaluate_traced(&self, req: &RequestView<'_>) -> (Plan, Trace) {
         let path = normalize_path(req.path);
         let mut hits = Vec::new();
-        let candidates = self.index.candidates(req, &path, &mut hits);
+        let mut candidates = Merge::new();
+        self.index
+            .candidates(req, &path, &mut hits, &mut candidates);
         let mut log = Log::new();
-        let plan = self.run(req, &path, candidates, Some(&mut log));
+        let plan = self.run(req, &path, &mut candidates, Some(&mut log));
         let rules = |applied: bool| -> Vec<&CompiledRule> {
             log.iter()
                 .filter(|(_, a)| *a == applied)

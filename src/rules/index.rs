@@ -123,7 +123,7 @@ impl<T: Copy, const N: usize> StackList<T, N> {
 /// Ascending position lists merged into one ascending sequence without repeats; an item is
 /// yielded as soon as it is known to be the next, so evaluation can stop early.
 pub struct Merge<'a> {
-    lists: StackList<&'a [u32], 24>,
+    lists: StackList<&'a [u32], 12>,
     last: Option<u32>,
 }
 

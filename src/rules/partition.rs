@@ -169,23 +169,21 @@ impl RuleIndex {
         }
     }
 
-    /// The positions of the rules that may match, ascending, without repeats. `path` is the
-    /// normalized path; `hits` holds regex matches (allocated only when a grouped regex
-    /// matches).
+    /// Adds to `merge` the positions of the rules that may match. `path` is the normalized
+    /// path; `hits` holds regex matches (allocated only when a grouped regex matches).
     pub fn candidates<'a>(
         &'a self,
         req: &RequestView<'_>,
         path: &str,
         hits: &'a mut Vec<u32>,
-    ) -> Merge<'a> {
-        let mut merge = Merge::new();
+        merge: &mut Merge<'a>,
+    ) {
         let path_hash = if self.hash_paths {
             self.hasher.hash(path)
         } else {
             0
         };
-        let mut visit =
-            |m: &'a MethodIndex| m.collect(req.method, path, path_hash, &mut merge, hits);
+        let mut visit = |m: &'a MethodIndex| m.collect(req.method, path, path_hash, merge, hits);
         visit(&self.any_host);
         if !self.hosts.is_empty() || !self.wildcards.is_empty() {
             let host = req.host.strip_suffix('.').unwrap_or(req.host);
@@ -209,7 +207,6 @@ impl RuleIndex {
         }
         let hits: &'a Vec<u32> = hits;
         merge.add(hits);
-        merge
     }
 }
 

@@ -23,6 +23,9 @@ fn range<T>(items: &[T], (start, len): (u32, u32)) -> &[T] {
 #[derive(Debug, Default)]
 pub struct PrefixTree {
     nodes: Vec<Node>,
+    /// The first label byte of each node: a node's children are found by searching their
+    /// bytes, which sit together, instead of each child's label.
+    firsts: Vec<u8>,
     labels: Vec<u8>,
     positions: Vec<u32>,
 }
@@ -80,6 +83,11 @@ impl PrefixTree {
                 rules,
             };
         }
+        tree.firsts = tree
+            .nodes
+            .iter()
+            .map(|n| tree.labels.get(n.label.0 as usize).copied().unwrap_or(0))
+            .collect();
         tree.nodes.shrink_to_fit();
         tree.labels.shrink_to_fit();
         tree.positions.shrink_to_fit();
@@ -93,8 +101,10 @@ impl PrefixTree {
             return;
         };
         let mut rest = path;
+        // The first byte of a child's label is already known to match.
+        let mut skip = 0;
         loop {
-            let label = range(&self.labels, node.label);
+            let label = &range(&self.labels, node.label)[skip..];
             if rest.len() < label.len() || !rest[..label.len()].eq_ignore_ascii_case(label) {
                 return;
             }
@@ -102,13 +112,20 @@ impl PrefixTree {
             if node.rules.1 > 0 {
                 found(range(&self.positions, node.rules));
             }
-            let Some(&next) = rest.first() else { return };
+            let Some((&next, after)) = rest.split_first() else {
+                return;
+            };
+            let firsts = range(&self.firsts, node.children);
             let next = next.to_ascii_lowercase();
-            let children = range(&self.nodes, node.children);
-            match children.binary_search_by_key(&next, |c| self.labels[c.label.0 as usize]) {
-                Ok(i) => node = &children[i],
-                Err(_) => return,
-            }
+            let found = match firsts.len() {
+                // A short scan beats a binary search's unpredictable branches.
+                0..=16 => firsts.iter().position(|&b| b == next),
+                _ => firsts.binary_search(&next).ok(),
+            };
+            let Some(i) = found else { return };
+            node = &self.nodes[node.children.0 as usize + i];
+            rest = after;
+            skip = 1;
         }
     }
 }

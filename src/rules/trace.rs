@@ -80,12 +80,12 @@ impl<'r> Owners<'r> {
         let earlier = self.owners.len();
         let mut lost = Vec::new();
         for op in ops {
-            match self.owners[..earlier].iter().find(|(n, _)| *n == &op.name) {
+            match self.owners[..earlier].iter().find(|(n, _)| *n == op.name) {
                 Some(&(name, owner)) if !lost.iter().any(|(n, _)| *n == name) => {
                     lost.push((name, owner))
                 }
                 Some(_) => {}
-                None if !self.owners[earlier..].iter().any(|(n, _)| *n == &op.name) => {
+                None if !self.owners[earlier..].iter().any(|(n, _)| *n == op.name) => {
                     self.owners.push((&op.name, rule))
                 }
                 None => {}

@@ -187,8 +187,10 @@ impl RuleIndex {
         visit(&self.any_host);
         if !self.hosts.is_empty() || !self.wildcards.is_empty() {
             let host = req.host.strip_suffix('.').unwrap_or(req.host);
-            if let Some(m) = self.hosts.get(&self.hasher.hash(host)) {
-                visit(m);
+            if !self.hosts.is_empty() {
+                if let Some(m) = self.hosts.get(&self.hasher.hash(host)) {
+                    visit(m);
+                }
             }
             for &len in &self.wildcard_lens {
                 // `*.example.com` matches subdomains only: the host is longer than the suffix.

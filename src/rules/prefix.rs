@@ -169,11 +169,15 @@ mod tests {
     #[test]
     fn agrees_with_a_scan_on_many_keys() {
         let mut rng = crate::rules::testutil::Rng::new(3);
-        let alphabet = ["/", "a", "B", "b", "ab", "/x", "é"];
+        // Digits give nodes more children than the short scan handles.
+        let alphabet = [
+            "/", "a", "B", "b", "ab", "/x", "é", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9",
+            "c", "d", "e", "f", "g", "h",
+        ];
         let word = |rng: &mut crate::rules::testutil::Rng| -> String {
             (0..rng.below(6)).map(|_| rng.pick(&alphabet)).collect()
         };
-        let keys: Vec<(String, u32)> = (0..500).map(|i| (word(&mut rng), i)).collect();
+        let keys: Vec<(String, u32)> = (0..2000).map(|i| (word(&mut rng), i)).collect();
         let tree = PrefixTree::build(
             keys.iter()
                 .map(|(k, p)| (k.as_bytes().to_vec(), *p))

@@ -7,9 +7,9 @@
 use regex::{Regex, RegexSet};
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
 
-/// Regexes per set: large enough that a set replaces many searches, small enough that a
-/// set compiles quickly and its automaton stays small.
-pub const GROUP_SIZE: usize = 64;
+/// Regexes per set: large enough that a set replaces many searches (a search of a set of 256
+/// costs about a tenth of 256 searches), small enough that a set's automaton stays small.
+pub const GROUP_SIZE: usize = 256;
 
 /// Prefixes shorter than this (in practice just `/`) would not narrow anything down.
 const MIN_PREFIX: usize = 2;
@@ -160,7 +160,7 @@ mod tests {
 
     #[test]
     fn groups_report_every_matching_regex() {
-        let sources: Vec<String> = (0..150).map(|i| format!("{i}$")).collect();
+        let sources: Vec<String> = (0..2 * GROUP_SIZE + 22).map(|i| format!("/{i}$")).collect();
         let regexes: Vec<Regex> = sources.iter().map(|s| Regex::new(s).unwrap()).collect();
         let input: Vec<(&Regex, u32)> = regexes
             .iter()
@@ -170,11 +170,38 @@ mod tests {
         let (groups, alone) = RegexGroups::build(&input);
         assert_eq!((groups.groups.len(), alone.len()), (3, 0));
         let mut hits = Vec::new();
-        groups.matching("/x/112", &mut hits);
+        groups.matching("/x/12", &mut hits);
+        groups.matching(&format!("/x/{}", 2 * GROUP_SIZE + 1), &mut hits);
         hits.sort_unstable();
-        assert_eq!(hits, [4, 24, 224], "2$, 12$ and 112$");
+        assert_eq!(
+            hits,
+            [24, 4 * GROUP_SIZE as u32 + 2],
+            "/12$ and the one in the last group"
+        );
         hits.clear();
         groups.matching("/x/y", &mut hits);
         assert!(hits.is_empty());
+    }
+
+    #[test]
+    fn sets_over_the_size_limit_are_split() {
+        // Each compiles alone, but four together exceed the regex crate's size limit.
+        let big = Regex::new(r"\w{100}x").unwrap();
+        let small = Regex::new("^/a").unwrap();
+        let input = [(&big, 0), (&big, 1), (&big, 2), (&big, 3), (&small, 4)];
+        let (groups, alone) = RegexGroups::build(&input);
+        assert!(groups.groups.len() > 1, "{groups:?}");
+        let mut covered: Vec<u32> = groups
+            .groups
+            .iter()
+            .flat_map(|g| g.positions.to_vec())
+            .collect();
+        covered.extend(&alone);
+        covered.sort_unstable();
+        assert_eq!(covered, [0, 1, 2, 3, 4]);
+        let mut hits = Vec::new();
+        groups.matching(&format!("/{}x", "é".repeat(100)), &mut hits);
+        hits.sort_unstable();
+        assert_eq!(hits, [0, 1, 2, 3]);
     }
 }

@@ -75,16 +75,9 @@ impl Kind {
             }
         }
         RuleSpec {
-            id: format!("{}{i}", self.name()),
-            priority: 0,
-            matcher,
             redirect,
-            respond: None,
             rewrite,
-            pool: None,
-            request_headers: None,
-            response_headers: None,
-            stop: false,
+            ..RuleSpec::new(format!("{}{i}", self.name()), matcher)
         }
     }
 

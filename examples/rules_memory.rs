@@ -54,28 +54,23 @@ fn csv_rules(n: usize) -> (usize, u64, f64) {
 
 fn regex_rules(n: usize) -> (usize, u64, f64) {
     let specs: Vec<RuleSpec> = (0..n)
-        .map(|i| RuleSpec {
-            id: format!("r{i}"),
-            priority: 0,
-            matcher: MatchSpec {
+        .map(|i| {
+            let matcher = MatchSpec {
                 path_regex: Some(if i % 2 == 0 {
                     format!("^/r{i}/([0-9]+)$")
                 } else {
                     format!("/u{i}-[a-z]+$")
                 }),
                 ..MatchSpec::default()
-            },
-            redirect: Some(RedirectSpec {
-                to: format!("/n/{i}"),
-                status: 301,
-                keep_query: true,
-            }),
-            respond: None,
-            rewrite: None,
-            pool: None,
-            request_headers: None,
-            response_headers: None,
-            stop: false,
+            };
+            RuleSpec {
+                redirect: Some(RedirectSpec {
+                    to: format!("/n/{i}"),
+                    status: 301,
+                    keep_query: true,
+                }),
+                ..RuleSpec::new(format!("r{i}"), matcher)
+            }
         })
         .collect();
     let mut kept = None;

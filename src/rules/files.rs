@@ -305,25 +305,18 @@ fn parse_csv(path: &Path, text: &str) -> Result<Vec<(usize, RuleSpec)>, Vec<File
             },
             None => (None, fields[0].to_string()),
         };
+        let matcher = MatchSpec {
+            path: Some(source_path),
+            host,
+            ..MatchSpec::default()
+        };
         let spec = RuleSpec {
-            id: format!("{name}:{line}"),
-            priority: 0,
-            matcher: MatchSpec {
-                path: Some(source_path),
-                host,
-                ..MatchSpec::default()
-            },
             redirect: Some(RedirectSpec {
                 to: fields[1].to_string(),
                 status,
                 keep_query: true,
             }),
-            respond: None,
-            rewrite: None,
-            pool: None,
-            request_headers: None,
-            response_headers: None,
-            stop: false,
+            ..RuleSpec::new(format!("{name}:{line}"), matcher)
         };
         out.push((line, spec));
     }

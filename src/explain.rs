@@ -1,6 +1,6 @@
 //! `rampart rules test`: evaluates a project's rules for one described request and explains
-//! the result (matching rules in evaluation order, then the outcome), so rule authors can
-//! check their rules in CI.
+//! the result (matching rules in evaluation order, which rule won each conflict and why, then
+//! the outcome), so rule authors can check their rules in CI.
 
 use crate::config::Config;
 use crate::rules::{HeaderOp, Outcome, RequestView};
@@ -81,7 +81,7 @@ pub fn explain(config: &Config, project: &str, req: &TestRequest) -> Result<Expl
         client_ip: req.ip,
         request_id: "rules-test",
     };
-    let plan = p.rules.evaluate(&view);
+    let (plan, trace) = p.rules.evaluate_traced(&view);
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -119,6 +119,15 @@ pub fn explain(config: &Config, project: &str, req: &TestRequest) -> Result<Expl
         );
         for (i, id) in plan.matched.iter().enumerate() {
             let _ = writeln!(out, "  {}. {id}", i + 1);
+        }
+        for r in trace.rules.iter().filter(|r| !r.applied) {
+            let _ = writeln!(out, "  -  {} (also matches, not applied)", r.id);
+        }
+    }
+    if !trace.conflicts.is_empty() {
+        let _ = writeln!(out, "conflicts:");
+        for c in &trace.conflicts {
+            let _ = writeln!(out, "  {c}");
         }
     }
     match &plan.outcome {

@@ -1,5 +1,5 @@
-//! `rampart rules test`: what matches, the outcome, and exit codes 0 (matched), 1 (nothing
-//! matched), 2 (error), for scripting in rule authors' CI.
+//! `rampart rules test`: what matches, which rule won each conflict and why, the outcome, and
+//! exit codes 0 (matched), 1 (nothing matched), 2 (error), for scripting in rule authors' CI.
 
 mod common;
 use common::*;
@@ -17,7 +17,9 @@ projects:
     rules:
       - { id: hsts, priority: 10, response_headers: { set: { Strict-Transport-Security: max-age=600 } } }
       - { id: product, match: { path_regex: '^/p/(?P<id>[0-9]+)$' }, redirect: { to: "https://www.shop.test/product/{id}", status: 308 } }
-      - { id: api, match: { path_prefix: /api/, headers: { X-Beta: "*" } }, rewrite: { path: "/v2/{rest}" }, pool: api, request_headers: { set: { X-Env: prod } } }
+      - { id: api, priority: 5, match: { path_prefix: /api/, headers: { X-Beta: "*" } }, rewrite: { path: "/v2/{rest}" }, pool: api, request_headers: { set: { X-Env: prod } } }
+      - { id: api-legacy, match: { path_prefix: /api/ }, rewrite: { path: "/v1/{rest}" }, pool: web, request_headers: { set: { X-Env: legacy } } }
+      - { id: old-products, match: { path_prefix: /p/ }, redirect: { to: "https://old.shop.test/" } }
       - { id: office, match: { path: /admin, client_ip: [10.0.0.0/8] }, respond: { status: 403 } }
 "#;
 
@@ -39,6 +41,11 @@ fn explains_matches_outcomes_and_exit_codes() {
     assert!(
         out.stdout
             .contains("outcome: redirect 308, Location: https://www.shop.test/product/42?ref=mail"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("  -  old-products (also matches, not applied)\nconflicts:\n  answer: `product` (redirect) wins over `old-products`: same priority (0), `product` comes first in the rules\n"),
         "{}",
         out.stdout
     );
@@ -64,6 +71,13 @@ fn explains_matches_outcomes_and_exit_codes() {
         "{}",
         out.stdout
     );
+    for conflict in [
+        "rewrite: `api` wins over `api-legacy`: higher priority (5 > 0)",
+        "pool: `api` wins over `api-legacy`: higher priority (5 > 0)",
+        "request header x-env: `api` wins over `api-legacy`: higher priority (5 > 0)",
+    ] {
+        assert!(out.stdout.contains(conflict), "{}", out.stdout);
+    }
     assert!(
         out.stdout
             .contains("response set    strict-transport-security: max-age=600"),
@@ -73,6 +87,7 @@ fn explains_matches_outcomes_and_exit_codes() {
 
     let out = test(&["--project", "shop", "--ip", "10.1.2.3", "/admin"]);
     assert_eq!(out.code, 0);
+    assert!(!out.stdout.contains("conflicts:"), "{}", out.stdout);
     assert!(
         out.stdout.contains("outcome: respond 403"),
         "{}",

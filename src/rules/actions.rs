@@ -71,8 +71,9 @@ pub struct Rewrite {
 #[derive(Debug, Default)]
 pub struct Actions {
     pub redirect: Option<Redirect>,
-    pub respond: Option<Respond>,
-    pub rewrite: Option<Rewrite>,
+    /// Boxed, like `rewrite`: most rules have neither, and 100 000 rules must stay small.
+    pub respond: Option<Box<Respond>>,
+    pub rewrite: Option<Box<Rewrite>>,
     pub pool: Option<Arc<str>>,
     pub request_headers: Vec<HeaderOpTemplate>,
     pub response_headers: Vec<HeaderOpTemplate>,

@@ -60,13 +60,13 @@ pub fn actions(e: &mut Errors<'_>, spec: &RuleSpec, scope: &Scope<'_>) -> Action
         let headers = named_values(e, "respond.headers", r.headers.iter().flatten(), scope);
         let body = e.template("respond.body", &r.body, scope)?;
         let fixed_body = body.literal().map(|t| Bytes::copy_from_slice(t.as_bytes()));
-        Some(Respond {
+        Some(Box::new(Respond {
             status: r.status,
             body,
             fixed_body,
             content_type: content_type?,
             headers,
-        })
+        }))
     });
     if spec.redirect.is_some() && spec.respond.is_some() {
         e.add(
@@ -106,7 +106,7 @@ pub fn actions(e: &mut Errors<'_>, spec: &RuleSpec, scope: &Scope<'_>) -> Action
             Some(q) => Some(e.template("rewrite.query", q, scope)?),
             None => None,
         };
-        Some(Rewrite { path, query })
+        Some(Box::new(Rewrite { path, query }))
     });
     let pool = spec.pool.as_deref().map(|p| {
         if p.trim().is_empty() {

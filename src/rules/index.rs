@@ -1,45 +1,21 @@
-//! Finding candidate rules without a scan: `match.path` rules are kept in a hash index keyed
-//! by their normalized path folded to lower case (so case-sensitive and case-insensitive rules
-//! share one lookup that allocates nothing); every other rule is in the scanned list. Both
-//! hold rule positions in evaluation order and are merged lazily. Candidates still go through
-//! the full condition check, so a hash collision or a case difference cannot cause a match.
+//! Building blocks of the rule index: a case-folding keyed hash shared by every map of one
+//! rule set (a request's path and host are hashed once), the exact-path hash index, and the
+//! merge of candidate lists. Every list holds rule positions (evaluation order) ascending;
+//! candidates still go through the full condition check, so a hash collision or a case
+//! difference can only add a candidate, never a match.
 
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
-#[derive(Debug, Default)]
-pub struct ExactIndex {
-    /// Random keys: request paths cannot be chosen to collide.
-    hasher: std::collections::hash_map::RandomState,
-    buckets: HashMap<u64, Box<[u32]>>,
-}
+/// Hashes text ASCII-case-folded, with random keys: request paths and hosts cannot be chosen
+/// to collide.
+#[derive(Debug, Default, Clone)]
+pub struct FoldHasher(RandomState);
 
-impl ExactIndex {
-    /// `entries`: (normalized path, position), positions ascending.
-    pub fn build<'a>(entries: impl Iterator<Item = (&'a str, u32)>) -> ExactIndex {
-        let mut index = ExactIndex::default();
-        let mut buckets: HashMap<u64, Vec<u32>> = HashMap::new();
-        for (path, pos) in entries {
-            buckets.entry(index.fold_hash(path)).or_default().push(pos);
-        }
-        index.buckets = buckets
-            .into_iter()
-            .map(|(k, v)| (k, v.into_boxed_slice()))
-            .collect();
-        index
-    }
-
-    /// Positions of the rules whose exact path may equal `path` (ascending).
-    pub fn get(&self, path: &str) -> &[u32] {
-        if self.buckets.is_empty() {
-            return &[];
-        }
-        self.buckets.get(&self.fold_hash(path)).map_or(&[], |b| b)
-    }
-
-    /// Hash of the ASCII-lower-cased text, folded through a stack buffer.
-    fn fold_hash(&self, s: &str) -> u64 {
-        let mut h = self.hasher.build_hasher();
+impl FoldHasher {
+    pub fn hash(&self, s: &str) -> u64 {
+        let mut h = self.0.build_hasher();
         let mut buf = [0u8; 64];
         for chunk in s.as_bytes().chunks(buf.len()) {
             let buf = &mut buf[..chunk.len()];
@@ -52,15 +28,117 @@ impl ExactIndex {
     }
 }
 
-/// Two ascending position lists merged into one ascending sequence.
+/// Keys are already keyed hashes: hashing them again would only cost time.
+#[derive(Default)]
+pub struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// A map keyed by [`FoldHasher`] hashes.
+pub type HashKeyed<V> = HashMap<u64, V, BuildHasherDefault<IdentityHasher>>;
+
+/// `match.path` rules by the folded hash of their normalized path.
+#[derive(Debug, Default)]
+pub struct ExactIndex {
+    /// Hash → range of `positions`.
+    buckets: HashKeyed<(u32, u32)>,
+    positions: Box<[u32]>,
+}
+
+impl ExactIndex {
+    /// `entries`: (folded hash of the path, position), positions ascending.
+    pub fn build(mut entries: Vec<(u64, u32)>) -> ExactIndex {
+        entries.sort_unstable();
+        let mut buckets = HashKeyed::default();
+        buckets.reserve(entries.len());
+        let mut start = 0;
+        for chunk in entries.chunk_by(|a, b| a.0 == b.0) {
+            buckets.insert(chunk[0].0, (start, chunk.len() as u32));
+            start += chunk.len() as u32;
+        }
+        let positions = entries.into_iter().map(|(_, pos)| pos).collect();
+        ExactIndex { buckets, positions }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.positions.is_empty()
+    }
+
+    /// Positions of the rules whose exact path may equal the path with this folded hash.
+    pub fn get(&self, path_hash: u64) -> &[u32] {
+        match self.buckets.get(&path_hash) {
+            Some(&(start, len)) => &self.positions[start as usize..(start + len) as usize],
+            None => &[],
+        }
+    }
+}
+
+/// A list that lives on the stack up to `N` items (the usual case) and spills to the heap.
+pub struct StackList<T: Copy, const N: usize> {
+    items: [T; N],
+    len: usize,
+    spill: Vec<T>,
+}
+
+impl<T: Copy, const N: usize> StackList<T, N> {
+    /// `fill` only occupies the unused slots.
+    pub fn new(fill: T) -> Self {
+        StackList {
+            items: [fill; N],
+            len: 0,
+            spill: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, item: T) {
+        if self.len < N {
+            self.items[self.len] = item;
+            self.len += 1;
+        } else {
+            self.spill.push(item);
+        }
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.items[..self.len]
+            .iter_mut()
+            .chain(self.spill.iter_mut())
+    }
+}
+
+/// Ascending position lists merged into one ascending sequence without repeats; an item is
+/// yielded as soon as it is known to be the next, so evaluation can stop early.
 pub struct Merge<'a> {
-    a: &'a [u32],
-    b: &'a [u32],
+    lists: StackList<&'a [u32], 12>,
+    last: Option<u32>,
 }
 
 impl<'a> Merge<'a> {
-    pub fn new(a: &'a [u32], b: &'a [u32]) -> Merge<'a> {
-        Merge { a, b }
+    pub fn new() -> Merge<'a> {
+        Merge {
+            lists: StackList::new(&[]),
+            last: None,
+        }
+    }
+
+    pub fn add(&mut self, list: &'a [u32]) {
+        if !list.is_empty() {
+            self.lists.push(list);
+        }
     }
 }
 
@@ -68,16 +146,22 @@ impl Iterator for Merge<'_> {
     type Item = u32;
 
     fn next(&mut self) -> Option<u32> {
-        let take_a = match (self.a.first(), self.b.first()) {
-            (Some(x), Some(y)) => x < y,
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            (None, None) => return None,
-        };
-        let list = if take_a { &mut self.a } else { &mut self.b };
-        let (first, rest) = list.split_first()?;
-        *list = rest;
-        Some(*first)
+        loop {
+            let mut best: Option<&mut &[u32]> = None;
+            for list in self.lists.iter_mut() {
+                let Some(&head) = list.first() else { continue };
+                if best.as_ref().is_none_or(|b| head < b[0]) {
+                    best = Some(list);
+                }
+            }
+            let list = best?;
+            let head = list[0];
+            *list = &list[1..];
+            if self.last != Some(head) {
+                self.last = Some(head);
+                return Some(head);
+            }
+        }
     }
 }
 
@@ -86,14 +170,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lookup_ignores_ascii_case_and_merge_keeps_order() {
+    fn exact_lookup_ignores_ascii_case() {
+        let h = FoldHasher::default();
         let long = "/x".repeat(100);
-        let index =
-            ExactIndex::build([("/admin", 1), ("/Admin", 4), (long.as_str(), 7)].into_iter());
-        assert_eq!(index.get("/ADMIN"), &[1, 4]);
-        assert_eq!(index.get(&long.to_uppercase()), &[7]);
-        assert!(index.get("/other").is_empty());
-        let merged: Vec<u32> = Merge::new(&[1, 4, 9], &[0, 2, 3, 10]).collect();
-        assert_eq!(merged, [0, 1, 2, 3, 4, 9, 10]);
+        let index = ExactIndex::build(vec![
+            (h.hash("/admin"), 1),
+            (h.hash("/Admin"), 4),
+            (h.hash(&long), 7),
+        ]);
+        assert_eq!(index.get(h.hash("/ADMIN")), &[1, 4]);
+        assert_eq!(index.get(h.hash(&long.to_uppercase())), &[7]);
+        assert!(index.get(h.hash("/other")).is_empty());
+        assert!(ExactIndex::default().get(h.hash("/admin")).is_empty());
+    }
+
+    #[test]
+    fn merge_keeps_order_drops_repeats_and_spills() {
+        let mut m = Merge::new();
+        m.add(&[1, 4, 9]);
+        m.add(&[]);
+        m.add(&[0, 2, 3, 4, 10]);
+        assert_eq!(m.collect::<Vec<_>>(), [0, 1, 2, 3, 4, 9, 10]);
+        let lists: Vec<[u32; 2]> = (0..=40).map(|i| [i, 80 - i]).collect();
+        let mut m = Merge::new();
+        for l in &lists {
+            m.add(l);
+        }
+        let got: Vec<u32> = m.collect();
+        assert_eq!(got, (0..=80).collect::<Vec<_>>());
     }
 }

@@ -7,11 +7,15 @@
 //!   problem becomes a [`RuleError`] naming the rule index and the key path.
 //! - `normalize`: the path rules match on (`/%61dmin`, `//admin`, `/x/../admin` → `/admin`).
 //! - `matcher`: the conditions of one rule; `template`: `{path}`, `{1}`, `{rest}`, …
-//! - `index`: exact paths in a hash index, the rest scanned; `evaluate`: [`RuleSet`].
+//! - `partition`: the index, rules partitioned by host and method, then by path: exact paths
+//!   hashed (`index`), prefixes and anchored regexes' literal prefixes in a radix tree
+//!   (`prefix`, `regex_index`), other regexes searched in groups (`regex_index`).
+//! - `evaluate`: [`RuleSet`], indexed and reference evaluation; `trace`: why rules won.
 //! - `actions`: compiled actions and their rendering (checked URIs and header values).
 //! - `plan`: folding matched rules into a [`Plan`] (priority and conflict semantics).
 //!
-//! The module only refers to itself and to std, serde, regex, ipnet, http, bytes, thiserror.
+//! The module only refers to itself and to std, serde, regex, regex-syntax, ipnet, http, bytes,
+//! thiserror.
 
 mod actions;
 mod compile;
@@ -20,20 +24,27 @@ mod compile_match;
 mod evaluate;
 pub mod files;
 mod index;
+#[cfg(test)]
+mod index_props;
 mod matcher;
 mod normalize;
+mod partition;
 mod plan;
+mod prefix;
+mod regex_index;
 pub mod spec;
 mod template;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod testutil;
+mod trace;
 
 pub use evaluate::RuleSet;
 pub use normalize::normalize_path;
 pub use plan::{HeaderOp, Outcome, Plan, RuleFailure};
 pub use spec::{HeaderOpsSpec, MatchSpec, RedirectSpec, RespondSpec, RewriteSpec, RuleSpec};
+pub use trace::{Conflict, Contested, Trace, TracedRule};
 
 /// What rules see of a request.
 #[derive(Debug, Clone, Copy)]

@@ -27,6 +27,24 @@ pub struct RuleSpec {
     pub stop: bool,
 }
 
+impl RuleSpec {
+    /// A rule with this id and `match`, priority 0 and no actions yet.
+    pub fn new(id: String, matcher: MatchSpec) -> RuleSpec {
+        RuleSpec {
+            id,
+            priority: 0,
+            matcher,
+            redirect: None,
+            respond: None,
+            rewrite: None,
+            pool: None,
+            request_headers: None,
+            response_headers: None,
+            stop: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MatchSpec {

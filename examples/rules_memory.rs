@@ -1,0 +1,116 @@
+//! How long loading a large CSV redirect file takes and how much resident memory the loaded
+//! rules add, read from /proc/self/status (Linux).
+//!
+//! `cargo run --release --example rules_memory [RULES] [csv|regex]` (default 100 000 CSV
+//! redirects; `regex`: `path_regex` redirects, half anchored with a literal prefix, half not).
+//! Exits 1 when the CSV targets are missed: load < 1 s, < 100 MiB added.
+
+use rampart::rules::files::compile_project;
+use rampart::rules::{MatchSpec, RedirectSpec, RuleSet, RuleSpec};
+use std::time::Instant;
+
+/// Resident set size in KiB.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status (Linux)");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/self/status")
+}
+
+/// Rule count, resident memory added (KiB) and time taken by `load`.
+fn measure(load: impl FnOnce() -> usize) -> (usize, u64, f64) {
+    let before = rss_kib();
+    let started = Instant::now();
+    let count = load();
+    let took = started.elapsed().as_secs_f64();
+    (count, rss_kib().saturating_sub(before), took)
+}
+
+fn csv_rules(n: usize) -> (usize, u64, f64) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("redirects.csv");
+    let mut csv = String::from("source,target,status\n");
+    for i in 0..n {
+        csv.push_str(&format!(
+            "/old/category-{}/product-{i}.html,https://www.shop.test/p/{i},301\n",
+            i % 500
+        ));
+    }
+    std::fs::write(&file, &csv).expect("write CSV");
+    drop(csv);
+    let patterns = [file.display().to_string()];
+    let mut kept = None;
+    let result = measure(|| {
+        let rules = compile_project(&[], &patterns).expect("the CSV loads");
+        let count = rules.set.len();
+        kept = Some(rules);
+        count
+    });
+    drop(kept);
+    result
+}
+
+fn regex_rules(n: usize) -> (usize, u64, f64) {
+    let specs: Vec<RuleSpec> = (0..n)
+        .map(|i| {
+            let matcher = MatchSpec {
+                path_regex: Some(if i % 2 == 0 {
+                    format!("^/r{i}/([0-9]+)$")
+                } else {
+                    format!("/u{i}-[a-z]+$")
+                }),
+                ..MatchSpec::default()
+            };
+            RuleSpec {
+                redirect: Some(RedirectSpec {
+                    to: format!("/n/{i}"),
+                    status: 301,
+                    keep_query: true,
+                }),
+                ..RuleSpec::new(format!("r{i}"), matcher)
+            }
+        })
+        .collect();
+    let mut kept = None;
+    let result = measure(|| {
+        let set = RuleSet::compile(&specs).expect("the regexes compile");
+        let count = set.len();
+        kept = Some(set);
+        count
+    });
+    drop(kept);
+    result
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let n: usize = match args.next().map(|a| a.parse()) {
+        None => 100_000,
+        Some(Ok(n)) => n,
+        Some(Err(e)) => {
+            eprintln!("usage: rules_memory [RULES] [csv|regex]: {e}");
+            std::process::exit(2);
+        }
+    };
+    let kind = args.next().unwrap_or_else(|| "csv".into());
+    let (count, added_kib, took) = match kind.as_str() {
+        "csv" => csv_rules(n),
+        "regex" => regex_rules(n),
+        other => {
+            eprintln!("usage: rules_memory [RULES] [csv|regex]: unknown kind `{other}`");
+            std::process::exit(2);
+        }
+    };
+    let added_mib = added_kib as f64 / 1024.0;
+    println!(
+        "{count} {kind} rules loaded in {:.0} ms, RSS +{added_mib:.1} MiB ({:.0} bytes per rule)",
+        took * 1e3,
+        added_kib as f64 * 1024.0 / count.max(1) as f64,
+    );
+    if kind == "csv" && (took >= 1.0 || added_mib >= 100.0) {
+        println!("target missed: load < 1 s and < 100 MiB added");
+        std::process::exit(1);
+    }
+}

@@ -8,12 +8,13 @@ use prometheus::{
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, LazyLock, OnceLock};
 
+use crate::rules::RuleSet;
+
 pub struct Metrics {
     pub requests: IntCounterVec,
     pub duration: HistogramVec,
     pub upstream_errors: IntCounterVec,
     pub backend_healthy: IntGaugeVec,
-    pub rule_hits: IntCounterVec,
     pub fail_open: IntCounterVec,
     pub rules_loaded: IntGaugeVec,
     pub rules_reloads: IntCounterVec,
@@ -49,12 +50,6 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "rampart_backend_healthy",
             "1 when the backend is healthy, 0 when not",
             &["pool", "backend"]
-        )
-        .unwrap(),
-        rule_hits: register_int_counter_vec!(
-            "rampart_rule_hits_total",
-            "Requests each rule matched",
-            &["project", "rule"]
         )
         .unwrap(),
         fail_open: register_int_counter_vec!(
@@ -145,11 +140,6 @@ impl ProjectMetrics {
         self.duration.observe(seconds);
     }
 
-    /// Counts a hit of the rule `id` (only matched rules pay for the label lookup).
-    pub fn rule_hit(&self, id: &str) {
-        METRICS.rule_hits.with_label_values(&[&self.name, id]).inc();
-    }
-
     pub fn fail_open(&self, reason: &str) {
         METRICS
             .fail_open
@@ -158,10 +148,37 @@ impl ProjectMetrics {
     }
 }
 
-/// Renders every registered metric in the Prometheus text format.
-pub fn render() -> String {
+/// Renders every registered metric in the Prometheus text format, plus
+/// `rampart_rule_hits_total{project,rule}` read from the rule sets in force (rules count their
+/// own hits; see `RuleSet::hit_counts`). Rules that never matched have no series.
+pub fn render<'a>(rule_sets: impl Iterator<Item = (&'a str, Arc<RuleSet>)>) -> String {
+    use prometheus::proto::{Counter, LabelPair, Metric, MetricFamily, MetricType};
     use prometheus::Encoder;
+    let label = |name: &str, value: &str| {
+        let mut l = LabelPair::default();
+        l.set_name(name.to_string());
+        l.set_value(value.to_string());
+        l
+    };
+    let mut hits = MetricFamily::default();
+    hits.set_name("rampart_rule_hits_total".to_string());
+    hits.set_help("Requests each rule matched, by project and rule id".to_string());
+    hits.set_field_type(MetricType::COUNTER);
+    for (project, set) in rule_sets {
+        for (rule, n) in set.hit_counts() {
+            let mut counter = Counter::default();
+            counter.set_value(n as f64);
+            let mut m = Metric::default();
+            m.set_label(vec![label("project", project), label("rule", rule)].into());
+            m.set_counter(counter);
+            hits.mut_metric().push(m);
+        }
+    }
+    let mut families = prometheus::gather();
+    if !hits.get_metric().is_empty() {
+        families.push(hits);
+    }
     let mut buf = Vec::new();
-    let _ = prometheus::TextEncoder::new().encode(&prometheus::gather(), &mut buf);
+    let _ = prometheus::TextEncoder::new().encode(&families, &mut buf);
     String::from_utf8(buf).unwrap_or_default()
 }

@@ -95,6 +95,9 @@ fn rules_files_load_reload_and_survive_broken_files() {
         r.metric("rampart_fail_open_total{project=\"site\",reason=\"rules_reload\"}"),
         Some(1.0)
     );
+    // Hit counters survive reloads: one hit before the CSV reload, one after.
+    let blog_hits = "rampart_rule_hits_total{project=\"site\",rule=\"blog\"}";
+    assert_eq!(r.metric(blog_hits), Some(2.0));
     let status = r.status();
     let err = status["projects"][0]["last_reload_error"]
         .as_str()
@@ -124,6 +127,10 @@ fn rules_files_load_reload_and_survive_broken_files() {
             .then_some(())
     });
     assert!(r.status()["projects"][0]["last_reload_error"].is_null());
+    let hits = r.metric(blog_hits).unwrap();
+    location(&base, "/blog/b", "a.test");
+    assert_eq!(r.metric(blog_hits), Some(hits + 1.0), "counted after SIGHUP");
+    assert!(hits >= 3.0, "{hits}");
 }
 
 #[test]

@@ -95,7 +95,12 @@ impl ServeHttp for AdminApp {
             "/metrics" => reply(
                 StatusCode::OK,
                 "text/plain; version=0.0.4",
-                crate::metrics::render(),
+                crate::metrics::render(
+                    self.shared
+                        .projects
+                        .iter()
+                        .map(|p| (&*p.name, p.rules.load_full())),
+                ),
             ),
             "/status" => reply(
                 StatusCode::OK,

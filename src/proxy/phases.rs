@@ -162,9 +162,6 @@ impl ProxyHttp for RampartProxy {
             }
             return Ok(false);
         }
-        for id in &plan.matched {
-            project.metrics.rule_hit(id);
-        }
         match &plan.outcome {
             Outcome::Forward => {}
             Outcome::Redirect { status, location } => {

@@ -51,8 +51,12 @@ impl RulesReloader {
             p.settings.inline_rules.clone(),
             p.settings.rules_files.clone(),
         );
+        let previous = p.rules.load_full();
         let result = tokio::task::spawn_blocking(move || {
-            files::compile_project(&inline, &patterns).map_err(|e| e.to_string())
+            let loaded = files::compile_project(&inline, &patterns).map_err(|e| e.to_string())?;
+            // Counters continue across the swap (hits between this and the swap are lost).
+            loaded.set.carry_hits_from(&previous);
+            Ok(loaded)
         })
         .await
         .unwrap_or_else(|e| Err(format!("rules reload task failed: {e}")));

@@ -12,6 +12,7 @@ use crate::rules::plan::{Plan, PlanBuilder, RuleFailure, Step};
 use crate::rules::trace::Trace;
 use crate::rules::{RequestView, RuleError, RuleSpec};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 #[derive(Debug, Default)]
 pub struct RuleSet {
@@ -20,10 +21,23 @@ pub struct RuleSet {
     index: RuleIndex,
     /// Positions by input index.
     by_input: Vec<u32>,
+    /// Requests each rule matched, by position: one relaxed add per match instead of a
+    /// labelled Prometheus lookup (a hash over up to 100 000 series); read at scrape time.
+    hits: Box<[AtomicU64]>,
 }
 
 /// Matching rules met while evaluating, for a trace: (position, applied).
 type Log = Vec<(u32, bool)>;
+
+/// What evaluation records about the rules that match.
+enum Track<'a> {
+    /// Hit counters (serving).
+    Count,
+    /// A trace (`rampart rules test`).
+    Log(&'a mut Log),
+    /// Nothing (the reference evaluator).
+    Nothing,
+}
 
 impl RuleSet {
     /// Compiles the rules; on failure returns every error of every rule, by input index.
@@ -59,6 +73,7 @@ impl RuleSet {
         }
         Ok(RuleSet {
             index: RuleIndex::build(&rules),
+            hits: rules.iter().map(|_| AtomicU64::new(0)).collect(),
             rules,
             by_input,
         })
@@ -85,7 +100,31 @@ impl RuleSet {
         })
     }
 
-    /// The plan for one request, checking only the rules the index selects.
+    /// `(rule id, requests matched)` of every rule that matched at least once, in evaluation
+    /// order. Only [`RuleSet::evaluate`] counts.
+    pub fn hit_counts(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.rules
+            .iter()
+            .zip(self.hits.iter())
+            .map(|(r, n)| (&*r.id, n.load(Relaxed)))
+            .filter(|&(_, n)| n > 0)
+    }
+
+    /// Adds the counts of `previous` (the set this one replaces) to the rules with the same
+    /// id, so that reloading rules does not reset their hit counters.
+    pub fn carry_hits_from(&self, previous: &RuleSet) {
+        let counted: HashMap<&str, u64> = previous.hit_counts().collect();
+        if counted.is_empty() {
+            return;
+        }
+        for (rule, hits) in self.rules.iter().zip(self.hits.iter()) {
+            if let Some(&n) = counted.get(&*rule.id) {
+                hits.fetch_add(n, Relaxed);
+            }
+        }
+    }
+
+    /// The plan for one request, checking only the rules the index selects; counts the hits.
     pub fn evaluate(&self, req: &RequestView<'_>) -> Plan {
         if self.rules.is_empty() {
             return Plan::default();
@@ -95,13 +134,13 @@ impl RuleSet {
         let mut candidates = Merge::new();
         self.index
             .candidates(req, &path, &mut hits, &mut candidates);
-        self.run(req, &path, &mut candidates, None)
+        self.run(req, &path, &mut candidates, Track::Count)
     }
 
     /// The same plan, checking every rule in evaluation order.
     pub fn evaluate_reference(&self, req: &RequestView<'_>) -> Plan {
         let path = normalize_path(req.path);
-        self.run(req, &path, 0..self.rules.len() as u32, None)
+        self.run(req, &path, 0..self.rules.len() as u32, Track::Nothing)
     }
 
     /// The same plan as [`RuleSet::evaluate`], and how the matching rules' conflicts were
@@ -113,7 +152,7 @@ impl RuleSet {
         self.index
             .candidates(req, &path, &mut hits, &mut candidates);
         let mut log = Log::new();
-        let plan = self.run(req, &path, &mut candidates, Some(&mut log));
+        let plan = self.run(req, &path, &mut candidates, Track::Log(&mut log));
         let rules = |applied: bool| -> Vec<&CompiledRule> {
             log.iter()
                 .filter(|(_, a)| *a == applied)
@@ -128,7 +167,7 @@ impl RuleSet {
         req: &RequestView<'_>,
         path: &str,
         candidates: impl Iterator<Item = u32>,
-        mut log: Option<&mut Log>,
+        mut track: Track<'_>,
     ) -> Plan {
         let mut plan = PlanBuilder::default();
         let mut ended = false;
@@ -137,8 +176,12 @@ impl RuleSet {
             let Some(hit) = rule.cond.matches(req, path) else {
                 continue;
             };
-            if let Some(log) = log.as_deref_mut() {
-                log.push((pos, !ended));
+            match &mut track {
+                Track::Count => {
+                    self.hits[pos as usize].fetch_add(1, Relaxed);
+                }
+                Track::Log(log) => log.push((pos, !ended)),
+                Track::Nothing => {}
             }
             if ended {
                 continue;
@@ -146,7 +189,7 @@ impl RuleSet {
             match plan.apply(rule, req, &hit) {
                 Ok(Step::Continue) => {}
                 // Only a trace looks further.
-                Ok(Step::Stop) if log.is_some() => ended = true,
+                Ok(Step::Stop) if matches!(track, Track::Log(_)) => ended = true,
                 Ok(Step::Stop) => break,
                 Err(reason) => {
                     return Plan::failed(RuleFailure {
@@ -182,5 +225,24 @@ mod tests {
             [("a", 0, "p1"), ("c", 2, "p2")]
         );
         assert!(RuleSet::compile(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn serving_evaluation_counts_hits_and_a_reload_carries_them() {
+        use crate::rules::testutil::{req, rules};
+        let set = rules("[{id: a, match: {path_prefix: /a}}, {id: b, match: {path: /a/b}}, {id: c, match: {path: /c}}]");
+        for path in ["/a/b", "/a/x", "/zzz"] {
+            set.evaluate(&req(path).view());
+        }
+        set.evaluate_reference(&req("/c").view());
+        set.evaluate_traced(&req("/c").view());
+        assert_eq!(set.hit_counts().collect::<Vec<_>>(), [("a", 2), ("b", 1)]);
+        let reloaded = rules("[{id: b, match: {path: /a/b}}, {id: d, match: {path: /d}}]");
+        reloaded.carry_hits_from(&set);
+        reloaded.evaluate(&req("/d").view());
+        assert_eq!(
+            reloaded.hit_counts().collect::<Vec<_>>(),
+            [("b", 1), ("d", 1)]
+        );
     }
 }

@@ -112,3 +112,61 @@ fn http_1_0_is_served_and_garbage_gets_400() {
         "HTTP/0.9 gets 400, got: {out:?}"
     );
 }
+
+/// A backend that answers every request on its connections with `response`, byte for byte.
+fn raw_backend(response: &'static [u8]) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let mut seen = Vec::new();
+                while let Ok(n @ 1..) = conn.read(&mut buf) {
+                    seen.extend_from_slice(&buf[..n]);
+                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                        seen.drain(..end + 4);
+                        if conn.write_all(response).is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn backend_hop_by_hop_response_headers_are_removed_and_its_reason_kept() {
+    let backend = raw_backend(
+        b"HTTP/1.1 200 All Good\r\nContent-Length: 2\r\nConnection: keep-alive, x-private\r\nX-Private: secret\r\nKeep-Alive: timeout=5\r\nProxy-Authenticate: Basic\r\nX-Powered-By: raw\r\n\r\nok",
+    );
+    let (http, admin) = (free_addr(), free_addr());
+    let yaml = format!(
+        "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{backend}\"] }}\nprojects:\n  - name: site\n    hosts: [\"*\"]\n    pool: app\n    rules: [ {{ id: tag, response_headers: {{ set: {{ X-Served-By: edge }} }} }} ]\n"
+    );
+    let _r = Rampart::start(&yaml);
+    let resp = raw_get(&http, "/x", &[("X-Request-Id", "abc-123")]).unwrap();
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.text(), "ok");
+    assert!(
+        String::from_utf8_lossy(
+            &raw_request(
+                &http,
+                b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap()
+        )
+        .starts_with("HTTP/1.1 200 All Good\r\n"),
+        "the backend's reason phrase is kept"
+    );
+    for h in ["x-private", "keep-alive", "proxy-authenticate"] {
+        assert_eq!(resp.header(h), None, "{h} must not reach the client");
+    }
+    assert_eq!(resp.header("x-powered-by"), Some("raw"));
+    assert_eq!(resp.header("x-served-by"), Some("edge"));
+    assert_eq!(resp.header("x-request-id"), Some("abc-123"));
+}

@@ -129,7 +129,11 @@ fn rules_files_load_reload_and_survive_broken_files() {
     assert!(r.status()["projects"][0]["last_reload_error"].is_null());
     let hits = r.metric(blog_hits).unwrap();
     location(&base, "/blog/b", "a.test");
-    assert_eq!(r.metric(blog_hits), Some(hits + 1.0), "counted after SIGHUP");
+    assert_eq!(
+        r.metric(blog_hits),
+        Some(hits + 1.0),
+        "counted after SIGHUP"
+    );
     assert!(hits >= 3.0, "{hits}");
 }
 

@@ -26,10 +26,6 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
         .expect("hex is a valid header value")
 }
 
-// Names to insert on responses, as written on the wire: Pingora keeps header case there, and a
-// `&'static str` name costs no allocation where a `HeaderName` would be title-cased anew.
-pub const X_REQUEST_ID_WIRE: &str = "X-Request-Id";
-
 /// Edits the upstream request's headers directly in its `HeaderMap`.
 ///
 /// Every `insert_header` on a Pingora header re-parses the name (an allocation for each
@@ -42,7 +38,8 @@ pub fn edit_upstream_headers(req: &mut RequestHeader, edit: impl FnOnce(&mut Hea
     let raw = (req.uri.path_and_query().map(|p| p.as_str().as_bytes()) != Some(req.raw_path()))
         .then(|| req.raw_path().to_vec());
     let end_stream = req.send_end_stream();
-    let mut parts = req.as_owned_parts();
+    let empty = RequestHeader::from(http::Request::new(()).into_parts().0);
+    let mut parts = http::request::Parts::from(std::mem::replace(req, empty));
     edit(&mut parts.headers);
     let mut rebuilt = RequestHeader::from(parts);
     if let Some(raw) = raw {
@@ -54,6 +51,20 @@ pub fn edit_upstream_headers(req: &mut RequestHeader, edit: impl FnOnce(&mut Hea
         rebuilt.set_send_end_stream(end_stream);
     }
     *req = rebuilt;
+}
+
+/// Edits a response's headers directly in its `HeaderMap`, for the same reason as
+/// [`edit_upstream_headers`] and with the same effect on header case; the backend's reason
+/// phrase is kept.
+pub fn edit_response_headers(resp: &mut ResponseHeader, edit: impl FnOnce(&mut HeaderMap)) {
+    let reason = resp.get_reason_phrase().map(str::to_string);
+    let empty = ResponseHeader::from(http::Response::new(()).into_parts().0);
+    let mut parts = http::response::Parts::from(std::mem::replace(resp, empty));
+    edit(&mut parts.headers);
+    *resp = ResponseHeader::from(parts);
+    if reason.is_some() {
+        let _ = resp.set_reason_phrase(reason.as_deref());
+    }
 }
 
 /// Sets X-Forwarded-For/Proto/Host, X-Real-IP and X-Request-Id. Without trust, whatever the
@@ -147,70 +158,33 @@ pub fn strip_hop_by_hop_request(headers: &mut HeaderMap) {
     }
 }
 
-pub fn strip_hop_by_hop_response(resp: &mut ResponseHeader) {
-    let upgrade = resp.status == http::StatusCode::SWITCHING_PROTOCOLS;
-    let listed = connection_listed(&resp.headers);
-    let mut remove = |name: &HeaderName| {
-        if resp.headers.contains_key(name) {
-            resp.remove_header(name);
-        }
-    };
-    for name in &listed {
-        remove(name);
+pub fn strip_hop_by_hop_response(status: http::StatusCode, headers: &mut HeaderMap) {
+    let upgrade = status == http::StatusCode::SWITCHING_PROTOCOLS;
+    for name in &connection_listed(headers) {
+        headers.remove(name);
     }
     for h in HOP_BY_HOP.iter().chain([&TRAILER]) {
-        remove(h);
+        headers.remove(h);
     }
     if !upgrade {
-        remove(&UPGRADE);
-        remove(&CONNECTION);
-    }
-}
-
-/// The header edits rules make, on either side of the proxy (Pingora's request and response
-/// headers share these methods but no trait).
-pub trait HeaderEdit {
-    fn set(&mut self, name: HeaderName, value: HeaderValue);
-    fn add(&mut self, name: HeaderName, value: HeaderValue);
-    fn remove(&mut self, name: &HeaderName);
-}
-
-macro_rules! header_edit {
-    ($t:ty) => {
-        impl HeaderEdit for $t {
-            fn set(&mut self, name: HeaderName, value: HeaderValue) {
-                let _ = self.insert_header(name, value);
-            }
-            fn add(&mut self, name: HeaderName, value: HeaderValue) {
-                let _ = self.append_header(name, value);
-            }
-            fn remove(&mut self, name: &HeaderName) {
-                self.remove_header(name);
-            }
-        }
-    };
-}
-header_edit!(ResponseHeader);
-
-impl HeaderEdit for HeaderMap {
-    fn set(&mut self, name: HeaderName, value: HeaderValue) {
-        self.insert(name, value);
-    }
-    fn add(&mut self, name: HeaderName, value: HeaderValue) {
-        self.append(name, value);
-    }
-    fn remove(&mut self, name: &HeaderName) {
-        HeaderMap::remove(self, name);
+        headers.remove(UPGRADE);
+        headers.remove(CONNECTION);
     }
 }
 
 /// Applies rule header operations, in order.
-pub fn apply_ops(target: &mut impl HeaderEdit, ops: &[HeaderOp]) {
+pub fn apply_ops(headers: &mut HeaderMap, ops: &[HeaderOp]) {
     for op in ops {
         match op {
-            HeaderOp::Set(n, v) => target.set(n.clone(), v.clone()),
-            HeaderOp::Add(n, v) => target.add(n.clone(), v.clone()),
-            HeaderOp::Remove(n) => target.remove(n),
+            HeaderOp::Set(n, v) => {
+                headers.insert(n.clone(), v.clone());
+            }
+            HeaderOp::Add(n, v) => {
+                headers.append(n.clone(), v.clone());
+            }
+            HeaderOp::Remove(n) => {
+                headers.remove(n);
+            }
         }
     }
 }

@@ -403,11 +403,14 @@ impl ProxyHttp for RampartProxy {
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        forward::strip_hop_by_hop_response(resp);
-        if let Some(plan) = &ctx.plan {
-            forward::apply_ops(resp, &plan.response_headers);
-        }
-        resp.insert_header(forward::X_REQUEST_ID_WIRE, ctx.request_id.clone())?;
+        let status = resp.status;
+        forward::edit_response_headers(resp, |headers| {
+            forward::strip_hop_by_hop_response(status, headers);
+            if let Some(plan) = &ctx.plan {
+                forward::apply_ops(headers, &plan.response_headers);
+            }
+            headers.insert(forward::X_REQUEST_ID, ctx.request_id.clone());
+        });
         Ok(())
     }
 

@@ -1,9 +1,10 @@
 //! Responses Rampart writes itself: rule redirects and responses, routing and error answers.
 
-use super::forward::{apply_ops, X_REQUEST_ID_WIRE};
+use super::forward::{apply_ops, X_REQUEST_ID};
 use crate::rules::HeaderOp;
 use bytes::Bytes;
 use http::HeaderValue;
+use pingora_error::{ErrorType::InternalError, OrErr};
 use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 
@@ -35,18 +36,26 @@ pub async fn send(
     answer: Answer<'_>,
     request_id: &HeaderValue,
 ) -> pingora_error::Result<()> {
-    let mut resp = ResponseHeader::build(answer.status, Some(4 + answer.headers.len()))?;
+    // Built as plain `http` parts: no case map, so no name is parsed twice (see
+    // `forward::edit_upstream_headers`); names go out in canonical case.
+    let (mut parts, ()) = http::Response::new(()).into_parts();
+    parts.status = http::StatusCode::from_u16(answer.status).or_err_with(InternalError, || {
+        format!("invalid status {}", answer.status)
+    })?;
+    let headers = &mut parts.headers;
+    headers.reserve(4 + answer.headers.len());
     if let Some(ct) = answer.content_type {
-        resp.insert_header(http::header::CONTENT_TYPE, ct)?;
+        headers.insert(http::header::CONTENT_TYPE, ct);
     }
-    resp.insert_header(http::header::CONTENT_LENGTH, answer.body.len())?;
+    headers.insert(http::header::CONTENT_LENGTH, answer.body.len().into());
     for (name, value) in answer.headers {
-        resp.append_header(name, value)?;
+        headers.append(name, value);
     }
-    apply_ops(&mut resp, answer.rule_ops);
+    apply_ops(headers, answer.rule_ops);
     if !request_id.is_empty() {
-        resp.insert_header(X_REQUEST_ID_WIRE, request_id.clone())?;
+        headers.insert(X_REQUEST_ID, request_id.clone());
     }
+    let resp = ResponseHeader::from(parts);
     let head = session.req_header().method == http::Method::HEAD;
     let empty = answer.body.is_empty() || head;
     session.write_response_header(Box::new(resp), empty).await?;

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# 100 000 redirects: Rampart (a CSV rules file) against nginx (the same redirects in a `map`),
-# same machine, same run. Both answer every request themselves: wrk asks for random paths
+# 100 000 redirects: Rampart (a CSV rules file) against nginx (the same redirects in a `map`)
+# and against bare Pingora answering from a hash map (examples/bare_redirect.rs: Pingora's own
+# share of the cost), same machine, same run. Both answer every request themselves: wrk asks for random paths
 # among the 100 000 sources, with keep-alive. (A miss would be answered 404 by nginx but
 # proxied by Rampart to its pool, a local nginx answering 404; only the answers are checked.)
 #
 # Cores (the machines have 2): the server under test is pinned to core 0 with one worker
-# (Rampart: threads: 1; nginx: worker_processes 1); wrk (1 thread) and Rampart's miss upstream
+# (Rampart and bare Pingora: threads: 1; nginx: worker_processes 1); wrk (1 thread) and Rampart's miss upstream
 # share core 1 (the upstream gets no traffic: every request is a redirect). Each server saturates core 0, so requests/s compare at equal CPU (one core);
 # CPU per request is the process's user+system time over the completed requests.
 #
@@ -18,10 +19,10 @@ REDIRECTS=${REDIRECTS:-100000}
 ROUNDS=${ROUNDS:-2}
 source bench/lib.sh
 scripts/deps.sh nginx wrk
-cargo build --release --locked --bin rampart >&2
+cargo build --release --locked --bin rampart --example bare_redirect >&2
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
-MISS=$(free_port); RAMP=$(free_port); ADMIN=$(free_port); NGX=$(free_port)
+MISS=$(free_port); RAMP=$(free_port); ADMIN=$(free_port); NGX=$(free_port); BARE=$(free_port)
 mkdir -p "$tmp/miss" "$tmp/ngx"
 start_nginx_upstream "$tmp/miss" "$MISS"
 
@@ -110,9 +111,11 @@ check_answers() {
 declare -A req cpu
 printf "%-8s %-6s %12s %10s %14s\n" server round requests req/s "cpu µs/req" >&2
 for round in $(seq "$ROUNDS"); do
-  for name in nginx rampart; do
+  for name in nginx bare rampart; do
     if [ $name = nginx ]; then
       taskset -c 0 nginx -c "$tmp/ngx/nginx.conf" -p "$tmp/ngx" & pid=$!; port=$NGX
+    elif [ $name = bare ]; then
+      taskset -c 0 target/release/examples/bare_redirect "127.0.0.1:$BARE" "$tmp/redirects.csv" 1 2>"$tmp/bare.err" & pid=$!; port=$BARE
     else
       RUST_LOG=warn taskset -c 0 target/release/rampart run -c "$tmp/rampart.yaml" 2>"$tmp/rampart.err" & pid=$!; port=$RAMP
     fi
@@ -124,10 +127,11 @@ for round in $(seq "$ROUNDS"); do
     awk -v p=$name -v n="$round" -v r="$r" -v c="$c" -v hz="$HZ" -v d="$DURATION" 'BEGIN { printf "%-8s %-6s %12d %10.0f %14.2f\n", p, n, r, r/d, c/hz/r*1e6 }' >&2
   done
 done
-awk -v nr="${req[nginx]}" -v nc="${cpu[nginx]}" -v rr="${req[rampart]}" -v rc="${cpu[rampart]}" -v hz="$HZ" -v d="$DURATION" -v n="$ROUNDS" -v k="$REDIRECTS" 'BEGIN {
-  a = nc/hz/nr*1e6; b = rc/hz/rr*1e6
+awk -v nr="${req[nginx]}" -v nc="${cpu[nginx]}" -v br="${req[bare]}" -v bc="${cpu[bare]}" -v rr="${req[rampart]}" -v rc="${cpu[rampart]}" -v hz="$HZ" -v d="$DURATION" -v n="$ROUNDS" -v k="$REDIRECTS" 'BEGIN {
+  a = nc/hz/nr*1e6; b = bc/hz/br*1e6; c = rc/hz/rr*1e6
   printf "\n%d redirects, random hits, keep-alive, one core each\n", k
-  printf "nginx map:     %.0f req/s, %.2f µs CPU/request\n", nr/(d*n), a
-  printf "rampart CSV:   %.0f req/s, %.2f µs CPU/request\n", rr/(d*n), b
-  printf "requests/s, rampart/nginx: %.3f    CPU per request, rampart/nginx: %.3f\n", rr/nr, b/a
+  printf "nginx map:            %.0f req/s, %.2f µs CPU/request\n", nr/(d*n), a
+  printf "bare Pingora, hash:   %.0f req/s, %.2f µs CPU/request\n", br/(d*n), b
+  printf "rampart CSV:          %.0f req/s, %.2f µs CPU/request\n", rr/(d*n), c
+  printf "requests/s, rampart/nginx: %.3f   bare Pingora/nginx: %.3f   rampart/bare Pingora: %.3f\n", rr/nr, br/nr, rr/br
 }'

@@ -32,7 +32,10 @@ fn untrusted_proxy_headers_are_replaced() {
         .send()
         .unwrap();
     let id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
-    assert_eq!(id.len(), 32, "generated ids are 128-bit hex");
+    assert!(
+        id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+        "generated ids are 128-bit lower-case hex: {id}"
+    );
     let e: Echo = resp.json().unwrap();
     assert_eq!(e.uri, "/p?q=1");
     assert_eq!(e.header("x-forwarded-for"), Some("127.0.0.1"));

@@ -12,7 +12,9 @@ pub struct RequestCtx {
     pub host: String,
     pub client_ip: Option<IpAddr>,
     pub request_id: http::HeaderValue,
-    pub plan: Option<Plan>,
+    /// What the rules asked for, when anything (boxed: the context lives in Pingora's
+    /// per-request future, which is moved to the heap on every request).
+    pub plan: Option<Box<Plan>>,
     pub pool: Option<Arc<Pool>>,
     /// Backends already tried for this request (retries go elsewhere).
     pub tried: Vec<SocketAddr>,

@@ -22,8 +22,13 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
             return v.clone();
         }
     }
-    HeaderValue::try_from(format!("{:032x}", rand::random::<u128>()))
-        .expect("hex is a valid header value")
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = [0u8; 32];
+    let n = rand::random::<u128>();
+    for (i, digit) in id.iter_mut().enumerate() {
+        *digit = HEX[((n >> (124 - 4 * i)) & 0xf) as usize];
+    }
+    HeaderValue::from_bytes(&id).expect("hex is a valid header value")
 }
 
 /// Edits the upstream request's headers directly in its `HeaderMap`.

@@ -192,7 +192,9 @@ impl ProxyHttp for RampartProxy {
                 return Ok(true);
             }
         }
-        ctx.plan = Some(plan);
+        if !plan.is_noop() {
+            ctx.plan = Some(Box::new(plan));
+        }
         Ok(false)
     }
 

@@ -5,12 +5,14 @@ mod error;
 mod model;
 pub(crate) mod position;
 mod raw;
+mod schema;
 mod summary;
 mod validate;
 
 pub use env::{interpolate, UnsetVariable};
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
+pub use schema::config_schema;
 pub use summary::summary;
 
 use std::path::Path;

@@ -2,16 +2,18 @@
 //! checks and conversions happen in `validate.rs`.
 
 use crate::rules::RuleSpec;
+use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     #[serde(default)]
     pub instance_name: Option<String>,
     /// Pingora `ServerConf` keys; checked against its field names in validation.
     #[serde(default)]
+    #[schemars(schema_with = "super::schema::server_schema")]
     pub server: serde_yaml::Mapping,
     #[serde(default)]
     pub admin: RawAdmin,
@@ -25,7 +27,7 @@ pub struct RawConfig {
     pub projects: Vec<RawProject>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     #[serde(default = "default_admin_listen")]
@@ -47,7 +49,7 @@ impl Default for RawAdmin {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAccessLog {
     #[serde(default = "default_log_target")]
@@ -73,7 +75,7 @@ impl Default for RawAccessLog {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawListener {
     pub address: String,
@@ -81,7 +83,7 @@ pub struct RawListener {
     pub tls: Option<RawListenerTls>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawListenerTls {
     pub cert: String,
@@ -96,7 +98,7 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPool {
     pub backends: Vec<RawBackend>,
@@ -105,6 +107,7 @@ pub struct RawPool {
     #[serde(default)]
     pub hash_key: Option<String>,
     #[serde(default, deserialize_with = "upstream_tls")]
+    #[schemars(schema_with = "super::schema::upstream_tls_schema")]
     pub tls: Option<RawUpstreamTls>,
     #[serde(default)]
     pub http2: bool,
@@ -116,7 +119,7 @@ pub struct RawPool {
     pub health_check: Option<RawHealthCheck>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Selection {
     #[default]
@@ -127,7 +130,7 @@ pub enum Selection {
 }
 
 /// `- 10.0.0.1:80` or `- { address: 10.0.0.1:80, weight: 2 }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(
     untagged,
     expecting = "a backend: \"host:port\" or { address: \"host:port\", weight: N }"
@@ -137,7 +140,7 @@ pub enum RawBackend {
     Weighted(RawWeightedBackend),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawWeightedBackend {
     pub address: String,
@@ -149,7 +152,7 @@ fn one() -> usize {
     1
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawUpstreamTls {
     #[serde(default)]
@@ -178,7 +181,7 @@ fn upstream_tls<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RawUpstreamTls
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTimeouts {
     pub connect: Option<String>,
@@ -187,7 +190,7 @@ pub struct RawTimeouts {
     pub idle: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawHealthCheck {
     #[serde(default)]
@@ -208,7 +211,7 @@ pub struct RawHealthCheck {
     pub fall: Option<usize>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum HealthCheckKind {
     #[default]
@@ -217,7 +220,7 @@ pub enum HealthCheckKind {
     None,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawProject {
     pub name: String,
@@ -240,14 +243,14 @@ pub struct RawProject {
     pub rules_files: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawCertPair {
     pub cert: String,
     pub key: String,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FailMode {
     #[default]

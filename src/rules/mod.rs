@@ -14,8 +14,8 @@
 //! - `actions`: compiled actions and their rendering (checked URIs and header values).
 //! - `plan`: folding matched rules into a [`Plan`] (priority and conflict semantics).
 //!
-//! The module only refers to itself and to std, serde, regex, regex-syntax, ipnet, http, bytes,
-//! thiserror.
+//! The module only refers to itself and to std, serde (and schemars, for the configuration's
+//! schema), regex, regex-syntax, ipnet, http, bytes, thiserror.
 
 mod actions;
 mod compile;

@@ -24,7 +24,10 @@ fn rpm_holds_the_files_noreplace_config_and_scriptlets() {
         "/usr/lib/systemd/system/rampart.service",
         "/usr/share/doc/rampart/README.md",
         "/usr/share/doc/rampart/configuration.md",
+        "/usr/share/doc/rampart/metrics.md",
+        "/usr/share/doc/rampart/operators-guide.md",
         "/usr/share/doc/rampart/performance.md",
+        "/usr/share/doc/rampart/rules.md",
         "/usr/share/doc/rampart/grafana-dashboard.json",
         "/usr/share/doc/rampart/prometheus-alerts.yaml",
     ]

@@ -161,14 +161,11 @@ fn parse(file: &Path, text: &str) -> Result<RawConfig, ConfigErrors> {
 
 /// Builds Pingora's `ServerConf` from the `server:` mapping, accepting exactly its keys.
 fn server_conf(ck: &mut Checker, raw: serde_yaml::Mapping) -> ServerConf {
-    let known = match serde_yaml::to_value(ServerConf::default()) {
-        Ok(serde_yaml::Value::Mapping(m)) => m,
-        _ => serde_yaml::Mapping::new(),
-    };
+    let known = super::schema::server_keys();
     let mut ok = serde_yaml::Mapping::new();
     for (k, v) in raw {
         let name = k.as_str().unwrap_or_default().to_string();
-        if known.contains_key(&k) {
+        if known.contains(&name) {
             ok.insert(k, v);
         } else {
             ck.error(

@@ -89,6 +89,27 @@ fn shipped_configs_are_valid() {
 }
 
 #[test]
+fn server_files_pingora_would_read_at_start() {
+    let yaml = format!(
+        "server:\n  ca_file: /nonexistent/ca.pem\n  error_log: /nonexistent/dir/error.log\n{BASE}"
+    );
+    assert_error(
+        &yaml,
+        2,
+        3,
+        "server.ca_file",
+        "cannot read `/nonexistent/ca.pem`",
+    );
+    assert_error(
+        &yaml,
+        3,
+        3,
+        "server.error_log",
+        "the directory of `/nonexistent/dir/error.log` does not exist",
+    );
+}
+
+#[test]
 fn unknown_top_level_key() {
     assert_error(
         &format!("{BASE}projectz: []\n"),
@@ -103,6 +124,16 @@ fn unknown_top_level_key() {
 fn unknown_nested_key_is_a_typo() {
     let yaml = format!("{BASE}projects:\n  - name: shop\n    hostz: [a.test]\n    pool: app\n");
     assert_error(&yaml, 8, 5, "projects[0].hostz", "unknown field `hostz`");
+    assert_error(&yaml, 8, 5, "projects[0].hostz", "(did you mean `hosts`?");
+    let yaml = "listeners:\n  http: { adress: \"127.0.0.1:8080\" }\n";
+    // The message starts with what is wrong, not with the parent's path again.
+    assert_error(
+        yaml,
+        2,
+        11,
+        "listeners.http.adress",
+        "adress: unknown field `adress`, expected `address` or `tls` (did you mean `address`?",
+    );
 }
 
 #[test]
@@ -288,4 +319,48 @@ fn yaml_syntax_error_has_a_position() {
         "{}",
         c.stderr
     );
+}
+
+/// `rampart run` on an address another process holds: a clear error and exit 1, not a
+/// process that answers /healthz without serving the port.
+#[test]
+fn run_fails_cleanly_when_a_listener_address_is_taken() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let admin_addr = admin.local_addr().unwrap();
+    drop(admin);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rampart.yaml");
+    std::fs::write(
+        &path,
+        format!("server: {{ pid_file: {0}/r.pid, upgrade_sock: {0}/u.sock }}\nadmin: {{ listen: \"{admin_addr}\" }}\nlisteners:\n  http: {{ address: \"{addr}\" }}\npools:\n  app:\n    backends: [127.0.0.1:3000]\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n", dir.path().display()),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["run", "-c"])
+        .arg(&path)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("rampart run kept running on a taken address");
+        }
+        std::thread::yield_now();
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("listeners.http.address: cannot listen on {addr}"))
+            && stderr.contains("another process listens there"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

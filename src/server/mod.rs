@@ -24,6 +24,43 @@ pub enum StartError {
     },
     #[error("listener {listener}: {message}")]
     Listener { listener: String, message: String },
+    #[error("{key}: cannot listen on {addr}: {source}{hint}")]
+    Bind {
+        key: String,
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+        hint: &'static str,
+    },
+}
+
+/// Binds (and closes) every address once before Pingora does: Pingora binds in its listener
+/// threads, where a failure panics that thread and leaves a process that looks healthy but
+/// does not serve the port. Not during an upgrade, when the sockets come from the old process.
+fn check_addresses_free(config: &Config) -> Result<(), StartError> {
+    let listeners = config
+        .listeners
+        .iter()
+        .map(|l| (format!("listeners.{}.address", l.name), l.address));
+    for (key, addr) in listeners.chain([("admin.listen".to_string(), config.admin.listen)]) {
+        if let Err(source) = std::net::TcpListener::bind(addr) {
+            let hint = match source.kind() {
+                std::io::ErrorKind::PermissionDenied => {
+                    " (ports below 1024 need root or CAP_NET_BIND_SERVICE, which the systemd unit grants)"
+                }
+                std::io::ErrorKind::AddrInUse => {
+                    " (another process listens there; to replace a running rampart without dropping connections use `rampart run --upgrade`, i.e. `systemctl reload rampart`)"
+                }
+                _ => "",
+            };
+            return Err(StartError::Bind {
+                key,
+                addr,
+                source,
+                hint,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// How `rampart run` was asked to start.
@@ -56,6 +93,9 @@ fn catch_early_readiness_signal() {
 
 /// Builds every service; the server is returned ready for `run_forever`.
 pub fn build(mut config: Config, opts: RunOptions) -> Result<Server, StartError> {
+    if !opts.upgrade {
+        check_addresses_free(&config)?;
+    }
     let opt = Opt {
         upgrade: opts.upgrade,
         daemon: opts.daemon,

@@ -143,11 +143,14 @@ fn parse(file: &Path, text: &str) -> Result<RawConfig, ConfigErrors> {
         if let Some(i) = message.find(" at line ") {
             message.truncate(i);
         }
-        if let Some(rest) = message.strip_prefix(&format!("{key}: ")) {
-            message = rest.to_string();
+        // serde_yaml names the parent mapping itself, e.g. `listeners.http: unknown field`.
+        if let Some((prefix, rest)) = message.split_once(": ") {
+            if key.starts_with(prefix) && !prefix.contains(' ') {
+                message = rest.to_string();
+            }
         }
         if message.starts_with("unknown field") {
-            message.push_str(" (check the spelling; unknown keys are rejected)");
+            message.push_str(&unknown_field_hint(&message));
         }
         ConfigErrors::single(ConfigError {
             file: file.to_path_buf(),
@@ -157,6 +160,22 @@ fn parse(file: &Path, text: &str) -> Result<RawConfig, ConfigErrors> {
             message,
         })
     })
+}
+
+/// For ``unknown field `adress`, expected `address` or `tls` ``: the closest expected name.
+fn unknown_field_hint(message: &str) -> String {
+    let mut names = message.split('`').skip(1).step_by(2);
+    let Some(given) = names.next() else {
+        return String::new();
+    };
+    let closest = names
+        .map(|n| (strsim::damerau_levenshtein(given, n), n))
+        .min()
+        .filter(|(distance, n)| *distance <= 2.max(n.len() / 3));
+    match closest {
+        Some((_, name)) => format!(" (did you mean `{name}`? unknown keys are rejected)"),
+        None => " (check the spelling; unknown keys are rejected)".to_string(),
+    }
 }
 
 /// Builds Pingora's `ServerConf` from the `server:` mapping, accepting exactly its keys.
@@ -208,6 +227,26 @@ fn server_conf(ck: &mut Checker, raw: serde_yaml::Mapping) -> ServerConf {
     }
     if conf.threads == 0 {
         ck.error("server.threads", "must be at least 1");
+    }
+    // Pingora reads these only once it runs, and panics on failure: check them here.
+    if let Some(ca) = &conf.ca_file {
+        if let Err(e) = std::fs::read(ca) {
+            ck.error(
+                "server.ca_file",
+                format!("cannot read `{ca}`: {e} (a PEM bundle of CA certificates)"),
+            );
+        }
+    }
+    if let Some(log) = conf.error_log.as_deref().filter(|l| !l.is_empty()) {
+        let dir = Path::new(log)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty());
+        if dir.is_some_and(|d| !d.is_dir()) {
+            ck.error(
+                "server.error_log",
+                format!("the directory of `{log}` does not exist (create it or change the path)"),
+            );
+        }
     }
     conf
 }

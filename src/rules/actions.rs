@@ -93,6 +93,10 @@ impl Redirect {
     /// (`&`-joined when the target has one, before any `#fragment`).
     pub fn render(&self, req: &RequestView<'_>, hit: &PathHit<'_>) -> Result<HeaderValue, String> {
         let query = req.query.filter(|q| self.keep_query && !q.is_empty());
+        if let (Some(text), None) = (self.to.literal(), query) {
+            // Checked as a URI when compiled: only the header value is left to build.
+            return HeaderValue::from_str(text).map_err(|e| format!("redirect.to: {e}"));
+        }
         let mut to =
             String::with_capacity(self.to.size_hint(req, hit) + query.map_or(0, |q| q.len() + 1));
         self.to.render_into(&mut to, req, hit);

@@ -135,7 +135,7 @@ fn deb_holds_the_files_conffiles_dependencies_and_scripts() {
     let depends = info.lines().find(|l| l.trim().starts_with("Depends:"));
     let depends = depends.unwrap_or_else(|| panic!("no Depends in:\n{info}"));
     assert!(
-        depends.contains("libc6 (>=") && depends.contains("passwd"),
+        depends.contains("libc6 (>=") && depends.contains("libssl3") && depends.contains("passwd"),
         "{depends}"
     );
 

@@ -71,6 +71,7 @@ fn rpm_holds_the_files_noreplace_config_and_scriptlets() {
 
     let requires = query(&["-qp", "--requires"]);
     assert!(requires.contains("libc.so.6("), "{requires}");
+    assert!(requires.contains("libssl.so.3("), "{requires}");
     assert!(requires.lines().any(|l| l == "shadow-utils"), "{requires}");
 }
 

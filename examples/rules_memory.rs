@@ -1,9 +1,11 @@
 //! How long loading a large CSV redirect file takes and how much resident memory the loaded
 //! rules add, read from /proc/self/status (Linux).
 //!
-//! `cargo run --release --example rules_memory [RULES] [csv|regex]` (default 100 000 CSV
-//! redirects; `regex`: `path_regex` redirects, half anchored with a literal prefix, half not).
-//! Exits 1 when the CSV targets are missed: load < 1 s, < 100 MiB added.
+//! `cargo run --release --example rules_memory [RULES] [csv|regex|mix]` (default 100 000 CSV
+//! redirects; `regex`: `path_regex` redirects, half anchored with a literal prefix, half not;
+//! `mix`: a YAML rules file of 95 % exact-path redirects, 4 % prefix rewrites and 1 % regex
+//! redirects, the shape of a large site's migration).
+//! Exits 1 when the CSV or mix targets are missed: load < 1 s, < 100 MiB added.
 
 use rampart::rules::files::compile_project;
 use rampart::rules::{MatchSpec, RedirectSpec, RuleSet, RuleSpec};
@@ -40,10 +42,29 @@ fn csv_rules(n: usize) -> (usize, u64, f64) {
     }
     std::fs::write(&file, &csv).expect("write CSV");
     drop(csv);
-    let patterns = [file.display().to_string()];
+    load_files(&[file.display().to_string()])
+}
+
+fn mixed_yaml_rules(n: usize) -> (usize, u64, f64) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("rules.yaml");
+    let mut yaml = String::new();
+    for i in 0..n {
+        yaml.push_str(&match i % 100 {
+            0 => format!("- {{ id: re{i}, match: {{ path_regex: '^/article/{i}/([0-9]+)$' }}, redirect: {{ to: '/a/{i}/{{1}}' }} }}\n"),
+            1..=4 => format!("- {{ id: pre{i}, match: {{ path_prefix: /section-{i}/ }}, rewrite: {{ path: '/s{i}/{{rest}}' }} }}\n"),
+            _ => format!("- {{ id: old{i}, match: {{ path: /old/page-{i}.html }}, redirect: {{ to: /new/page-{i} }} }}\n"),
+        });
+    }
+    std::fs::write(&file, &yaml).expect("write YAML");
+    drop(yaml);
+    load_files(&[file.display().to_string()])
+}
+
+fn load_files(patterns: &[String]) -> (usize, u64, f64) {
     let mut kept = None;
     let result = measure(|| {
-        let rules = compile_project(&[], &patterns).expect("the CSV loads");
+        let rules = compile_project(&[], patterns).expect("the rules load");
         let count = rules.set.len();
         kept = Some(rules);
         count
@@ -90,7 +111,7 @@ fn main() {
         None => 100_000,
         Some(Ok(n)) => n,
         Some(Err(e)) => {
-            eprintln!("usage: rules_memory [RULES] [csv|regex]: {e}");
+            eprintln!("usage: rules_memory [RULES] [csv|regex|mix]: {e}");
             std::process::exit(2);
         }
     };
@@ -98,8 +119,9 @@ fn main() {
     let (count, added_kib, took) = match kind.as_str() {
         "csv" => csv_rules(n),
         "regex" => regex_rules(n),
+        "mix" => mixed_yaml_rules(n),
         other => {
-            eprintln!("usage: rules_memory [RULES] [csv|regex]: unknown kind `{other}`");
+            eprintln!("usage: rules_memory [RULES] [csv|regex|mix]: unknown kind `{other}`");
             std::process::exit(2);
         }
     };
@@ -109,7 +131,7 @@ fn main() {
         took * 1e3,
         added_kib as f64 * 1024.0 / count.max(1) as f64,
     );
-    if kind == "csv" && (took >= 1.0 || added_mib >= 100.0) {
+    if kind != "regex" && (took >= 1.0 || added_mib >= 100.0) {
         println!("target missed: load < 1 s and < 100 MiB added");
         std::process::exit(1);
     }

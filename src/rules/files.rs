@@ -130,7 +130,9 @@ pub fn compile_project(
     };
     let mut specs: Vec<RuleSpec> = inline.to_vec();
     let mut origins: Vec<Origin> = (0..inline.len()).map(Origin::Inline).collect();
-    let mut indexes: Vec<Option<PositionIndex>> = Vec::new();
+    // YAML texts, kept to locate rule errors: the position index costs a second parse of
+    // the file, so it is built only when a rule in it fails to compile.
+    let mut texts: Vec<Option<String>> = Vec::new();
     for (file, stamp) in stamps.iter().enumerate() {
         let text = match std::fs::read_to_string(&stamp.path) {
             Ok(t) => t,
@@ -142,12 +144,12 @@ pub fn compile_project(
                     key: String::new(),
                     message: format!("cannot read: {e}"),
                 });
-                indexes.push(None);
+                texts.push(None);
                 continue;
             }
         };
         if is_csv(&stamp.path) {
-            indexes.push(None);
+            texts.push(None);
             match parse_csv(&stamp.path, &text) {
                 Ok(rules) => {
                     for (line, spec) in rules {
@@ -180,7 +182,7 @@ pub fn compile_project(
                     });
                 }
             }
-            indexes.push(Some(PositionIndex::build(&text)));
+            texts.push(Some(text));
         }
     }
     if !errors.files.is_empty() {
@@ -189,13 +191,20 @@ pub fn compile_project(
     match RuleSet::compile(&specs) {
         Ok(set) => Ok(ProjectRules { set, stamps }),
         Err(rule_errors) => {
+            let mut indexes: Vec<Option<PositionIndex>> = texts.iter().map(|_| None).collect();
             for e in rule_errors {
                 match origins.get(e.index) {
                     Some(Origin::Inline(i)) => errors.inline.push(RuleError { index: *i, ..e }),
                     Some(Origin::Yaml { file, item }) => {
                         let key = format!("[{item}].{}", e.field);
-                        let (line, column) =
-                            indexes[*file].as_ref().map_or((0, 0), |ix| ix.locate(&key));
+                        let index = match (&mut indexes[*file], &texts[*file]) {
+                            (Some(ix), _) => Some(&*ix),
+                            (slot @ None, Some(text)) => {
+                                Some(&*slot.insert(PositionIndex::build(text)))
+                            }
+                            (None, None) => None,
+                        };
+                        let (line, column) = index.map_or((0, 0), |ix| ix.locate(&key));
                         errors.files.push(FileError {
                             path: stamps[*file].path.clone(),
                             line,

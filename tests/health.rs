@@ -99,6 +99,39 @@ fn tcp_check_follows_a_stopped_backend() {
     assert_eq!(who(&base, 10).len(), 2);
 }
 
+/// A short outage marks a backend down through connection failures before the active checks
+/// notice; the next good check must bring it back, in selection and in the metric.
+#[test]
+fn a_backend_marked_down_by_connect_failures_returns_after_a_good_check() {
+    let a = Upstream::start("a");
+    let mut b = Upstream::start("b");
+    let (yaml, base, _) = config(
+        &[a.addr_string(), b.addr_string()],
+        "    retries: 1\n    health_check: { kind: tcp, interval: 200ms, timeout: 200ms, rise: 1, fall: 5 }",
+        "",
+    );
+    let r = Rampart::start(&yaml);
+    let gauge = format!(
+        "rampart_backend_healthy{{backend=\"{}\",pool=\"app\"}}",
+        b.addr_string()
+    );
+    b.stop();
+    // Round robin: about half of these try b first, enough to reach `fall` connect failures.
+    assert_eq!(who(&base, 20).get("a"), Some(&20));
+    assert_eq!(
+        r.metric(&gauge),
+        Some(0.0),
+        "marked down by connect failures"
+    );
+    b.restart();
+    poll_until(Duration::from_secs(10), "b healthy again", || {
+        (r.metric(&gauge) == Some(1.0)).then_some(())
+    });
+    poll_until(Duration::from_secs(10), "traffic back on b", || {
+        who(&base, 10).contains_key("b").then_some(())
+    });
+}
+
 #[test]
 fn refused_connections_are_retried_on_another_backend() {
     let a = Upstream::start("a");

@@ -30,6 +30,9 @@ pub struct BackendState {
     connect_failures: AtomicU32,
     /// Unix ms until which passive failures keep the backend out; 0 = not marked.
     passive_down_until: AtomicU64,
+    /// The active checks' verdict (true without active checks); the gauge is this and not
+    /// passively down.
+    active_healthy: std::sync::atomic::AtomicBool,
     pub record: Mutex<CheckRecord>,
     healthy_gauge: IntGauge,
     has_active_checks: bool,
@@ -60,6 +63,7 @@ impl BackendState {
             in_flight: AtomicUsize::new(0),
             connect_failures: AtomicU32::new(0),
             passive_down_until: AtomicU64::new(0),
+            active_healthy: std::sync::atomic::AtomicBool::new(true),
             record: Mutex::new(CheckRecord::default()),
             healthy_gauge,
             has_active_checks,
@@ -98,6 +102,18 @@ impl BackendState {
         if self.connect_failures.load(Relaxed) != 0 {
             self.connect_failures.store(0, Relaxed);
         }
+        // Without active checks the passive mark expires with time; the first connection
+        // after that puts the gauge back.
+        if self.passive_down_until.load(Relaxed) != 0 && !self.passively_down() {
+            self.passive_down_until.store(0, Relaxed);
+            self.refresh_gauge();
+        }
+    }
+
+    fn refresh_gauge(&self) {
+        self.healthy_gauge.set(i64::from(
+            self.active_healthy.load(Relaxed) && !self.passively_down(),
+        ));
     }
 
     /// Records an active check result (called by the health check service).
@@ -111,15 +127,18 @@ impl BackendState {
             r.consecutive_successes += 1;
             r.consecutive_failures = 0;
             self.connect_failures.store(0, Relaxed);
-            self.passive_down_until.store(0, Relaxed);
+            // A good check ends a passive mark even when the active state did not change.
+            if self.passive_down_until.swap(0, Relaxed) != 0 {
+                self.refresh_gauge();
+            }
         }
         r.last_error = error;
     }
 
     /// The active health state changed (the threshold rise/fall was crossed).
     pub fn set_active_health(&self, healthy: bool) {
-        self.healthy_gauge
-            .set(i64::from(healthy && !self.passively_down()));
+        self.active_healthy.store(healthy, Relaxed);
+        self.refresh_gauge();
     }
 
     pub fn snapshot(&self) -> CheckRecord {

@@ -364,3 +364,20 @@ fn run_fails_cleanly_when_a_listener_address_is_taken() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// `tls: true` verifies backend certificates: the name comes from the backends when they are
+/// all given by one host name, and IP backends need an explicit `sni`.
+#[test]
+fn upstream_tls_true_takes_the_backends_host_name() {
+    let by_name = "listeners:\n  http: { address: \"127.0.0.1:8080\" }\npools:\n  app:\n    backends: [\"localhost:8443\", { address: \"LOCALHOST:8444\", weight: 2 }]\n    tls: true\nprojects:\n  - { name: shop, hosts: [a.test], pool: app }\n";
+    let c = check(by_name);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    let by_ip = "listeners:\n  http: { address: \"127.0.0.1:8080\" }\npools:\n  app:\n    backends: [\"127.0.0.1:8443\"]\n    tls: true\nprojects:\n  - { name: shop, hosts: [a.test], pool: app }\n";
+    assert_error(
+        by_ip,
+        6,
+        5,
+        "pools.app.tls",
+        "`verify: true` needs `sni: NAME`",
+    );
+}

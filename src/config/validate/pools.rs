@@ -74,11 +74,13 @@ fn pool(ck: &mut Checker, key: &str, name: &str, p: &RawPool) -> Option<PoolSett
                 }
             }
         }
-        if t.verify && t.sni.is_none() {
-            ck.error(format!("{key}.tls"), "`verify: true` needs `sni: NAME` (the name the backends' certificates are issued for), or set `verify: false`");
+        // Without `sni`, backends all named by one host name (`api.internal:443`) give it.
+        let sni = t.sni.clone().or_else(|| backend_host_name(&p.backends));
+        if t.verify && sni.is_none() {
+            ck.error(format!("{key}.tls"), "`verify: true` needs `sni: NAME` (the name the backends' certificates are issued for; taken from the backends when they are all given by one host name), or set `verify: false`");
         }
         UpstreamTls {
-            sni: t.sni.clone().unwrap_or_default(),
+            sni: sni.unwrap_or_default(),
             verify: t.verify,
             ca_file: t.ca_file.as_ref().map(Into::into),
         }
@@ -195,4 +197,18 @@ fn health_check(ck: &mut Checker, key: &str, raw: Option<&RawHealthCheck>) -> He
         }
     }
     hc
+}
+
+/// The host name shared by every backend address, when they are names and not IPs.
+fn backend_host_name(backends: &[RawBackend]) -> Option<String> {
+    let mut hosts = backends.iter().map(|b| {
+        let addr = match b {
+            RawBackend::Address(a) => a.as_str(),
+            RawBackend::Weighted(w) => w.address.as_str(),
+        };
+        addr.rsplit_once(':').map_or(addr, |(host, _)| host)
+    });
+    let first = hosts.next()?;
+    let is_name = first.parse::<std::net::IpAddr>().is_err() && !first.starts_with('[');
+    (is_name && hosts.all(|h| h.eq_ignore_ascii_case(first))).then(|| first.to_ascii_lowercase())
 }

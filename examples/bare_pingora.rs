@@ -3,9 +3,9 @@
 //!
 //! `bare_pingora LISTEN_ADDR UPSTREAM_ADDR [THREADS]`
 
+mod bench_server;
+
 use async_trait::async_trait;
-use pingora_core::server::configuration::{Opt, ServerConf};
-use pingora_core::server::Server;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_proxy::{ProxyHttp, Session};
 
@@ -40,16 +40,5 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let conf = ServerConf {
-        threads: args.get(3).and_then(|t| t.parse().ok()).unwrap_or(1),
-        grace_period_seconds: Some(0),
-        graceful_shutdown_timeout_seconds: Some(0),
-        ..ServerConf::default()
-    };
-    let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);
-    server.bootstrap();
-    let mut proxy = pingora_proxy::http_proxy_service(&server.configuration, Bare { upstream });
-    proxy.add_tcp(&listen);
-    server.add_service(proxy);
-    server.run_forever();
+    bench_server::serve(&listen, args.get(3), Bare { upstream });
 }

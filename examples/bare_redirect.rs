@@ -5,9 +5,9 @@
 //! `bare_redirect LISTEN_ADDR CSV_FILE [THREADS]`: CSV lines `source,target[,status]` (no
 //! quoting); other paths get 404.
 
+mod bench_server;
+
 use async_trait::async_trait;
-use pingora_core::server::configuration::{Opt, ServerConf};
-use pingora_core::server::Server;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_http::ResponseHeader;
 use pingora_proxy::{ProxyHttp, Session};
@@ -79,17 +79,5 @@ fn main() {
             Some((source.to_string(), (status, target.parse().ok()?)))
         })
         .collect();
-    let conf = ServerConf {
-        threads: args.get(3).and_then(|t| t.parse().ok()).unwrap_or(1),
-        grace_period_seconds: Some(0),
-        graceful_shutdown_timeout_seconds: Some(0),
-        ..ServerConf::default()
-    };
-    let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);
-    server.bootstrap();
-    let mut service =
-        pingora_proxy::http_proxy_service(&server.configuration, BareRedirect { map });
-    service.add_tcp(&listen);
-    server.add_service(service);
-    server.run_forever();
+    bench_server::serve(&listen, args.get(3), BareRedirect { map });
 }

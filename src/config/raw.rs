@@ -140,6 +140,16 @@ pub enum RawBackend {
     Weighted(RawWeightedBackend),
 }
 
+impl RawBackend {
+    /// `host:port` as written, and the weight (1 when not given).
+    pub fn address_and_weight(&self) -> (&str, usize) {
+        match self {
+            RawBackend::Address(a) => (a, 1),
+            RawBackend::Weighted(w) => (&w.address, w.weight),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawWeightedBackend {

@@ -52,15 +52,11 @@ impl RulesReloader {
             p.settings.rules_files.clone(),
         );
         let previous = p.rules.load_full();
-        let pools: Vec<String> = self.shared.pools.keys().cloned().collect();
+        let shared = self.shared.clone();
         let result = tokio::task::spawn_blocking(move || {
-            let loaded = files::compile_project(&inline, &patterns).map_err(|e| e.to_string())?;
-            // What `rampart check` refuses must not come in through a reload either.
-            if let Some((id, _, pool)) = loaded.set.pools().find(|(_, _, pool)| !pools.iter().any(|p| p == pool)) {
-                return Err(format!(
-                    "rule `{id}` routes to pool `{pool}`, which is not defined under `pools:` (pools change only with the configuration: reload the service)"
-                ));
-            }
+            let pool_defined = |pool: &str| shared.pools.contains_key(pool);
+            let loaded = files::compile_project(&inline, &patterns, &pool_defined)
+                .map_err(|e| e.to_string())?;
             // Counters continue across the swap (hits between this and the swap are lost).
             loaded.set.carry_hits_from(&previous);
             Ok(loaded)

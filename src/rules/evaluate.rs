@@ -129,12 +129,17 @@ impl RuleSet {
         if self.rules.is_empty() {
             return Plan::default();
         }
+        self.run_indexed(req, Track::Count)
+    }
+
+    /// [`RuleSet::run`] over the candidates the index selects for `req`.
+    fn run_indexed(&self, req: &RequestView<'_>, track: Track<'_>) -> Plan {
         let path = normalize_path(req.path);
-        let mut hits = Vec::new();
+        let mut regex_hits = Vec::new();
         let mut candidates = Merge::new();
         self.index
-            .candidates(req, &path, &mut hits, &mut candidates);
-        self.run(req, &path, &mut candidates, Track::Count)
+            .candidates(req, &path, &mut regex_hits, &mut candidates);
+        self.run(req, &path, &mut candidates, track)
     }
 
     /// The same plan, checking every rule in evaluation order.
@@ -146,13 +151,8 @@ impl RuleSet {
     /// The same plan as [`RuleSet::evaluate`], and how the matching rules' conflicts were
     /// decided. Slower: rules matching after evaluation ended are still looked for.
     pub fn evaluate_traced(&self, req: &RequestView<'_>) -> (Plan, Trace) {
-        let path = normalize_path(req.path);
-        let mut hits = Vec::new();
-        let mut candidates = Merge::new();
-        self.index
-            .candidates(req, &path, &mut hits, &mut candidates);
         let mut log = Log::new();
-        let plan = self.run(req, &path, &mut candidates, Track::Log(&mut log));
+        let plan = self.run_indexed(req, Track::Log(&mut log));
         let rules = |applied: bool| -> Vec<&CompiledRule> {
             log.iter()
                 .filter(|(_, a)| *a == applied)

@@ -118,10 +118,13 @@ fn collect(patterns: &[String]) -> (Vec<FileStamp>, Vec<FileError>) {
     (out, errors)
 }
 
-/// Reads every file of `patterns` and compiles them after the `inline` rules.
+/// Reads every file of `patterns` and compiles them after the `inline` rules. A rule whose
+/// `pool` is not one `pool_defined` accepts is an error like any other, so that `rampart
+/// check` and a hot reload refuse the same rules.
 pub fn compile_project(
     inline: &[RuleSpec],
     patterns: &[String],
+    pool_defined: &dyn Fn(&str) -> bool,
 ) -> Result<ProjectRules, LoadErrors> {
     let (stamps, missing) = collect(patterns);
     let mut errors = LoadErrors {
@@ -188,46 +191,57 @@ pub fn compile_project(
     if !errors.files.is_empty() {
         return Err(errors);
     }
-    match RuleSet::compile(&specs) {
-        Ok(set) => Ok(ProjectRules { set, stamps }),
-        Err(rule_errors) => {
-            let mut indexes: Vec<Option<PositionIndex>> = texts.iter().map(|_| None).collect();
-            for e in rule_errors {
-                match origins.get(e.index) {
-                    Some(Origin::Inline(i)) => errors.inline.push(RuleError { index: *i, ..e }),
-                    Some(Origin::Yaml { file, item }) => {
-                        let key = format!("[{item}].{}", e.field);
-                        let index = match (&mut indexes[*file], &texts[*file]) {
-                            (Some(ix), _) => Some(&*ix),
-                            (slot @ None, Some(text)) => {
-                                Some(&*slot.insert(PositionIndex::build(text)))
-                            }
-                            (None, None) => None,
-                        };
-                        let (line, column) = index.map_or((0, 0), |ix| ix.locate(&key));
-                        errors.files.push(FileError {
-                            path: stamps[*file].path.clone(),
-                            line,
-                            column,
-                            key,
-                            message: e.message,
-                        });
-                    }
-                    Some(Origin::Csv { file, line }) => {
-                        errors.files.push(FileError {
-                            path: stamps[*file].path.clone(),
-                            line: *line,
-                            column: 1,
-                            key: String::new(),
-                            message: format!("{}: {}", e.field, e.message),
-                        });
-                    }
-                    None => errors.inline.push(e),
-                }
+    let rule_errors = match RuleSet::compile(&specs) {
+        Ok(set) => {
+            let undefined: Vec<RuleError> = set
+                .pools()
+                .filter(|(_, _, pool)| !pool_defined(pool))
+                .map(|(_, index, pool)| RuleError {
+                    index,
+                    field: "pool".to_string(),
+                    message: format!(
+                        "a rule routes to pool `{pool}`, which is not defined under `pools:`"
+                    ),
+                })
+                .collect();
+            if undefined.is_empty() {
+                return Ok(ProjectRules { set, stamps });
             }
-            Err(errors)
+            undefined
+        }
+        Err(rule_errors) => rule_errors,
+    };
+    let mut indexes: Vec<Option<PositionIndex>> = texts.iter().map(|_| None).collect();
+    for e in rule_errors {
+        match origins.get(e.index) {
+            Some(Origin::Inline(i)) => errors.inline.push(RuleError { index: *i, ..e }),
+            Some(Origin::Yaml { file, item }) => {
+                let key = format!("[{item}].{}", e.field);
+                let index = texts[*file]
+                    .as_deref()
+                    .map(|text| &*indexes[*file].get_or_insert_with(|| PositionIndex::build(text)));
+                let (line, column) = index.map_or((0, 0), |ix| ix.locate(&key));
+                errors.files.push(FileError {
+                    path: stamps[*file].path.clone(),
+                    line,
+                    column,
+                    key,
+                    message: e.message,
+                });
+            }
+            Some(Origin::Csv { file, line }) => {
+                errors.files.push(FileError {
+                    path: stamps[*file].path.clone(),
+                    line: *line,
+                    column: 1,
+                    key: String::new(),
+                    message: format!("{}: {}", e.field, e.message),
+                });
+            }
+            None => errors.inline.push(e),
         }
     }
+    Err(errors)
 }
 
 fn is_csv(path: &Path) -> bool {
@@ -377,7 +391,7 @@ mod tests {
     fn errors_name_file_line_and_key() {
         let dir = tempfile::tempdir().unwrap();
         let csv = write(dir.path(), "bad.csv", "/a,/b\n/c\n/d,/e,abc\n/f,/g,200\n");
-        let e = compile_project(&[], &[csv]).unwrap_err();
+        let e = compile_project(&[], &[csv], &|_| true).unwrap_err();
         let lines: Vec<usize> = e.files.iter().map(|f| f.line).collect();
         assert_eq!(lines, [2, 3], "{e}");
         let yaml = write(
@@ -385,16 +399,33 @@ mod tests {
             "bad.yaml",
             "- id: ok\n  match: { path: /a }\n- id: broken\n  match:\n    path_regex: '(['\n",
         );
-        let e = compile_project(&[], &[yaml]).unwrap_err();
+        let e = compile_project(&[], &[yaml], &|_| true).unwrap_err();
         assert_eq!(
             (e.files[0].line, e.files[0].key.as_str()),
             (5, "[1].match.path_regex"),
             "{e}"
         );
         let csv_status = write(dir.path(), "status.csv", "/f,/g,200\n");
-        let e = compile_project(&[], &[csv_status]).unwrap_err();
+        let e = compile_project(&[], &[csv_status], &|_| true).unwrap_err();
         assert_eq!(e.files[0].line, 1);
         assert!(e.files[0].message.contains("redirect.status"), "{e}");
+    }
+
+    #[test]
+    fn a_rule_routing_to_an_undefined_pool_is_located() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = write(
+            dir.path(),
+            "pools.yaml",
+            "- { id: fine, pool: app }\n- id: lost\n  pool: ghost\n",
+        );
+        let e = compile_project(&[], &[yaml], &|p| p == "app").unwrap_err();
+        assert_eq!(
+            (e.files[0].line, e.files[0].key.as_str()),
+            (3, "[1].pool"),
+            "{e}"
+        );
+        assert!(e.files[0].message.contains("pool `ghost`"), "{e}");
     }
 
     #[test]
@@ -407,17 +438,20 @@ mod tests {
             "- { id: a1, match: { path: /y }, redirect: { to: /from-a } }\n",
         );
         let pattern = format!("{}/*", dir.path().display());
-        let r = compile_project(&[], &[pattern]).unwrap();
+        let r = compile_project(&[], &[pattern], &|_| true).unwrap();
         assert_eq!(r.set.len(), 2);
         assert_eq!(r.stamps.len(), 2);
         assert!(r.stamps[0].path.ends_with("a.yaml"));
         let missing = format!("{}/none.csv", dir.path().display());
         assert!(
-            compile_project(&[], &[missing]).is_err(),
+            compile_project(&[], &[missing], &|_| true).is_err(),
             "a named file must exist"
         );
         assert!(
-            compile_project(&[], &[format!("{}/*.none", dir.path().display())]).is_ok(),
+            compile_project(&[], &[format!("{}/*.none", dir.path().display())], &|_| {
+                true
+            })
+            .is_ok(),
             "an empty glob is fine"
         );
     }

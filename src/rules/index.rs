@@ -4,6 +4,7 @@
 //! candidates still go through the full condition check, so a hash collision or a case
 //! difference can only add a candidate, never a match.
 
+use smallvec::SmallVec;
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
@@ -87,50 +88,18 @@ impl ExactIndex {
     }
 }
 
-/// A list that lives on the stack up to `N` items (the usual case) and spills to the heap.
-pub struct StackList<T: Copy, const N: usize> {
-    items: [T; N],
-    len: usize,
-    spill: Vec<T>,
-}
-
-impl<T: Copy, const N: usize> StackList<T, N> {
-    /// `fill` only occupies the unused slots.
-    pub fn new(fill: T) -> Self {
-        StackList {
-            items: [fill; N],
-            len: 0,
-            spill: Vec::new(),
-        }
-    }
-
-    pub fn push(&mut self, item: T) {
-        if self.len < N {
-            self.items[self.len] = item;
-            self.len += 1;
-        } else {
-            self.spill.push(item);
-        }
-    }
-
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
-        self.items[..self.len]
-            .iter_mut()
-            .chain(self.spill.iter_mut())
-    }
-}
-
 /// Ascending position lists merged into one ascending sequence without repeats; an item is
 /// yielded as soon as it is known to be the next, so evaluation can stop early.
 pub struct Merge<'a> {
-    lists: StackList<&'a [u32], 12>,
+    /// On the stack up to 12 lists (the usual case), then on the heap.
+    lists: SmallVec<[&'a [u32]; 12]>,
     last: Option<u32>,
 }
 
 impl<'a> Merge<'a> {
     pub fn new() -> Merge<'a> {
         Merge {
-            lists: StackList::new(&[]),
+            lists: SmallVec::new(),
             last: None,
         }
     }

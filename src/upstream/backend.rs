@@ -2,7 +2,7 @@
 
 use prometheus::IntGauge;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -32,7 +32,7 @@ pub struct BackendState {
     passive_down_until: AtomicU64,
     /// The active checks' verdict (true without active checks); the gauge is this and not
     /// passively down.
-    active_healthy: std::sync::atomic::AtomicBool,
+    active_healthy: AtomicBool,
     pub record: Mutex<CheckRecord>,
     healthy_gauge: IntGauge,
     has_active_checks: bool,
@@ -63,7 +63,7 @@ impl BackendState {
             in_flight: AtomicUsize::new(0),
             connect_failures: AtomicU32::new(0),
             passive_down_until: AtomicU64::new(0),
-            active_healthy: std::sync::atomic::AtomicBool::new(true),
+            active_healthy: AtomicBool::new(true),
             record: Mutex::new(CheckRecord::default()),
             healthy_gauge,
             has_active_checks,

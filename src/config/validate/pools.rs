@@ -26,10 +26,7 @@ fn pool(ck: &mut Checker, key: &str, name: &str, p: &RawPool) -> Option<PoolSett
     let mut backends = Vec::new();
     for (i, b) in p.backends.iter().enumerate() {
         let bkey = format!("{key}.backends[{i}]");
-        let (addr, weight) = match b {
-            RawBackend::Address(a) => (a.as_str(), 1),
-            RawBackend::Weighted(w) => (w.address.as_str(), w.weight),
-        };
+        let (addr, weight) = b.address_and_weight();
         if weight == 0 {
             ck.error(
                 format!("{bkey}.weight"),
@@ -202,10 +199,7 @@ fn health_check(ck: &mut Checker, key: &str, raw: Option<&RawHealthCheck>) -> He
 /// The host name shared by every backend address, when they are names and not IPs.
 fn backend_host_name(backends: &[RawBackend]) -> Option<String> {
     let mut hosts = backends.iter().map(|b| {
-        let addr = match b {
-            RawBackend::Address(a) => a.as_str(),
-            RawBackend::Weighted(w) => w.address.as_str(),
-        };
+        let (addr, _) = b.address_and_weight();
         addr.rsplit_once(':').map_or(addr, |(host, _)| host)
     });
     let first = hosts.next()?;

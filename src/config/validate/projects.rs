@@ -95,38 +95,27 @@ pub(super) fn projects(
                 }
             })
             .collect();
-        let loaded = match files::compile_project(&p.rules, &rules_files) {
-            Ok(loaded) => loaded,
-            Err(errors) => {
-                for e in errors.inline {
-                    ck.error(format!("{key}.rules[{}].{}", e.index, e.field), e.message);
-                }
-                for e in errors.files {
-                    if e.line == 0 {
-                        ck.error(
-                            format!("{key}.rules_files"),
-                            format!("{}: {}", e.path.display(), e.message),
-                        );
-                    } else {
-                        ck.error_in(&e.path, e.line, e.column, &e.key, e.message);
+        let loaded =
+            match files::compile_project(&p.rules, &rules_files, &|pool| pool_names.contains(pool))
+            {
+                Ok(loaded) => loaded,
+                Err(errors) => {
+                    for e in errors.inline {
+                        ck.error(format!("{key}.rules[{}].{}", e.index, e.field), e.message);
                     }
+                    for e in errors.files {
+                        if e.line == 0 {
+                            ck.error(
+                                format!("{key}.rules_files"),
+                                format!("{}: {}", e.path.display(), e.message),
+                            );
+                        } else {
+                            ck.error_in(&e.path, e.line, e.column, &e.key, e.message);
+                        }
+                    }
+                    continue;
                 }
-                continue;
-            }
-        };
-        for (_, index, pool) in loaded.set.pools() {
-            if !pool_names.contains(pool) {
-                let at = if index < p.rules.len() {
-                    format!("{key}.rules[{index}].pool")
-                } else {
-                    format!("{key}.rules_files")
-                };
-                ck.error(
-                    at,
-                    format!("a rule routes to pool `{pool}`, which is not defined under `pools:`"),
-                );
-            }
-        }
+            };
         let rules = loaded.set;
         out.push(ProjectSettings {
             name: p.name,

@@ -1,0 +1,26 @@
+//! The server the reference examples (`bare_pingora`, `bare_redirect`) run their `ProxyHttp`
+//! in: one listener, no grace periods, `threads` workers.
+
+use pingora_core::server::configuration::{Opt, ServerConf};
+use pingora_core::server::Server;
+use pingora_proxy::ProxyHttp;
+
+/// Serves `app` on `listen` until killed. `threads` defaults to 1.
+pub fn serve<P>(listen: &str, threads: Option<&String>, app: P) -> !
+where
+    P: ProxyHttp + Send + Sync + 'static,
+    P::CTX: Send + Sync,
+{
+    let conf = ServerConf {
+        threads: threads.and_then(|t| t.parse().ok()).unwrap_or(1),
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(0),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);
+    server.bootstrap();
+    let mut service = pingora_proxy::http_proxy_service(&server.configuration, app);
+    service.add_tcp(listen);
+    server.add_service(service);
+    server.run_forever()
+}

@@ -116,37 +116,41 @@ fn http_1_0_is_served_and_garbage_gets_400() {
     );
 }
 
-/// A backend that answers every request on its connections with `response`, byte for byte.
-fn raw_backend(response: &'static [u8]) -> String {
-    use std::io::{Read, Write};
+/// A backend on an ephemeral port that runs `serve` on each connection, in its own thread.
+fn socket_backend(serve: fn(std::net::TcpStream)) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { return };
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                let mut seen = Vec::new();
-                while let Ok(n @ 1..) = conn.read(&mut buf) {
-                    seen.extend_from_slice(&buf[..n]);
-                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
-                        seen.drain(..end + 4);
-                        if conn.write_all(response).is_err() {
-                            return;
-                        }
-                    }
-                }
-            });
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || serve(conn));
         }
     });
     addr
 }
 
+/// A backend that answers every request on its connections with `RESPONSE`, byte for byte.
+fn raw_backend() -> String {
+    use std::io::{Read, Write};
+    socket_backend(|mut conn| {
+        let mut buf = [0u8; 4096];
+        let mut seen = Vec::new();
+        while let Ok(n @ 1..) = conn.read(&mut buf) {
+            seen.extend_from_slice(&buf[..n]);
+            while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                seen.drain(..end + 4);
+                if conn.write_all(RESPONSE).is_err() {
+                    return;
+                }
+            }
+        }
+    })
+}
+
+const RESPONSE: &[u8] = b"HTTP/1.1 200 All Good\r\nContent-Length: 2\r\nConnection: keep-alive, x-private\r\nX-Private: secret\r\nKeep-Alive: timeout=5\r\nProxy-Authenticate: Basic\r\nX-Powered-By: raw\r\n\r\nok";
+
 #[test]
 fn backend_hop_by_hop_response_headers_are_removed_and_its_reason_kept() {
-    let backend = raw_backend(
-        b"HTTP/1.1 200 All Good\r\nContent-Length: 2\r\nConnection: keep-alive, x-private\r\nX-Private: secret\r\nKeep-Alive: timeout=5\r\nProxy-Authenticate: Basic\r\nX-Powered-By: raw\r\n\r\nok",
-    );
+    let backend = raw_backend();
     let (http, admin) = (free_addr(), free_addr());
     let yaml = format!(
         "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{backend}\"] }}\nprojects:\n  - name: site\n    hosts: [\"*\"]\n    pool: app\n    rules: [ {{ id: tag, response_headers: {{ set: {{ X-Served-By: edge }} }} }} ]\n"
@@ -172,4 +176,75 @@ fn backend_hop_by_hop_response_headers_are_removed_and_its_reason_kept() {
     assert_eq!(resp.header("x-powered-by"), Some("raw"));
     assert_eq!(resp.header("x-served-by"), Some("edge"));
     assert_eq!(resp.header("x-request-id"), Some("abc-123"));
+}
+
+/// A backend that accepts one WebSocket upgrade per connection (400 without the upgrade
+/// headers), then echoes every byte of the switched connection.
+fn websocket_echo_backend() -> String {
+    use std::io::{Read, Write};
+    socket_backend(|mut conn| {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if conn.read(&mut byte).unwrap_or(0) == 0 {
+                return;
+            }
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        if !(head.contains("\r\nupgrade: websocket\r\n")
+            && head.contains("\r\nconnection: upgrade\r\n"))
+        {
+            let _ = conn.write_all(b"HTTP/1.1 400 No Upgrade\r\nContent-Length: 0\r\n\r\n");
+            return;
+        }
+        let _ = conn.write_all(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+        );
+        let mut buf = [0u8; 1024];
+        while let Ok(n @ 1..) = conn.read(&mut buf) {
+            if conn.write_all(&buf[..n]).is_err() {
+                return;
+            }
+        }
+    })
+}
+
+#[test]
+fn websocket_upgrades_reach_the_backend_and_the_connection_is_switched() {
+    use std::io::{Read, Write};
+    let backend = websocket_echo_backend();
+    let (http, admin) = (free_addr(), free_addr());
+    let yaml = format!(
+        "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{backend}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n"
+    );
+    let _r = Rampart::start(&yaml);
+    let mut conn = std::net::TcpStream::connect(&http).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(
+        b"GET /chat HTTP/1.1\r\nHost: site.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            conn.read(&mut byte).unwrap(),
+            1,
+            "the proxy closed: {head:?}"
+        );
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101 "), "got: {head}");
+    assert!(head.contains("\r\nupgrade: websocket\r\n"), "got: {head}");
+    assert!(head.contains("\r\nx-request-id: "), "got: {head}");
+    // After the switch the proxy is a byte tunnel, both ways, several times.
+    for frame in [&b"\x81\x05hello"[..], b"\x81\x05again"] {
+        conn.write_all(frame).unwrap();
+        let mut echoed = vec![0u8; frame.len()];
+        conn.read_exact(&mut echoed).unwrap();
+        assert_eq!(echoed, frame);
+    }
 }

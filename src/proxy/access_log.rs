@@ -236,9 +236,7 @@ impl LogRecord {
 
     fn write_client_ip(&self, out: &mut String) {
         match self.client_ip {
-            Some(ip) => {
-                let _ = write!(out, "{ip}");
-            }
+            Some(ip) => super::forward::push_ip(out, ip),
             None => out.push('-'),
         }
     }

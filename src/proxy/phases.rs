@@ -354,14 +354,13 @@ impl ProxyHttp for RampartProxy {
             (Some(pool), Some(b)) if !project.settings.preserve_host => {
                 Some(match &pool.settings.tls {
                     Some(t) if !t.sni.is_empty() => http::HeaderValue::from_str(&t.sni),
-                    _ => http::HeaderValue::try_from(b.addr.to_string()),
+                    _ => Ok(b.host_header.clone()),
                 })
             }
             _ => None,
         };
         let plan = ctx.plan.as_ref();
         forward::edit_upstream_headers(upstream, |headers| {
-            forward::strip_hop_by_hop_request(headers);
             forward::set_forwarded(
                 headers,
                 ctx.client_ip,

@@ -24,6 +24,8 @@ pub struct CheckRecord {
 pub struct BackendState {
     pub addr: SocketAddr,
     pub weight: usize,
+    /// `addr` as a Host header, for requests that do not preserve the client's Host.
+    pub host_header: http::HeaderValue,
     /// Requests currently being proxied to this backend (least_conn).
     pub in_flight: AtomicUsize,
     /// Connect failures in a row seen by the proxy (passive health).
@@ -53,13 +55,16 @@ impl BackendState {
         has_active_checks: bool,
         fall: usize,
     ) -> Self {
+        let addr_text = addr.to_string();
         let healthy_gauge = crate::metrics::METRICS
             .backend_healthy
-            .with_label_values(&[pool, &addr.to_string()]);
+            .with_label_values(&[pool, &addr_text]);
         healthy_gauge.set(1);
         BackendState {
             addr,
             weight,
+            host_header: http::HeaderValue::try_from(addr_text)
+                .expect("a socket address is a valid header value"),
             in_flight: AtomicUsize::new(0),
             connect_failures: AtomicU32::new(0),
             passive_down_until: AtomicU64::new(0),

@@ -6,6 +6,7 @@ use crate::rules::actions::{Actions, ValueTemplate};
 use crate::rules::compile_actions::actions;
 use crate::rules::compile_match::conditions;
 use crate::rules::matcher::Conditions;
+use crate::rules::path_regex::{Checked, PathRegex};
 use crate::rules::spec::RuleSpec;
 use crate::rules::template::{Scope, Template};
 use crate::rules::RuleError;
@@ -58,12 +59,14 @@ impl Errors<'_> {
 
     pub fn regex(&mut self, field: &str, src: &str) -> Option<Regex> {
         Regex::new(src)
-            .map_err(|e| {
-                self.add(
-                    field,
-                    format!("invalid regular expression (Rust regex syntax, no look-around): {e}"),
-                )
-            })
+            .map_err(|e| self.add(field, invalid_regex(e)))
+            .ok()
+    }
+
+    /// A path regex is checked now and compiled on first use (see `path_regex`).
+    pub fn path_regex(&mut self, field: &str, src: &str) -> Option<Checked> {
+        PathRegex::check(src)
+            .map_err(|e| self.add(field, invalid_regex(e)))
             .ok()
     }
 
@@ -119,6 +122,10 @@ pub fn compile_rule(
         cond,
         actions,
     })
+}
+
+fn invalid_regex(e: impl std::fmt::Display) -> String {
+    format!("invalid regular expression (Rust regex syntax, no look-around): {e}")
 }
 
 #[cfg(test)]

@@ -44,10 +44,10 @@ pub fn conditions(e: &mut Errors<'_>, m: &MatchSpec) -> (Conditions, Vec<Option<
         PathMatch::Prefix(normalize_path(p).into())
     } else if let Some(r) = &m.path_regex {
         let src = if ci { format!("(?i){r}") } else { r.clone() };
-        match e.regex("match.path_regex", &src) {
-            Some(re) => {
-                groups = re.capture_names().map(|n| n.map(str::to_string)).collect();
-                PathMatch::Regex(re)
+        match e.path_regex("match.path_regex", &src) {
+            Some(checked) => {
+                groups = checked.group_names;
+                PathMatch::Regex(checked.regex)
             }
             None => PathMatch::Any,
         }

@@ -2,6 +2,7 @@
 //! here allocates unless a regex rule whose templates use capture groups matches.
 
 use crate::rules::normalize::hex_val;
+use crate::rules::path_regex::PathRegex;
 use crate::rules::RequestView;
 use http::HeaderName;
 use ipnet::IpNet;
@@ -14,8 +15,8 @@ pub enum PathMatch {
     /// Normalized; compared ASCII-case-insensitively when the rule says so.
     Exact(Box<str>),
     Prefix(Box<str>),
-    /// Compiled with `(?i)` for case-insensitive rules.
-    Regex(Regex),
+    /// With `(?i)` for case-insensitive rules.
+    Regex(PathRegex),
 }
 
 #[derive(Debug)]

@@ -29,6 +29,7 @@ mod index_props;
 mod matcher;
 mod normalize;
 mod partition;
+mod path_regex;
 mod plan;
 mod prefix;
 mod regex_index;

@@ -9,9 +9,8 @@ use crate::rules::compile::CompiledRule;
 use crate::rules::index::{ExactIndex, FoldHasher, HashKeyed, Merge};
 use crate::rules::matcher::{HostMatch, PathMatch};
 use crate::rules::prefix::PrefixTree;
-use crate::rules::regex_index::{anchored_prefix, RegexGroups};
+use crate::rules::regex_index::RegexGroups;
 use crate::rules::RequestView;
-use regex::Regex;
 
 #[derive(Debug, Default)]
 pub struct RuleIndex {
@@ -47,7 +46,7 @@ struct PathIndex {
 enum PathKey<'r> {
     Exact(u64),
     Prefix(Vec<u8>),
-    Regex(&'r Regex),
+    Regex(&'r str),
     None,
 }
 
@@ -55,7 +54,7 @@ enum PathKey<'r> {
 struct PathBuilder<'r> {
     exact: Vec<(u64, u32)>,
     prefixes: Vec<(Vec<u8>, u32)>,
-    regexes: Vec<(&'r Regex, u32)>,
+    regexes: Vec<(&'r str, u32)>,
     scanned: Vec<u32>,
 }
 
@@ -140,9 +139,10 @@ impl RuleIndex {
                     PathKey::Exact(hasher.hash(p))
                 }
                 PathMatch::Prefix(p) => PathKey::Prefix(p.as_bytes().to_vec()),
-                PathMatch::Regex(re) => {
-                    anchored_prefix(re).map_or(PathKey::Regex(re), PathKey::Prefix)
-                }
+                PathMatch::Regex(re) => match re.anchored_prefix() {
+                    Some(prefix) => PathKey::Prefix(prefix.to_vec()),
+                    None => PathKey::Regex(re.as_str()),
+                },
             };
             let partition = match &rule.cond.host {
                 None => &mut any_host,

@@ -4,7 +4,7 @@
 //! together, a [`RegexSet`] per group of [`GROUP_SIZE`], in one pass per group; the rule's own
 //! regex then confirms (and captures) as before.
 
-use regex::{Regex, RegexSet};
+use regex::RegexSet;
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
 
 /// Regexes per set: large enough that a set replaces many searches (a search of a set of 256
@@ -14,10 +14,9 @@ pub const GROUP_SIZE: usize = 256;
 /// Prefixes shorter than this (in practice just `/`) would not narrow anything down.
 const MIN_PREFIX: usize = 2;
 
-/// The literal text (ASCII-lower-cased) every match of `re` starts the haystack with, when
-/// `re` begins with `^` (or `\A`) followed by literal text.
-pub fn anchored_prefix(re: &Regex) -> Option<Vec<u8>> {
-    let hir = regex_syntax::Parser::new().parse(re.as_str()).ok()?;
+/// The literal text (ASCII-lower-cased) every match of `hir` starts the haystack with, when
+/// it begins with `^` (or `\A`) followed by literal text.
+pub fn anchored_prefix(hir: &Hir) -> Option<Vec<u8>> {
     let HirKind::Concat(parts) = hir.kind() else {
         return None;
     };
@@ -86,12 +85,12 @@ pub struct RegexGroups {
 impl RegexGroups {
     /// Groups the regexes (positions ascending); a regex that cannot join a set (too large
     /// for one) is returned to be checked on its own.
-    pub fn build(regexes: &[(&Regex, u32)]) -> (RegexGroups, Vec<u32>) {
+    pub fn build(regexes: &[(&str, u32)]) -> (RegexGroups, Vec<u32>) {
         let mut groups = Vec::new();
         let mut alone = Vec::new();
-        let mut work: Vec<&[(&Regex, u32)]> = regexes.chunks(GROUP_SIZE).rev().collect();
+        let mut work: Vec<&[(&str, u32)]> = regexes.chunks(GROUP_SIZE).rev().collect();
         while let Some(chunk) = work.pop() {
-            match RegexSet::new(chunk.iter().map(|(re, _)| re.as_str())) {
+            match RegexSet::new(chunk.iter().map(|(re, _)| re)) {
                 Ok(set) => groups.push(RegexGroup {
                     set,
                     positions: chunk.iter().map(|(_, pos)| *pos).collect(),
@@ -124,7 +123,8 @@ mod tests {
     use super::*;
 
     fn prefix(src: &str) -> Option<String> {
-        anchored_prefix(&Regex::new(src).unwrap()).map(|p| String::from_utf8(p).unwrap())
+        let hir = regex_syntax::Parser::new().parse(src).unwrap();
+        anchored_prefix(&hir).map(|p| String::from_utf8(p).unwrap())
     }
 
     #[test]
@@ -161,9 +161,9 @@ mod tests {
     #[test]
     fn groups_report_every_matching_regex() {
         let sources: Vec<String> = (0..2 * GROUP_SIZE + 22).map(|i| format!("/{i}$")).collect();
-        let regexes: Vec<Regex> = sources.iter().map(|s| Regex::new(s).unwrap()).collect();
-        let input: Vec<(&Regex, u32)> = regexes
+        let input: Vec<(&str, u32)> = sources
             .iter()
+            .map(String::as_str)
             .enumerate()
             .map(|(i, r)| (r, i as u32 * 2))
             .collect();
@@ -186,9 +186,8 @@ mod tests {
     #[test]
     fn sets_over_the_size_limit_are_split() {
         // Each compiles alone, but four together exceed the regex crate's size limit.
-        let big = Regex::new(r"\w{100}x").unwrap();
-        let small = Regex::new("^/a").unwrap();
-        let input = [(&big, 0), (&big, 1), (&big, 2), (&big, 3), (&small, 4)];
+        let (big, small) = (r"\w{100}x", "^/a");
+        let input = [(big, 0), (big, 1), (big, 2), (big, 3), (small, 4)];
         let (groups, alone) = RegexGroups::build(&input);
         assert!(groups.groups.len() > 1, "{groups:?}");
         let mut covered: Vec<u32> = groups

@@ -214,3 +214,40 @@ fn upstream_tls_with_verification_and_h2() {
     let _r = Rampart::start(&yaml);
     assert_eq!(get(&format!("{base}/x"), "site.test").status(), 502);
 }
+
+/// Without `sni`, the name the backend's certificate must carry comes from the backends'
+/// shared host name (`localhost:PORT` here), and it is verified.
+#[test]
+fn upstream_tls_name_comes_from_the_backends_host_name() {
+    use std::net::ToSocketAddrs;
+    let ca = TestCa::new();
+    let tls_pool = format!(
+        "    retries: 0\n    tls: {{ verify: true, ca_file: \"{}\" }}",
+        ca.ca_path().display()
+    );
+    let by_name = |up: &Upstream| {
+        let name = format!("localhost:{}", up.addr().port());
+        let first = name.to_socket_addrs().unwrap().next().unwrap();
+        assert_eq!(
+            first,
+            up.addr(),
+            "this test needs localhost to resolve to 127.0.0.1"
+        );
+        name
+    };
+
+    let up = Upstream::start_tls("named", &ca.issue(&["localhost"]));
+    let (yaml, base, _) = config(&[by_name(&up)], &tls_pool, "");
+    let r = Rampart::start(&yaml);
+    assert_eq!(
+        get_echo(&format!("{base}/x"), "site.test").upstream,
+        "named"
+    );
+    drop(r);
+
+    // A certificate for another name is refused: the inferred name is really checked.
+    let other = Upstream::start_tls("other", &ca.issue(&["elsewhere.internal"]));
+    let (yaml, base, _) = config(&[by_name(&other)], &tls_pool, "");
+    let _r = Rampart::start(&yaml);
+    assert_eq!(get(&format!("{base}/x"), "site.test").status(), 502);
+}

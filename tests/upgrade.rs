@@ -304,3 +304,59 @@ fn ten_reloads_under_load_lose_no_request_and_a_broken_reload_changes_nothing() 
         "the load ran"
     );
 }
+
+/// A SIGQUIT with no new process waiting for the listening sockets (a stray `kill -QUIT`, or a
+/// reload whose new process died) is logged and ignored: the process keeps accepting and
+/// serving. Pingora alone would stop accepting, fail the hand-over and exit.
+#[test]
+fn a_stray_sigquit_is_ignored_and_serving_goes_on() {
+    let up = Upstream::start("up");
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("upgrade.sock");
+    let (http, admin) = (free_addr(), free_addr());
+    let yaml = format!(
+        "server: {{ upgrade_sock: \"{}\" }}\nadmin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
+        sock.display(),
+        up.addr_string()
+    );
+    let mut r = Rampart::start_in(dir, &yaml);
+    let keep_alive = client();
+    let url = format!("http://{http}/before");
+    assert_eq!(keep_alive.get(&url).send().unwrap().status(), 200);
+
+    assert!(r.signal("QUIT"));
+    let log = r.wait_for_log("SIGQUIT ignored", Duration::from_secs(20));
+    assert!(
+        log.contains(&sock.display().to_string()),
+        "the warning names the socket it waited on:\n{log}"
+    );
+    assert!(r.is_running(), "the process must not stop:\n{log}");
+    assert!(!log.contains("stopped accepting"), "{log}");
+    // New connections are accepted, and the kept-alive one is still served without a close.
+    let fresh = reqwest::blocking::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            fresh
+                .get(format!("http://{http}/after"))
+                .send()
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    let resp = keep_alive.get(&url).send().unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_ne!(
+        resp.headers()
+            .get("connection")
+            .map(|v| v.to_str().unwrap()),
+        Some("close"),
+        "not draining"
+    );
+    // SIGTERM still stops it.
+    assert!(r.signal("TERM"));
+    assert!(r.wait_exit(Duration::from_secs(30)).success());
+}

@@ -1,5 +1,5 @@
-//! Draining before an upgrade: once SIGQUIT arrives, the old process stops taking new
-//! connections and ends each keep-alive connection after its current response.
+//! Draining before an upgrade: once the hand-over starts (see `signals`), the old process stops
+//! taking new connections and ends each keep-alive connection after its current response.
 //!
 //! Pingora 0.9.1 keeps accepting in the old process for 5 s after handing the listening
 //! sockets over (both processes accept from the same queue), then drops every connection that
@@ -9,48 +9,11 @@
 //! new process shares them) and the pending connections stay queued, for the new process to
 //! accept. Pingora's accept loops simply wait until its shutdown ends them.
 
-use async_trait::async_trait;
-use pingora_core::server::ShutdownWatch;
-use pingora_core::services::background::BackgroundService;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::Arc;
-use tokio::signal::unix::{signal, SignalKind};
-
-pub struct Drain {
-    /// Read by the proxy on every request: respond with `Connection: close` once set.
-    pub draining: Arc<AtomicBool>,
-}
-
-#[async_trait]
-impl BackgroundService for Drain {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        // Alongside Pingora's own handlers for these signals, which stay in charge of shutdown.
-        let (mut quit, mut term) =
-            match (signal(SignalKind::quit()), signal(SignalKind::terminate())) {
-                (Ok(q), Ok(t)) => (q, t),
-                (Err(e), _) | (_, Err(e)) => {
-                    log::warn!("cannot watch SIGQUIT/SIGTERM to drain connections early: {e}");
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = quit.recv() => {
-                self.draining.store(true, Relaxed);
-                match stop_accepting() {
-                    Ok(n) => log::info!("SIGQUIT: stopped accepting on {n} listening sockets; the new process takes new connections"),
-                    Err(e) => log::warn!("SIGQUIT: cannot stop accepting early ({e}); Pingora stops in 5 s"),
-                }
-            }
-            _ = term.recv() => self.draining.store(true, Relaxed),
-            _ = shutdown.changed() => {}
-        }
-    }
-}
 
 /// Removes every listening TCP socket of this process from every epoll set of this process.
 /// Returns how many listening sockets were found.
-fn stop_accepting() -> std::io::Result<usize> {
+pub fn stop_accepting() -> std::io::Result<usize> {
     let mut listeners = Vec::new();
     let mut epolls = Vec::new();
     for entry in std::fs::read_dir("/proc/self/fd")? {

@@ -3,6 +3,7 @@
 
 mod drain;
 mod pid_file;
+mod signals;
 mod tls;
 
 use crate::admin::AdminApp;
@@ -10,7 +11,7 @@ use crate::config::Config;
 use crate::proxy::{access_log, HostRouter, RampartProxy, Shared};
 use crate::upstream::Pool;
 use pingora_core::server::configuration::Opt;
-use pingora_core::server::Server;
+use pingora_core::server::{RunArgs, Server};
 use pingora_core::services::background::GenBackgroundService;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -91,8 +92,25 @@ fn catch_early_readiness_signal() {
     }
 }
 
-/// Builds every service; the server is returned ready for `run_forever`.
-pub fn build(mut config: Config, opts: RunOptions) -> Result<Server, StartError> {
+/// The Pingora server with every service, and Rampart's signal handling.
+pub struct ReadyServer {
+    server: Server,
+    signals: signals::Signals,
+}
+
+impl ReadyServer {
+    /// Serves until a signal stops the process (Pingora's `run_forever`, with Rampart's
+    /// SIGQUIT guard), then exits.
+    pub fn run_forever(self) -> ! {
+        self.server.run(RunArgs {
+            shutdown_signal: Box::new(self.signals),
+        });
+        std::process::exit(0)
+    }
+}
+
+/// Builds every service; the server is returned ready to run.
+pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartError> {
     if !opts.upgrade {
         check_addresses_free(&config)?;
     }
@@ -107,6 +125,7 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<Server, StartError>
     let mut server_conf = std::mem::take(&mut config.server);
     let public_pid_file = std::mem::take(&mut server_conf.pid_file);
     server_conf.pid_file = pid_file::pingora_path(&public_pid_file);
+    let upgrade_sock = server_conf.upgrade_sock.clone();
     let mut server = Server::new_with_opt_and_conf(opt, server_conf);
     // As a service, bootstrap (taking the sockets over during an upgrade, then telling a
     // daemonizing parent we are ready) runs after the fork, where it must.
@@ -142,10 +161,10 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<Server, StartError>
         server.add_service(GenBackgroundService::new("access log".into(), Arc::new(w)));
     }
     let shared = Arc::new(Shared::new(&config, pools, logger));
-    let drain = drain::Drain {
+    let signals = signals::Signals {
         draining: shared.draining.clone(),
+        upgrade_sock,
     };
-    server.add_service(GenBackgroundService::new("drain".into(), Arc::new(drain)));
 
     for listener in &config.listeners {
         let mut router = HostRouter::default();
@@ -211,5 +230,5 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<Server, StartError>
         pingora_core::services::listening::Service::new("admin".to_string(), admin);
     admin_service.add_tcp(&config.admin.listen.to_string());
     server.add_service(admin_service).add_dependency(&bootstrap);
-    Ok(server)
+    Ok(ReadyServer { server, signals })
 }

@@ -1,0 +1,127 @@
+//! Rampart's answer to the signals Pingora's main loop acts on.
+//!
+//! Pingora takes SIGQUIT as "hand the listening sockets to a new process, then stop". With no
+//! new process waiting for them, the hand-over fails and the process stops anyway: one stray
+//! `kill -QUIT` took the site down. Here SIGQUIT starts the hand-over only once a new process
+//! listens on `server.upgrade_sock` (waiting a few seconds for it, since `run -u -d` returns
+//! before the new process binds it); otherwise it is logged and ignored.
+
+use async_trait::async_trait;
+use pingora_core::server::{ShutdownSignal, ShutdownSignalWatch};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::signal::unix::{signal, SignalKind};
+
+/// How long SIGQUIT waits for a new process to listen on the upgrade socket.
+const WAIT_FOR_NEW_PROCESS: Duration = Duration::from_secs(5);
+
+pub struct Signals {
+    /// Read by the proxy on every request: respond with `Connection: close` once set.
+    pub draining: Arc<AtomicBool>,
+    pub upgrade_sock: String,
+}
+
+#[async_trait]
+impl ShutdownSignalWatch for Signals {
+    async fn recv(&self) -> ShutdownSignal {
+        let (mut quit, mut term, mut int) = match (
+            signal(SignalKind::quit()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(q), Ok(t), Ok(i)) => (q, t, i),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                // Without signal handling the process could never be stopped cleanly.
+                log::error!("cannot watch SIGQUIT/SIGTERM/SIGINT: {e}; stopping");
+                return ShutdownSignal::FastShutdown;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = quit.recv() => {
+                    if new_process_waiting(&self.upgrade_sock).await {
+                        self.draining.store(true, Relaxed);
+                        match super::drain::stop_accepting() {
+                            Ok(n) => log::info!("SIGQUIT: stopped accepting on {n} listening sockets; the new process takes new connections"),
+                            Err(e) => log::warn!("SIGQUIT: cannot stop accepting early ({e}); Pingora stops in 5 s"),
+                        }
+                        return ShutdownSignal::GracefulUpgrade;
+                    }
+                    log::warn!(
+                        "SIGQUIT ignored: no new process listened on {} within {}s to take the listening sockets; still serving. Start the new one first (`rampart run -u`, or `systemctl reload rampart`); SIGTERM stops",
+                        self.upgrade_sock,
+                        WAIT_FOR_NEW_PROCESS.as_secs()
+                    );
+                }
+                _ = term.recv() => {
+                    self.draining.store(true, Relaxed);
+                    return ShutdownSignal::GracefulTerminate;
+                }
+                _ = int.recv() => return ShutdownSignal::FastShutdown,
+            }
+        }
+    }
+}
+
+/// Polls until a process listens on the unix socket `path`, for up to
+/// [`WAIT_FOR_NEW_PROCESS`]. Connecting to find out would use up the new process's one
+/// accept, so the kernel's socket table is read instead.
+async fn new_process_waiting(path: &str) -> bool {
+    let absolute = std::path::absolute(path).ok();
+    let deadline = Instant::now() + WAIT_FOR_NEW_PROCESS;
+    loop {
+        match std::fs::read_to_string("/proc/net/unix") {
+            Ok(table) if listening_on(&table, path, absolute.as_deref()) => return true,
+            Ok(_) => {}
+            Err(e) => {
+                // Cannot tell: keep Pingora's behaviour rather than ignore a real upgrade.
+                log::warn!("cannot read /proc/net/unix ({e}); handing the sockets over blindly");
+                return true;
+            }
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// True when `/proc/net/unix` (its text in `table`) has a listening socket bound to `path`.
+/// Columns: Num RefCount Protocol Flags Type St Inode [Path]; flag 0x10000 is `SO_ACCEPTCON`.
+fn listening_on(table: &str, path: &str, absolute: Option<&Path>) -> bool {
+    const ACCEPTCON: u32 = 0x10000;
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (Some(flags), Some(bound)) = (fields.get(3), fields.get(7)) else {
+            return false;
+        };
+        u32::from_str_radix(flags, 16).is_ok_and(|f| f & ACCEPTCON != 0)
+            && (*bound == path || absolute.is_some_and(|a| Path::new(bound) == a))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_a_listening_socket_by_its_path() {
+        let dir = std::env::temp_dir().join(format!("rampart-signals-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("upgrade.sock");
+        let _ = std::fs::remove_file(&sock);
+        let path = sock.to_str().unwrap();
+        let table = || std::fs::read_to_string("/proc/net/unix").unwrap();
+        assert!(!listening_on(&table(), path, None));
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        assert!(listening_on(&table(), path, None));
+        drop(listener);
+        assert!(
+            !listening_on(&table(), path, None),
+            "a socket file left behind is not a waiting process"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -2,9 +2,13 @@
 //! header operations rules ask for.
 
 use crate::rules::HeaderOp;
-use http::header::{HeaderName, CONNECTION, UPGRADE};
+use http::header::{
+    HeaderName, CONNECTION, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TRAILER, UPGRADE,
+};
 use http::{HeaderMap, HeaderValue};
 use pingora_http::{RequestHeader, ResponseHeader};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 use smallvec::SmallVec;
 use std::net::IpAddr;
 
@@ -24,8 +28,12 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
         }
     }
     const HEX: &[u8; 16] = b"0123456789abcdef";
+    thread_local! {
+        // Ids must be unique, not secret: a fast generator per thread, seeded from the OS.
+        static IDS: std::cell::RefCell<SmallRng> = std::cell::RefCell::new(SmallRng::from_entropy());
+    }
     let mut id = [0u8; 32];
-    let n = rand::random::<u128>();
+    let n: u128 = IDS.with(|rng| rng.borrow_mut().gen());
     for (i, digit) in id.iter_mut().enumerate() {
         *digit = HEX[((n >> (124 - 4 * i)) & 0xf) as usize];
     }
@@ -161,44 +169,49 @@ pub fn set_forwarded(
 /// `Connection`. (Requests need no such list: Pingora's default upstream request policy strips
 /// the standard hop-by-hop and `Connection`-named headers before `upstream_request_filter`.)
 fn is_hop_by_hop_response(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "proxy-authorization"
-            | "proxy-authenticate"
-            | "trailer"
-            | "upgrade"
-    )
+    // Standard names compare as enum tags; only the two custom ones compare text.
+    [
+        CONNECTION,
+        UPGRADE,
+        TRAILER,
+        PROXY_AUTHORIZATION,
+        PROXY_AUTHENTICATE,
+    ]
+    .contains(name)
+        || matches!(name.as_str(), "keep-alive" | "proxy-connection")
 }
 
 /// Removes the hop-by-hop headers of a backend's response, and those its `Connection` names;
 /// `Connection` and `Upgrade` stay on a 101 (the switched connection needs them).
 pub fn strip_hop_by_hop_response(status: http::StatusCode, headers: &mut HeaderMap) {
     let upgrade = status == http::StatusCode::SWITCHING_PROTOCOLS;
-    let connection: SmallVec<[&str; 2]> = headers
+    // Names `Connection` lists beyond the usual `keep-alive`/`close`/`upgrade` (rare).
+    let named: SmallVec<[&str; 4]> = headers
         .get_all(CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| {
+            !(t.is_empty()
+                || t.eq_ignore_ascii_case("keep-alive")
+                || t.eq_ignore_ascii_case("close")
+                || t.eq_ignore_ascii_case("upgrade"))
+        })
         .collect();
-    let named_in_connection = |name: &HeaderName| {
-        connection
-            .iter()
-            .flat_map(|v| v.split(','))
-            .any(|token| token.trim().eq_ignore_ascii_case(name.as_str()))
-    };
     // One pass over the names present; removing by name would hash every candidate.
     let doomed: SmallVec<[HeaderName; 4]> = headers
         .keys()
         .filter(|name| {
-            let kept_for_upgrade = upgrade && (*name == UPGRADE || *name == CONNECTION);
-            !kept_for_upgrade
-                && (is_hop_by_hop_response(name) || (*name != UPGRADE && named_in_connection(name)))
+            if upgrade && (*name == UPGRADE || *name == CONNECTION) {
+                return false;
+            }
+            is_hop_by_hop_response(name)
+                || named.iter().any(|t| t.eq_ignore_ascii_case(name.as_str()))
         })
         .cloned()
         .collect();
-    drop(connection);
+    drop(named);
     for name in doomed {
         headers.remove(name);
     }
@@ -218,5 +231,88 @@ pub fn apply_ops(headers: &mut HeaderMap, ops: &[HeaderOp]) {
                 headers.remove(n);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    HeaderValue::from_str(v).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    fn names(h: &HeaderMap) -> Vec<&str> {
+        let mut n: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        n.sort_unstable();
+        n
+    }
+
+    #[test]
+    fn response_hop_by_hop_headers_and_those_connection_names_are_removed() {
+        let mut h = headers(&[
+            ("connection", "keep-alive, X-Private"),
+            ("connection", " x-other ,close"),
+            ("x-private", "1"),
+            ("x-other", "2"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-authenticate", "Basic"),
+            ("trailer", "x"),
+            ("upgrade", "h2c"),
+            ("content-type", "text/plain"),
+            ("x-kept", "3"),
+        ]);
+        strip_hop_by_hop_response(http::StatusCode::OK, &mut h);
+        assert_eq!(names(&h), ["content-type", "x-kept"]);
+    }
+
+    #[test]
+    fn a_switching_response_keeps_connection_and_upgrade() {
+        let mut h = headers(&[
+            ("connection", "Upgrade"),
+            ("upgrade", "websocket"),
+            ("keep-alive", "timeout=5"),
+            ("sec-websocket-accept", "x"),
+        ]);
+        strip_hop_by_hop_response(http::StatusCode::SWITCHING_PROTOCOLS, &mut h);
+        assert_eq!(names(&h), ["connection", "sec-websocket-accept", "upgrade"]);
+    }
+
+    #[test]
+    fn ips_are_written_as_display_writes_them() {
+        for ip in [
+            "0.0.0.0",
+            "10.200.3.45",
+            "255.255.255.255",
+            "::1",
+            "::ffff:10.0.0.1",
+            "2001:db8::7",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut out = String::from("x=");
+            push_ip(&mut out, ip);
+            assert_eq!(out, format!("x={ip}"));
+        }
+    }
+
+    #[test]
+    fn request_ids_are_kept_when_sane_and_unique_when_generated() {
+        let sane = headers(&[("x-request-id", "abc-123")]);
+        assert_eq!(request_id(&sane), "abc-123");
+        let insane = headers(&[("x-request-id", "has space")]);
+        let ids: std::collections::HashSet<HeaderValue> =
+            (0..1000).map(|_| request_id(&insane)).collect();
+        assert_eq!(ids.len(), 1000);
+        assert!(ids
+            .iter()
+            .all(|id| id.len() == 32 && id.as_bytes().iter().all(u8::is_ascii_hexdigit)));
     }
 }

@@ -3,7 +3,8 @@
 //! clients, a client opening a new connection per request, and slow requests in flight. No
 //! request may fail or be reset (no client retries), every slow request completes, the pid file
 //! always names a live process and, once a reload is done, the process that answers. A reload
-//! with a broken config then changes nothing.
+//! with a broken config, or adding a listener on an address another process holds, then
+//! changes nothing.
 
 mod common;
 use common::*;
@@ -262,6 +263,37 @@ fn ten_reloads_under_load_lose_no_request_and_a_broken_reload_changes_nothing() 
     assert!(!direct.success(), "a broken config must not start");
     assert_eq!(read_pid(&host.pid_file), Some(main_pid));
     assert!(alive(main_pid));
+
+    // A reload adding a listener on an address another process holds is refused by `run -u`
+    // itself, before SIGQUIT; the old process's own addresses are not mistaken for taken ones.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap();
+    let adding = host.dir.path().join("adding.yaml");
+    std::fs::write(
+        &adding,
+        yaml.replace(
+            "listeners:\n",
+            &format!("listeners:\n  extra: {{ address: \"{taken_addr}\" }}\n"),
+        ),
+    )
+    .unwrap();
+    let out = Command::new(rampart_bin())
+        .args(["run", "-u", "-d", "-c"])
+        .arg(&adding)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "listeners.extra.address: cannot listen on {taken_addr}: Address already in use"
+        )) && stderr.contains("not the rampart being replaced"),
+        "{stderr}"
+    );
+    assert!(!host.reload(&adding, main_pid), "the reload stops there");
+    assert_eq!(read_pid(&host.pid_file), Some(main_pid));
+    assert!(alive(main_pid));
+    drop(taken);
     let before = load.completed();
     poll_until(
         Duration::from_secs(10),

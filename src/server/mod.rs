@@ -1,6 +1,7 @@
 //! Assembles the Pingora server from a validated [`Config`]: one proxy service per listener,
 //! a health-check service per pool, the access log writer and the admin service.
 
+mod addresses;
 mod drain;
 mod pid_file;
 mod signals;
@@ -32,36 +33,6 @@ pub enum StartError {
         source: std::io::Error,
         hint: &'static str,
     },
-}
-
-/// Binds (and closes) every address once before Pingora does: Pingora binds in its listener
-/// threads, where a failure panics that thread and leaves a process that looks healthy but
-/// does not serve the port. Not during an upgrade, when the sockets come from the old process.
-fn check_addresses_free(config: &Config) -> Result<(), StartError> {
-    let listeners = config
-        .listeners
-        .iter()
-        .map(|l| (format!("listeners.{}.address", l.name), l.address));
-    for (key, addr) in listeners.chain([("admin.listen".to_string(), config.admin.listen)]) {
-        if let Err(source) = std::net::TcpListener::bind(addr) {
-            let hint = match source.kind() {
-                std::io::ErrorKind::PermissionDenied => {
-                    " (ports below 1024 need root or CAP_NET_BIND_SERVICE, which the systemd unit grants)"
-                }
-                std::io::ErrorKind::AddrInUse => {
-                    " (another process listens there; to replace a running rampart without dropping connections use `rampart run --upgrade`, i.e. `systemctl reload rampart`)"
-                }
-                _ => "",
-            };
-            return Err(StartError::Bind {
-                key,
-                addr,
-                source,
-                hint,
-            });
-        }
-    }
-    Ok(())
 }
 
 /// How `rampart run` was asked to start.
@@ -111,9 +82,6 @@ impl ReadyServer {
 
 /// Builds every service; the server is returned ready to run.
 pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartError> {
-    if !opts.upgrade {
-        check_addresses_free(&config)?;
-    }
     let opt = Opt {
         upgrade: opts.upgrade,
         daemon: opts.daemon,
@@ -124,6 +92,7 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
     }
     let mut server_conf = std::mem::take(&mut config.server);
     let public_pid_file = std::mem::take(&mut server_conf.pid_file);
+    addresses::check_addresses_free(&config, opts.upgrade.then_some(public_pid_file.as_ref()))?;
     server_conf.pid_file = pid_file::pingora_path(&public_pid_file);
     let upgrade_sock = server_conf.upgrade_sock.clone();
     let mut server = Server::new_with_opt_and_conf(opt, server_conf);

@@ -1,0 +1,93 @@
+//! Checking, before Pingora starts, that every address can be listened on.
+//!
+//! Pingora binds in its listener threads, where a failure is retried for a while and then
+//! panics that thread, leaving a process that looks healthy but does not serve the port. So
+//! `rampart run` binds (and closes) each address itself first and exits 1 naming the key.
+//!
+//! During an upgrade the sockets come from the old process, so its addresses are not free,
+//! but an address the reload adds is bound by the new process like any other; a taken one
+//! would be noticed only after the old process had handed over and quit. The old process's
+//! listening sockets are found through its pid file and `/proc`, and only the other
+//! addresses are tried: a reload adding a taken address fails before SIGQUIT is sent.
+
+use super::StartError;
+use crate::config::Config;
+use procfs::net::TcpState;
+use procfs::process::{FDTarget, Process};
+use std::collections::HashSet;
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// `old_pid_file`: during an upgrade, the pid file naming the process handing over.
+pub fn check_addresses_free(
+    config: &Config,
+    old_pid_file: Option<&Path>,
+) -> Result<(), StartError> {
+    let inherited = match old_pid_file {
+        None => HashSet::new(),
+        Some(pid_file) => match held_by_old_process(pid_file) {
+            Ok(held) => held,
+            Err(e) => {
+                log::warn!("upgrade: cannot tell which addresses the old process listens on ({e}); addresses added by this reload are not checked");
+                return Ok(());
+            }
+        },
+    };
+    let listeners = config
+        .listeners
+        .iter()
+        .map(|l| (format!("listeners.{}.address", l.name), l.address));
+    for (key, addr) in listeners.chain([("admin.listen".to_string(), config.admin.listen)]) {
+        if inherited.contains(&addr) {
+            continue;
+        }
+        if let Err(source) = std::net::TcpListener::bind(addr) {
+            let hint = match source.kind() {
+                ErrorKind::PermissionDenied => {
+                    " (ports below 1024 need root or CAP_NET_BIND_SERVICE, which the systemd unit grants)"
+                }
+                ErrorKind::AddrInUse if old_pid_file.is_some() => {
+                    " (another process listens there, not the rampart being replaced: this reload adds the address, so free it or choose another; the running rampart goes on serving)"
+                }
+                ErrorKind::AddrInUse => {
+                    " (another process listens there; to replace a running rampart without dropping connections use `rampart run --upgrade`, i.e. `systemctl reload rampart`)"
+                }
+                _ => "",
+            };
+            return Err(StartError::Bind {
+                key,
+                addr,
+                source,
+                hint,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The TCP addresses the process named in `pid_file` listens on.
+fn held_by_old_process(pid_file: &Path) -> Result<HashSet<SocketAddr>, String> {
+    let text = std::fs::read_to_string(pid_file)
+        .map_err(|e| format!("reading {}: {e}", pid_file.display()))?;
+    let pid: i32 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{} holds no pid", pid_file.display()))?;
+    let sockets: HashSet<u64> = Process::new(pid)
+        .and_then(|p| p.fd())
+        .map_err(|e| format!("process {pid}: {e}"))?
+        .filter_map(|fd| match fd.ok()?.target {
+            FDTarget::Socket(inode) => Some(inode),
+            _ => None,
+        })
+        .collect();
+    let mut table = procfs::net::tcp().map_err(|e| format!("/proc/net/tcp: {e}"))?;
+    // No IPv6 on the host is not an error.
+    table.extend(procfs::net::tcp6().unwrap_or_default());
+    Ok(table
+        .into_iter()
+        .filter(|e| e.state == TcpState::Listen && sockets.contains(&e.inode))
+        .map(|e| e.local_address)
+        .collect())
+}

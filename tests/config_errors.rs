@@ -381,3 +381,41 @@ fn upstream_tls_true_takes_the_backends_host_name() {
         "`verify: true` needs `sni: NAME`",
     );
 }
+
+/// serde stops at the first error; `check` goes on section by section and entry by entry, so
+/// one run lists every mistake, each at its own position.
+#[test]
+fn every_parse_error_is_reported_in_one_run() {
+    let yaml = "admin: { listen: \"127.0.0.1:9090\", tokn: x }\nlisteners:\n  http: { adress: \"127.0.0.1:8080\" }\npools:\n  app: { backends: [\"127.0.0.1:3000\"], retries: many }\n  api: { backends: [\"127.0.0.1:3001\"], selection: fastest }\nprojects:\n  - { name: site, hosts: [\"*\"], pool: app, prio: 3 }\n  - { name: b, hosts: x, pool: api }\npoolz: {}\n";
+    let c = check(yaml);
+    assert_eq!(c.code, 1, "{}", c.stderr);
+    let expected = [
+        (1, 36, "admin.tokn", "did you mean `token`?"),
+        (3, 11, "listeners.http.adress", "did you mean `address`?"),
+        (5, 40, "pools.app.retries", "invalid type: string \"many\""),
+        (6, 40, "pools.api.selection", "unknown variant `fastest`"),
+        (8, 44, "projects[0].prio", "unknown field `prio`"),
+        (9, 16, "projects[1].hosts", "expected a sequence"),
+        (10, 1, "poolz", "did you mean `pools`?"),
+    ];
+    let lines: Vec<&str> = c
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with(&c.path))
+        .collect();
+    for (line, col, key, message) in expected {
+        let prefix = format!("{}:{line}:{col}: {key}: ", c.path);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&prefix) && l.contains(message)),
+            "expected `{prefix}…{message}` in:\n{}",
+            c.stderr
+        );
+    }
+    assert!(
+        c.stderr.contains(": 7 error(s), configuration not loaded"),
+        "each once, nothing else:\n{}",
+        c.stderr
+    );
+}

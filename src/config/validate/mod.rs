@@ -4,6 +4,7 @@
 mod listeners;
 mod pools;
 mod projects;
+mod sections;
 
 use super::error::{ConfigError, ConfigErrors};
 use super::model::*;
@@ -134,32 +135,57 @@ fn parse(file: &Path, text: &str) -> Result<RawConfig, ConfigErrors> {
             p => p,
         };
         let inner = e.into_inner();
+        let index = PositionIndex::build(text);
         let (line, column) = inner
             .location()
             .map(|l| (l.line(), l.column()))
-            .unwrap_or_else(|| PositionIndex::build(text).locate(&key));
-        let mut message = inner.to_string();
-        // serde_yaml appends the position (and sometimes the path) we already print.
-        if let Some(i) = message.find(" at line ") {
-            message.truncate(i);
-        }
-        // serde_yaml names the parent mapping itself, e.g. `listeners.http: unknown field`.
-        if let Some((prefix, rest)) = message.split_once(": ") {
-            if key.starts_with(prefix) && !prefix.contains(' ') {
-                message = rest.to_string();
-            }
-        }
-        if message.starts_with("unknown field") {
-            message.push_str(&unknown_field_hint(&message));
-        }
-        ConfigErrors::single(ConfigError {
+            .unwrap_or_else(|| index.locate(&key));
+        let first = ConfigError {
             file: file.to_path_buf(),
             line,
             column,
+            message: describe(&key, &inner),
             key,
-            message,
-        })
+        };
+        // The rest, section by section (located by key: a `Value` keeps no positions).
+        let document = serde_yaml::from_str(text).unwrap_or(serde_yaml::Value::Null);
+        let mut errors: Vec<ConfigError> = sections::section_errors(document)
+            .into_iter()
+            .filter(|(key, _)| *key != first.key)
+            .map(|(key, inner)| {
+                let (line, column) = index.locate(&key);
+                ConfigError {
+                    file: file.to_path_buf(),
+                    line,
+                    column,
+                    message: describe(&key, &inner),
+                    key,
+                }
+            })
+            .collect();
+        errors.push(first);
+        errors.sort_by_key(|e| (e.line, e.column));
+        ConfigErrors(errors)
     })
+}
+
+/// serde_yaml's message for the error at `key`, without what the report already says.
+fn describe(key: &str, inner: &serde_yaml::Error) -> String {
+    let mut message = inner.to_string();
+    // serde_yaml appends the position (and sometimes the path) we already print.
+    if let Some(i) = message.find(" at line ") {
+        message.truncate(i);
+    }
+    // serde_yaml names the parent mapping itself, e.g. `listeners.http: unknown field`.
+    if let Some((prefix, rest)) = message.split_once(": ") {
+        if key.starts_with(prefix) && !prefix.contains(' ') {
+            message = rest.to_string();
+        }
+    }
+    if message.starts_with("unknown field") {
+        message.push_str(&unknown_field_hint(&message));
+    }
+    message
 }
 
 /// For ``unknown field `adress`, expected `address` or `tls` ``: the closest expected name.

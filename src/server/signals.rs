@@ -90,6 +90,8 @@ async fn new_process_waiting(path: &str) -> bool {
 
 /// True when `/proc/net/unix` (its text in `table`) has a listening socket bound to `path`.
 /// Columns: Num RefCount Protocol Flags Type St Inode [Path]; flag 0x10000 is `SO_ACCEPTCON`.
+/// (procfs parses this table but drops the flags, and a listening socket's state is
+/// "unconnected" like any other bound one, so the flag is read here.)
 fn listening_on(table: &str, path: &str, absolute: Option<&Path>) -> bool {
     const ACCEPTCON: u32 = 0x10000;
     table.lines().skip(1).any(|line| {

@@ -106,6 +106,31 @@ fn http_1_0_is_served_and_garbage_gets_400() {
     );
     assert!(out.contains("\"uri\":\"/old\""), "{out}");
 
+    // Host is optional in HTTP/1.0 (above, with; here, without) but required in HTTP/1.1.
+    for (request, status) in [
+        (&b"GET /no-host HTTP/1.0\r\n\r\n"[..], "200"),
+        (b"GET /no-host HTTP/1.1\r\nConnection: close\r\n\r\n", "400"),
+        (
+            b"GET http://a.test/abs HTTP/1.1\r\nConnection: close\r\n\r\n",
+            "400",
+        ),
+        (
+            b"GET http://a.test/abs HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+            "200",
+        ),
+    ] {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.write_all(request).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        assert!(
+            out.starts_with(&format!("HTTP/1.0 {status}"))
+                || out.starts_with(&format!("HTTP/1.1 {status}")),
+            "{:?} must get {status}, got: {out}",
+            String::from_utf8_lossy(request)
+        );
+    }
+
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.write_all(b"GET /\r\n\r\n").unwrap();
     let mut out = String::new();

@@ -100,6 +100,16 @@ impl ProxyHttp for RampartProxy {
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
         ctx.request_id = forward::request_id(&req.headers);
+        // RFC 9112 §3.2: an HTTP/1.1 request without Host gets 400 (absolute form or not),
+        // rather than being served by the catch-all project. HTTP/1.0 may omit it.
+        if req.version == http::Version::HTTP_11 && !req.headers.contains_key(http::header::HOST) {
+            let answer = Answer::text(
+                400,
+                "Bad Request: an HTTP/1.1 request needs a Host header\n",
+            );
+            send(session, answer, &ctx.request_id).await?;
+            return Ok(true);
+        }
         let raw_host = req
             .uri
             .host()

@@ -30,7 +30,7 @@ NGINX
 }
 
 # rampart_bench_config DIR LISTEN_PORT ADMIN_PORT UPSTREAM_PORT RULES: one catch-all project
-# with RULES inline rules: 95% exact paths (the SEO-migration shape), 4% prefixes, 1% regexes;
+# with RULES inline rules: 96% exact paths (the SEO-migration shape), 3% prefixes, 1% regexes;
 # none matches /bench, so every request consults the rules and is forwarded. Access log on.
 rampart_bench_config() {
   cat <<YAML
@@ -60,14 +60,35 @@ for i in range(n):
 PY
 }
 
-# bench_setup APT_PACKAGES...: installs the tools, builds both proxies, starts the nginx
-# upstream on core 1 and writes Rampart's config with RULES rules. Sets tmp (removed on
-# exit, with every background job), UP, BARE, RAMP and ADMIN (ports).
-bench_setup() {
+HZ=$(getconf CLK_TCK)
+
+# cpu_ticks PID: user+system time of the whole process so far, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# wrk_requests FILE: the requests a saved wrk report completed.
+wrk_requests() { awk '/requests in/ {print $1}' "$1"; }
+
+# stop PID: SIGINT, then wait for it.
+stop() { kill -INT "$1"; wait "$1" 2>/dev/null || true; }
+
+# row LABEL ROUND REQUESTS CPU_TICKS: one result line on stderr, over DURATION seconds.
+row() { awk -v p="$1" -v n="$2" -v r="$3" -v c="$4" -v hz="$HZ" -v d="$DURATION" 'BEGIN { printf "%-8s %-6s %12d %10.0f %14.2f\n", p, n, r, r/d, c/hz/r*1e6 }' >&2; }
+
+# bench_init EXAMPLE APT_PACKAGES...: installs the tools, builds rampart and the reference
+# EXAMPLE, and makes tmp (removed on exit, with every background job).
+bench_init() {
+  local example=$1
+  shift
   scripts/deps.sh "$@"
-  cargo build --release --locked --bin rampart --example bare_pingora >&2
+  cargo build --release --locked --bin rampart --example "$example" >&2
   tmp=$(mktemp -d)
   trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
+}
+
+# bench_setup APT_PACKAGES...: bench_init with bare_pingora, then starts the nginx upstream
+# on core 1 and writes Rampart's config with RULES rules. Sets UP, BARE, RAMP and ADMIN (ports).
+bench_setup() {
+  bench_init bare_pingora "$@"
   UP=$(free_port); BARE=$(free_port); RAMP=$(free_port); ADMIN=$(free_port)
   start_nginx_upstream "$tmp" "$UP"
   rampart_bench_config "$tmp" "$RAMP" "$ADMIN" "$UP" "$RULES" > "$tmp/rampart.yaml"

@@ -18,8 +18,6 @@ ROUNDS=${ROUNDS:-3}
 source bench/lib.sh
 bench_setup nginx wrk
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-
 # measure NAME PID PORT → prints "requests cpu_ticks"
 measure() {
   local name=$1 pid=$2 port=$3
@@ -29,27 +27,24 @@ measure() {
   t0=$(cpu_ticks "$pid")
   taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" "http://127.0.0.1:$port/bench" > "$tmp/wrk.$name"
   t1=$(cpu_ticks "$pid")
-  reqs=$(awk '/requests in/ {print $1}' "$tmp/wrk.$name")
+  reqs=$(wrk_requests "$tmp/wrk.$name")
   if grep -q "Non-2xx" "$tmp/wrk.$name"; then echo "$name: non-2xx responses" >&2; cat "$tmp/wrk.$name" >&2; exit 1; fi
   echo "$reqs $(( t1 - t0 ))"
 }
 
-row() { awk -v p="$1" -v n="$2" -v r="$3" -v c="$4" -v hz="$HZ" -v d="$DURATION" 'BEGIN { printf "%-8s %-6s %12d %10.0f %14.2f\n", p, n, r, r/d, c/hz/r*1e6 }' >&2; }
-
-HZ=$(getconf CLK_TCK)
 bare_req=0; bare_cpu=0; ramp_req=0; ramp_cpu=0
 printf "%-8s %-6s %12s %10s %14s\n" proxy round requests req/s "cpu µs/req" >&2
 for round in $(seq "$ROUNDS"); do
   taskset -c 0 target/release/examples/bare_pingora "127.0.0.1:$BARE" "127.0.0.1:$UP" 1 2>/dev/null &
   pid=$!
   read -r req cpu < <(measure bare "$pid" "$BARE")
-  kill -INT "$pid"; wait "$pid" 2>/dev/null || true
+  stop "$pid"
   bare_req=$((bare_req + req)); bare_cpu=$((bare_cpu + cpu)); row bare "$round" "$req" "$cpu"
 
   RUST_LOG=warn taskset -c 0 target/release/rampart run -c "$tmp/rampart.yaml" 2>"$tmp/rampart.err" &
   pid=$!
   read -r req cpu < <(measure rampart "$pid" "$RAMP")
-  kill -INT "$pid"; wait "$pid" 2>/dev/null || true
+  stop "$pid"
   ramp_req=$((ramp_req + req)); ramp_cpu=$((ramp_cpu + cpu)); row rampart "$round" "$req" "$cpu"
 done
 lines=$(wc -l < "$tmp/access.log")

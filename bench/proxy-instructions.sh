@@ -33,11 +33,11 @@ count() {
   callgrind_control -d "$pid" >/dev/null
   if grep -q "Non-2xx" "$tmp/wrk.$name"; then echo "$name: non-2xx responses" >&2; cat "$tmp/wrk.$name" >&2; exit 1; fi
   local reqs ins
-  reqs=$(awk '/requests in/ {print $1}' "$tmp/wrk.$name")
+  reqs=$(wrk_requests "$tmp/wrk.$name")
   ins=$(cat "$tmp"/cg."$name".*.1 2>/dev/null | awk '/^totals:/ {s += $2} END {print s}')
   mkdir -p target/bench
   cp "$tmp"/cg."$name".*.1 "target/bench/callgrind.$name"
-  kill -INT "$pid"; wait "$pid" 2>/dev/null || true
+  stop "$pid"
   echo "$reqs $ins"
 }
 

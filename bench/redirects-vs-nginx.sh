@@ -18,10 +18,7 @@ CONNS=${CONNS:-32}
 REDIRECTS=${REDIRECTS:-100000}
 ROUNDS=${ROUNDS:-2}
 source bench/lib.sh
-scripts/deps.sh nginx wrk
-cargo build --release --locked --bin rampart --example bare_redirect >&2
-tmp=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
+bench_init bare_redirect nginx wrk bc
 MISS=$(free_port); RAMP=$(free_port); ADMIN=$(free_port); NGX=$(free_port); BARE=$(free_port)
 mkdir -p "$tmp/miss" "$tmp/ngx"
 start_nginx_upstream "$tmp/miss" "$MISS"
@@ -88,23 +85,20 @@ target/release/rampart check -c "$tmp/rampart.yaml" | head -4 >&2
 echo "rampart check with $REDIRECTS redirects: $(echo "$(date +%s.%N) - $start" | bc) s" >&2
 wait_port "$MISS"
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-HZ=$(getconf CLK_TCK)
-# measure NAME PID PORT → "requests cpu_ticks redirects_seen"
+# measure NAME PID PORT → "requests cpu_ticks"
 measure() {
-  wait_port "$3" 60
   taskset -c 1 wrk -t1 -c"$CONNS" -d2s -s "$tmp/paths.lua" "http://127.0.0.1:$3" >/dev/null
   local t0 t1
   t0=$(cpu_ticks "$2")
   taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" -s "$tmp/paths.lua" "http://127.0.0.1:$3" > "$tmp/wrk.$1"
   t1=$(cpu_ticks "$2")
-  echo "$(awk '/requests in/ {print $1}' "$tmp/wrk.$1") $((t1 - t0))"
+  echo "$(wrk_requests "$tmp/wrk.$1") $((t1 - t0))"
 }
 # Both must answer the same thing: a sample of hits and a miss.
 check_answers() {
   local loc
-  loc=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "http://127.0.0.1:$1/old/page-4242.html")
-  [ "$loc" = "301 http://127.0.0.1:$1/new/page-4242" ] || [ "$loc" = "301 /new/page-4242" ] || { echo "$2 answered: $loc" >&2; exit 1; }
+  loc=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "http://127.0.0.1:$1/old/page-$((REDIRECTS / 2)).html")
+  [ "$loc" = "301 http://127.0.0.1:$1/new/page-$((REDIRECTS / 2))" ] || [ "$loc" = "301 /new/page-$((REDIRECTS / 2))" ] || { echo "$2 answered: $loc" >&2; exit 1; }
   [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/old/page-$REDIRECTS.html")" != 301 ] || { echo "$2: a miss was redirected" >&2; exit 1; }
 }
 
@@ -122,9 +116,9 @@ for round in $(seq "$ROUNDS"); do
     wait_port "$port" 60
     check_answers "$port" "$name"
     read -r r c < <(measure "$name" "$pid" "$port")
-    kill -INT "$pid"; wait "$pid" 2>/dev/null || true
+    stop "$pid"
     req[$name]=$(( ${req[$name]:-0} + r )); cpu[$name]=$(( ${cpu[$name]:-0} + c ))
-    awk -v p=$name -v n="$round" -v r="$r" -v c="$c" -v hz="$HZ" -v d="$DURATION" 'BEGIN { printf "%-8s %-6s %12d %10.0f %14.2f\n", p, n, r, r/d, c/hz/r*1e6 }' >&2
+    row "$name" "$round" "$r" "$c"
   done
 done
 awk -v nr="${req[nginx]}" -v nc="${cpu[nginx]}" -v br="${req[bare]}" -v bc="${cpu[bare]}" -v rr="${req[rampart]}" -v rc="${cpu[rampart]}" -v hz="$HZ" -v d="$DURATION" -v n="$ROUNDS" -v k="$REDIRECTS" 'BEGIN {

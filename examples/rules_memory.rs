@@ -21,18 +21,18 @@ fn rss_kib() -> u64 {
         .expect("VmRSS in /proc/self/status")
 }
 
-/// Rule count, resident memory added (KiB) and time taken by `load`.
-fn measure(load: impl FnOnce() -> usize) -> (usize, u64, f64) {
+/// Rule count, resident memory added (KiB) and time taken by `load`; what it loaded is kept
+/// until the memory has been read.
+fn measure<T>(load: impl FnOnce() -> T, count: impl Fn(&T) -> usize) -> (usize, u64, f64) {
     let before = rss_kib();
     let started = Instant::now();
-    let count = load();
+    let loaded = load();
     let took = started.elapsed().as_secs_f64();
-    (count, rss_kib().saturating_sub(before), took)
+    let added = rss_kib().saturating_sub(before);
+    (count(&loaded), added, took)
 }
 
 fn csv_rules(n: usize) -> (usize, u64, f64) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("redirects.csv");
     let mut csv = String::from("source,target,status\n");
     for i in 0..n {
         csv.push_str(&format!(
@@ -40,14 +40,10 @@ fn csv_rules(n: usize) -> (usize, u64, f64) {
             i % 500
         ));
     }
-    std::fs::write(&file, &csv).expect("write CSV");
-    drop(csv);
-    load_files(&[file.display().to_string()])
+    load_file("redirects.csv", csv)
 }
 
 fn mixed_yaml_rules(n: usize) -> (usize, u64, f64) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("rules.yaml");
     let mut yaml = String::new();
     for i in 0..n {
         yaml.push_str(&match i % 100 {
@@ -56,21 +52,19 @@ fn mixed_yaml_rules(n: usize) -> (usize, u64, f64) {
             _ => format!("- {{ id: old{i}, match: {{ path: /old/page-{i}.html }}, redirect: {{ to: /new/page-{i} }} }}\n"),
         });
     }
-    std::fs::write(&file, &yaml).expect("write YAML");
-    drop(yaml);
-    load_files(&[file.display().to_string()])
+    load_file("rules.yaml", yaml)
 }
 
-fn load_files(patterns: &[String]) -> (usize, u64, f64) {
-    let mut kept = None;
-    let result = measure(|| {
-        let rules = compile_project(&[], patterns, &|_| true).expect("the rules load");
-        let count = rules.set.len();
-        kept = Some(rules);
-        count
-    });
-    drop(kept);
-    result
+/// Writes `contents` to a rules file `name` (freeing the text) and measures loading it.
+fn load_file(name: &str, contents: String) -> (usize, u64, f64) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join(name);
+    std::fs::write(&file, contents).expect("write the rules file");
+    let patterns = [file.display().to_string()];
+    measure(
+        || compile_project(&[], &patterns, &|_| true).expect("the rules load"),
+        |rules| rules.set.len(),
+    )
 }
 
 fn regex_rules(n: usize) -> (usize, u64, f64) {
@@ -94,15 +88,10 @@ fn regex_rules(n: usize) -> (usize, u64, f64) {
             }
         })
         .collect();
-    let mut kept = None;
-    let result = measure(|| {
-        let set = RuleSet::compile(&specs).expect("the regexes compile");
-        let count = set.len();
-        kept = Some(set);
-        count
-    });
-    drop(kept);
-    result
+    measure(
+        || RuleSet::compile(&specs).expect("the regexes compile"),
+        RuleSet::len,
+    )
 }
 
 fn main() {

@@ -1,55 +1,39 @@
 //! `rampart check` on bad configurations: each error is printed as
 //! `FILE:LINE:COLUMN: key.path: message` with a hint, and the exit code is 1.
 
-use std::process::Command;
+mod common;
+use common::*;
 
-struct Checked {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    path: String,
+fn check(yaml: &str) -> CheckOutput {
+    rampart_check(yaml)
 }
 
-fn check_with_env(yaml: &str, env: &[(&str, &str)]) -> Checked {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("rampart.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rampart"));
-    cmd.args(["check", "-c"]).arg(&path);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    Checked {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        path: path.display().to_string(),
-    }
-}
-
-fn check(yaml: &str) -> Checked {
-    check_with_env(yaml, &[])
-}
-
-/// Asserts exit 1 and an error line `PATH:LINE:COL: KEY: ...MESSAGE...`.
-fn assert_error(yaml: &str, line: usize, col: usize, key: &str, message: &str) {
+/// Asserts exit 1 and, for each `(line, column, key, message)`, an error line
+/// `PATH:LINE:COL: KEY: ...MESSAGE...`, from one run of `rampart check`.
+fn assert_errors(yaml: &str, expected: &[(usize, usize, &str, &str)]) -> CheckOutput {
     let c = check(yaml);
     assert_eq!(
         c.code, 1,
         "must fail:\n{yaml}\nstdout: {}\nstderr: {}",
         c.stdout, c.stderr
     );
-    let prefix = format!("{}:{line}:{col}: {key}: ", c.path);
-    let found = c
-        .stderr
-        .lines()
-        .any(|l| l.starts_with(&prefix) && l.contains(message));
-    assert!(
-        found,
-        "expected a line starting `{prefix}` containing `{message}`, got:\n{}",
-        c.stderr
-    );
+    for (line, col, key, message) in expected {
+        let prefix = format!("{}:{line}:{col}: {key}: ", c.path);
+        let found = c
+            .stderr
+            .lines()
+            .any(|l| l.starts_with(&prefix) && l.contains(message));
+        assert!(
+            found,
+            "expected a line starting `{prefix}` containing `{message}`, got:\n{}",
+            c.stderr
+        );
+    }
+    c
+}
+
+fn assert_error(yaml: &str, line: usize, col: usize, key: &str, message: &str) {
+    assert_errors(yaml, &[(line, col, key, message)]);
 }
 
 const BASE: &str = "listeners:\n  http: { address: \"127.0.0.1:8080\" }\npools:\n  app:\n    backends: [127.0.0.1:3000]\n";
@@ -71,7 +55,7 @@ fn valid_config_prints_a_summary() {
 #[test]
 fn shipped_configs_are_valid() {
     for file in ["conf/rampart.yaml", "conf/examples/fleet.yaml"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        let out = std::process::Command::new(rampart_bin())
             .args(["check", "-c", file])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env(
@@ -93,19 +77,17 @@ fn server_files_pingora_would_read_at_start() {
     let yaml = format!(
         "server:\n  ca_file: /nonexistent/ca.pem\n  error_log: /nonexistent/dir/error.log\n{BASE}"
     );
-    assert_error(
+    assert_errors(
         &yaml,
-        2,
-        3,
-        "server.ca_file",
-        "cannot read `/nonexistent/ca.pem`",
-    );
-    assert_error(
-        &yaml,
-        3,
-        3,
-        "server.error_log",
-        "the directory of `/nonexistent/dir/error.log` does not exist",
+        &[
+            (2, 3, "server.ca_file", "cannot read `/nonexistent/ca.pem`"),
+            (
+                3,
+                3,
+                "server.error_log",
+                "the directory of `/nonexistent/dir/error.log` does not exist",
+            ),
+        ],
     );
 }
 
@@ -123,8 +105,13 @@ fn unknown_top_level_key() {
 #[test]
 fn unknown_nested_key_is_a_typo() {
     let yaml = format!("{BASE}projects:\n  - name: shop\n    hostz: [a.test]\n    pool: app\n");
-    assert_error(&yaml, 8, 5, "projects[0].hostz", "unknown field `hostz`");
-    assert_error(&yaml, 8, 5, "projects[0].hostz", "(did you mean `hosts`?");
+    assert_errors(
+        &yaml,
+        &[
+            (8, 5, "projects[0].hostz", "unknown field `hostz`"),
+            (8, 5, "projects[0].hostz", "(did you mean `hosts`?"),
+        ],
+    );
     let yaml = "listeners:\n  http: { adress: \"127.0.0.1:8080\" }\n";
     // The message starts with what is wrong, not with the parent's path again.
     assert_error(
@@ -220,7 +207,7 @@ fn unset_environment_variable() {
 #[test]
 fn environment_variables_and_defaults_are_used() {
     let yaml = format!("instance_name: ${{RAMPART_TEST_NAME}}-${{RAMPART_TEST_UNSET:-edge}}\n{BASE}projects:\n  - {{ name: shop, hosts: [a.test], pool: app }}\n");
-    let c = check_with_env(&yaml, &[("RAMPART_TEST_NAME", "fra1")]);
+    let c = rampart_check_with_env(&yaml, &[("RAMPART_TEST_NAME", "fra1")]);
     assert_eq!(c.code, 0, "{}", c.stderr);
     assert!(c.stdout.contains("instance fra1-edge"), "{}", c.stdout);
 }
@@ -325,38 +312,13 @@ fn yaml_syntax_error_has_a_position() {
 /// process that answers /healthz without serving the port.
 #[test]
 fn run_fails_cleanly_when_a_listener_address_is_taken() {
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = bind_unused();
     let addr = taken.local_addr().unwrap();
-    let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let admin_addr = admin.local_addr().unwrap();
-    drop(admin);
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("rampart.yaml");
-    std::fs::write(
-        &path,
-        format!("server: {{ pid_file: {0}/r.pid, upgrade_sock: {0}/u.sock }}\nadmin: {{ listen: \"{admin_addr}\" }}\nlisteners:\n  http: {{ address: \"{addr}\" }}\npools:\n  app:\n    backends: [127.0.0.1:3000]\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n", dir.path().display()),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args(["run", "-c"])
-        .arg(&path)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("rampart run kept running on a taken address");
-        }
-        std::thread::yield_now();
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    assert_eq!(status.code(), Some(1), "{stderr}");
+    let yaml = format!("server: {{ pid_file: {0}/r.pid, upgrade_sock: {0}/u.sock }}\nadmin: {{ listen: \"{1}\" }}\nlisteners:\n  http: {{ address: \"{addr}\" }}\npools:\n  app:\n    backends: [127.0.0.1:3000]\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n", dir.path().display(), free_addr());
+    let c = rampart_with_config(dir, &yaml, &["run"], &[]);
+    let stderr = &c.stderr;
+    assert_eq!(c.code, 1, "{stderr}");
     assert!(
         stderr.contains(&format!("listeners.http.address: cannot listen on {addr}"))
             && stderr.contains("another process listens there"),
@@ -387,32 +349,18 @@ fn upstream_tls_true_takes_the_backends_host_name() {
 #[test]
 fn every_parse_error_is_reported_in_one_run() {
     let yaml = "admin: { listen: \"127.0.0.1:9090\", tokn: x }\nlisteners:\n  http: { adress: \"127.0.0.1:8080\" }\npools:\n  app: { backends: [\"127.0.0.1:3000\"], retries: many }\n  api: { backends: [\"127.0.0.1:3001\"], selection: fastest }\nprojects:\n  - { name: site, hosts: [\"*\"], pool: app, prio: 3 }\n  - { name: b, hosts: x, pool: api }\npoolz: {}\n";
-    let c = check(yaml);
-    assert_eq!(c.code, 1, "{}", c.stderr);
-    let expected = [
-        (1, 36, "admin.tokn", "did you mean `token`?"),
-        (3, 11, "listeners.http.adress", "did you mean `address`?"),
-        (5, 40, "pools.app.retries", "invalid type: string \"many\""),
-        (6, 40, "pools.api.selection", "unknown variant `fastest`"),
-        (8, 44, "projects[0].prio", "unknown field `prio`"),
-        (9, 16, "projects[1].hosts", "expected a sequence"),
-        (10, 1, "poolz", "did you mean `pools`?"),
-    ];
-    let lines: Vec<&str> = c
-        .stderr
-        .lines()
-        .filter(|l| l.starts_with(&c.path))
-        .collect();
-    for (line, col, key, message) in expected {
-        let prefix = format!("{}:{line}:{col}: {key}: ", c.path);
-        assert!(
-            lines
-                .iter()
-                .any(|l| l.starts_with(&prefix) && l.contains(message)),
-            "expected `{prefix}…{message}` in:\n{}",
-            c.stderr
-        );
-    }
+    let c = assert_errors(
+        yaml,
+        &[
+            (1, 36, "admin.tokn", "did you mean `token`?"),
+            (3, 11, "listeners.http.adress", "did you mean `address`?"),
+            (5, 40, "pools.app.retries", "invalid type: string \"many\""),
+            (6, 40, "pools.api.selection", "unknown variant `fastest`"),
+            (8, 44, "projects[0].prio", "unknown field `prio`"),
+            (9, 16, "projects[1].hosts", "expected a sequence"),
+            (10, 1, "poolz", "did you mean `pools`?"),
+        ],
+    );
     assert!(
         c.stderr.contains(": 7 error(s), configuration not loaded"),
         "each once, nothing else:\n{}",

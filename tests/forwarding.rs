@@ -3,19 +3,21 @@
 mod common;
 use common::*;
 
-fn start(project_extra: &str, up: &Upstream) -> (Rampart, String) {
+/// Rampart with one catch-all project on a pool of `backend`; returns it and its listener's
+/// address (`host:port`).
+fn start(project_extra: &str, backend: &str) -> (Rampart, String) {
     let (http, admin) = (free_addr(), free_addr());
     let yaml = format!(
-        "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app{project_extra} }}\n",
-        up.addr_string()
+        "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{backend}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app{project_extra} }}\n"
     );
-    (Rampart::start(&yaml), format!("http://{http}"))
+    (Rampart::start(&yaml), http)
 }
 
 #[test]
 fn untrusted_proxy_headers_are_replaced() {
     let up = Upstream::start("up");
-    let (_r, base) = start("", &up);
+    let (_r, http) = start("", &up.addr_string());
+    let base = format!("http://{http}");
     let resp = client()
         .get(format!("{base}/p?q=1"))
         .header("host", "Shop.Test:8080")
@@ -62,7 +64,11 @@ fn untrusted_proxy_headers_are_replaced() {
 #[test]
 fn trusted_proxy_headers_are_extended_and_request_id_kept() {
     let up = Upstream::start("up");
-    let (_r, base) = start(", trust_proxy_headers: true, preserve_host: false", &up);
+    let (_r, http) = start(
+        ", trust_proxy_headers: true, preserve_host: false",
+        &up.addr_string(),
+    );
+    let base = format!("http://{http}");
     let resp = client()
         .get(format!("{base}/"))
         .header("host", "shop.test")
@@ -91,15 +97,12 @@ fn trusted_proxy_headers_are_extended_and_request_id_kept() {
 
 #[test]
 fn http_1_0_is_served_and_garbage_gets_400() {
-    use std::io::{Read, Write};
     let up = Upstream::start("up");
-    let (_r, base) = start("", &up);
-    let addr = base.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.write_all(b"GET /old HTTP/1.0\r\nHost: a.test\r\n\r\n")
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
+    let (_r, addr) = start("", &up.addr_string());
+    let answer = |request: &[u8]| {
+        String::from_utf8_lossy(&raw_request(&addr, request).unwrap()).into_owned()
+    };
+    let out = answer(b"GET /old HTTP/1.0\r\nHost: a.test\r\n\r\n");
     assert!(
         out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200"),
         "{out}"
@@ -119,10 +122,7 @@ fn http_1_0_is_served_and_garbage_gets_400() {
             "200",
         ),
     ] {
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
-        s.write_all(request).unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
+        let out = answer(request);
         assert!(
             out.starts_with(&format!("HTTP/1.0 {status}"))
                 || out.starts_with(&format!("HTTP/1.1 {status}")),
@@ -131,10 +131,7 @@ fn http_1_0_is_served_and_garbage_gets_400() {
         );
     }
 
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.write_all(b"GET /\r\n\r\n").unwrap();
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
+    let out = answer(b"GET /\r\n\r\n");
     assert!(
         out.starts_with("HTTP/1.1 400"),
         "HTTP/0.9 gets 400, got: {out:?}"
@@ -143,7 +140,7 @@ fn http_1_0_is_served_and_garbage_gets_400() {
 
 /// A backend on an ephemeral port that runs `serve` on each connection, in its own thread.
 fn socket_backend(serve: fn(std::net::TcpStream)) -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = bind_unused();
     let addr = listener.local_addr().unwrap().to_string();
     std::thread::spawn(move || {
         for conn in listener.incoming().flatten() {
@@ -175,12 +172,10 @@ const RESPONSE: &[u8] = b"HTTP/1.1 200 All Good\r\nContent-Length: 2\r\nConnecti
 
 #[test]
 fn backend_hop_by_hop_response_headers_are_removed_and_its_reason_kept() {
-    let backend = raw_backend();
-    let (http, admin) = (free_addr(), free_addr());
-    let yaml = format!(
-        "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{backend}\"] }}\nprojects:\n  - name: site\n    hosts: [\"*\"]\n    pool: app\n    rules: [ {{ id: tag, response_headers: {{ set: {{ X-Served-By: edge }} }} }} ]\n"
+    let (_r, http) = start(
+        ", rules: [ { id: tag, response_headers: { set: { X-Served-By: edge } } } ]",
+        &raw_backend(),
     );
-    let _r = Rampart::start(&yaml);
     let resp = raw_get(&http, "/x", &[("X-Request-Id", "abc-123")]).unwrap();
     assert_eq!(resp.status, 200);
     assert_eq!(resp.text(), "ok");
@@ -238,12 +233,7 @@ fn websocket_echo_backend() -> String {
 #[test]
 fn websocket_upgrades_reach_the_backend_and_the_connection_is_switched() {
     use std::io::{Read, Write};
-    let backend = websocket_echo_backend();
-    let (http, admin) = (free_addr(), free_addr());
-    let yaml = format!(
-        "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{backend}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n"
-    );
-    let _r = Rampart::start(&yaml);
+    let (_r, http) = start("", &websocket_echo_backend());
     let mut conn = std::net::TcpStream::connect(&http).unwrap();
     conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();

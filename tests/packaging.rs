@@ -191,15 +191,14 @@ fn dpkg(args: &[&str]) -> Output {
     )
 }
 
-fn dpkg_ok(args: &[&str]) -> String {
+fn dpkg_ok(args: &[&str]) {
     let out = dpkg(args);
-    let text = format!(
-        "{}{}",
+    assert!(
+        out.status.success(),
+        "dpkg {args:?}: {}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "dpkg {args:?}: {text}");
-    text
 }
 
 fn installed_version() -> Option<String> {

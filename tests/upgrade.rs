@@ -266,7 +266,7 @@ fn ten_reloads_under_load_lose_no_request_and_a_broken_reload_changes_nothing() 
 
     // A reload adding a listener on an address another process holds is refused by `run -u`
     // itself, before SIGQUIT; the old process's own addresses are not mistaken for taken ones.
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = bind_unused();
     let taken_addr = taken.local_addr().unwrap();
     let adding = host.dir.path().join("adding.yaml");
     std::fs::write(

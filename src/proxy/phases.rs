@@ -360,13 +360,8 @@ impl ProxyHttp for RampartProxy {
         });
         let had_host = req.headers.contains_key(http::header::HOST);
         // The backend's name when the client's Host is not preserved.
-        let backend_host = match (&ctx.pool, &ctx.backend) {
-            (Some(pool), Some(b)) if !project.settings.preserve_host => {
-                Some(match &pool.settings.tls {
-                    Some(t) if !t.sni.is_empty() => http::HeaderValue::from_str(&t.sni),
-                    _ => Ok(b.host_header.clone()),
-                })
-            }
+        let backend_host = match &ctx.backend {
+            Some(b) if !project.settings.preserve_host => Some(b.host_header.clone()),
             _ => None,
         };
         let plan = ctx.plan.as_ref();
@@ -380,10 +375,10 @@ impl ProxyHttp for RampartProxy {
                 project.settings.trust_proxy_headers,
             );
             match backend_host {
-                Some(Ok(host)) => {
+                Some(Some(host)) => {
                     headers.insert(http::header::HOST, host);
                 }
-                Some(Err(_)) => {}
+                Some(None) => {}
                 // HTTP/1 backends need a Host header.
                 None if !had_host => {
                     if let Some(host) = original_host {

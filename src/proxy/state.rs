@@ -41,7 +41,7 @@ pub struct Shared {
     pub started: std::time::SystemTime,
     /// Set when SIGQUIT (upgrade) or SIGTERM arrives: responses then carry `Connection: close`
     /// so keep-alive clients move to the new process while this one still answers, instead
-    /// of having idle connections cut under them when Pingora's drain starts (server/drain.rs).
+    /// of having idle connections cut under them when Pingora's drain starts (server/signals.rs).
     pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 

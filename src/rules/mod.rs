@@ -15,7 +15,8 @@
 //! - `plan`: folding matched rules into a [`Plan`] (priority and conflict semantics).
 //!
 //! The module only refers to itself and to std, serde (and schemars, for the configuration's
-//! schema), regex, regex-syntax, ipnet, http, bytes, thiserror.
+//! schema), regex, regex-syntax, regex-automata, smallvec, ipnet, http, bytes, thiserror, log;
+//! `files` also reads files (csv, serde_yaml, glob).
 
 mod actions;
 mod compile;

@@ -10,10 +10,9 @@
 //! listening sockets are found through its pid file and `/proc`, and only the other
 //! addresses are tried: a reload adding a taken address fails before SIGQUIT is sent.
 
-use super::StartError;
+use super::{listening, StartError};
 use crate::config::Config;
-use procfs::net::TcpState;
-use procfs::process::{FDTarget, Process};
+use procfs::process::Process;
 use std::collections::HashSet;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -74,20 +73,9 @@ fn held_by_old_process(pid_file: &Path) -> Result<HashSet<SocketAddr>, String> {
         .trim()
         .parse()
         .map_err(|_| format!("{} holds no pid", pid_file.display()))?;
-    let sockets: HashSet<u64> = Process::new(pid)
-        .and_then(|p| p.fd())
-        .map_err(|e| format!("process {pid}: {e}"))?
-        .filter_map(|fd| match fd.ok()?.target {
-            FDTarget::Socket(inode) => Some(inode),
-            _ => None,
-        })
-        .collect();
-    let mut table = procfs::net::tcp().map_err(|e| format!("/proc/net/tcp: {e}"))?;
-    // No IPv6 on the host is not an error.
-    table.extend(procfs::net::tcp6().unwrap_or_default());
-    Ok(table
-        .into_iter()
-        .filter(|e| e.state == TcpState::Listen && sockets.contains(&e.inode))
-        .map(|e| e.local_address)
-        .collect())
+    let fds = Process::new(pid)
+        .and_then(|p| listening::descriptors(&p))
+        .map_err(|e| format!("process {pid}: {e}"))?;
+    let listeners = listening::tcp_listeners(&fds).map_err(|e| format!("/proc/net/tcp: {e}"))?;
+    Ok(listeners.into_iter().map(|(_, addr)| addr).collect())
 }

@@ -3,6 +3,7 @@
 
 mod addresses;
 mod drain;
+mod listening;
 mod pid_file;
 mod signals;
 mod tls;

@@ -24,8 +24,9 @@ pub struct CheckRecord {
 pub struct BackendState {
     pub addr: SocketAddr,
     pub weight: usize,
-    /// `addr` as a Host header, for requests that do not preserve the client's Host.
-    pub host_header: http::HeaderValue,
+    /// The Host sent when a project does not preserve the client's: the pool's TLS name, else
+    /// `addr`. None when the TLS name is not a valid header value (the client's Host is kept).
+    pub host_header: Option<http::HeaderValue>,
     /// Requests currently being proxied to this backend (least_conn).
     pub in_flight: AtomicUsize,
     /// Connect failures in a row seen by the proxy (passive health).
@@ -54,6 +55,7 @@ impl BackendState {
         weight: usize,
         has_active_checks: bool,
         fall: usize,
+        host_header: Option<http::HeaderValue>,
     ) -> Self {
         let addr_text = addr.to_string();
         let healthy_gauge = crate::metrics::METRICS
@@ -63,8 +65,7 @@ impl BackendState {
         BackendState {
             addr,
             weight,
-            host_header: http::HeaderValue::try_from(addr_text)
-                .expect("a socket address is a valid header value"),
+            host_header,
             in_flight: AtomicUsize::new(0),
             connect_failures: AtomicU32::new(0),
             passive_down_until: AtomicU64::new(0),

@@ -69,12 +69,17 @@ impl Pool {
         let mut members = Vec::new();
         let mut set = BTreeSet::new();
         for b in &settings.backends {
+            let host_header = match &settings.tls {
+                Some(t) if !t.sni.is_empty() => http::HeaderValue::from_str(&t.sni).ok(),
+                _ => http::HeaderValue::try_from(b.address.to_string()).ok(),
+            };
             let state = Arc::new(BackendState::new(
                 &settings.name,
                 b.address,
                 b.weight,
                 has_checks,
                 settings.health_check.fall,
+                host_header,
             ));
             let plain = Backend::new_with_weight(&b.address.to_string(), b.weight)
                 .map_err(std::io::Error::other)?;

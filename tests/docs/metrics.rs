@@ -135,12 +135,11 @@ projects:
         Duration::from_secs(10),
         "the rule hit to be counted",
         || {
-            r.metrics()
-                .contains("rampart_rule_hits_total{project=\"site\",rule=\"tag\"} 1")
-                .then_some(())
+            let text = r.metrics();
+            text.contains("rampart_rule_hits_total{project=\"site\",rule=\"tag\"} 1")
+                .then_some(text)
         },
-    );
-    r.metrics()
+    )
 }
 
 #[test]

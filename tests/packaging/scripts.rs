@@ -136,20 +136,27 @@ fn run_cases(sb: &Sandbox, dir: &Path, cases: &[Case]) {
     }
 }
 
-/// The maintainer scripts as packaged: from the .deb (`dpkg-deb -e`) and the .rpm (`rpm -qp`).
-fn packaged_scripts(dir: &Path) -> (PathBuf, PathBuf) {
-    let p = packages();
+/// The .deb's maintainer scripts as packaged (`dpkg-deb -e`), in `DIR/deb`.
+fn deb_scripts(dir: &Path) -> PathBuf {
     let deb = dir.join("deb");
-    run(Command::new("dpkg-deb").arg("-e").arg(&p.deb).arg(&deb));
+    run(Command::new("dpkg-deb")
+        .arg("-e")
+        .arg(&packages().deb)
+        .arg(&deb));
+    deb
+}
+
+/// The .rpm's scriptlets as packaged (`rpm -qp`), in `DIR/rpm`.
+fn rpm_scripts(dir: &Path) -> PathBuf {
     let rpm = dir.join("rpm");
     std::fs::create_dir(&rpm).unwrap();
     for (tag, file) in [("POSTIN", "post"), ("PREUN", "preun"), ("POSTUN", "postun")] {
         let body = run(Command::new("rpm")
             .args(["-qp", "--qf", &format!("%{{{tag}}}")])
-            .arg(&p.rpm));
+            .arg(&packages().rpm));
         std::fs::write(rpm.join(file), body).unwrap();
     }
-    (deb, rpm)
+    rpm
 }
 
 const ON: Systemd = Systemd::Running { active: true };
@@ -158,7 +165,7 @@ const OFF: Systemd = Systemd::Running { active: false };
 #[test]
 fn deb_scripts_start_on_install_reload_on_upgrade_stop_on_remove() {
     let Some(sb) = Sandbox::new() else { return };
-    let (deb, _) = packaged_scripts(sb.dir.path());
+    let deb = deb_scripts(sb.dir.path());
     // deb-systemd-helper keeps the enable state: enabled unless an admin disabled it.
     let enable = [
         "deb-systemd-helper unmask rampart.service",
@@ -240,7 +247,7 @@ fn deb_scripts_start_on_install_reload_on_upgrade_stop_on_remove() {
 #[test]
 fn rpm_scriptlets_start_on_install_reload_on_upgrade_stop_on_erase() {
     let Some(sb) = Sandbox::new() else { return };
-    let (_, rpm) = packaged_scripts(sb.dir.path());
+    let rpm = rpm_scripts(sb.dir.path());
     let cases = [
         Case {
             script: "post",

@@ -256,12 +256,7 @@ fn server_conf(ck: &mut Checker, raw: serde_yaml::Mapping) -> ServerConf {
     }
     // Pingora reads these only once it runs, and panics on failure: check them here.
     if let Some(ca) = &conf.ca_file {
-        if let Err(e) = std::fs::read(ca) {
-            ck.error(
-                "server.ca_file",
-                format!("cannot read `{ca}`: {e} (a PEM bundle of CA certificates)"),
-            );
-        }
+        ck.read_file("server.ca_file", ca);
     }
     if let Some(log) = conf.error_log.as_deref().filter(|l| !l.is_empty()) {
         let dir = Path::new(log)

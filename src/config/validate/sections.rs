@@ -2,7 +2,7 @@
 //! top-level section, and each entry of `listeners`, `pools` and `projects`, is deserialized
 //! again on its own, so that one `rampart check` lists every such error, not one per run.
 
-use crate::config::raw::{RawAccessLog, RawAdmin, RawConfig, RawListener, RawPool, RawProject};
+use crate::config::raw::{RawConfig, RawListener, RawPool, RawProject};
 use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
 use std::collections::BTreeMap;
@@ -14,23 +14,19 @@ pub(super) fn section_errors(document: Value) -> Vec<(String, serde_yaml::Error)
         return out;
     };
     for (key, value) in top {
-        let name = key.as_str().unwrap_or_default().to_string();
-        match name.as_str() {
-            "instance_name" => check::<Option<String>>(&name, value, &mut out),
-            "server" => check::<Mapping>(&name, value, &mut out),
-            "admin" => check::<RawAdmin>(&name, value, &mut out),
-            "access_log" => check::<RawAccessLog>(&name, value, &mut out),
-            "listeners" => each_entry::<RawListener>(&name, value, &mut out),
-            "pools" => each_entry::<RawPool>(&name, value, &mut out),
+        match key.as_str().unwrap_or_default() {
+            "listeners" => each_entry::<RawListener>("listeners", value, &mut out),
+            "pools" => each_entry::<RawPool>("pools", value, &mut out),
             "projects" => match value {
                 Value::Sequence(items) => {
                     for (i, item) in items.into_iter().enumerate() {
                         check::<RawProject>(&format!("projects[{i}]"), item, &mut out);
                     }
                 }
-                other => check::<Vec<RawProject>>(&name, other, &mut out),
+                other => check::<Vec<RawProject>>("projects", other, &mut out),
             },
-            // An unknown key: the whole-file type says so, with the expected names.
+            // Any other key, known or not, read alone as a whole file: its own errors (and
+            // an unknown key's, with the expected names) under its full path.
             _ => check::<RawConfig>(
                 "",
                 Value::Mapping(Mapping::from_iter([(key, value)])),

@@ -3,6 +3,7 @@
 //! health), `admin` (status endpoints), `server` (assembling the Pingora server).
 
 pub mod admin;
+pub mod alloc;
 pub mod config;
 pub mod explain;
 pub mod metrics;

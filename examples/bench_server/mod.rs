@@ -1,6 +1,11 @@
 //! The server the reference examples (`bare_pingora`, `bare_redirect`) run their `ProxyHttp`
 //! in: one listener, no grace periods, `threads` workers.
 
+// The same allocator as Rampart (src/alloc.rs), so the ratios against these references
+// compare proxy code, not allocators.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::Server;
 use pingora_proxy::ProxyHttp;

@@ -126,6 +126,18 @@ pub fn compile_project(
     patterns: &[String],
     pool_defined: &dyn Fn(&str) -> bool,
 ) -> Result<ProjectRules, LoadErrors> {
+    let compiled = compile_files(inline, patterns, pool_defined);
+    // The file texts and rule specs are gone now: hand their memory back (tens of MiB at
+    // 100 000 rules) instead of leaving it resident until the allocator next purges.
+    crate::alloc::release_free_memory();
+    compiled
+}
+
+fn compile_files(
+    inline: &[RuleSpec],
+    patterns: &[String],
+    pool_defined: &dyn Fn(&str) -> bool,
+) -> Result<ProjectRules, LoadErrors> {
     let (stamps, missing) = collect(patterns);
     let mut errors = LoadErrors {
         inline: Vec::new(),

@@ -16,7 +16,8 @@
 //!
 //! The module only refers to itself and to std, serde (and schemars, for the configuration's
 //! schema), regex, regex-syntax, regex-automata, smallvec, ipnet, http, bytes, thiserror, log;
-//! `files` also reads files (csv, serde_yaml, glob).
+//! `files` also reads files (csv, serde_yaml, glob) and, after a load, hands the freed memory
+//! back (`crate::alloc`).
 
 mod actions;
 mod compile;

@@ -27,7 +27,7 @@ enum Kind {
     Prefix,
     /// Anchored regexes with a literal prefix, the common form (`^/r12/([0-9]+)$`).
     Regex,
-    /// Regexes without a literal prefix, searched in groups.
+    /// Regexes without a literal prefix; each requires a literal (`/u12-`), found by scan.
     Unanchored,
 }
 

@@ -46,7 +46,10 @@ fn regex_source(base: &str, variant: usize) -> String {
         3 => "^/(a|blog)".to_string(),
         4 => format!("(?i)^{e}(.*)"),
         5 => format!("^({e})"),
-        _ => format!("^{e}x?(.)"),
+        6 => format!("^{e}x?(.)"),
+        // Unanchored, found by the literal they contain (the last segment, the whole path).
+        7 => format!("(?i){}(/|$)", regex::escape(last)),
+        _ => format!("[0-9]*{e}(.?)$"),
     }
 }
 
@@ -55,7 +58,7 @@ fn path_cond() -> impl Strategy<Value = PathCond> {
         2 => Just(PathCond::None),
         4 => path().prop_map(PathCond::Exact),
         3 => path().prop_map(PathCond::Prefix),
-        3 => (path(), 0..7usize).prop_map(|(p, v)| PathCond::Regex(p, v)),
+        3 => (path(), 0..9usize).prop_map(|(p, v)| PathCond::Regex(p, v)),
     ]
 }
 

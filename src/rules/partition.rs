@@ -1,12 +1,13 @@
 //! The index of a rule set. Rules are partitioned by their host condition (none, an exact
 //! host, a `*.` wildcard) and then by method (none, each listed method); within a partition
 //! by their path condition: exact paths hashed, prefixes and the literal prefixes of
-//! anchored regexes in a [`PrefixTree`], other regexes in [`RegexGroups`], rules without a
-//! path condition listed. A request visits only the partitions its host and method select
+//! anchored regexes in a [`PrefixTree`], regexes requiring some literal text in a
+//! [`LiteralIndex`], other regexes in [`RegexGroups`], rules without a path condition listed. A request visits only the partitions its host and method select
 //! and gets the candidates of each merged in evaluation order.
 
 use crate::rules::compile::CompiledRule;
 use crate::rules::index::{ExactIndex, FoldHasher, HashKeyed, Merge};
+use crate::rules::literal_index::LiteralIndex;
 use crate::rules::matcher::{HostMatch, PathMatch};
 use crate::rules::prefix::PrefixTree;
 use crate::rules::regex_index::RegexGroups;
@@ -37,6 +38,7 @@ struct MethodIndex {
 struct PathIndex {
     exact: ExactIndex,
     prefixes: PrefixTree,
+    literals: LiteralIndex,
     regexes: RegexGroups,
     /// No path condition, or a regex that could not be grouped.
     scanned: Box<[u32]>,
@@ -46,6 +48,7 @@ struct PathIndex {
 enum PathKey<'r> {
     Exact(u64),
     Prefix(Vec<u8>),
+    Literal(&'r [u8]),
     Regex(&'r str),
     None,
 }
@@ -54,6 +57,7 @@ enum PathKey<'r> {
 struct PathBuilder<'r> {
     exact: Vec<(u64, u32)>,
     prefixes: Vec<(Vec<u8>, u32)>,
+    literals: Vec<(Vec<u8>, u32)>,
     regexes: Vec<(&'r str, u32)>,
     scanned: Vec<u32>,
 }
@@ -63,6 +67,7 @@ impl<'r> PathBuilder<'r> {
         match key {
             PathKey::Exact(hash) => self.exact.push((*hash, pos)),
             PathKey::Prefix(p) => self.prefixes.push((p.clone(), pos)),
+            PathKey::Literal(l) => self.literals.push((l.to_vec(), pos)),
             PathKey::Regex(re) => self.regexes.push((re, pos)),
             PathKey::None => self.scanned.push(pos),
         }
@@ -70,14 +75,17 @@ impl<'r> PathBuilder<'r> {
 
     fn finish(self) -> PathIndex {
         let (regexes, alone) = RegexGroups::build(&self.regexes);
+        let (literals, unscanned) = LiteralIndex::build(self.literals);
         let mut scanned = self.scanned;
-        if !alone.is_empty() {
+        if !alone.is_empty() || !unscanned.is_empty() {
             scanned.extend(alone);
+            scanned.extend(unscanned);
             scanned.sort_unstable();
         }
         PathIndex {
             exact: ExactIndex::build(self.exact),
             prefixes: PrefixTree::build(self.prefixes),
+            literals,
             regexes,
             scanned: scanned.into_boxed_slice(),
         }
@@ -139,9 +147,10 @@ impl RuleIndex {
                     PathKey::Exact(hasher.hash(p))
                 }
                 PathMatch::Prefix(p) => PathKey::Prefix(p.as_bytes().to_vec()),
-                PathMatch::Regex(re) => match re.anchored_prefix() {
-                    Some(prefix) => PathKey::Prefix(prefix.to_vec()),
-                    None => PathKey::Regex(re.as_str()),
+                PathMatch::Regex(re) => match (re.anchored_prefix(), re.required_literal()) {
+                    (Some(prefix), _) => PathKey::Prefix(prefix.to_vec()),
+                    (None, Some(literal)) => PathKey::Literal(literal),
+                    (None, None) => PathKey::Regex(re.as_str()),
                 },
             };
             let partition = match &rule.cond.host {
@@ -206,6 +215,8 @@ impl RuleIndex {
         }
         if !hits.is_empty() {
             hits.sort_unstable();
+            // A literal found twice in the path reports its rules twice.
+            hits.dedup();
         }
         let hits: &'a Vec<u32> = hits;
         merge.add(hits);
@@ -245,6 +256,7 @@ impl PathIndex {
         }
         self.prefixes
             .each_prefix_of(path.as_bytes(), |rules| merge.add(rules));
+        self.literals.matching(path, hits);
         self.regexes.matching(path, hits);
         merge.add(&self.scanned);
     }

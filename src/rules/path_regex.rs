@@ -6,7 +6,7 @@
 //! automaton under the same 10 MiB size limit) and keeps only the source; the matcher is
 //! compiled once, when a request first needs it.
 
-use crate::rules::regex_index::anchored_prefix;
+use crate::rules::regex_index::{anchored_prefix, required_literal};
 use regex::{Captures, Regex};
 use regex_automata::nfa::thompson;
 use std::sync::OnceLock;
@@ -18,6 +18,8 @@ pub struct PathRegex {
     source: Box<str>,
     /// The literal text (lower-cased) every match starts with, for the prefix tree.
     prefix: Option<Box<[u8]>>,
+    /// Without such a prefix: literal text (lower-cased) every match contains.
+    required: Option<Box<[u8]>>,
     compiled: OnceLock<Option<Regex>>,
 }
 
@@ -49,10 +51,16 @@ impl PathRegex {
             .pattern_names(regex_automata::PatternID::ZERO)
             .map(|n| n.map(str::to_string))
             .collect();
+        let prefix = anchored_prefix(&hir).map(Vec::into_boxed_slice);
+        let required = match prefix {
+            Some(_) => None,
+            None => required_literal(&hir).map(Vec::into_boxed_slice),
+        };
         Ok(Checked {
             regex: PathRegex {
                 source: source.into(),
-                prefix: anchored_prefix(&hir).map(Vec::into_boxed_slice),
+                prefix,
+                required,
                 compiled: OnceLock::new(),
             },
             group_names,
@@ -66,6 +74,11 @@ impl PathRegex {
     /// The literal text every match starts with, when the regex is anchored at the start.
     pub fn anchored_prefix(&self) -> Option<&[u8]> {
         self.prefix.as_deref()
+    }
+
+    /// Literal text every match contains, when there is no anchored prefix.
+    pub fn required_literal(&self) -> Option<&[u8]> {
+        self.required.as_deref()
     }
 
     /// The compiled matcher, built by the first caller. `check` accepted the source, so the
@@ -134,5 +147,13 @@ mod tests {
         assert_eq!(&c.regex.captures("/a/34").unwrap()[1], "34");
         assert!(!c.regex.is_match("/a/x"));
         assert_eq!(c.regex.anchored_prefix(), Some(&b"/a/"[..]));
+        assert_eq!(c.regex.required_literal(), None, "the prefix tree has it");
+        let c = PathRegex::check(r"/Old-(\d+)\.html$").unwrap();
+        assert_eq!(c.regex.anchored_prefix(), None);
+        assert_eq!(
+            c.regex.required_literal(),
+            Some(&b"/old-"[..]),
+            "the first of the longest"
+        );
     }
 }

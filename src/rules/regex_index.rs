@@ -33,6 +33,53 @@ pub fn anchored_prefix(hir: &Hir) -> Option<Vec<u8>> {
     (prefix.len() >= MIN_PREFIX).then_some(prefix)
 }
 
+/// Literals shorter than this occur in too many paths to narrow anything down (`/`, `.`).
+pub const MIN_LITERAL: usize = 3;
+
+/// The longest literal text (ASCII-lower-cased) that every match of `hir` contains, for a
+/// regex that is not anchored: `/u12-[a-z]+$` contains `/u12-` wherever it matches.
+pub fn required_literal(hir: &Hir) -> Option<Vec<u8>> {
+    let mut best = Vec::new();
+    longest_required(hir, &mut best);
+    (best.len() >= MIN_LITERAL).then_some(best)
+}
+
+/// Replaces `best` with any longer run of text every match of `hir` contains.
+fn longest_required(hir: &Hir, best: &mut Vec<u8>) {
+    match hir.kind() {
+        HirKind::Concat(parts) => {
+            // Consecutive literal parts form one run; any other part ends it, and may hold
+            // a required run of its own.
+            let mut run = Vec::new();
+            for part in parts {
+                if !literal_text(part, &mut run) {
+                    keep_longer(&mut run, best);
+                    longest_required(part, best);
+                }
+            }
+            keep_longer(&mut run, best);
+        }
+        HirKind::Capture(c) => longest_required(&c.sub, best),
+        // Repeated at least once: what the repeated part requires, the whole does.
+        HirKind::Repetition(r) if r.min >= 1 => longest_required(&r.sub, best),
+        HirKind::Literal(_) | HirKind::Class(_) => {
+            let mut run = Vec::new();
+            literal_text(hir, &mut run);
+            keep_longer(&mut run, best);
+        }
+        // An alternation requires nothing common to its branches (not looked for).
+        _ => {}
+    }
+}
+
+/// Moves `run` into `best` when longer; leaves `run` empty.
+fn keep_longer(run: &mut Vec<u8>, best: &mut Vec<u8>) {
+    if run.len() > best.len() {
+        *best = std::mem::take(run);
+    }
+    run.clear();
+}
+
 /// Appends the text `hir` must match, as far as it is literal; true when all of it was.
 fn literal_text(hir: &Hir, out: &mut Vec<u8>) -> bool {
     match hir.kind() {
@@ -155,6 +202,36 @@ mod tests {
             r"^",
         ] {
             assert_eq!(prefix(none), None, "{none}");
+        }
+    }
+
+    fn required(src: &str) -> Option<String> {
+        let hir = regex_syntax::Parser::new().parse(src).unwrap();
+        required_literal(&hir).map(|p| String::from_utf8(p).unwrap())
+    }
+
+    #[test]
+    fn literals_every_match_contains() {
+        for (src, literal) in [
+            (r"/u12-[a-z]+$", "/u12-"),
+            (r"\.php$", ".php"),
+            (r"[0-9]+/Old-Page/(\d+)", "/old-page/"),
+            (r"(?i)/DOCS(/|$)", "/doc"),
+            (r"x*(abc)+y", "abc"),
+            (r"(/shop)/(?P<id>[0-9]+)/cart", "/shop/"),
+        ] {
+            assert_eq!(required(src).as_deref(), Some(literal), "{src}");
+        }
+        for none in [
+            r"/a",
+            r"/a(/b/c/d)?/e",
+            r"(/wp-admin|/wp-login)",
+            r"(abcd)?x",
+            r"(abcd)*",
+            r"[a-z]+",
+            r"",
+        ] {
+            assert_eq!(required(none), None, "{none}");
         }
     }
 

@@ -10,6 +10,9 @@
 # checks) divided by the requests wrk completed. Cores: valgrind runs every thread of the
 # proxy on one core (it serialises threads); wrk and nginx share the other.
 #
+# A third run gives the bare proxy the same upstream timeouts as Rampart's default pools: the
+# difference is what Pingora's timers cost, which Rampart cannot avoid while honouring them.
+#
 # Usage: bench/proxy-instructions.sh   (DURATION=10 RULES=1000 CONNS=8 to change)
 #        The profiles stay in target/bench/callgrind.{bare,rampart}: read them with
 #        `callgrind_annotate target/bench/callgrind.rampart | less` (or kcachegrind).
@@ -42,10 +45,12 @@ count() {
 }
 
 read -r bare_req bare_ins < <(count bare "$BARE" target/release/examples/bare_pingora "127.0.0.1:$BARE" "127.0.0.1:$UP" 1)
+read -r bt_req bt_ins < <(count bare_timeouts "$BARE" target/release/examples/bare_pingora "127.0.0.1:$BARE" "127.0.0.1:$UP" 1 timeouts)
 read -r ramp_req ramp_ins < <(RUST_LOG=warn count rampart "$RAMP" target/release/rampart run -c "$tmp/rampart.yaml")
-awk -v br="$bare_req" -v bi="$bare_ins" -v rr="$ramp_req" -v ri="$ramp_ins" -v rules="$RULES" 'BEGIN {
-  b = bi/br; r = ri/rr
+awk -v br="$bare_req" -v bi="$bare_ins" -v tr="$bt_req" -v ti="$bt_ins" -v rr="$ramp_req" -v ri="$ramp_ins" -v rules="$RULES" 'BEGIN {
+  b = bi/br; t = ti/tr; r = ri/rr
   printf "bare pingora: %d requests, %.0f instructions/request\n", br, b
+  printf "bare pingora + the default upstream timeouts: %d requests, %.0f instructions/request\n", tr, t
   printf "rampart (%d rules, access log on): %d requests, %.0f instructions/request\n", rules, rr, r
-  printf "instructions per request, rampart/bare: %.3f\n", r/b
+  printf "instructions per request, rampart/bare: %.3f   rampart/(bare + timeouts): %.3f   (bare + timeouts)/bare: %.3f\n", r/b, r/t, t/b
 }'

@@ -12,6 +12,10 @@ const RULES: &str = r#"
         priority: 50
         match: { path_regex: '^/p/(?P<id>[0-9]+)$' }
         redirect: { to: "https://www.example.com/product/{id}", status: 301 }
+      - id: legacy-php
+        priority: 50
+        match: { path_regex: '/(?P<page>[a-z]+)\.php$' }
+        redirect: { to: "/pages/{page}", status: 308 }
       - id: blocked
         priority: 50
         match: { path: /admin }
@@ -72,6 +76,21 @@ fn redirect_respond_rewrite_pool_and_headers() {
     );
     assert_eq!(resp.headers()["content-length"], "0");
     assert!(resp.text().unwrap().is_empty());
+
+    // Not anchored: found by the text it requires (`.php`), anywhere in the path.
+    let resp = c.get(format!("{base}/old/blog/about.php")).send().unwrap();
+    assert_eq!(resp.status(), 308);
+    assert_eq!(resp.headers()["location"], "/pages/about");
+    let e: Echo = c
+        .get(format!("{base}/old/ABOUT.PHP"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        e.uri, "/old/ABOUT.PHP",
+        "the regex is case-sensitive: forwarded"
+    );
 
     let resp = c.get(format!("{base}/%61dmin")).send().unwrap();
     assert_eq!(resp.status(), 403, "normalized path matches /admin");

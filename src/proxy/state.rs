@@ -64,6 +64,13 @@ impl Shared {
                 crate::metrics::METRICS
                     .rules_reloads
                     .with_label_values(&[&p.name, "error"]);
+                // The settings keep everything but the rule set, which lives in `rules` only:
+                // a copy there would keep the set loaded at startup alive after every reload
+                // replaced it (65 MiB at 100 000 CSV redirects).
+                let settings = ProjectSettings {
+                    rules: Arc::default(),
+                    ..p.clone()
+                };
                 Project {
                     name: p.name.as_str().into(),
                     rules: ArcSwap::new(p.rules.clone()),
@@ -74,7 +81,7 @@ impl Shared {
                         error: None,
                     }),
                     stamps: Mutex::new(p.rules_stamps.clone()),
-                    settings: p.clone(),
+                    settings,
                 }
             })
             .collect();

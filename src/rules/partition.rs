@@ -2,8 +2,9 @@
 //! host, a `*.` wildcard) and then by method (none, each listed method); within a partition
 //! by their path condition: exact paths hashed, prefixes and the literal prefixes of
 //! anchored regexes in a [`PrefixTree`], regexes requiring some literal text in a
-//! [`LiteralIndex`], other regexes in [`RegexGroups`], rules without a path condition listed. A request visits only the partitions its host and method select
-//! and gets the candidates of each merged in evaluation order.
+//! [`LiteralIndex`], other regexes in [`RegexGroups`], rules without a path condition listed.
+//! A request visits only the partitions its host and method select and gets the candidates
+//! of each merged in evaluation order.
 
 use crate::rules::compile::CompiledRule;
 use crate::rules::index::{ExactIndex, FoldHasher, HashKeyed, Merge};
@@ -179,7 +180,8 @@ impl RuleIndex {
     }
 
     /// Adds to `merge` the positions of the rules that may match. `path` is the normalized
-    /// path; `hits` holds regex matches (allocated only when a grouped regex matches).
+    /// path; `hits` holds regex candidates (allocated only when a grouped regex matches or a
+    /// required literal occurs).
     pub fn candidates<'a>(
         &'a self,
         req: &RequestView<'_>,

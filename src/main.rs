@@ -29,6 +29,20 @@ enum Command {
     /// Rules tools
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Print the JSON Schema of the configuration file, or of a YAML rules file, for editors
+    /// and linters (e.g. yaml-language-server)
+    Schema {
+        #[arg(value_enum, default_value_t = SchemaOf::Config)]
+        of: SchemaOf,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SchemaOf {
+    /// The configuration file (rampart.yaml)
+    Config,
+    /// A YAML rules file listed under `rules_files:`
+    Rules,
 }
 
 #[derive(Subcommand)]
@@ -103,6 +117,17 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     server.run_forever()
 }
 
+/// Writes command output to stdout. A reader that has gone (`rampart schema | head`) is not
+/// an error: `print!` would panic there.
+fn print_out(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 fn main() -> Result<ExitCode> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
@@ -121,7 +146,7 @@ fn main() -> Result<ExitCode> {
             };
             Ok(match rampart::explain::explain(&cfg, &t.project, &req) {
                 Ok(e) => {
-                    print!("{}", e.text);
+                    print_out(&e.text)?;
                     ExitCode::from(if e.matched { 0 } else { 1 })
                 }
                 Err(e) => {
@@ -130,9 +155,17 @@ fn main() -> Result<ExitCode> {
                 }
             })
         }
+        Some(Command::Schema { of }) => {
+            let schema = match of {
+                SchemaOf::Config => config::config_schema(),
+                SchemaOf::Rules => config::rules_file_schema(),
+            };
+            print_out(&(serde_json::to_string_pretty(&schema)? + "\n"))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Command::Check(c)) => Ok(match load(&c.config) {
             Some(cfg) => {
-                print!("{}", config::summary(&cfg));
+                print_out(&config::summary(&cfg))?;
                 ExitCode::SUCCESS
             }
             None => ExitCode::from(1),

@@ -12,7 +12,7 @@ mod validate;
 pub use env::{interpolate, UnsetVariable};
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
-pub use schema::config_schema;
+pub use schema::{config_schema, rules_file_schema};
 pub use summary::summary;
 
 use std::path::Path;

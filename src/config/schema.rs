@@ -11,6 +11,11 @@ pub fn config_schema() -> serde_json::Value {
     schemars::schema_for!(RawConfig).to_value()
 }
 
+/// The JSON Schema of a YAML rules file (`rules_files:`): a list of rules.
+pub fn rules_file_schema() -> serde_json::Value {
+    schemars::schema_for!(Vec<crate::rules::RuleSpec>).to_value()
+}
+
 /// The keys accepted under `server:`: the field names of Pingora's `ServerConf`.
 pub(super) fn server_keys() -> Vec<String> {
     match serde_yaml::to_value(ServerConf::default()) {

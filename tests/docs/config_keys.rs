@@ -261,3 +261,28 @@ fn shipped_configurations_use_only_known_keys() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+#[test]
+fn rampart_schema_prints_the_schemas_these_checks_use() {
+    for (args, want) in [
+        (&[][..], rampart::config::config_schema()),
+        (&["rules"][..], rampart::config::rules_file_schema()),
+    ] {
+        let out = std::process::Command::new(crate::common::rampart_bin())
+            .arg("schema")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(printed, want, "rampart schema {args:?}");
+        assert_eq!(
+            printed["$schema"], "https://json-schema.org/draft/2020-12/schema",
+            "editors need the draft"
+        );
+    }
+}

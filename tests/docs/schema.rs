@@ -46,7 +46,7 @@ impl Schema {
     /// A rules file: a YAML list of rules.
     pub fn rules_file() -> Schema {
         Schema {
-            root: schemars::schema_for!(Vec<rampart::rules::RuleSpec>).to_value(),
+            root: rampart::config::rules_file_schema(),
         }
     }
 

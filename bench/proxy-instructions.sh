@@ -14,7 +14,7 @@
 # difference is what Pingora's timers cost, which Rampart cannot avoid while honouring them.
 #
 # Usage: bench/proxy-instructions.sh   (DURATION=10 RULES=1000 CONNS=8 to change)
-#        The profiles stay in target/bench/callgrind.{bare,rampart}: read them with
+#        The profiles stay in target/bench/callgrind.{bare,bare_timeouts,rampart}: read them with
 #        `callgrind_annotate target/bench/callgrind.rampart | less` (or kcachegrind).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -129,8 +129,8 @@ pub struct ProjectSettings {
     pub preserve_host: bool,
     pub trust_proxy_headers: bool,
     pub fail_mode: FailMode,
-    /// The rules compiled at load. The serving state takes this set over (and swaps it on
-    /// reload); its own copy of the settings has an empty set here.
+    /// The rules compiled at load. The serving state takes this set out (leaving an empty
+    /// one) and swaps it on reload.
     pub rules: Arc<RuleSet>,
     /// The inline rules as written, recompiled with the files on every reload.
     pub inline_rules: Arc<Vec<crate::rules::RuleSpec>>,

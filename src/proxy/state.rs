@@ -46,10 +46,17 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(config: &Config, pools: HashMap<String, Arc<Pool>>, logger: AccessLogger) -> Self {
+    /// Takes each project's rule set out of `config`: the serving state holds the only
+    /// reference, so the set a reload replaces is freed (a copy left in `config` or in the
+    /// settings kept the startup set resident: 65 MiB at 100 000 CSV redirects).
+    pub fn new(
+        config: &mut Config,
+        pools: HashMap<String, Arc<Pool>>,
+        logger: AccessLogger,
+    ) -> Self {
         let projects = config
             .projects
-            .iter()
+            .iter_mut()
             .map(|p| {
                 let metrics = ProjectMetrics::new(&p.name);
                 crate::metrics::METRICS
@@ -64,16 +71,10 @@ impl Shared {
                 crate::metrics::METRICS
                     .rules_reloads
                     .with_label_values(&[&p.name, "error"]);
-                // The settings keep everything but the rule set, which lives in `rules` only:
-                // a copy there would keep the set loaded at startup alive after every reload
-                // replaced it (65 MiB at 100 000 CSV redirects).
-                let settings = ProjectSettings {
-                    rules: Arc::default(),
-                    ..p.clone()
-                };
+                let rules = std::mem::take(&mut p.rules);
                 Project {
                     name: p.name.as_str().into(),
-                    rules: ArcSwap::new(p.rules.clone()),
+                    rules: ArcSwap::new(rules),
                     pool: p.pool.as_ref().and_then(|n| pools.get(n).cloned()),
                     metrics,
                     reload: Mutex::new(ReloadStatus {
@@ -81,7 +82,7 @@ impl Shared {
                         error: None,
                     }),
                     stamps: Mutex::new(p.rules_stamps.clone()),
-                    settings,
+                    settings: p.clone(),
                 }
             })
             .collect();

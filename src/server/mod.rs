@@ -130,7 +130,7 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
     if let Some(w) = writer {
         server.add_service(GenBackgroundService::new("access log".into(), Arc::new(w)));
     }
-    let shared = Arc::new(Shared::new(&config, pools, logger));
+    let shared = Arc::new(Shared::new(&mut config, pools, logger));
     let signals = signals::Signals {
         draining: shared.draining.clone(),
         upgrade_sock,

@@ -72,7 +72,7 @@ async fn new_process_waiting(path: &str) -> bool {
     let absolute = std::path::absolute(path).ok();
     let deadline = Instant::now() + WAIT_FOR_NEW_PROCESS;
     loop {
-        match std::fs::read_to_string("/proc/net/unix") {
+        match tokio::fs::read_to_string("/proc/net/unix").await {
             Ok(table) if listening_on(&table, path, absolute.as_deref()) => return true,
             Ok(_) => {}
             Err(e) => {

@@ -57,10 +57,9 @@ impl BackendState {
         fall: usize,
         host_header: Option<http::HeaderValue>,
     ) -> Self {
-        let addr_text = addr.to_string();
         let healthy_gauge = crate::metrics::METRICS
             .backend_healthy
-            .with_label_values(&[pool, &addr_text]);
+            .with_label_values(&[pool, &addr.to_string()]);
         healthy_gauge.set(1);
         BackendState {
             addr,

@@ -69,9 +69,10 @@ impl Pool {
         let mut members = Vec::new();
         let mut set = BTreeSet::new();
         for b in &settings.backends {
+            let address = b.address.to_string();
             let host_header = match &settings.tls {
                 Some(t) if !t.sni.is_empty() => http::HeaderValue::from_str(&t.sni).ok(),
-                _ => http::HeaderValue::try_from(b.address.to_string()).ok(),
+                _ => http::HeaderValue::from_str(&address).ok(),
             };
             let state = Arc::new(BackendState::new(
                 &settings.name,
@@ -81,8 +82,8 @@ impl Pool {
                 settings.health_check.fall,
                 host_header,
             ));
-            let plain = Backend::new_with_weight(&b.address.to_string(), b.weight)
-                .map_err(std::io::Error::other)?;
+            let plain =
+                Backend::new_with_weight(&address, b.weight).map_err(std::io::Error::other)?;
             let mut with_state = plain.clone();
             with_state.ext.insert(state.clone());
             set.insert(with_state);

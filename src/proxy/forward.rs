@@ -2,6 +2,7 @@
 //! header operations rules ask for.
 
 use crate::rules::HeaderOp;
+use http::header::Entry;
 use http::header::{
     HeaderName, CONNECTION, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TRAILER, UPGRADE,
 };
@@ -139,28 +140,30 @@ pub fn set_forwarded(
     headers.reserve(5);
     if let Some(ip) = client_ip {
         let mut text = String::with_capacity(64);
-        if let Some(prev) = headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-            if !prev.trim().is_empty() {
-                text.push_str(prev);
-                text.push_str(", ");
+        push_ip(&mut text, ip);
+        let ip_value = HeaderValue::from_str(&text).expect("an IP is a valid value");
+        // One hash per header: `entry` finds the slot that an insert would look up again.
+        match headers.entry(X_FORWARDED_FOR) {
+            Entry::Occupied(mut prev) => {
+                let chain = prev
+                    .get()
+                    .to_str()
+                    .ok()
+                    .filter(|p| !p.trim().is_empty())
+                    .and_then(|p| HeaderValue::try_from(format!("{p}, {text}")).ok());
+                prev.insert(chain.unwrap_or_else(|| ip_value.clone()));
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(ip_value.clone());
             }
         }
-        let ip_start = text.len();
-        push_ip(&mut text, ip);
-        let ip_value = HeaderValue::from_str(&text[ip_start..]).expect("an IP is a valid value");
-        let xff = HeaderValue::try_from(text).unwrap_or_else(|_| ip_value.clone());
-        headers.insert(X_FORWARDED_FOR, xff);
-        if !headers.contains_key(X_REAL_IP) {
-            headers.insert(X_REAL_IP, ip_value);
-        }
+        headers.entry(X_REAL_IP).or_insert(ip_value);
     }
-    if !headers.contains_key(X_FORWARDED_PROTO) {
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(scheme));
-    }
+    headers
+        .entry(X_FORWARDED_PROTO)
+        .or_insert_with(|| HeaderValue::from_static(scheme));
     if let Some(host) = host {
-        if !headers.contains_key(X_FORWARDED_HOST) {
-            headers.insert(X_FORWARDED_HOST, host);
-        }
+        headers.entry(X_FORWARDED_HOST).or_insert(host);
     }
     headers.insert(X_REQUEST_ID, request_id.clone());
 }

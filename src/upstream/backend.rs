@@ -85,6 +85,11 @@ impl BackendState {
         }
     }
 
+    /// Whether selection may pick it: the active checks' verdict and no passive mark.
+    pub fn is_healthy(&self) -> bool {
+        self.active_healthy.load(Relaxed) && !self.passively_down()
+    }
+
     /// A connection to this backend failed; after `fall` in a row it is taken out.
     pub fn connect_failed(&self, pool: &str) {
         let n = self.connect_failures.fetch_add(1, Relaxed) + 1;
@@ -116,9 +121,7 @@ impl BackendState {
     }
 
     fn refresh_gauge(&self) {
-        self.healthy_gauge.set(i64::from(
-            self.active_healthy.load(Relaxed) && !self.passively_down(),
-        ));
+        self.healthy_gauge.set(i64::from(self.is_healthy()));
     }
 
     /// Records an active check result (called by the health check service).

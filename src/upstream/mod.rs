@@ -23,31 +23,44 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
+/// pingora-load-balancing's selection algorithms, used directly: health comes from each
+/// backend's own state (kept by the health checks' callbacks and passive marking), so a pick
+/// needs neither the balancer's hashed readiness lookups nor its de-duplicating iterator.
 enum Selector {
-    RoundRobin(Arc<LoadBalancer<RoundRobin>>),
-    Random(Arc<LoadBalancer<Random>>),
-    Consistent(Arc<LoadBalancer<Consistent>>),
-    /// Candidates come from the balancer; the choice is ours (fewest in flight per weight).
-    LeastConn(Arc<LoadBalancer<RoundRobin>>, AtomicUsize),
+    RoundRobin(Arc<RoundRobin>),
+    Random(Arc<Random>),
+    Consistent(Arc<Consistent>),
+    /// The choice is ours (fewest in flight per weight); the counter spreads ties.
+    LeastConn(AtomicUsize),
 }
 
-impl Selector {
-    /// The backends and their health, whatever the selection.
-    fn backends(&self) -> &Backends {
-        match self {
-            Selector::RoundRobin(lb) | Selector::LeastConn(lb, _) => lb.backends(),
-            Selector::Random(lb) => lb.backends(),
-            Selector::Consistent(lb) => lb.backends(),
+/// Walks `selection`'s candidates for `key` and returns the first `accept`ed one.
+fn first_accepted<S>(
+    selection: &Arc<S>,
+    key: &[u8],
+    accept: impl Fn(&BackendState) -> bool,
+) -> Option<Arc<BackendState>>
+where
+    S: BackendSelection,
+    S::Iter: BackendIter,
+{
+    let mut candidates = selection.iter(key);
+    // A weighted sequence repeats backends, so a bound replaces de-duplication.
+    for _ in 0..MAX_ITERATIONS {
+        let state = state_of(candidates.next()?);
+        if accept(state) {
+            return Some(Arc::clone(state));
         }
     }
+    None
 }
 
 pub struct Pool {
     pub name: Arc<str>,
     pub settings: PoolSettings,
     selector: Selector,
-    /// Backends without `ext`, for health lookups, with their state.
-    members: Vec<(Backend, Arc<BackendState>)>,
+    /// Every backend's state, in the order the config lists them.
+    members: Vec<Arc<BackendState>>,
     peer_template: HttpPeer,
 }
 
@@ -82,57 +95,19 @@ impl Pool {
                 settings.health_check.fall,
                 host_header,
             ));
-            let plain =
+            let mut backend =
                 Backend::new_with_weight(&address, b.weight).map_err(std::io::Error::other)?;
-            let mut with_state = plain.clone();
-            with_state.ext.insert(state.clone());
-            set.insert(with_state);
-            members.push((plain, state));
+            backend.ext.insert(state.clone());
+            set.insert(backend);
+            members.push(state);
         }
-        let check = health::build(&settings.name, &settings.health_check, &peer_template);
-        let interval = settings.health_check.interval;
-        let name = format!("health checks of pool {}", settings.name);
-        fn make<S>(
-            set: &BTreeSet<Backend>,
-            check: Option<health::RecordingCheck>,
-            interval: std::time::Duration,
-            name: &str,
-        ) -> (Arc<LoadBalancer<S>>, Box<dyn ServiceWithDependents>)
-        where
-            S: BackendSelection + Send + Sync + 'static,
-            S::Iter: BackendIter,
-        {
-            let mut backends = Backends::new(Static::new(set.clone()));
-            if let Some(c) = check {
-                backends.set_health_check(Box::new(c));
-            }
-            let mut lb = LoadBalancer::<S>::from_backends(backends);
-            // Static discovery never blocks or fails.
-            let _ = lb.update().now_or_never();
-            lb.health_check_frequency = Some(interval);
-            lb.parallel_health_check = true;
-            let lb = Arc::new(lb);
-            let service = GenBackgroundService::new(name.to_string(), lb.clone());
-            (lb, Box::new(service))
-        }
-        let (selector, service) = match settings.selection {
-            Selection::RoundRobin => {
-                let (lb, s) = make::<RoundRobin>(&set, check, interval, &name);
-                (Selector::RoundRobin(lb), s)
-            }
-            Selection::Random => {
-                let (lb, s) = make::<Random>(&set, check, interval, &name);
-                (Selector::Random(lb), s)
-            }
-            Selection::ConsistentHash => {
-                let (lb, s) = make::<Consistent>(&set, check, interval, &name);
-                (Selector::Consistent(lb), s)
-            }
-            Selection::LeastConn => {
-                let (lb, s) = make::<RoundRobin>(&set, check, interval, &name);
-                (Selector::LeastConn(lb, AtomicUsize::new(0)), s)
-            }
+        let selector = match settings.selection {
+            Selection::RoundRobin => Selector::RoundRobin(Arc::new(RoundRobin::build(&set))),
+            Selection::Random => Selector::Random(Arc::new(Random::build(&set))),
+            Selection::ConsistentHash => Selector::Consistent(Arc::new(Consistent::build(&set))),
+            Selection::LeastConn => Selector::LeastConn(AtomicUsize::new(0)),
         };
+        let service = health_service(settings, set, &peer_template);
         let pool = Pool {
             name: settings.name.as_str().into(),
             settings: settings.clone(),
@@ -159,38 +134,31 @@ impl Pool {
         tried: &[SocketAddr],
         include_unhealthy: bool,
     ) -> Option<Arc<BackendState>> {
-        let accept = |b: &Backend, healthy: bool| {
-            let Some(s) = b.ext.get::<Arc<BackendState>>() else {
-                return false;
-            };
-            !tried.contains(&s.addr) && (include_unhealthy || (healthy && !s.passively_down()))
-        };
-        let chosen = match &self.selector {
-            Selector::RoundRobin(lb) => lb.select_with(key, MAX_ITERATIONS, accept),
-            Selector::Random(lb) => lb.select_with(key, MAX_ITERATIONS, accept),
-            Selector::Consistent(lb) => lb.select_with(key, MAX_ITERATIONS, accept),
-            Selector::LeastConn(lb, turn) => {
-                let backends = lb.backends().get_backend();
-                let n = backends.len().max(1);
+        let accept =
+            |s: &BackendState| !tried.contains(&s.addr) && (include_unhealthy || s.is_healthy());
+        match &self.selector {
+            Selector::RoundRobin(s) => first_accepted(s, key, accept),
+            Selector::Random(s) => first_accepted(s, key, accept),
+            Selector::Consistent(s) => first_accepted(s, key, accept),
+            Selector::LeastConn(turn) => {
+                let n = self.members.len().max(1);
                 let start = turn.fetch_add(1, Relaxed) % n;
                 // Fewest in flight per unit of weight; ties go round the pool.
-                backends
+                self.members
                     .iter()
                     .cycle()
                     .skip(start)
                     .take(n)
-                    .filter(|b| accept(b, lb.backends().ready(b)))
+                    .filter(|s| accept(s))
                     .min_by(|a, b| {
-                        let (sa, sb) = (state_of(a), state_of(b));
                         let load = |s: &BackendState, other: &BackendState| {
                             s.in_flight.load(Relaxed) * other.weight
                         };
-                        load(sa, sb).cmp(&load(sb, sa))
+                        load(a, b).cmp(&load(b, a))
                     })
                     .cloned()
             }
-        };
-        chosen.and_then(|b| b.ext.get::<Arc<BackendState>>().cloned())
+        }
     }
 
     /// The peer to send a request to `backend`.
@@ -202,13 +170,32 @@ impl Pool {
 
     /// Every backend with its current health (active and passive) for /status.
     pub fn members(&self) -> impl Iterator<Item = (&Arc<BackendState>, bool)> {
-        self.members
-            .iter()
-            .map(|(b, s)| (s, self.selector.backends().ready(b) && !s.passively_down()))
+        self.members.iter().map(|s| (s, s.is_healthy()))
     }
 }
 
-fn state_of(b: &Backend) -> &BackendState {
+/// The background service running the pool's active checks: a pingora-load-balancing balancer
+/// kept only for its health-check loop, whose results reach each backend's state through the
+/// check's callbacks.
+fn health_service(
+    settings: &PoolSettings,
+    set: BTreeSet<Backend>,
+    peer_template: &HttpPeer,
+) -> Box<dyn ServiceWithDependents> {
+    let mut backends = Backends::new(Static::new(set));
+    if let Some(check) = health::build(&settings.name, &settings.health_check, peer_template) {
+        backends.set_health_check(Box::new(check));
+    }
+    let mut lb = LoadBalancer::<RoundRobin>::from_backends(backends);
+    // Static discovery never blocks or fails.
+    let _ = lb.update().now_or_never();
+    lb.health_check_frequency = Some(settings.health_check.interval);
+    lb.parallel_health_check = true;
+    let name = format!("health checks of pool {}", settings.name);
+    Box::new(GenBackgroundService::new(name, Arc::new(lb)))
+}
+
+fn state_of(b: &Backend) -> &Arc<BackendState> {
     b.ext
         .get::<Arc<BackendState>>()
         .expect("every pool backend carries its state")

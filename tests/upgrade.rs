@@ -392,3 +392,31 @@ fn a_stray_sigquit_is_ignored_and_serving_goes_on() {
     assert!(r.signal("TERM"));
     assert!(r.wait_exit(Duration::from_secs(30)).success());
 }
+
+/// In the foreground Pingora writes no pid file; Rampart does, so that scripts (and `run -u`'s
+/// check of the addresses the old process holds) find the serving process, and removes it when
+/// the process exits.
+#[test]
+fn a_foreground_process_writes_its_pid_file_and_removes_it_at_exit() {
+    let up = Upstream::start("up");
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("rampart.pid");
+    let yaml = format!(
+        "server: {{ pid_file: \"{}\", grace_period_seconds: 1, graceful_shutdown_timeout_seconds: 1 }}\nadmin: {{ listen: \"{}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{}\" }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
+        pid_file.display(),
+        free_addr(),
+        free_addr(),
+        up.addr_string()
+    );
+    let mut r = Rampart::start_in(dir, &yaml);
+    let pid = r.pid();
+    poll_until(Duration::from_secs(10), "the pid file", || {
+        (read_pid(&pid_file) == Some(pid)).then_some(())
+    });
+    assert!(r.signal("TERM"));
+    assert!(r.wait_exit(Duration::from_secs(30)).success());
+    assert!(
+        !pid_file.exists(),
+        "the pid file outlived the process that wrote it"
+    );
+}

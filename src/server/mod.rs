@@ -102,15 +102,16 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
     // Listening services depend on it, so that during an upgrade they start only once the
     // old process's sockets have arrived (instead of trying to bind addresses still in use).
     let bootstrap = server.bootstrap_as_a_service();
+    let writer = pid_file::PidFileWriter {
+        path: public_pid_file.into(),
+        required: opts.daemon,
+    };
+    let pid = server.add_service(GenBackgroundService::new(
+        "pid file".into(),
+        Arc::new(writer),
+    ));
     if opts.daemon {
         // Before bootstrap, which tells the daemonizing parent that we are ready.
-        let writer = pid_file::PidFileWriter {
-            path: public_pid_file.into(),
-        };
-        let pid = server.add_service(GenBackgroundService::new(
-            "pid file".into(),
-            Arc::new(writer),
-        ));
         bootstrap.add_dependency(&pid);
     }
 

@@ -5,6 +5,11 @@
 //! no pid file at all, then an empty one. Pingora is therefore given a private path, and the
 //! public file is replaced in one `rename` by the new daemon before it tells its parent it is
 //! ready, so `rampart run -u -d` returns only once the file names the new process.
+//!
+//! In the foreground (Pingora writes nothing then) the file is written the same way when its
+//! directory exists, so scripts and `run -u` find the serving process; failing to write it
+//! only warns there. Either way a process removes the file when it exits, if the file still
+//! names it (after an upgrade it names the new process and stays).
 
 use async_trait::async_trait;
 use pingora_core::server::ShutdownWatch;
@@ -19,9 +24,20 @@ pub fn pingora_path(public: &str) -> String {
 
 pub struct PidFileWriter {
     pub path: PathBuf,
+    /// Daemon: no pid file, no start. Foreground: best effort.
+    pub required: bool,
 }
 
 impl PidFileWriter {
+    /// Removes the file if it still names this process.
+    fn remove_if_ours(&self) {
+        let ours = std::fs::read_to_string(&self.path)
+            .is_ok_and(|text| text.trim() == std::process::id().to_string());
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+
     fn write(&self) -> std::io::Result<()> {
         let tmp = self
             .path
@@ -38,13 +54,30 @@ impl BackgroundService for PidFileWriter {
         mut shutdown: ShutdownWatch,
         ready_notifier: ServiceReadyNotifier,
     ) {
-        if let Err(e) = self.write() {
-            // Without it systemd would keep following the old process: refuse to start, so
-            // the reload fails and the old process keeps serving.
-            log::error!("cannot write pid file {}: {e}", self.path.display());
-            std::process::exit(1);
-        }
+        let written = if self.required {
+            if let Err(e) = self.write() {
+                // Without it systemd would keep following the old process: refuse to start,
+                // so the reload fails and the old process keeps serving.
+                log::error!("cannot write pid file {}: {e}", self.path.display());
+                std::process::exit(1);
+            }
+            true
+        } else if self.path.parent().is_some_and(|dir| dir.is_dir()) {
+            self.write()
+                .map_err(|e| {
+                    log::warn!(
+                        "cannot write pid file {}: {e}; running without one",
+                        self.path.display()
+                    )
+                })
+                .is_ok()
+        } else {
+            false
+        };
         ready_notifier.notify_ready();
         let _ = shutdown.changed().await;
+        if written {
+            self.remove_if_ours();
+        }
     }
 }

@@ -19,13 +19,14 @@ use std::time::Instant;
 /// Lookups per timed batch: a few milliseconds, long against the clock, short against noise.
 const BATCH: usize = 40_000;
 
-struct Sized {
+/// A rule set of one size and the request paths it is timed on.
+struct TimedSet {
     set: RuleSet,
     paths: Vec<String>,
 }
 
-impl Sized {
-    fn new(kind: Kind, rules: usize, hit: bool) -> Sized {
+impl TimedSet {
+    fn new(kind: Kind, rules: usize, hit: bool) -> TimedSet {
         let set = RuleSet::compile(&kind.rules(rules)).expect("the benchmark rules compile");
         let paths = paths(kind, rules, hit);
         let headers = http::HeaderMap::new();
@@ -33,7 +34,7 @@ impl Sized {
             let matched = set.evaluate(&view(p, &headers)).matched.len();
             assert_eq!(matched, usize::from(hit), "{kind:?} {p}");
         }
-        Sized { set, paths }
+        TimedSet { set, paths }
     }
 
     /// Nanoseconds per lookup over one batch.
@@ -75,8 +76,8 @@ fn main() {
             if !name.contains(&only) {
                 continue;
             }
-            let small = Sized::new(kind, 10, hit);
-            let large = Sized::new(kind, rules, hit);
+            let small = TimedSet::new(kind, 10, hit);
+            let large = TimedSet::new(kind, rules, hit);
             let (mut small_ns, mut large_ns, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
             for round in 0..rounds {
                 let (s, l) = if round % 2 == 0 {

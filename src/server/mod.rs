@@ -102,13 +102,13 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
     // Listening services depend on it, so that during an upgrade they start only once the
     // old process's sockets have arrived (instead of trying to bind addresses still in use).
     let bootstrap = server.bootstrap_as_a_service();
-    let writer = pid_file::PidFileWriter {
+    let pid_writer = pid_file::PidFileWriter {
         path: public_pid_file.into(),
         required: opts.daemon,
     };
     let pid = server.add_service(GenBackgroundService::new(
         "pid file".into(),
-        Arc::new(writer),
+        Arc::new(pid_writer),
     ));
     if opts.daemon {
         // Before bootstrap, which tells the daemonizing parent that we are ready.
@@ -121,7 +121,9 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
             pool: p.name.clone(),
             source,
         })?;
-        server.add_boxed_service(service);
+        if let Some(service) = service {
+            server.add_boxed_service(service);
+        }
         pools.insert(p.name.clone(), pool);
     }
     let (logger, writer) = access_log::access_log(

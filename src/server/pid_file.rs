@@ -54,26 +54,22 @@ impl BackgroundService for PidFileWriter {
         mut shutdown: ShutdownWatch,
         ready_notifier: ServiceReadyNotifier,
     ) {
-        let written = if self.required {
-            if let Err(e) = self.write() {
-                // Without it systemd would keep following the old process: refuse to start,
-                // so the reload fails and the old process keeps serving.
-                log::error!("cannot write pid file {}: {e}", self.path.display());
-                std::process::exit(1);
-            }
-            true
-        } else if self.path.parent().is_some_and(|dir| dir.is_dir()) {
-            self.write()
-                .map_err(|e| {
-                    log::warn!(
-                        "cannot write pid file {}: {e}; running without one",
-                        self.path.display()
-                    )
-                })
-                .is_ok()
-        } else {
-            false
-        };
+        let wanted = self.required || self.path.parent().is_some_and(|dir| dir.is_dir());
+        let written = wanted
+            && match self.write() {
+                Ok(()) => true,
+                Err(e) if self.required => {
+                    // Without it systemd would keep following the old process: refuse to
+                    // start, so the reload fails and the old process keeps serving.
+                    log::error!("cannot write pid file {}: {e}", self.path.display());
+                    std::process::exit(1);
+                }
+                Err(e) => {
+                    let path = self.path.display();
+                    log::warn!("cannot write pid file {path}: {e}; running without one");
+                    false
+                }
+            };
         ready_notifier.notify_ready();
         let _ = shutdown.changed().await;
         if written {

@@ -68,17 +68,16 @@ pub struct Pool {
 const MAX_ITERATIONS: usize = 256;
 
 impl Pool {
-    /// Builds the pool and the background service that runs its health checks.
-    pub fn build(
-        settings: &PoolSettings,
-    ) -> std::io::Result<(Arc<Pool>, Box<dyn ServiceWithDependents>)> {
+    /// Builds the pool and, when it has active health checks, the background service that
+    /// runs them.
+    pub fn build(settings: &PoolSettings) -> std::io::Result<(Arc<Pool>, Option<HealthService>)> {
         let peer_template = peer::template(settings)?;
+        let check = health::build(&settings.name, &settings.health_check, &peer_template);
         for kind in crate::metrics::UPSTREAM_ERROR_KINDS {
             crate::metrics::METRICS
                 .upstream_errors
                 .with_label_values(&[&settings.name, kind]);
         }
-        let has_checks = settings.health_check.kind != crate::config::HealthCheckKind::None;
         let mut members = Vec::new();
         let mut set = BTreeSet::new();
         for b in &settings.backends {
@@ -91,7 +90,7 @@ impl Pool {
                 &settings.name,
                 b.address,
                 b.weight,
-                has_checks,
+                check.is_some(),
                 settings.health_check.fall,
                 host_header,
             ));
@@ -107,7 +106,7 @@ impl Pool {
             Selection::ConsistentHash => Selector::Consistent(Arc::new(Consistent::build(&set))),
             Selection::LeastConn => Selector::LeastConn(AtomicUsize::new(0)),
         };
-        let service = health_service(settings, set, &peer_template);
+        let service = check.map(|check| health_service(settings, set, check));
         let pool = Pool {
             name: settings.name.as_str().into(),
             settings: settings.clone(),
@@ -174,18 +173,19 @@ impl Pool {
     }
 }
 
+/// A pool's health-check background service, for the server to run.
+pub type HealthService = Box<dyn ServiceWithDependents>;
+
 /// The background service running the pool's active checks: a pingora-load-balancing balancer
 /// kept only for its health-check loop, whose results reach each backend's state through the
 /// check's callbacks.
 fn health_service(
     settings: &PoolSettings,
     set: BTreeSet<Backend>,
-    peer_template: &HttpPeer,
-) -> Box<dyn ServiceWithDependents> {
+    check: health::RecordingCheck,
+) -> HealthService {
     let mut backends = Backends::new(Static::new(set));
-    if let Some(check) = health::build(&settings.name, &settings.health_check, peer_template) {
-        backends.set_health_check(Box::new(check));
-    }
+    backends.set_health_check(Box::new(check));
     let mut lb = LoadBalancer::<RoundRobin>::from_backends(backends);
     // Static discovery never blocks or fails.
     let _ = lb.update().now_or_never();

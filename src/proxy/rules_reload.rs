@@ -54,8 +54,9 @@ impl RulesReloader {
         let previous = p.rules.load_full();
         let shared = self.shared.clone();
         let result = tokio::task::spawn_blocking(move || {
-            let pool_defined = |pool: &str| shared.pools.contains_key(pool);
-            let loaded = files::compile_project(&inline, &patterns, &pool_defined)
+            let pools = shared.clone();
+            let pool_defined = move |pool: &str| pools.pools.contains_key(pool);
+            let loaded = files::compile_project(inline, patterns, pool_defined)
                 .map_err(|e| e.to_string())?;
             // Counters continue across the swap (hits between this and the swap are lost).
             loaded.set.carry_hits_from(&previous);
@@ -71,10 +72,7 @@ impl RulesReloader {
                 let replaced = p.rules.swap(Arc::new(loaded.set));
                 // Free the replaced set (100 000 rules: ~45 MiB) off the runtime threads and
                 // give the memory back at once. A request still holding it frees it later.
-                tokio::task::spawn_blocking(move || {
-                    drop(replaced);
-                    crate::alloc::release_free_memory();
-                });
+                crate::alloc::drop_on_memory_thread(replaced);
                 *last = loaded.stamps;
                 *status = ReloadStatus {
                     at: SystemTime::now(),

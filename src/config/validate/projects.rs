@@ -95,9 +95,12 @@ pub(super) fn projects(
                 }
             })
             .collect();
+        let inline = Arc::new(p.rules);
+        let pools: HashSet<String> = pool_names.iter().map(|n| n.to_string()).collect();
         let loaded =
-            match files::compile_project(&p.rules, &rules_files, &|pool| pool_names.contains(pool))
-            {
+            match files::compile_project(inline.clone(), rules_files.clone(), move |pool| {
+                pools.contains(pool)
+            }) {
                 Ok(loaded) => loaded,
                 Err(errors) => {
                     for e in errors.inline {
@@ -127,7 +130,7 @@ pub(super) fn projects(
             trust_proxy_headers: p.trust_proxy_headers,
             fail_mode: p.fail_mode,
             rules: Arc::new(rules),
-            inline_rules: Arc::new(p.rules),
+            inline_rules: inline,
             rules_files,
             rules_stamps: loaded.stamps,
         });

@@ -62,10 +62,7 @@ fn load_file(name: &str, contents: String) -> (usize, u64, f64) {
     std::fs::write(&file, contents).expect("write the rules file");
     let patterns = [file.display().to_string()];
     measure(
-        || {
-            compile_project(Default::default(), patterns.to_vec(), |_| true)
-                .expect("the rules load")
-        },
+        || compile_project(&[], &patterns, &|_| true).expect("the rules load"),
         |rules| rules.set.len(),
     )
 }
@@ -92,7 +89,7 @@ fn regex_rules(n: usize) -> (usize, u64, f64) {
         })
         .collect();
     measure(
-        || compile_project(specs.into(), Vec::new(), |_| true).expect("the regexes compile"),
+        || compile_project(&specs, &[], &|_| true).expect("the regexes compile"),
         |rules| rules.set.len(),
     )
 }

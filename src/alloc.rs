@@ -3,11 +3,9 @@
 //! Measured in `docs/performance.md`: glibc's malloc is about a third of a proxied request's
 //! instructions; mimalloc takes ~18 % off Rampart's CPU per request. mimalloc keeps freed
 //! pages for a while before returning them to the system, so after the rare, large bursts
-//! of allocation (compiling a rules set) [`release_free_memory`] hands them back at once, on
-//! the one thread where rule sets are built and freed ([`on_memory_thread`]).
-
-use std::sync::mpsc::Sender;
-use std::sync::OnceLock;
+//! of allocation (compiling a rules set) [`release_free_memory`] hands them back at once, and
+//! rule sets are built on threads of their own ([`on_own_thread`]) so that their memory can
+//! come back at all.
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -20,67 +18,30 @@ pub fn release_free_memory() {
     unsafe { libmimalloc_sys::mi_collect(true) };
 }
 
-/// A job for the memory thread.
-type Job = Box<dyn FnOnce() + Send>;
-
-/// The thread that builds and frees rule sets. mimalloc hands memory back per thread:
-/// `mi_collect` frees the calling thread's pages, including blocks other threads freed into
-/// them, but not pages another thread owns. A set compiled on one thread and dropped on another
-/// therefore stayed resident until its compiling thread happened to collect, which after a burst
-/// of reloads could be never. Building, dropping and collecting on one thread makes the memory
-/// come back every time.
-fn memory_thread() -> Option<&'static Sender<Job>> {
-    static THREAD: OnceLock<Option<Sender<Job>>> = OnceLock::new();
-    THREAD
-        .get_or_init(|| {
-            let (jobs, queue) = std::sync::mpsc::channel::<Job>();
-            let spawned = std::thread::Builder::new()
-                .name("rampart-rules-memory".into())
-                .spawn(move || {
-                    for job in queue {
-                        job();
-                        release_free_memory();
-                    }
-                });
-            match spawned {
-                Ok(_) => Some(jobs),
-                Err(e) => {
-                    log::warn!("cannot start the rules memory thread ({e}); rule sets are built and freed where needed");
-                    None
-                }
-            }
-        })
-        .as_ref()
-}
-
-/// Runs `job` on the memory thread, waits for its result, and hands the memory it freed back.
-/// A panic in `job` is resumed here.
-pub fn on_memory_thread<T: Send + 'static>(job: impl FnOnce() -> T + Send + 'static) -> T {
-    let Some(thread) = memory_thread() else {
-        let result = job();
-        release_free_memory();
-        return result;
-    };
-    let (reply, result) = std::sync::mpsc::sync_channel(1);
-    let job: Job = Box::new(move || {
-        let _ = reply.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)));
+/// Runs `job` (building a rule set) on a thread of its own, and returns its result once that
+/// thread has exited; then hands the freed memory back.
+///
+/// mimalloc gives memory back per thread: `mi_collect` frees only pages the calling thread
+/// owns. A set built on a thread that lives on (a Tokio blocking thread) stayed resident after
+/// being dropped elsewhere, until its builder happened to collect again; after a burst of
+/// reloads that could be never. The pages of a thread that has exited are abandoned instead,
+/// and the free of their last block returns them, whichever thread drops the set. The thread
+/// is also gone before `run -d` forks (a fork keeps only the forking thread).
+pub fn on_own_thread<T: Send>(job: impl FnOnce() -> T + Send) -> T {
+    let mut job = Some(job);
+    let outcome = std::thread::scope(|scope| {
+        let run = || job.take().map(|job| job());
+        std::thread::Builder::new()
+            .name("rampart-rules".into())
+            .spawn_scoped(scope, run)
+            .map(|thread| thread.join())
     });
-    thread.send(job).expect("the memory thread never stops");
-    match result.recv().expect("the memory thread answers every job") {
-        Ok(value) => value,
-        Err(panic) => std::panic::resume_unwind(panic),
-    }
-}
-
-/// Drops `value` on the memory thread, without waiting, and hands its memory back.
-pub fn drop_on_memory_thread<T: Send + 'static>(value: T) {
-    match memory_thread() {
-        Some(thread) => {
-            let _ = thread.send(Box::new(move || drop(value)));
-        }
-        None => {
-            drop(value);
-            release_free_memory();
-        }
-    }
+    let result = match outcome {
+        Ok(Ok(ran)) => ran.expect("the thread ran the job"),
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        // No thread to be had: build here rather than not at all.
+        Err(_) => job.take().expect("a thread that did not start ran nothing")(),
+    };
+    release_free_memory();
+    result
 }

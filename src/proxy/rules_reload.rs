@@ -37,8 +37,8 @@ impl RulesReloader {
                 .await
                 .ok()
                 .flatten();
-            let changed =
-                now.as_ref() != Some(&*p.stamps.lock().unwrap_or_else(|e| e.into_inner()));
+            // Missing files compare equal to missing files: reported once, not every second.
+            let changed = now != *p.stamps.lock().unwrap_or_else(|e| e.into_inner());
             if force || changed {
                 self.reload(i, now).await;
             }
@@ -54,9 +54,8 @@ impl RulesReloader {
         let previous = p.rules.load_full();
         let shared = self.shared.clone();
         let result = tokio::task::spawn_blocking(move || {
-            let pools = shared.clone();
-            let pool_defined = move |pool: &str| pools.pools.contains_key(pool);
-            let loaded = files::compile_project(inline, patterns, pool_defined)
+            let pool_defined = |pool: &str| shared.pools.contains_key(pool);
+            let loaded = files::compile_project(&inline, &patterns, &pool_defined)
                 .map_err(|e| e.to_string())?;
             // Counters continue across the swap (hits between this and the swap are lost).
             loaded.set.carry_hits_from(&previous);
@@ -72,8 +71,11 @@ impl RulesReloader {
                 let replaced = p.rules.swap(Arc::new(loaded.set));
                 // Free the replaced set (100 000 rules: ~45 MiB) off the runtime threads and
                 // give the memory back at once. A request still holding it frees it later.
-                crate::alloc::drop_on_memory_thread(replaced);
-                *last = loaded.stamps;
+                tokio::task::spawn_blocking(move || {
+                    drop(replaced);
+                    crate::alloc::release_free_memory();
+                });
+                *last = Some(loaded.stamps);
                 *status = ReloadStatus {
                     at: SystemTime::now(),
                     error: None,
@@ -90,9 +92,7 @@ impl RulesReloader {
             }
             Err(error) => {
                 // Remember what was seen, so the same broken files are reported once.
-                if let Some(s) = stamps {
-                    *last = s;
-                }
+                *last = stamps;
                 log::warn!(
                     "project {}: rules not reloaded, the previous {} rules stay in force: {error}",
                     p.name,

@@ -22,7 +22,8 @@ pub struct Project {
     /// Last (re)load of the rules, for /status.
     pub reload: Mutex<ReloadStatus>,
     /// The rules files as last read.
-    pub stamps: Mutex<Vec<FileStamp>>,
+    /// The rules files as last seen; `None` when some were missing or unreadable then.
+    pub stamps: Mutex<Option<Vec<FileStamp>>>,
 }
 
 impl Project {
@@ -81,7 +82,7 @@ impl Shared {
                         at: std::time::SystemTime::now(),
                         error: None,
                     }),
-                    stamps: Mutex::new(p.rules_stamps.clone()),
+                    stamps: Mutex::new(Some(p.rules_stamps.clone())),
                     settings: p.clone(),
                 }
             })

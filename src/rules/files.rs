@@ -5,7 +5,6 @@ use super::spec::{MatchSpec, RedirectSpec, RuleSpec};
 use super::{RuleError, RuleSet};
 use crate::config::position::PositionIndex;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::SystemTime;
 
 /// A problem in a rules file.
@@ -123,20 +122,21 @@ fn collect(patterns: &[String]) -> (Vec<FileStamp>, Vec<FileError>) {
 /// `pool` is not one `pool_defined` accepts is an error like any other, so that `rampart
 /// check` and a hot reload refuse the same rules.
 ///
-/// Runs on the memory thread (`crate::alloc`), which afterwards hands back the memory the file
-/// texts and rule specs took (tens of MiB at 100 000 rules), and frees replaced sets.
+/// Runs on a thread of its own (`crate::alloc::on_own_thread`), so that the set's memory comes
+/// back when it is dropped, and the memory the file texts and specs took (tens of MiB at
+/// 100 000 rules) right away.
 pub fn compile_project(
-    inline: Arc<Vec<RuleSpec>>,
-    patterns: Vec<String>,
-    pool_defined: impl Fn(&str) -> bool + Send + 'static,
+    inline: &[RuleSpec],
+    patterns: &[String],
+    pool_defined: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<ProjectRules, LoadErrors> {
-    crate::alloc::on_memory_thread(move || compile_files(&inline, &patterns, &pool_defined))
+    crate::alloc::on_own_thread(|| compile_files(inline, patterns, pool_defined))
 }
 
 fn compile_files(
     inline: &[RuleSpec],
     patterns: &[String],
-    pool_defined: &dyn Fn(&str) -> bool,
+    pool_defined: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<ProjectRules, LoadErrors> {
     let (stamps, missing) = collect(patterns);
     let mut errors = LoadErrors {
@@ -403,7 +403,7 @@ mod tests {
     fn errors_name_file_line_and_key() {
         let dir = tempfile::tempdir().unwrap();
         let csv = write(dir.path(), "bad.csv", "/a,/b\n/c\n/d,/e,abc\n/f,/g,200\n");
-        let e = compile_project(Default::default(), vec![csv], |_| true).unwrap_err();
+        let e = compile_project(&[], &[csv], &|_| true).unwrap_err();
         let lines: Vec<usize> = e.files.iter().map(|f| f.line).collect();
         assert_eq!(lines, [2, 3], "{e}");
         let yaml = write(
@@ -411,14 +411,14 @@ mod tests {
             "bad.yaml",
             "- id: ok\n  match: { path: /a }\n- id: broken\n  match:\n    path_regex: '(['\n",
         );
-        let e = compile_project(Default::default(), vec![yaml], |_| true).unwrap_err();
+        let e = compile_project(&[], &[yaml], &|_| true).unwrap_err();
         assert_eq!(
             (e.files[0].line, e.files[0].key.as_str()),
             (5, "[1].match.path_regex"),
             "{e}"
         );
         let csv_status = write(dir.path(), "status.csv", "/f,/g,200\n");
-        let e = compile_project(Default::default(), vec![csv_status], |_| true).unwrap_err();
+        let e = compile_project(&[], &[csv_status], &|_| true).unwrap_err();
         assert_eq!(e.files[0].line, 1);
         assert!(e.files[0].message.contains("redirect.status"), "{e}");
     }
@@ -431,7 +431,7 @@ mod tests {
             "pools.yaml",
             "- { id: fine, pool: app }\n- id: lost\n  pool: ghost\n",
         );
-        let e = compile_project(Default::default(), vec![yaml], |p| p == "app").unwrap_err();
+        let e = compile_project(&[], &[yaml], &|p| p == "app").unwrap_err();
         assert_eq!(
             (e.files[0].line, e.files[0].key.as_str()),
             (3, "[1].pool"),
@@ -450,21 +450,19 @@ mod tests {
             "- { id: a1, match: { path: /y }, redirect: { to: /from-a } }\n",
         );
         let pattern = format!("{}/*", dir.path().display());
-        let r = compile_project(Default::default(), vec![pattern], |_| true).unwrap();
+        let r = compile_project(&[], &[pattern], &|_| true).unwrap();
         assert_eq!(r.set.len(), 2);
         assert_eq!(r.stamps.len(), 2);
         assert!(r.stamps[0].path.ends_with("a.yaml"));
         let missing = format!("{}/none.csv", dir.path().display());
         assert!(
-            compile_project(Default::default(), vec![missing], |_| true).is_err(),
+            compile_project(&[], &[missing], &|_| true).is_err(),
             "a named file must exist"
         );
         assert!(
-            compile_project(
-                Default::default(),
-                vec![format!("{}/*.none", dir.path().display())],
-                |_| { true }
-            )
+            compile_project(&[], &[format!("{}/*.none", dir.path().display())], &|_| {
+                true
+            })
             .is_ok(),
             "an empty glob is fine"
         );

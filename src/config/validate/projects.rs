@@ -79,10 +79,10 @@ pub(super) fn projects(
                 );
             }
         }
-        let base = ck
-            .file
-            .parent()
-            .map(std::path::Path::to_path_buf)
+        // Absolute: `run -d` changes to `/` before the reloads read these paths again.
+        let base = std::path::absolute(&ck.file)
+            .ok()
+            .and_then(|file| file.parent().map(std::path::Path::to_path_buf))
             .unwrap_or_default();
         let rules_files: Vec<String> = p
             .rules_files
@@ -95,12 +95,9 @@ pub(super) fn projects(
                 }
             })
             .collect();
-        let inline = Arc::new(p.rules);
-        let pools: HashSet<String> = pool_names.iter().map(|n| n.to_string()).collect();
         let loaded =
-            match files::compile_project(inline.clone(), rules_files.clone(), move |pool| {
-                pools.contains(pool)
-            }) {
+            match files::compile_project(&p.rules, &rules_files, &|pool| pool_names.contains(pool))
+            {
                 Ok(loaded) => loaded,
                 Err(errors) => {
                     for e in errors.inline {
@@ -130,7 +127,7 @@ pub(super) fn projects(
             trust_proxy_headers: p.trust_proxy_headers,
             fail_mode: p.fail_mode,
             rules: Arc::new(rules),
-            inline_rules: inline,
+            inline_rules: Arc::new(p.rules),
             rules_files,
             rules_stamps: loaded.stamps,
         });

@@ -8,21 +8,30 @@ use rampart::rules::{MatchSpec, RedirectSpec, RequestView, RewriteSpec, RuleSpec
 pub enum Kind {
     /// `match.path` redirects, like a CSV redirect map.
     Exact,
-    /// `match.path_prefix` rewrites.
+    /// `match.path_prefix` rewrites on directories (`/s12/`), the usual form: hashed.
     Prefix,
+    /// `match.path_prefix` rewrites not ending with `/` (`/p12-`): in the radix tree.
+    OpenPrefix,
     /// Anchored regexes with a literal prefix, the common form (`^/r12/([0-9]+)$`).
     Regex,
     /// Regexes without a literal prefix; each requires a literal (`/u12-`), found by scan.
     Unanchored,
 }
 
-pub const KINDS: [Kind; 4] = [Kind::Exact, Kind::Prefix, Kind::Regex, Kind::Unanchored];
+pub const KINDS: [Kind; 5] = [
+    Kind::Exact,
+    Kind::Prefix,
+    Kind::OpenPrefix,
+    Kind::Regex,
+    Kind::Unanchored,
+];
 
 impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Exact => "exact",
             Kind::Prefix => "prefix",
+            Kind::OpenPrefix => "open_prefix",
             Kind::Regex => "regex",
             Kind::Unanchored => "unanchored_regex",
         }
@@ -43,8 +52,11 @@ impl Kind {
                 matcher.path = Some(format!("/old/{i}/page"));
                 redirect = to(format!("/new/{i}"));
             }
-            Kind::Prefix => {
-                matcher.path_prefix = Some(format!("/s{i}/"));
+            Kind::Prefix | Kind::OpenPrefix => {
+                matcher.path_prefix = Some(match self {
+                    Kind::Prefix => format!("/s{i}/"),
+                    _ => format!("/p{i}-"),
+                });
                 rewrite = Some(RewriteSpec {
                     path: Some(format!("/v2/{i}/{{rest}}")),
                     query: None,
@@ -70,13 +82,17 @@ impl Kind {
         (0..n).map(|i| self.rule(i)).collect()
     }
 
-    /// A path that matches rule `i`, or one that nearly does (same beginning).
+    /// A path that matches rule `i`, or one that nearly does.
     fn path(self, i: usize, hit: bool) -> String {
         match (self, hit) {
             (Kind::Exact, true) => format!("/old/{i}/page"),
             (Kind::Exact, false) => format!("/old/{i}/other"),
             (Kind::Prefix, true) => format!("/s{i}/item/7"),
-            (Kind::Prefix, false) => format!("/s{i}x/item/7"),
+            // A directory no rule names, as long as rule i's: the hash is probed, and misses.
+            (Kind::Prefix, false) => format!("/t{i}/item/7"),
+            (Kind::OpenPrefix, true) => format!("/p{i}-blue/7"),
+            // Walks the tree down to rule i's last byte.
+            (Kind::OpenPrefix, false) => format!("/p{i}x-blue/7"),
             (Kind::Regex, true) => format!("/r{i}/123"),
             (Kind::Regex, false) => format!("/r{i}/abc"),
             (Kind::Unanchored, true) => format!("/x/u{i}-abc"),

@@ -5,27 +5,57 @@
 //! difference can only add a candidate, never a match.
 
 use smallvec::SmallVec;
-use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
-/// Hashes text ASCII-case-folded, with random keys: request paths and hosts cannot be chosen
-/// to collide.
+/// Hashes text ASCII-case-folded, with keys random per process (aHash): request paths and
+/// hosts cannot be chosen to collide.
 #[derive(Debug, Default, Clone)]
-pub struct FoldHasher(RandomState);
+pub struct FoldHasher(ahash::RandomState);
+
+/// Text folded on the stack up to this length (paths and hosts are nearly always shorter).
+type Folded = SmallVec<[u8; 128]>;
+
+fn folded(s: &[u8]) -> Folded {
+    let mut out = Folded::from_slice(s);
+    out.make_ascii_lowercase();
+    out
+}
 
 impl FoldHasher {
     pub fn hash(&self, s: &str) -> u64 {
+        self.hash_bytes(s.as_bytes())
+    }
+
+    pub fn hash_bytes(&self, s: &[u8]) -> u64 {
+        self.hash_folded(&folded(s))
+    }
+
+    fn hash_folded(&self, folded: &[u8]) -> u64 {
         let mut h = self.0.build_hasher();
-        let mut buf = [0u8; 64];
-        for chunk in s.as_bytes().chunks(buf.len()) {
-            let buf = &mut buf[..chunk.len()];
-            buf.copy_from_slice(chunk);
-            buf.make_ascii_lowercase();
-            h.write(buf);
-        }
-        h.write_usize(s.len());
+        h.write(folded);
         h.finish()
+    }
+
+    /// Calls `found(len, hash)` for each prefix of `s` that ends with `/` and whose length
+    /// `wanted` accepts, up to `max_len` bytes; `hash` equals `self.hash(&s[..len])`. The text
+    /// is folded once, when the first such prefix is found.
+    pub fn each_dir_prefix(
+        &self,
+        s: &str,
+        max_len: usize,
+        wanted: impl Fn(usize) -> bool,
+        mut found: impl FnMut(usize, u64),
+    ) {
+        let bytes = &s.as_bytes()[..s.len().min(max_len)];
+        let mut text: Option<Folded> = None;
+        for (i, _) in bytes.iter().enumerate().filter(|(_, &b)| b == b'/') {
+            let len = i + 1;
+            if wanted(len) {
+                let text = text.get_or_insert_with(|| folded(bytes));
+                found(len, self.hash_folded(&text[..len]));
+            }
+        }
     }
 }
 

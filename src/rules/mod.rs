@@ -8,15 +8,15 @@
 //! - `normalize`: the path rules match on (`/%61dmin`, `//admin`, `/x/../admin` → `/admin`).
 //! - `matcher`: the conditions of one rule; `template`: `{path}`, `{1}`, `{rest}`, …
 //! - `partition`: the index, rules partitioned by host and method, then by path: exact paths
-//!   hashed (`index`), prefixes and anchored regexes' literal prefixes in a radix tree
-//!   (`prefix`, `regex_index`), unanchored regexes by a literal they require (`literal_index`,
+//!   hashed (`index`), prefixes and anchored regexes' literal prefixes hashed when they end
+//!   with `/` (`dir_prefix`), in a radix tree otherwise (`prefix`, `regex_index`), unanchored regexes by a literal they require (`literal_index`,
 //!   one Aho-Corasick scan), the rest searched in groups (`regex_index`).
 //! - `evaluate`: [`RuleSet`], indexed and reference evaluation; `trace`: why rules won.
 //! - `actions`: compiled actions and their rendering (checked URIs and header values).
 //! - `plan`: folding matched rules into a [`Plan`] (priority and conflict semantics).
 //!
 //! The module only refers to itself and to std, serde (and schemars, for the configuration's
-//! schema), regex, regex-syntax, regex-automata, aho-corasick, smallvec, ipnet, http, bytes,
+//! schema), regex, regex-syntax, regex-automata, aho-corasick, smallvec, ahash, ipnet, http, bytes,
 //! thiserror, log; `files` also reads files (csv, serde_yaml, glob) and, after a load, hands
 //! the freed memory back (`crate::alloc`).
 
@@ -24,6 +24,7 @@ mod actions;
 mod compile;
 mod compile_actions;
 mod compile_match;
+mod dir_prefix;
 mod evaluate;
 pub mod files;
 mod index;

@@ -1,12 +1,14 @@
 //! The index of a rule set. Rules are partitioned by their host condition (none, an exact
 //! host, a `*.` wildcard) and then by method (none, each listed method); within a partition
 //! by their path condition: exact paths hashed, prefixes and the literal prefixes of
-//! anchored regexes in a [`PrefixTree`], regexes requiring some literal text in a
+//! anchored regexes hashed when they end with `/` ([`DirPrefixIndex`]) and in a
+//! [`PrefixTree`] otherwise, regexes requiring some literal text in a
 //! [`LiteralIndex`], other regexes in [`RegexGroups`], rules without a path condition listed.
 //! A request visits only the partitions its host and method select and gets the candidates
 //! of each merged in evaluation order.
 
 use crate::rules::compile::CompiledRule;
+use crate::rules::dir_prefix::DirPrefixIndex;
 use crate::rules::index::{ExactIndex, FoldHasher, HashKeyed, Merge};
 use crate::rules::literal_index::LiteralIndex;
 use crate::rules::matcher::{HostMatch, PathMatch};
@@ -38,6 +40,7 @@ struct MethodIndex {
 #[derive(Debug, Default)]
 struct PathIndex {
     exact: ExactIndex,
+    dir_prefixes: DirPrefixIndex,
     prefixes: PrefixTree,
     literals: LiteralIndex,
     regexes: RegexGroups,
@@ -57,6 +60,7 @@ enum PathKey<'r> {
 #[derive(Default)]
 struct PathBuilder<'r> {
     exact: Vec<(u64, u32)>,
+    dir_prefixes: Vec<(Vec<u8>, u32)>,
     prefixes: Vec<(Vec<u8>, u32)>,
     literals: Vec<(Vec<u8>, u32)>,
     regexes: Vec<(&'r str, u32)>,
@@ -67,6 +71,9 @@ impl<'r> PathBuilder<'r> {
     fn add(&mut self, key: &PathKey<'r>, pos: u32) {
         match key {
             PathKey::Exact(hash) => self.exact.push((*hash, pos)),
+            PathKey::Prefix(p) if DirPrefixIndex::accepts(p) => {
+                self.dir_prefixes.push((p.clone(), pos))
+            }
             PathKey::Prefix(p) => self.prefixes.push((p.clone(), pos)),
             PathKey::Literal(l) => self.literals.push((l.to_vec(), pos)),
             PathKey::Regex(re) => self.regexes.push((re, pos)),
@@ -74,7 +81,7 @@ impl<'r> PathBuilder<'r> {
         }
     }
 
-    fn finish(self) -> PathIndex {
+    fn finish(self, hasher: &FoldHasher) -> PathIndex {
         let (regexes, alone) = RegexGroups::build(&self.regexes);
         let (literals, unscanned) = LiteralIndex::build(self.literals);
         let mut scanned = self.scanned;
@@ -85,6 +92,7 @@ impl<'r> PathBuilder<'r> {
         }
         PathIndex {
             exact: ExactIndex::build(self.exact),
+            dir_prefixes: DirPrefixIndex::build(hasher, self.dir_prefixes),
             prefixes: PrefixTree::build(self.prefixes),
             literals,
             regexes,
@@ -119,13 +127,13 @@ impl<'r> MethodBuilder<'r> {
         }
     }
 
-    fn finish(self) -> MethodIndex {
+    fn finish(self, hasher: &FoldHasher) -> MethodIndex {
         MethodIndex {
-            any: self.any.finish(),
+            any: self.any.finish(hasher),
             named: self
                 .named
                 .into_iter()
-                .map(|(m, b)| (m.into(), b.finish()))
+                .map(|(m, b)| (m.into(), b.finish(hasher)))
                 .collect(),
         }
     }
@@ -167,10 +175,10 @@ impl RuleIndex {
         wildcard_lens.sort_unstable();
         wildcard_lens.dedup();
         let finish = |m: HashKeyed<MethodBuilder<'_>>| -> HashKeyed<MethodIndex> {
-            m.into_iter().map(|(k, b)| (k, b.finish())).collect()
+            m.into_iter().map(|(k, b)| (k, b.finish(&hasher))).collect()
         };
         RuleIndex {
-            any_host: any_host.finish(),
+            any_host: any_host.finish(&hasher),
             hosts: finish(hosts),
             wildcards: finish(wildcards),
             wildcard_lens,
@@ -256,6 +264,8 @@ impl PathIndex {
         if !self.exact.is_empty() {
             merge.add(self.exact.get(path_hash));
         }
+        self.dir_prefixes
+            .each_prefix_of(path, |rules| merge.add(rules));
         self.prefixes
             .each_prefix_of(path.as_bytes(), |rules| merge.add(rules));
         self.literals.matching(path, hits);

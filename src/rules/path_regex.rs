@@ -16,7 +16,7 @@ const SIZE_LIMIT: usize = 10 * (1 << 20);
 
 pub struct PathRegex {
     source: Box<str>,
-    /// The literal text (lower-cased) every match starts with, for the prefix tree.
+    /// The literal text (lower-cased) every match starts with, indexed like a `path_prefix`.
     prefix: Option<Box<[u8]>>,
     /// Without such a prefix: literal text (lower-cased) every match contains.
     required: Option<Box<[u8]>>,

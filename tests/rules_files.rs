@@ -3,6 +3,8 @@
 
 mod common;
 use common::*;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 fn location(base: &str, path: &str, host: &str) -> Option<String> {
@@ -292,4 +294,93 @@ fn reloads_give_the_replaced_rule_sets_memory_back() {
         &format!("resident memory back under {limit:.1} MiB (1.2× the {at_start:.1} MiB at start)"),
         || (rss() <= limit).then_some(()),
     );
+}
+
+/// `rampart run -d -c rampart.yaml` from the config's directory, with `rules_files` relative
+/// to it: the daemon changes to `/`, forks after the rules are first built, and must still
+/// reload them. A removed file is an error reported once, not on every poll of the watcher.
+#[test]
+fn a_daemon_reloads_relative_rules_files_and_reports_a_missing_one_once() {
+    let up = Upstream::start("up");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    let write = |name: &str, csv: &str| std::fs::write(rules.join(name), csv).unwrap();
+    write("a.csv", "/old,/a1\n");
+    write("b.csv", "/old,/b1\n");
+    let (http, admin) = (free_addr(), free_addr());
+    let yaml = format!(
+        "server: {{ pid_file: {d}/rampart.pid, upgrade_sock: {d}/upgrade.sock, error_log: {d}/error.log, grace_period_seconds: 1, graceful_shutdown_timeout_seconds: 1 }}\nadmin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: a, hosts: [a.test], pool: app, rules_files: [rules/a.csv] }}\n  - {{ name: b, hosts: [b.test], pool: app, rules_files: [rules/b.csv] }}\n",
+        up.addr_string()
+    );
+    std::fs::write(dir.path().join("rampart.yaml"), yaml).unwrap();
+    let started = Arc::new(Mutex::new(Vec::new()));
+    let _cleanup = KillOnDrop(started.clone());
+    let status = Command::new(rampart_bin())
+        .args(["run", "-d", "-c", "rampart.yaml"])
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "daemon start");
+    let pid = poll_until(Duration::from_secs(10), "the pid file", || {
+        read_pid(&dir.path().join("rampart.pid"))
+    });
+    started.lock().unwrap().push(pid);
+
+    let http_client = client();
+    let redirect_of = |host: &str| -> Option<String> {
+        let r = http_client
+            .get(format!("http://{http}/old"))
+            .header("Host", host)
+            .send()
+            .ok()?;
+        Some(r.headers().get("location")?.to_str().ok()?.to_string())
+    };
+    let wait_location = |host: &str, want: &str| {
+        poll_until(
+            Duration::from_secs(10),
+            &format!("{host} -> {want}"),
+            || (redirect_of(host).as_deref() == Some(want)).then_some(()),
+        )
+    };
+    let metrics = || raw_get(&admin, "/metrics", &[]).map(|r| r.text()).ok();
+    let errors = || {
+        let sample = "rampart_rules_reloads_total{project=\"a\",result=\"error\"}";
+        metrics().and_then(|m| metric_in(&m, sample))
+    };
+    wait_location("a.test", "/a1");
+
+    // Sizes differ at each write: a change is seen even within one timestamp tick.
+    write("a.csv", "/old,/a22\n");
+    wait_location("a.test", "/a22");
+
+    std::fs::remove_file(rules.join("a.csv")).unwrap();
+    poll_until(Duration::from_secs(10), "the missing file's error", || {
+        (errors() == Some(1.0)).then_some(())
+    });
+    let status_json = raw_get(&admin, "/status", &[]).unwrap();
+    assert!(
+        status_json.text().contains("a.csv"),
+        "/status names the missing file: {}",
+        status_json.text()
+    );
+    // Two changes of b, each in a later poll of the watcher than the one before.
+    write("b.csv", "/old,/b22\n");
+    wait_location("b.test", "/b22");
+    write("b.csv", "/old,/b333\n");
+    wait_location("b.test", "/b333");
+    assert_eq!(errors(), Some(1.0), "the missing file reported once");
+    assert_eq!(
+        redirect_of("a.test").as_deref(),
+        Some("/a22"),
+        "previous rules"
+    );
+
+    write("a.csv", "/old,/a4444\n");
+    wait_location("a.test", "/a4444");
+    signal("-TERM", pid);
+    poll_until(Duration::from_secs(10), "the daemon to exit", || {
+        (!alive(pid)).then_some(())
+    });
 }

@@ -14,40 +14,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-fn alive(pid: u32) -> bool {
-    // A zombie is not serving: only count processes that are not in state Z.
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit(')')
-            .next()
-            .is_some_and(|r| !r.trim_start().starts_with('Z'))
-    })
-}
-
-fn read_pid(path: &Path) -> Option<u32> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
-fn signal(sig: &str, pid: u32) {
-    Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .unwrap();
-}
-
-/// Kills every process the test started when it ends, passed or failed: daemons are not our
-/// children and would outlive the test otherwise.
-struct KillOnDrop(Arc<Mutex<Vec<u32>>>);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        for pid in self.0.lock().unwrap().iter() {
-            if alive(*pid) {
-                signal("-KILL", *pid);
-            }
-        }
-    }
-}
-
 /// What the load saw: completed requests per kind, and every failure.
 #[derive(Default)]
 struct Load {

@@ -7,12 +7,13 @@
 
 mod certs;
 mod client;
+mod process;
 mod rampart;
 mod upstream;
 
 // A test file may use only part of the harness.
 #[allow(unused_imports)]
-pub use {certs::*, client::*, rampart::*, upstream::*};
+pub use {certs::*, client::*, process::*, rampart::*, upstream::*};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;

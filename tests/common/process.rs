@@ -1,0 +1,41 @@
+//! Processes a test starts that are not its children (daemons): liveness, pid files, signals,
+//! and clean-up when the test ends.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+pub fn alive(pid: u32) -> bool {
+    // A zombie is not serving: only count processes that are not in state Z.
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|r| !r.trim_start().starts_with('Z'))
+    })
+}
+
+pub fn read_pid(path: &Path) -> Option<u32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// `kill SIG PID`, with `sig` as `kill` takes it (`-QUIT`).
+pub fn signal(sig: &str, pid: u32) {
+    Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+}
+
+/// Kills every process the test started when it ends, passed or failed: daemons are not our
+/// children and would outlive the test otherwise.
+pub struct KillOnDrop(pub Arc<Mutex<Vec<u32>>>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for pid in self.0.lock().unwrap().iter() {
+            if alive(*pid) {
+                signal("-KILL", *pid);
+            }
+        }
+    }
+}

@@ -48,9 +48,7 @@ impl DirPrefixIndex {
     /// Calls `found` with the rule positions of every stored prefix `path` may start with
     /// (ASCII case ignored), shortest first.
     pub fn each_prefix_of<'a>(&'a self, path: &str, mut found: impl FnMut(&'a [u32])) {
-        if self.max_len == 0 {
-            return;
-        }
+        // Empty, `max_len` is 0 and no cut is made.
         let wanted = |len: usize| self.lengths[len / 64] & (1 << (len % 64)) != 0;
         self.hasher
             .each_dir_prefix(path, self.max_len, wanted, |_, hash| {

@@ -9,15 +9,16 @@
 //! - `matcher`: the conditions of one rule; `template`: `{path}`, `{1}`, `{rest}`, …
 //! - `partition`: the index, rules partitioned by host and method, then by path: exact paths
 //!   hashed (`index`), prefixes and anchored regexes' literal prefixes hashed when they end
-//!   with `/` (`dir_prefix`), in a radix tree otherwise (`prefix`, `regex_index`), unanchored regexes by a literal they require (`literal_index`,
-//!   one Aho-Corasick scan), the rest searched in groups (`regex_index`).
+//!   with `/` (`dir_prefix`) and in a radix tree otherwise (`prefix`, `regex_index`),
+//!   unanchored regexes by a literal they require (`literal_index`, one Aho-Corasick scan),
+//!   the rest searched in groups (`regex_index`).
 //! - `evaluate`: [`RuleSet`], indexed and reference evaluation; `trace`: why rules won.
 //! - `actions`: compiled actions and their rendering (checked URIs and header values).
 //! - `plan`: folding matched rules into a [`Plan`] (priority and conflict semantics).
 //!
 //! The module only refers to itself and to std, serde (and schemars, for the configuration's
-//! schema), regex, regex-syntax, regex-automata, aho-corasick, smallvec, ahash, ipnet, http, bytes,
-//! thiserror, log; `files` also reads files (csv, serde_yaml, glob) and, after a load, hands
+//! schema), regex, regex-syntax, regex-automata, aho-corasick, smallvec, ahash, ipnet, http,
+//! bytes, thiserror, log; `files` also reads files (csv, serde_yaml, glob) and, after a load, hands
 //! the freed memory back (`crate::alloc`).
 
 mod actions;

@@ -1,9 +1,9 @@
 //! Keeping path regexes out of the per-request scan. A regex anchored at the start with
 //! literal text (`^/products/(\d+)$`) can only match paths starting with that text, so the
-//! text is indexed like a `path_prefix` (hashed or in the tree). Another regex usually requires some
-//! literal text somewhere ([`required_literal`]), which `literal_index` scans paths for. The
-//! rest are searched together, a [`RegexSet`] per group of [`GROUP_SIZE`], in one pass per
-//! group. In every case the rule's own regex then confirms (and captures).
+//! text is indexed like a `path_prefix` (hashed or in the tree). Another regex usually
+//! requires some literal text somewhere ([`required_literal`]), which `literal_index` scans
+//! paths for. The rest are searched together, a [`RegexSet`] per group of [`GROUP_SIZE`], in
+//! one pass per group. In every case the rule's own regex then confirms (and captures).
 
 use regex::RegexSet;
 use regex_syntax::hir::{Class, Hir, HirKind, Look};

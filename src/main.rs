@@ -128,9 +128,35 @@ fn print_out(text: &str) -> Result<()> {
     }
 }
 
-fn main() -> Result<ExitCode> {
+/// A failure the command could not handle itself, as one line: the message and those of its
+/// causes that it does not already quote. (Returning the error from `main` would print its
+/// `Debug` form: the OS error twice, and a stack trace whenever `RUST_BACKTRACE` is set.)
+fn report(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text = format!("{text}: {cause}");
+        }
+    }
+    text
+}
+
+fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
+    // `rules test` promises exit 2 on any error; other commands exit 1.
+    let failure = match cli.command {
+        Some(Command::Rules(_)) => 2,
+        _ => 1,
+    };
+    command(cli).unwrap_or_else(|error| {
+        eprintln!("rampart: {}", report(&error));
+        ExitCode::from(failure)
+    })
+}
+
+fn command(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         None => run(cli.run),
         Some(Command::Run(args)) => run(args),

@@ -309,22 +309,35 @@ fn yaml_syntax_error_has_a_position() {
 }
 
 /// `rampart run` on an address another process holds: a clear error and exit 1, not a
-/// process that answers /healthz without serving the port.
+/// process that answers /healthz without serving the port. One line, even with
+/// `RUST_BACKTRACE` set, as operators often have it.
 #[test]
 fn run_fails_cleanly_when_a_listener_address_is_taken() {
     let taken = bind_unused();
     let addr = taken.local_addr().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let yaml = format!("server: {{ pid_file: {0}/r.pid, upgrade_sock: {0}/u.sock }}\nadmin: {{ listen: \"{1}\" }}\nlisteners:\n  http: {{ address: \"{addr}\" }}\npools:\n  app:\n    backends: [127.0.0.1:3000]\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n", dir.path().display(), free_addr());
-    let c = rampart_with_config(dir, &yaml, &["run"], &[]);
+    let c = rampart_with_config(dir, &yaml, &["run"], &[("RUST_BACKTRACE", "1")]);
     let stderr = &c.stderr;
     assert_eq!(c.code, 1, "{stderr}");
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("rampart: "))
+        .unwrap_or_else(|| panic!("no error line: {stderr}"));
     assert!(
-        stderr.contains(&format!("listeners.http.address: cannot listen on {addr}"))
-            && stderr.contains("another process listens there"),
+        error.contains(&format!("listeners.http.address: cannot listen on {addr}"))
+            && error.contains("another process listens there"),
         "{stderr}"
     );
-    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        stderr.matches("Address already in use").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("backtrace") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
 }
 
 /// `tls: true` verifies backend certificates: the name comes from the backends when they are

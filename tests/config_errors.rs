@@ -308,6 +308,30 @@ fn yaml_syntax_error_has_a_position() {
     );
 }
 
+/// A required key with a wrong type is reported once, as a type error, not also as missing.
+#[test]
+fn a_required_key_of_the_wrong_type_is_not_also_missing() {
+    let yaml = "listeners:\n  http: { address: \"127.0.0.1:8080\" }\npools:\n  app: { backends: 5, retries: x }\nprojects:\n  - { name: [s], hosts: [\"*\"], pool: app }\n";
+    let c = assert_errors(
+        yaml,
+        &[
+            (
+                4,
+                20,
+                "pools.app.backends",
+                "invalid type: integer `5`, expected a sequence",
+            ),
+            (4, 23, "pools.app.retries", "expected usize"),
+            (6, 7, "projects[0].name", "expected a string"),
+        ],
+    );
+    assert!(
+        c.stderr.contains(": 3 error(s)") && !c.stderr.contains("missing field"),
+        "{}",
+        c.stderr
+    );
+}
+
 /// `rampart run` on an address another process holds: a clear error and exit 1, not a
 /// process that answers /healthz without serving the port. One line, even with
 /// `RUST_BACKTRACE` set, as operators often have it.
@@ -357,25 +381,34 @@ fn upstream_tls_true_takes_the_backends_host_name() {
     );
 }
 
-/// serde stops at the first error; `check` goes on section by section and entry by entry, so
-/// one run lists every mistake, each at its own position.
+/// serde stops at the first error; `check` goes on section by section, entry by entry and key
+/// by key, so one run lists every mistake, each at its own position, even several in one
+/// entry (a misspelt required key is both unknown and missing).
 #[test]
 fn every_parse_error_is_reported_in_one_run() {
-    let yaml = "admin: { listen: \"127.0.0.1:9090\", tokn: x }\nlisteners:\n  http: { adress: \"127.0.0.1:8080\" }\npools:\n  app: { backends: [\"127.0.0.1:3000\"], retries: many }\n  api: { backends: [\"127.0.0.1:3001\"], selection: fastest }\nprojects:\n  - { name: site, hosts: [\"*\"], pool: app, prio: 3 }\n  - { name: b, hosts: x, pool: api }\npoolz: {}\n";
+    let yaml = "admin: { listen: \"127.0.0.1:9090\", tokn: x }\nlisteners:\n  http: { adress: \"127.0.0.1:8080\" }\npools:\n  app: { backends: [\"127.0.0.1:3000\"], retries: many, timout: 1s }\n  api: { backends: [\"127.0.0.1:3001\"], selection: fastest }\nprojects:\n  - { name: site, hosts: [\"*\"], pool: [app], prio: 3 }\n  - { name: b, hosts: x, pool: api }\npoolz: {}\n";
     let c = assert_errors(
         yaml,
         &[
             (1, 36, "admin.tokn", "did you mean `token`?"),
+            (3, 3, "listeners.http", "missing field `address`"),
             (3, 11, "listeners.http.adress", "did you mean `address`?"),
             (5, 40, "pools.app.retries", "invalid type: string \"many\""),
+            (5, 55, "pools.app.timout", "did you mean `timeouts`?"),
             (6, 40, "pools.api.selection", "unknown variant `fastest`"),
-            (8, 44, "projects[0].prio", "unknown field `prio`"),
+            (
+                8,
+                33,
+                "projects[0].pool",
+                "invalid type: sequence, expected a string",
+            ),
+            (8, 46, "projects[0].prio", "unknown field `prio`"),
             (9, 16, "projects[1].hosts", "expected a sequence"),
             (10, 1, "poolz", "did you mean `pools`?"),
         ],
     );
     assert!(
-        c.stderr.contains(": 7 error(s), configuration not loaded"),
+        c.stderr.contains(": 10 error(s), configuration not loaded"),
         "each once, nothing else:\n{}",
         c.stderr
     );

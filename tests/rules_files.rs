@@ -143,7 +143,10 @@ fn rules_files_load_reload_and_survive_broken_files() {
 fn check_reports_rules_file_errors_with_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("bad.csv"), "/ok,/fine\n/only-one-field\n").unwrap();
-    let yaml = "listeners:\n  http: { address: \"127.0.0.1:8080\" }\npools:\n  app: { backends: [\"127.0.0.1:3000\"] }\nprojects:\n  - { name: site, hosts: [\"*\"], pool: app, rules_files: [bad.csv, missing.yaml] }\n";
+    // Several mistakes, two in one rule: all listed, each at its key.
+    let rules = "- id: a\n  match: { path: /a, pth: /b }\n  redirect: { to: /x, staus: 301 }\n- id: b\n  match: { path: /b }\n  respond: { status: \"x\" }\n";
+    std::fs::write(dir.path().join("bad.yaml"), rules).unwrap();
+    let yaml = "listeners:\n  http: { address: \"127.0.0.1:8080\" }\npools:\n  app: { backends: [\"127.0.0.1:3000\"] }\nprojects:\n  - { name: site, hosts: [\"*\"], pool: app, rules_files: [bad.csv, bad.yaml, missing.yaml] }\n";
     let out = rampart_with_config(dir, yaml, &["check"], &[]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     let csv = out.dir.path().join("bad.csv");
@@ -160,6 +163,22 @@ fn check_reports_rules_file_errors_with_file_and_line() {
         "{}",
         out.stderr
     );
+    let bad_yaml = out.dir.path().join("bad.yaml");
+    for (at, message) in [
+        ("2:22: [0].match.pth", "did you mean `path`?"),
+        ("3:23: [0].redirect.staus", "did you mean `status`?"),
+        ("6:14: [1].respond.status", "invalid type: string \"x\""),
+    ] {
+        let prefix = format!("{}:{at}: ", bad_yaml.display());
+        assert!(
+            out.stderr
+                .lines()
+                .any(|l| l.starts_with(&prefix) && l.contains(message)),
+            "expected `{prefix}... {message}`:\n{}",
+            out.stderr
+        );
+    }
+    assert!(out.stderr.contains(": 5 error(s)"), "{}", out.stderr);
 }
 
 #[test]

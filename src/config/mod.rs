@@ -2,6 +2,7 @@
 
 mod env;
 mod error;
+pub(crate) mod every_error;
 mod model;
 pub(crate) mod position;
 mod raw;

@@ -3,6 +3,7 @@
 
 use super::spec::{MatchSpec, RedirectSpec, RuleSpec};
 use super::{RuleError, RuleSet};
+use crate::config::every_error::{describe, errors_of};
 use crate::config::position::PositionIndex;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -182,20 +183,7 @@ fn compile_files(
                         specs.push(spec);
                     }
                 }
-                Err(e) => {
-                    let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
-                    let mut message = e.to_string();
-                    if let Some(i) = message.find(" at line ") {
-                        message.truncate(i);
-                    }
-                    errors.files.push(FileError {
-                        path: stamp.path.clone(),
-                        line,
-                        column,
-                        key: String::new(),
-                        message: format!("{message} (a rules file is a YAML list of rules)"),
-                    });
-                }
+                Err(e) => errors.files.extend(yaml_errors(&stamp.path, &text, e)),
             }
             texts.push(Some(text));
         }
@@ -254,6 +242,44 @@ fn compile_files(
         }
     }
     Err(errors)
+}
+
+/// Every key and type error of a YAML rules file that did not deserialize, rule by rule, each
+/// located by its key path (`[3].match.pth`); `first` is serde's error for the whole file,
+/// reported alone when the file is not a YAML list at all.
+fn yaml_errors(path: &Path, text: &str, first: serde_yaml::Error) -> Vec<FileError> {
+    let items = match serde_yaml::from_str(text) {
+        Ok(serde_yaml::Value::Sequence(items)) => items,
+        _ => {
+            let (line, column) = first.location().map_or((0, 0), |l| (l.line(), l.column()));
+            let message = describe("", &first);
+            return vec![FileError {
+                path: path.to_path_buf(),
+                line,
+                column,
+                key: String::new(),
+                message: format!("{message} (a rules file is a YAML list of rules)"),
+            }];
+        }
+    };
+    let mut found = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        errors_of::<RuleSpec>(&format!("[{i}]"), item, &mut found);
+    }
+    let index = PositionIndex::build(text);
+    found
+        .into_iter()
+        .map(|(key, error)| {
+            let (line, column) = index.locate(&key);
+            FileError {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: describe(&key, &error),
+                key,
+            }
+        })
+        .collect()
 }
 
 fn is_csv(path: &Path) -> bool {

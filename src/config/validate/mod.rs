@@ -7,6 +7,7 @@ mod projects;
 mod sections;
 
 use super::error::{ConfigError, ConfigErrors};
+use super::every_error::describe;
 use super::model::*;
 use super::position::PositionIndex;
 use super::raw::RawConfig;
@@ -167,41 +168,6 @@ fn parse(file: &Path, text: &str) -> Result<RawConfig, ConfigErrors> {
         errors.sort_by_key(|e| (e.line, e.column));
         ConfigErrors(errors)
     })
-}
-
-/// serde_yaml's message for the error at `key`, without what the report already says.
-fn describe(key: &str, inner: &serde_yaml::Error) -> String {
-    let mut message = inner.to_string();
-    // serde_yaml appends the position (and sometimes the path) we already print.
-    if let Some(i) = message.find(" at line ") {
-        message.truncate(i);
-    }
-    // serde_yaml names the parent mapping itself, e.g. `listeners.http: unknown field`.
-    if let Some((prefix, rest)) = message.split_once(": ") {
-        if key.starts_with(prefix) && !prefix.contains(' ') {
-            message = rest.to_string();
-        }
-    }
-    if message.starts_with("unknown field") {
-        message.push_str(&unknown_field_hint(&message));
-    }
-    message
-}
-
-/// For ``unknown field `adress`, expected `address` or `tls` ``: the closest expected name.
-fn unknown_field_hint(message: &str) -> String {
-    let mut names = message.split('`').skip(1).step_by(2);
-    let Some(given) = names.next() else {
-        return String::new();
-    };
-    let closest = names
-        .map(|n| (strsim::damerau_levenshtein(given, n), n))
-        .min()
-        .filter(|(distance, n)| *distance <= 2.max(n.len() / 3));
-    match closest {
-        Some((_, name)) => format!(" (did you mean `{name}`? unknown keys are rejected)"),
-        None => " (check the spelling; unknown keys are rejected)".to_string(),
-    }
 }
 
 /// Builds Pingora's `ServerConf` from the `server:` mapping, accepting exactly its keys.

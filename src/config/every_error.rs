@@ -24,7 +24,7 @@ pub(crate) fn errors_of<T: DeserializeOwned>(
     };
     let mut removed: Vec<String> = Vec::new();
     for _ in 0..ERRORS_PER_ENTRY {
-        let Err(e) = serde_path_to_error::deserialize::<_, T>(value.clone()) else {
+        let Err(e) = serde_path_to_error::deserialize::<_, T>(&value) else {
             return;
         };
         let key = full_key(&e.path().to_string());

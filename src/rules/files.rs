@@ -246,26 +246,26 @@ fn compile_files(
 }
 
 /// Every key and type error of a YAML rules file that did not deserialize, rule by rule, each
-/// located by its key path (`[3].match.pth`); `first` is serde's error for the whole file,
-/// reported alone when the file is not a YAML list at all.
+/// located by its key path (`[3].match.pth`); `first` is serde's error for the whole file.
 fn yaml_errors(path: &Path, text: &str, first: serde_yaml::Error) -> Vec<FileError> {
-    let items = match serde_yaml::from_str(text) {
-        Ok(serde_yaml::Value::Sequence(items)) => items,
-        _ => {
-            let (line, column) = first.location().map_or((0, 0), |l| (l.line(), l.column()));
-            let message = describe("", &first);
-            return vec![FileError {
-                path: path.to_path_buf(),
-                line,
-                column,
-                key: String::new(),
-                message: format!("{message} (a rules file is a YAML list of rules)"),
-            }];
-        }
-    };
     let mut found = Vec::new();
-    for (i, item) in items.into_iter().enumerate() {
-        errors_of::<RuleSpec>(&format!("[{i}]"), item, &mut found);
+    if let Ok(serde_yaml::Value::Sequence(items)) = serde_yaml::from_str(text) {
+        for (i, item) in items.into_iter().enumerate() {
+            errors_of::<RuleSpec>(&format!("[{i}]"), item, &mut found);
+        }
+    }
+    // Not a list, or no rule failed on its own: the file's error is the one to report (an
+    // empty list here would load the project without this file's rules).
+    if found.is_empty() {
+        let (line, column) = first.location().map_or((0, 0), |l| (l.line(), l.column()));
+        let message = describe("", &first);
+        return vec![FileError {
+            path: path.to_path_buf(),
+            line,
+            column,
+            key: String::new(),
+            message: format!("{message} (a rules file is a YAML list of rules)"),
+        }];
     }
     let index = PositionIndex::build(text);
     found

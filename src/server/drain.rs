@@ -1,13 +1,15 @@
-//! Draining before an upgrade: once the hand-over starts (see `signals`), the old process stops
-//! taking new connections and ends each keep-alive connection after its current response.
+//! Draining before an upgrade: once the hand-over is done (see `signals`), the old process stops
+//! taking new connections; from SIGQUIT on it ends each keep-alive connection after its current
+//! response.
 //!
 //! Pingora 0.9.1 keeps accepting in the old process for 5 s after handing the listening
 //! sockets over (both processes accept from the same queue), then drops every connection that
 //! is waiting for a request, including one accepted a moment earlier whose request was still
-//! on the wire: that client gets a closed connection and no response. So at SIGQUIT this
-//! process removes its listening sockets from its own epoll sets. The sockets stay open (the
-//! new process shares them) and the pending connections stay queued, for the new process to
-//! accept. Pingora's accept loops simply wait until its shutdown ends them.
+//! on the wire: that client gets a closed connection and no response. So once the new process
+//! has received the sockets (see `signals`), this process removes them from its own epoll
+//! sets. The sockets stay open (the new process shares them) and the pending connections stay
+//! queued, for the new process to accept. Pingora's accept loops simply wait until its
+//! shutdown ends them.
 
 use super::listening;
 use procfs::process::{FDTarget, Process};

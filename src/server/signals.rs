@@ -5,6 +5,11 @@
 //! `kill -QUIT` took the site down. Here SIGQUIT starts the hand-over only once a new process
 //! listens on `server.upgrade_sock` (waiting a few seconds for it, since `run -u -d` returns
 //! before the new process binds it); otherwise it is logged and ignored.
+//!
+//! The old process goes on accepting until the new one has received the sockets, then stops
+//! (see `drain`). Stopping at SIGQUIT left new connections queued until the new process's next
+//! accept on its upgrade socket, which Pingora tries once a second: up to 1 s with no new
+//! connection answered, at every reload (seen under systemd).
 
 use async_trait::async_trait;
 use pingora_core::server::{ShutdownSignal, ShutdownSignalWatch};
@@ -16,6 +21,11 @@ use tokio::signal::unix::{signal, SignalKind};
 
 /// How long SIGQUIT waits for a new process to listen on the upgrade socket.
 const WAIT_FOR_NEW_PROCESS: Duration = Duration::from_secs(5);
+/// How long the old process waits for the new one to take the sockets before it stops
+/// accepting anyway: Pingora drops the connections it has 5 s after the hand-over.
+const HAND_OVER_DEADLINE: Duration = Duration::from_secs(4);
+/// How often the old process looks whether the new one has taken the sockets.
+const HAND_OVER_POLL: Duration = Duration::from_millis(5);
 
 pub struct Signals {
     /// Read by the proxy on every request: respond with `Connection: close` once set.
@@ -43,10 +53,7 @@ impl ShutdownSignalWatch for Signals {
                 _ = quit.recv() => {
                     if new_process_waiting(&self.upgrade_sock).await {
                         self.draining.store(true, Relaxed);
-                        match super::drain::stop_accepting() {
-                            Ok(n) => log::info!("SIGQUIT: stopped accepting on {n} listening sockets; the new process takes new connections"),
-                            Err(e) => log::warn!("SIGQUIT: cannot stop accepting early ({e}); Pingora stops in 5 s"),
-                        }
+                        stop_accepting_after_hand_over(self.upgrade_sock.clone());
                         return ShutdownSignal::GracefulUpgrade;
                     }
                     log::warn!(
@@ -62,6 +69,47 @@ impl ShutdownSignalWatch for Signals {
                 _ = int.recv() => return ShutdownSignal::FastShutdown,
             }
         }
+    }
+}
+
+/// On a thread of its own (Pingora's main loop blocks while it sends the sockets): waits until
+/// the new process stops listening on `upgrade_sock`, which it does once it has received the
+/// sockets, then stops accepting. Gives up waiting after [`HAND_OVER_DEADLINE`], before
+/// Pingora's own shutdown 5 s after the hand-over.
+fn stop_accepting_after_hand_over(upgrade_sock: String) {
+    let spawned = std::thread::Builder::new()
+        .name("hand-over".into())
+        .spawn(move || {
+            let absolute = std::path::absolute(&upgrade_sock).ok();
+            let deadline = Instant::now() + HAND_OVER_DEADLINE;
+            loop {
+                match std::fs::read_to_string("/proc/net/unix") {
+                    Ok(table) if listening_on(&table, &upgrade_sock, absolute.as_deref()) => {}
+                    _ => break,
+                }
+                if Instant::now() >= deadline {
+                    log::warn!(
+                        "upgrade: the new process has not taken the listening sockets within {}s",
+                        HAND_OVER_DEADLINE.as_secs()
+                    );
+                    break;
+                }
+                std::thread::sleep(HAND_OVER_POLL);
+            }
+            stop_accepting();
+        });
+    if let Err(e) = spawned {
+        log::warn!("upgrade: cannot watch the hand-over ({e}); stopping accepting now");
+        stop_accepting();
+    }
+}
+
+fn stop_accepting() {
+    match super::drain::stop_accepting() {
+        Ok(n) => log::info!(
+            "upgrade: stopped accepting on {n} listening sockets; the new process takes new connections"
+        ),
+        Err(e) => log::warn!("upgrade: cannot stop accepting early ({e}); Pingora stops in 5 s"),
     }
 }
 

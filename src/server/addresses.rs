@@ -9,6 +9,10 @@
 //! would be noticed only after the old process had handed over and quit. The old process's
 //! listening sockets are found through its pid file and `/proc`, and only the other
 //! addresses are tried: a reload adding a taken address fails before SIGQUIT is sent.
+//!
+//! A process started by a reload a moment ago may not hold its sockets yet: it takes them from
+//! its own predecessor, which Pingora tries once a second. A second reload then waits for it;
+//! replacing it before it has them would leave no process to hand the sockets on.
 
 use super::{listening, StartError};
 use crate::config::Config;
@@ -17,6 +21,11 @@ use std::collections::HashSet;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How long `run -u` waits for the process it replaces to hold its listening sockets (Pingora
+/// gives up taking them over after about 6 s).
+const WAIT_FOR_OLD_PROCESS: Duration = Duration::from_secs(10);
 
 /// `old_pid_file`: during an upgrade, the pid file naming the process handing over.
 pub fn check_addresses_free(
@@ -25,7 +34,8 @@ pub fn check_addresses_free(
 ) -> Result<(), StartError> {
     let inherited = match old_pid_file {
         None => HashSet::new(),
-        Some(pid_file) => match held_by_old_process(pid_file) {
+        Some(pid_file) => match held_by_old_process_once_settled(pid_file) {
+            Ok(held) if held.is_empty() => return Err(unfinished(pid_file)),
             Ok(held) => held,
             Err(e) => {
                 log::warn!("upgrade: cannot tell which addresses the old process listens on ({e}); addresses added by this reload are not checked");
@@ -65,14 +75,39 @@ pub fn check_addresses_free(
     Ok(())
 }
 
-/// The TCP addresses the process named in `pid_file` listens on.
-fn held_by_old_process(pid_file: &Path) -> Result<HashSet<SocketAddr>, String> {
+/// The TCP addresses the process named in `pid_file` listens on, once it listens on any (for
+/// up to [`WAIT_FOR_OLD_PROCESS`]; empty if it never does).
+fn held_by_old_process_once_settled(pid_file: &Path) -> Result<HashSet<SocketAddr>, String> {
+    let deadline = Instant::now() + WAIT_FOR_OLD_PROCESS;
+    loop {
+        let held = held_by_old_process(pid_file)?;
+        if !held.is_empty() || Instant::now() >= deadline {
+            return Ok(held);
+        }
+        // Before Pingora starts: no runtime to block.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn unfinished(pid_file: &Path) -> StartError {
+    StartError::PreviousUpgradeUnfinished {
+        pid: old_pid(pid_file).unwrap_or(0),
+        pid_file: pid_file.display().to_string(),
+        waited_s: WAIT_FOR_OLD_PROCESS.as_secs(),
+    }
+}
+
+fn old_pid(pid_file: &Path) -> Result<i32, String> {
     let text = std::fs::read_to_string(pid_file)
         .map_err(|e| format!("reading {}: {e}", pid_file.display()))?;
-    let pid: i32 = text
-        .trim()
+    text.trim()
         .parse()
-        .map_err(|_| format!("{} holds no pid", pid_file.display()))?;
+        .map_err(|_| format!("{} holds no pid", pid_file.display()))
+}
+
+/// The TCP addresses the process named in `pid_file` listens on.
+fn held_by_old_process(pid_file: &Path) -> Result<HashSet<SocketAddr>, String> {
+    let pid = old_pid(pid_file)?;
     let fds = Process::new(pid)
         .and_then(|p| listening::descriptors(&p))
         .map_err(|e| format!("process {pid}: {e}"))?;

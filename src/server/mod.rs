@@ -34,6 +34,12 @@ pub enum StartError {
         source: std::io::Error,
         hint: &'static str,
     },
+    #[error("upgrade: the rampart being replaced (pid {pid}, named in {pid_file}) has not taken its listening sockets over from the process before it within {waited_s}s; a reload may still be in progress, or that process is not serving. The running rampart goes on serving; try the reload again")]
+    PreviousUpgradeUnfinished {
+        pid: i32,
+        pid_file: String,
+        waited_s: u64,
+    },
 }
 
 /// How `rampart run` was asked to start.

@@ -2,7 +2,8 @@
 # Installs what building and testing Rampart needs on Debian/Ubuntu, skipping what is there:
 # cmake (zlib-ng, built by pingora-core), pkg-config and libssl-dev (openssl-sys), curl,
 # chromium (tests/dashboard.rs renders /dashboard in headless Chromium); for the packages
-# (scripts/package.sh, tests/packaging.rs): dpkg-shlibdeps (dpkg-dev), rpm.
+# (scripts/package.sh, tests/packaging.rs): dpkg-shlibdeps (dpkg-dev), rpm; to run the .deb
+# under a real systemd (tests/packaging/systemd.rs): debootstrap, systemd-nspawn.
 set -euo pipefail
 need=()
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
@@ -13,6 +14,8 @@ command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)   # renders /dashboard in tests
 command -v dpkg-shlibdeps >/dev/null 2>&1 || need+=(dpkg-dev)   # cargo-deb's $auto depends
 command -v rpm >/dev/null 2>&1 || need+=(rpm)                    # inspects the built .rpm
+command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)    # a Debian root for systemd,
+command -v systemd-nspawn >/dev/null 2>&1 || need+=(systemd-container)   # booted in a container
 dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev)
 for pkg in "$@"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")

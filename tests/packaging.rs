@@ -6,12 +6,16 @@
 //!
 //! systemd is not PID 1 on CI machines, so the postinst only enables the unit there and never
 //! starts the service on its fixed ports (127.0.0.1:8080/9090); where systemd does run, the
-//! install test is skipped rather than start a real service next to the other tests.
+//! install test is skipped rather than start a real service next to the other tests. The .deb
+//! under a real systemd, booted in a container: `packaging/systemd.rs`.
 
+mod common;
 #[path = "packaging/rpm.rs"]
 mod rpm;
 #[path = "packaging/scripts.rs"]
 mod scripts;
+#[path = "packaging/systemd.rs"]
+mod systemd;
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

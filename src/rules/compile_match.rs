@@ -1,7 +1,9 @@
 //! Compiling the `match` part of a rule into [`Conditions`].
 
 use crate::rules::compile::Errors;
-use crate::rules::matcher::{Conditions, HeaderMatch, HostMatch, PathMatch, QueryMatch};
+use crate::rules::matcher::{
+    Conditions, HeaderMatch, HostMatch, OtherConditions, PathMatch, QueryMatch,
+};
 use crate::rules::normalize::normalize_path;
 use crate::rules::spec::MatchSpec;
 use http::Method;
@@ -136,10 +138,7 @@ pub fn conditions(e: &mut Errors<'_>, m: &MatchSpec) -> (Conditions, Vec<Option<
             })
             .collect()
     });
-    let cond = Conditions {
-        path,
-        case_insensitive: ci,
-        needs_captures: false,
+    let other = OtherConditions {
         host,
         methods,
         scheme,
@@ -147,6 +146,19 @@ pub fn conditions(e: &mut Errors<'_>, m: &MatchSpec) -> (Conditions, Vec<Option<
         headers,
         not_headers,
         client_ip,
+    };
+    let none = other.host.is_none()
+        && other.methods.is_none()
+        && other.scheme.is_none()
+        && other.query.is_empty()
+        && other.headers.is_empty()
+        && other.not_headers.is_empty()
+        && other.client_ip.is_none();
+    let cond = Conditions {
+        path,
+        case_insensitive: ci,
+        needs_captures: false,
+        other: (!none).then(|| Box::new(other)),
     };
     (cond, groups)
 }

@@ -162,7 +162,7 @@ impl RuleIndex {
                     (None, None) => PathKey::Regex(re.as_str()),
                 },
             };
-            let partition = match &rule.cond.host {
+            let partition = match rule.cond.host() {
                 None => &mut any_host,
                 Some(HostMatch::Exact(h)) => hosts.entry(hasher.hash(h)).or_default(),
                 Some(HostMatch::Subdomains(suffix)) => {
@@ -170,7 +170,7 @@ impl RuleIndex {
                     wildcards.entry(hasher.hash(suffix)).or_default()
                 }
             };
-            partition.add(rule.cond.methods.as_deref(), &key, pos as u32);
+            partition.add(rule.cond.methods(), &key, pos as u32);
         }
         wildcard_lens.sort_unstable();
         wildcard_lens.dedup();

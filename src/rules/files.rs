@@ -175,7 +175,11 @@ fn compile_files(
             });
             errors.files.extend(csv_errors);
         } else {
-            match serde_yaml::from_str::<Vec<RuleSpec>>(&text) {
+            let read = match super::yaml_batches::read_in_batches(&text) {
+                Some(rules) => Ok(rules),
+                None => serde_yaml::from_str::<Vec<RuleSpec>>(&text),
+            };
+            match read {
                 Ok(rules) => {
                     origins.extend((0..rules.len()).map(|item| Origin::Yaml { file, item }));
                     if specs.is_empty() {

@@ -46,6 +46,7 @@ mod tests;
 #[cfg(test)]
 mod testutil;
 mod trace;
+mod yaml_batches;
 
 pub use evaluate::RuleSet;
 pub use normalize::normalize_path;

@@ -147,18 +147,11 @@ pub fn conditions(e: &mut Errors<'_>, m: &MatchSpec) -> (Conditions, Vec<Option<
         not_headers,
         client_ip,
     };
-    let none = other.host.is_none()
-        && other.methods.is_none()
-        && other.scheme.is_none()
-        && other.query.is_empty()
-        && other.headers.is_empty()
-        && other.not_headers.is_empty()
-        && other.client_ip.is_none();
     let cond = Conditions {
         path,
         case_insensitive: ci,
         needs_captures: false,
-        other: (!none).then(|| Box::new(other)),
+        other: (!other.is_empty()).then(|| Box::new(other)),
     };
     (cond, groups)
 }

@@ -125,6 +125,26 @@ impl Conditions {
 }
 
 impl OtherConditions {
+    /// No condition at all: the rule needs no box.
+    pub fn is_empty(&self) -> bool {
+        let OtherConditions {
+            host,
+            methods,
+            scheme,
+            query,
+            headers,
+            not_headers,
+            client_ip,
+        } = self;
+        host.is_none()
+            && methods.is_none()
+            && scheme.is_none()
+            && query.is_empty()
+            && headers.is_empty()
+            && not_headers.is_empty()
+            && client_ip.is_none()
+    }
+
     /// True when `req` meets every one of these conditions.
     fn hold(&self, req: &RequestView<'_>) -> bool {
         if let Some(methods) = &self.methods {

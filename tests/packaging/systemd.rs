@@ -120,9 +120,12 @@ impl Container {
 
 impl Drop for Container {
     fn drop(&mut self) {
-        // SIGRTMIN+4 asks systemd to power off; nspawn exits once the container has.
-        // SAFETY: plain kill(2) on a pid this test started.
-        unsafe { libc::kill(self.init as i32, libc::SIGRTMIN() + 4) };
+        // SIGRTMIN+4 asks systemd to power off; nspawn exits once the container has. (Not
+        // before its init is known: kill(0, ...) would signal this test's process group.)
+        if self.init != 0 {
+            // SAFETY: plain kill(2) on a pid this test started.
+            unsafe { libc::kill(self.init as i32, libc::SIGRTMIN() + 4) };
+        }
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.nspawn.try_wait().ok().flatten().is_none() {
             if Instant::now() > deadline {

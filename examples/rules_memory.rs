@@ -26,10 +26,10 @@ fn status_kib(field: &str) -> u64 {
 /// Rule count, resident memory added (KiB), the peak added while loading (KiB) and time
 /// taken by `load`; what it loaded is kept until the memory has been read.
 fn measure<T>(load: impl FnOnce() -> T, count: impl Fn(&T) -> usize) -> Measured {
-    // Writing 5 there resets the peak (VmHWM) to the current size (Linux 4.0+).
     // Freed but still resident memory (the generated file text) would count in `before` and
     // then be reused by the load, hiding that much of what the rules take.
     rampart::alloc::release_free_memory();
+    // Writing 5 there resets the peak (VmHWM) to the current size (Linux 4.0+).
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let before = status_kib("VmRSS");
     let started = Instant::now();

@@ -32,12 +32,6 @@ const KEEP_ALIVE: usize = 0;
 const NEW_CONNECTION: usize = 1;
 const SLOW: usize = 2;
 
-/// A request on a new connection that took this long waited for a listening socket nobody
-/// accepted on: Pingora's new process takes the sockets at its next try, once a second, and
-/// an old process that stopped accepting at SIGQUIT left every reload with a ~1 s pause. (A
-/// request this slow for another reason, a busy machine, happens too, but not at most reloads.)
-const STALLED: Duration = Duration::from_millis(700);
-
 impl Load {
     /// One client thread: `kind` chooses the connection handling and the path.
     fn spawn(self: &Arc<Self>, kind: usize, base: String) -> std::thread::JoinHandle<()> {

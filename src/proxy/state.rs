@@ -21,7 +21,6 @@ pub struct Project {
     pub metrics: ProjectMetrics,
     /// Last (re)load of the rules, for /status.
     pub reload: Mutex<ReloadStatus>,
-    /// The rules files as last read.
     /// The rules files as last seen; `None` when some were missing or unreadable then.
     pub stamps: Mutex<Option<Vec<FileStamp>>>,
 }

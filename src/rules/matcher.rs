@@ -53,7 +53,7 @@ pub struct Conditions {
 }
 
 /// A rule's conditions on what is not its path.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct OtherConditions {
     pub host: Option<HostMatch>,
     /// Upper-case; compared case-insensitively.

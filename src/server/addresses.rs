@@ -34,14 +34,22 @@ pub fn check_addresses_free(
 ) -> Result<(), StartError> {
     let inherited = match old_pid_file {
         None => HashSet::new(),
-        Some(pid_file) => match held_by_old_process_once_settled(pid_file) {
-            Ok(held) if held.is_empty() => return Err(unfinished(pid_file)),
-            Ok(held) => held,
-            Err(e) => {
-                log::warn!("upgrade: cannot tell which addresses the old process listens on ({e}); addresses added by this reload are not checked");
-                return Ok(());
+        Some(pid_file) => {
+            match old_pid(pid_file).and_then(|pid| Ok((pid, held_once_settled(pid)?))) {
+                Ok((pid, held)) if held.is_empty() => {
+                    return Err(StartError::PreviousUpgradeUnfinished {
+                        pid,
+                        pid_file: pid_file.display().to_string(),
+                        waited_s: WAIT_FOR_OLD_PROCESS.as_secs(),
+                    })
+                }
+                Ok((_, held)) => held,
+                Err(e) => {
+                    log::warn!("upgrade: cannot tell which addresses the old process listens on ({e}); addresses added by this reload are not checked");
+                    return Ok(());
+                }
             }
-        },
+        }
     };
     let listeners = config
         .listeners
@@ -75,25 +83,17 @@ pub fn check_addresses_free(
     Ok(())
 }
 
-/// The TCP addresses the process named in `pid_file` listens on, once it listens on any (for
-/// up to [`WAIT_FOR_OLD_PROCESS`]; empty if it never does).
-fn held_by_old_process_once_settled(pid_file: &Path) -> Result<HashSet<SocketAddr>, String> {
+/// The TCP addresses process `pid` listens on, once it listens on any (for up to
+/// [`WAIT_FOR_OLD_PROCESS`]; empty if it never does).
+fn held_once_settled(pid: i32) -> Result<HashSet<SocketAddr>, String> {
     let deadline = Instant::now() + WAIT_FOR_OLD_PROCESS;
     loop {
-        let held = held_by_old_process(pid_file)?;
+        let held = held_by(pid)?;
         if !held.is_empty() || Instant::now() >= deadline {
             return Ok(held);
         }
         // Before Pingora starts: no runtime to block.
         std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn unfinished(pid_file: &Path) -> StartError {
-    StartError::PreviousUpgradeUnfinished {
-        pid: old_pid(pid_file).unwrap_or(0),
-        pid_file: pid_file.display().to_string(),
-        waited_s: WAIT_FOR_OLD_PROCESS.as_secs(),
     }
 }
 
@@ -105,9 +105,8 @@ fn old_pid(pid_file: &Path) -> Result<i32, String> {
         .map_err(|_| format!("{} holds no pid", pid_file.display()))
 }
 
-/// The TCP addresses the process named in `pid_file` listens on.
-fn held_by_old_process(pid_file: &Path) -> Result<HashSet<SocketAddr>, String> {
-    let pid = old_pid(pid_file)?;
+/// The TCP addresses process `pid` listens on.
+fn held_by(pid: i32) -> Result<HashSet<SocketAddr>, String> {
     let fds = Process::new(pid)
         .and_then(|p| listening::descriptors(&p))
         .map_err(|e| format!("process {pid}: {e}"))?;

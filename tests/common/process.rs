@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 pub fn alive(pid: u32) -> bool {
     // A zombie is not serving: only count processes that are not in state Z.
@@ -25,6 +26,13 @@ pub fn signal(sig: &str, pid: u32) {
         .status()
         .unwrap();
 }
+
+/// A request on a new connection that took this long during a reload waited for a listening
+/// socket nobody accepted on: Pingora's new process takes the sockets at its next try, once a
+/// second, and an old process that stopped accepting at SIGQUIT left every reload with a ~1 s
+/// pause. (A request this slow for another reason, a busy machine, happens too, but not at
+/// most reloads.)
+pub const STALLED: Duration = Duration::from_millis(700);
 
 /// Kills every process the test started when it ends, passed or failed: daemons are not our
 /// children and would outlive the test otherwise.

@@ -8,7 +8,7 @@
 //! sandbox that cannot boot one. Everything after the boot is asserted.
 
 use super::{packages, run};
-use crate::common::{free_addr, poll_until, Upstream};
+use crate::common::{free_addr, poll_until, signal, Upstream, STALLED};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
@@ -121,10 +121,9 @@ impl Container {
 impl Drop for Container {
     fn drop(&mut self) {
         // SIGRTMIN+4 asks systemd to power off; nspawn exits once the container has. (Not
-        // before its init is known: kill(0, ...) would signal this test's process group.)
+        // before its init is known: `kill -RTMIN+4 0` would signal this test's process group.)
         if self.init != 0 {
-            // SAFETY: plain kill(2) on a pid this test started.
-            unsafe { libc::kill(self.init as i32, libc::SIGRTMIN() + 4) };
+            signal("-RTMIN+4", self.init);
         }
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.nspawn.try_wait().ok().flatten().is_none() {
@@ -193,8 +192,6 @@ struct Load {
     stalled: AtomicUsize,
     failures: Mutex<Vec<String>>,
 }
-
-const STALLED: Duration = Duration::from_millis(700);
 
 impl Load {
     fn spawn(self: &Arc<Self>, url: String, new_connections: bool) -> std::thread::JoinHandle<()> {

@@ -2,8 +2,9 @@
 //! are resolved once and cached, so the request path never hashes label values.
 
 use prometheus::{
-    register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge_vec,
-    Histogram, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec,
+    register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge,
+    register_int_gauge_vec, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec,
 };
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, LazyLock, OnceLock};
@@ -20,6 +21,8 @@ pub struct Metrics {
     pub rules_reloads: IntCounterVec,
     pub build_info: IntGaugeVec,
     pub access_log_dropped: IntCounter,
+    /// Also what a stopping process waits on (`server/stop.rs`).
+    pub requests_in_flight: IntGauge,
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -79,6 +82,11 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         access_log_dropped: register_int_counter!(
             "rampart_access_log_dropped_total",
             "Access log lines dropped because the writer fell behind"
+        )
+        .unwrap(),
+        requests_in_flight: register_int_gauge!(
+            "rampart_requests_in_flight",
+            "Requests read and not yet fully answered"
         )
         .unwrap(),
     };

@@ -1,6 +1,8 @@
 //! Access log: the request path only builds a small record and hands it to a bounded channel
 //! (never blocking; a full channel drops the line and counts it); a background service formats
-//! and writes the lines in batches.
+//! and writes the lines in batches. It goes on writing after Pingora's shutdown begins (requests
+//! still in flight then are logged too) until the process, about to exit, asks it to write what
+//! is queued and stop ([`AccessLogFinisher`]).
 
 use async_trait::async_trait;
 use pingora_core::server::ShutdownWatch;
@@ -11,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 /// Lines that may wait for the writer before new ones are dropped.
 const QUEUE: usize = 65_536;
@@ -366,21 +368,57 @@ pub struct AccessLogWriter {
     rx: Mutex<Option<mpsc::Receiver<LogRecord>>>,
     target: LogTarget,
     format: LogFormat,
+    finish: Arc<Notify>,
+    finished: Arc<Notify>,
 }
 
-/// Creates the logger and its writer service (`None` when the target is `off`).
-pub fn access_log(target: LogTarget, format: LogFormat) -> (AccessLogger, Option<AccessLogWriter>) {
+/// Asks the writer to write every queued line and stop, and waits for it: the last thing a
+/// stopping process does, since Pingora drops the writer's task without a word.
+pub struct AccessLogFinisher {
+    finish: Arc<Notify>,
+    finished: Arc<Notify>,
+}
+
+impl AccessLogFinisher {
+    /// False when the writer did not finish `within`.
+    pub async fn finish(&self, within: Duration) -> bool {
+        self.finish.notify_one();
+        tokio::time::timeout(within, self.finished.notified())
+            .await
+            .is_ok()
+    }
+}
+
+/// Tells the finisher, however the writer's task ends.
+struct NotifyOnDrop(Arc<Notify>);
+
+impl Drop for NotifyOnDrop {
+    fn drop(&mut self) {
+        self.0.notify_one();
+    }
+}
+
+/// Creates the logger and its writer service with the writer's finisher (`None` when the
+/// target is `off`).
+pub fn access_log(
+    target: LogTarget,
+    format: LogFormat,
+) -> (AccessLogger, Option<(AccessLogWriter, AccessLogFinisher)>) {
     if target == LogTarget::Off {
         return (AccessLogger { tx: None }, None);
     }
     let (tx, rx) = mpsc::channel(QUEUE);
+    let (finish, finished) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let writer = AccessLogWriter {
+        rx: Mutex::new(Some(rx)),
+        target,
+        format,
+        finish: finish.clone(),
+        finished: finished.clone(),
+    };
     (
         AccessLogger { tx: Some(tx) },
-        Some(AccessLogWriter {
-            rx: Mutex::new(Some(rx)),
-            target,
-            format,
-        }),
+        Some((writer, AccessLogFinisher { finish, finished })),
     )
 }
 
@@ -403,7 +441,8 @@ async fn open(
 
 #[async_trait]
 impl BackgroundService for AccessLogWriter {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
+    async fn start(&self, _shutdown: ShutdownWatch) {
+        let _finished = NotifyOnDrop(self.finished.clone());
         let Some(mut rx) = self.rx.lock().ok().and_then(|mut r| r.take()) else {
             return;
         };
@@ -427,7 +466,7 @@ impl BackgroundService for AccessLogWriter {
         loop {
             let stopping = tokio::select! {
                 _ = tick.tick() => false,
-                _ = shutdown.changed() => true,
+                _ = self.finish.notified() => true,
             };
             loop {
                 let open = drain(&mut rx, &mut batch);

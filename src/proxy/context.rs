@@ -22,6 +22,24 @@ pub struct RequestCtx {
     pub in_flight: Option<InFlight>,
     /// Fail-open for an all-unhealthy pool is counted once per request.
     pub counted_unhealthy: bool,
+    _in_flight: InFlightRequest,
+}
+
+/// Counts the request in `rampart_requests_in_flight` from its context's creation (Pingora
+/// makes it once the request head is read) to its drop (after `logging`), on every path.
+struct InFlightRequest;
+
+impl InFlightRequest {
+    fn new() -> Self {
+        crate::metrics::METRICS.requests_in_flight.inc();
+        InFlightRequest
+    }
+}
+
+impl Drop for InFlightRequest {
+    fn drop(&mut self) {
+        crate::metrics::METRICS.requests_in_flight.dec();
+    }
 }
 
 impl RequestCtx {
@@ -38,6 +56,7 @@ impl RequestCtx {
             backend: None,
             in_flight: None,
             counted_unhealthy: false,
+            _in_flight: InFlightRequest::new(),
         }
     }
 }

@@ -6,6 +6,7 @@ mod drain;
 mod listening;
 mod pid_file;
 mod signals;
+mod stop;
 mod tls;
 
 use crate::admin::AdminApp;
@@ -17,6 +18,7 @@ use pingora_core::server::{RunArgs, Server};
 use pingora_core::services::background::GenBackgroundService;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -102,6 +104,8 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
     addresses::check_addresses_free(&config, opts.upgrade.then_some(public_pid_file.as_ref()))?;
     server_conf.pid_file = pid_file::pingora_path(&public_pid_file);
     let upgrade_sock = server_conf.upgrade_sock.clone();
+    // Pingora's own default when unset.
+    let grace_period_s = server_conf.grace_period_seconds.unwrap_or(300);
     let mut server = Server::new_with_opt_and_conf(opt, server_conf);
     // As a service, bootstrap (taking the sockets over during an upgrade, then telling a
     // daemonizing parent we are ready) runs after the fork, where it must.
@@ -136,9 +140,15 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
         config.access_log.target.clone(),
         config.access_log.format.clone(),
     );
-    if let Some(w) = writer {
+    let finisher = writer.map(|(w, finisher)| {
         server.add_service(GenBackgroundService::new("access log".into(), Arc::new(w)));
-    }
+        finisher
+    });
+    let stop = stop::StopWhenDone {
+        grace: Duration::from_secs(grace_period_s),
+        access_log: finisher,
+    };
+    server.add_service(GenBackgroundService::new("stop".into(), Arc::new(stop)));
     let shared = Arc::new(Shared::new(&mut config, pools, logger));
     let signals = signals::Signals {
         draining: shared.draining.clone(),

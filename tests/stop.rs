@@ -1,0 +1,153 @@
+//! Stopping (`systemctl stop`: SIGTERM) and the end of an old process after a reload: requests
+//! in flight are answered and logged, and the process exits as soon as they are done rather
+//! than at the end of `server.grace_period_seconds` (set to a minute here, so a process that
+//! waits it out fails every test). A request still running when the grace period ends is cut,
+//! and the process exits then.
+
+mod common;
+use common::*;
+use std::path::Path;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Long enough that waiting it out fails the tests, which allow half of it.
+const GRACE_S: u64 = 60;
+
+/// An upstream, and Rampart proxying to it with this grace period and an access log file.
+fn start(grace_s: u64) -> (Upstream, Rampart, String) {
+    let upstream = Upstream::start("app");
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = config(dir.path(), &upstream, grace_s);
+    let r = Rampart::start_in(dir, &yaml);
+    (upstream, r, yaml)
+}
+
+fn config(dir: &Path, upstream: &Upstream, grace_s: u64) -> String {
+    let d = dir.display();
+    format!(
+        "server: {{ pid_file: {d}/rampart.pid, upgrade_sock: {d}/upgrade.sock, grace_period_seconds: {grace_s}, graceful_shutdown_timeout_seconds: 5 }}\nadmin: {{ listen: \"{}\" }}\naccess_log: {{ target: {d}/access.log }}\nlisteners:\n  http: {{ address: \"{}\" }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
+        free_addr(),
+        free_addr(),
+        upstream.addr_string()
+    )
+}
+
+/// A GET of `path` on its own thread: the status and body, or the error.
+fn request(url: String) -> JoinHandle<Result<(u16, String), String>> {
+    std::thread::spawn(move || {
+        let resp = client()
+            .get(url)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.text().map_err(|e| e.to_string())?))
+    })
+}
+
+/// Waits until the upstream has the request and Rampart counts it in flight.
+fn wait_in_flight(r: &Rampart, upstream: &Upstream, n: usize) {
+    poll_until(
+        Duration::from_secs(10),
+        "the request to be in flight",
+        || {
+            let counted = r.metric("rampart_requests_in_flight") == Some(n as f64);
+            (counted && upstream.in_flight() == n).then_some(())
+        },
+    );
+}
+
+fn access_log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("access.log")).unwrap_or_default()
+}
+
+#[test]
+fn sigterm_answers_and_logs_requests_in_flight_then_exits_without_waiting_the_grace_period() {
+    let (upstream, mut r, _) = start(GRACE_S);
+    let addr = r.listener_addr("http");
+    let slow = request(format!("http://{addr}/slow?ms=1500"));
+    wait_in_flight(&r, &upstream, 1);
+
+    assert!(r.signal("TERM"));
+    let stopping = Instant::now();
+    poll_until(
+        Duration::from_secs(10),
+        "new connections to be refused",
+        || std::net::TcpStream::connect(addr).is_err().then_some(()),
+    );
+    let (status, body) = slow
+        .join()
+        .unwrap()
+        .expect("the request in flight is answered");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"upstream\":\"app\""), "{body}");
+
+    let exit = r.wait_exit(Duration::from_secs(GRACE_S / 2));
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        r.stderr().contains("shutdown: no request in flight"),
+        "{}",
+        r.stderr()
+    );
+    // Pingora alone dropped the log writer at SIGTERM: this line was lost.
+    let log = access_log(r.dir());
+    assert!(
+        log.lines()
+            .any(|l| l.contains("\"GET /slow?ms=1500 HTTP/1.1\" 200")),
+        "access log:\n{log}"
+    );
+    eprintln!("stopped {:?} after SIGTERM", stopping.elapsed());
+}
+
+#[test]
+fn a_request_still_running_when_the_grace_period_ends_is_cut_and_the_process_exits() {
+    let (upstream, mut r, _) = start(1);
+    let slow = request(r.listener_url("http") + "/slow?ms=20000");
+    wait_in_flight(&r, &upstream, 1);
+
+    assert!(r.signal("TERM"));
+    let exit = r.wait_exit(Duration::from_secs(10));
+    assert!(exit.success(), "{exit:?}");
+    let cut = r.wait_for_log("still in flight", Duration::from_secs(1));
+    assert!(
+        cut.contains("grace period (1s)") && cut.contains("1 request"),
+        "{cut}"
+    );
+    assert!(
+        slow.join().unwrap().is_err(),
+        "the 20 s request was not cut"
+    );
+}
+
+#[test]
+fn after_a_reload_the_old_process_logs_its_last_request_and_exits_when_it_is_answered() {
+    let (upstream, mut old, yaml) = start(GRACE_S);
+    let base = old.listener_url("http");
+    // Outlives Pingora's 5 s between the hand-over and the shutdown of the old process.
+    let slow = request(format!("{base}/slow?ms=7000"));
+    wait_in_flight(&old, &upstream, 1);
+
+    let mut new = Rampart::spawn(tempfile::tempdir().unwrap(), &yaml, &["--upgrade"], &[]);
+    poll_until(
+        Duration::from_secs(10),
+        "the new process to wait for the sockets",
+        || old.dir().join("upgrade.sock").exists().then_some(()),
+    );
+    assert!(old.signal("QUIT"));
+    old.wait_for_log("upgrade: stopped accepting", Duration::from_secs(10));
+    new.wait_ready(Duration::from_secs(10));
+    let fresh = get(&format!("{base}/x"), "a.test");
+    assert_eq!(fresh.status(), 200);
+
+    let (status, body) = slow.join().unwrap().expect("the old process answers it");
+    assert_eq!(status, 200, "{body}");
+    let exit = old.wait_exit(Duration::from_secs(GRACE_S / 2));
+    assert!(exit.success(), "{exit:?}");
+    let log = access_log(old.dir());
+    assert!(
+        log.lines()
+            .any(|l| l.contains("\"GET /slow?ms=7000 HTTP/1.1\" 200")),
+        "access log:\n{log}"
+    );
+    assert!(new.is_running());
+}

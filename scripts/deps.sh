@@ -3,7 +3,8 @@
 # cmake (zlib-ng, built by pingora-core), pkg-config and libssl-dev (openssl-sys), curl,
 # chromium (tests/dashboard.rs renders /dashboard in headless Chromium); for the packages
 # (scripts/package.sh, tests/packaging.rs): dpkg-shlibdeps (dpkg-dev), rpm; to run the .deb
-# under a real systemd (tests/packaging/systemd.rs): debootstrap, systemd-nspawn.
+# under a real systemd (tests/packaging/systemd.rs): debootstrap, systemd-nspawn; logrotate
+# (tests/observability.rs rotates the access log with the packages' configuration).
 set -euo pipefail
 need=()
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
@@ -16,6 +17,7 @@ command -v dpkg-shlibdeps >/dev/null 2>&1 || need+=(dpkg-dev)   # cargo-deb's $a
 command -v rpm >/dev/null 2>&1 || need+=(rpm)                    # inspects the built .rpm
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)    # a Debian root for systemd,
 command -v systemd-nspawn >/dev/null 2>&1 || need+=(systemd-container)   # booted in a container
+dpkg -s logrotate >/dev/null 2>&1 || need+=(logrotate)   # the shipped rotation, tested
 dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev)
 for pkg in "$@"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")

@@ -199,3 +199,114 @@ fn access_log_formats_and_targets() {
         drop(r);
     }
 }
+
+/// Paths of `/seq/N` requests in log text, each once.
+fn logged_seq(text: &str) -> Vec<usize> {
+    text.lines()
+        .filter_map(|l| {
+            l.split("\"GET /seq/")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+/// Rotates `log` now with the real logrotate and the packages' configuration (its paths made
+/// the test's; no `su`, the test's directory is its own).
+fn logrotate(log: &std::path::Path) {
+    let shipped = include_str!("../packaging/logrotate");
+    let dir = log.parent().unwrap();
+    let conf: String = shipped
+        .replace("/var/log/rampart/*.log", &log.display().to_string())
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("su "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(
+        conf, shipped,
+        "the shipped configuration names /var/log/rampart/*.log"
+    );
+    std::fs::write(dir.join("logrotate.conf"), conf).unwrap();
+    // In /usr/sbin, which a user's PATH may lack.
+    let bin = ["/usr/sbin/logrotate", "logrotate"]
+        .into_iter()
+        .find(|b| std::path::Path::new(b).exists())
+        .unwrap_or("logrotate");
+    let out = std::process::Command::new(bin)
+        .arg("--force")
+        .arg("--state")
+        .arg(dir.join("logrotate.state"))
+        .arg(dir.join("logrotate.conf"))
+        .output()
+        .expect("logrotate (scripts/deps.sh installs it)");
+    assert!(out.status.success(), "logrotate: {out:?}");
+}
+
+#[test]
+fn access_log_file_follows_logrotate_without_losing_a_line() {
+    let up = Upstream::start("up");
+    let dir = tempfile::tempdir().unwrap();
+    let (log, rotated) = (
+        dir.path().join("access.log"),
+        dir.path().join("access.log.1"),
+    );
+    let (http, admin) = (free_addr(), free_addr());
+    let extra = format!("access_log: {{ target: {} }}", log.display());
+    let mut r = Rampart::start_in(dir, &yaml(&up, &http, &admin, &extra, false));
+    let mut sent = 0;
+    let mut send = || {
+        let url = format!("http://{http}/seq/{sent}");
+        assert_eq!(get(&url, "shop.test").status(), 200);
+        sent += 1;
+    };
+    for _ in 0..20 {
+        send();
+    }
+    poll_until(Duration::from_secs(5), "20 lines in the log", || {
+        (logged_seq(&std::fs::read_to_string(&log).unwrap_or_default()).len() == 20).then_some(())
+    });
+
+    logrotate(&log);
+    assert!(
+        rotated.exists() && !log.exists(),
+        "logrotate renamed the log"
+    );
+    poll_until(
+        Duration::from_secs(10),
+        "a new log file at the path",
+        || {
+            send();
+            std::fs::read_to_string(&log)
+                .ok()
+                .filter(|t| !logged_seq(t).is_empty())
+        },
+    );
+    for _ in 0..20 {
+        send();
+    }
+    assert!(r.signal("TERM"));
+    assert!(r.wait_exit(Duration::from_secs(20)).success());
+
+    let (old, new) = (
+        logged_seq(&std::fs::read_to_string(&rotated).unwrap()),
+        logged_seq(&std::fs::read_to_string(&log).unwrap()),
+    );
+    assert_eq!(old[..20], (0..20).collect::<Vec<_>>());
+    // Lines written before the writer noticed stay in the rotated file, in order; none is
+    // lost or written twice.
+    let all: Vec<usize> = old.iter().chain(&new).copied().collect();
+    assert_eq!(
+        all,
+        (0..sent).collect::<Vec<_>>(),
+        "rotated {old:?}, new {new:?}"
+    );
+    assert!(new.len() >= 20, "{new:?}");
+    assert!(
+        r.stderr().contains("was moved or removed"),
+        "{}",
+        r.stderr()
+    );
+}

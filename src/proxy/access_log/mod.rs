@@ -1,36 +1,17 @@
 //! Access log: the request path only builds a small record and hands it to a bounded channel
 //! (never blocking; a full channel drops the line and counts it); a background service formats
-//! and writes the lines in batches. It goes on writing after Pingora's shutdown begins (requests
-//! still in flight then are logged too) until the process, about to exit, asks it to write what
-//! is queued and stop ([`AccessLogFinisher`]).
+//! and writes the lines in batches (`writer`).
 
-use async_trait::async_trait;
-use pingora_core::server::ShutdownWatch;
-use pingora_core::services::background::BackgroundService;
+mod writer;
+
+pub use writer::{access_log, AccessLogFinisher, AccessLogWriter};
+
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::io::AsyncWriteExt;
-use tokio::sync::{mpsc, Notify};
-
-/// Lines that may wait for the writer before new ones are dropped.
-const QUEUE: usize = 65_536;
-/// How often the writer drains the queue.
-const FLUSH_EVERY: Duration = Duration::from_millis(50);
-
-/// Moves up to 4096 queued records into `batch`; false once every sender is gone.
-fn drain(rx: &mut mpsc::Receiver<LogRecord>, batch: &mut Vec<LogRecord>) -> bool {
-    while batch.len() < 4096 {
-        match rx.try_recv() {
-            Ok(r) => batch.push(r),
-            Err(mpsc::error::TryRecvError::Empty) => return true,
-            Err(mpsc::error::TryRecvError::Disconnected) => return false,
-        }
-    }
-    true
-}
+use tokio::sync::mpsc;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogTarget {
@@ -359,151 +340,6 @@ impl AccessLogger {
             if tx.try_send(record).is_err() {
                 crate::metrics::METRICS.access_log_dropped.inc();
             }
-        }
-    }
-}
-
-/// The writer, run as a Pingora background service.
-pub struct AccessLogWriter {
-    rx: Mutex<Option<mpsc::Receiver<LogRecord>>>,
-    target: LogTarget,
-    format: LogFormat,
-    finish: Arc<Notify>,
-    finished: Arc<Notify>,
-}
-
-/// Asks the writer to write every queued line and stop, and waits for it: the last thing a
-/// stopping process does, since Pingora drops the writer's task without a word.
-pub struct AccessLogFinisher {
-    finish: Arc<Notify>,
-    finished: Arc<Notify>,
-}
-
-impl AccessLogFinisher {
-    /// False when the writer did not finish `within`.
-    pub async fn finish(&self, within: Duration) -> bool {
-        self.finish.notify_one();
-        tokio::time::timeout(within, self.finished.notified())
-            .await
-            .is_ok()
-    }
-}
-
-/// Tells the finisher, however the writer's task ends.
-struct NotifyOnDrop(Arc<Notify>);
-
-impl Drop for NotifyOnDrop {
-    fn drop(&mut self) {
-        self.0.notify_one();
-    }
-}
-
-/// Creates the logger and its writer service with the writer's finisher (`None` when the
-/// target is `off`).
-pub fn access_log(
-    target: LogTarget,
-    format: LogFormat,
-) -> (AccessLogger, Option<(AccessLogWriter, AccessLogFinisher)>) {
-    if target == LogTarget::Off {
-        return (AccessLogger { tx: None }, None);
-    }
-    let (tx, rx) = mpsc::channel(QUEUE);
-    let (finish, finished) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
-    let writer = AccessLogWriter {
-        rx: Mutex::new(Some(rx)),
-        target,
-        format,
-        finish: finish.clone(),
-        finished: finished.clone(),
-    };
-    (
-        AccessLogger { tx: Some(tx) },
-        Some((writer, AccessLogFinisher { finish, finished })),
-    )
-}
-
-async fn open(
-    target: &LogTarget,
-) -> std::io::Result<Box<dyn tokio::io::AsyncWrite + Send + Unpin>> {
-    Ok(match target {
-        LogTarget::Stdout => Box::new(tokio::io::stdout()),
-        LogTarget::Stderr => Box::new(tokio::io::stderr()),
-        LogTarget::File(path) => Box::new(
-            tokio::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .await?,
-        ),
-        LogTarget::Off => Box::new(tokio::io::sink()),
-    })
-}
-
-#[async_trait]
-impl BackgroundService for AccessLogWriter {
-    async fn start(&self, _shutdown: ShutdownWatch) {
-        let _finished = NotifyOnDrop(self.finished.clone());
-        let Some(mut rx) = self.rx.lock().ok().and_then(|mut r| r.take()) else {
-            return;
-        };
-        let mut out = match open(&self.target).await {
-            Ok(o) => tokio::io::BufWriter::with_capacity(256 * 1024, o),
-            Err(e) => {
-                log::error!(
-                    "access log: cannot open {:?}: {e}; access log disabled",
-                    self.target
-                );
-                return;
-            }
-        };
-        // Wake on a timer and drain, rather than per record: a receiver parked in recv() would
-        // make every request pay for waking this thread.
-        let mut tick = tokio::time::interval(FLUSH_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut batch = Vec::with_capacity(4096);
-        let mut text = String::with_capacity(256 * 1024);
-        let mut clock = TimeCache::default();
-        loop {
-            let stopping = tokio::select! {
-                _ = tick.tick() => false,
-                _ = self.finish.notified() => true,
-            };
-            loop {
-                let open = drain(&mut rx, &mut batch);
-                self.write_batch(&mut out, &mut batch, &mut text, &mut clock)
-                    .await;
-                if !open {
-                    return;
-                }
-                if rx.is_empty() {
-                    break;
-                }
-            }
-            if stopping {
-                break;
-            }
-        }
-        let _ = out.flush().await;
-    }
-}
-
-impl AccessLogWriter {
-    async fn write_batch(
-        &self,
-        out: &mut (impl AsyncWriteExt + Unpin),
-        batch: &mut Vec<LogRecord>,
-        text: &mut String,
-        clock: &mut TimeCache,
-    ) {
-        if batch.is_empty() {
-            return;
-        }
-        text.clear();
-        for r in batch.drain(..) {
-            r.format_into(&self.format, text, clock);
-        }
-        if let Err(e) = out.write_all(text.as_bytes()).await.and(out.flush().await) {
-            log::warn!("access log: write failed: {e}");
         }
     }
 }

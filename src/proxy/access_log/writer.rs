@@ -1,0 +1,265 @@
+//! The access log's writer, a Pingora background service: it drains the queue on a timer,
+//! formats the lines and writes them in batches.
+//!
+//! It goes on writing after Pingora's shutdown begins (requests still in flight then are
+//! logged too) until the process, about to exit, asks it to write what is queued and stop
+//! ([`AccessLogFinisher`]).
+//!
+//! A log file is followed across rotations: once its path names another file or none
+//! (logrotate renamed it, or someone removed it), the writer opens the path again, within a
+//! second. No signal and no `copytruncate`, which loses the lines written between its copy and
+//! its truncation.
+
+use super::{AccessLogger, LogFormat, LogRecord, LogTarget, TimeCache};
+use async_trait::async_trait;
+use pingora_core::server::ShutdownWatch;
+use pingora_core::services::background::BackgroundService;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::sync::{mpsc, Notify};
+
+/// Lines that may wait for the writer before new ones are dropped.
+const QUEUE: usize = 65_536;
+/// How often the writer drains the queue.
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
+/// How often a log file's path is compared with the file being written.
+const ROTATION_CHECK_EVERY: Duration = Duration::from_secs(1);
+const BUFFER: usize = 256 * 1024;
+
+/// Moves up to 4096 queued records into `batch`; false once every sender is gone.
+fn drain(rx: &mut mpsc::Receiver<LogRecord>, batch: &mut Vec<LogRecord>) -> bool {
+    while batch.len() < 4096 {
+        match rx.try_recv() {
+            Ok(r) => batch.push(r),
+            Err(mpsc::error::TryRecvError::Empty) => return true,
+            Err(mpsc::error::TryRecvError::Disconnected) => return false,
+        }
+    }
+    true
+}
+
+/// The writer, run as a Pingora background service.
+pub struct AccessLogWriter {
+    rx: Mutex<Option<mpsc::Receiver<LogRecord>>>,
+    target: LogTarget,
+    format: LogFormat,
+    finish: Arc<Notify>,
+    finished: Arc<Notify>,
+}
+
+/// Asks the writer to write every queued line and stop, and waits for it: the last thing a
+/// stopping process does, since Pingora drops the writer's task without a word.
+pub struct AccessLogFinisher {
+    finish: Arc<Notify>,
+    finished: Arc<Notify>,
+}
+
+impl AccessLogFinisher {
+    /// False when the writer did not finish `within`.
+    pub async fn finish(&self, within: Duration) -> bool {
+        self.finish.notify_one();
+        tokio::time::timeout(within, self.finished.notified())
+            .await
+            .is_ok()
+    }
+}
+
+/// Tells the finisher, however the writer's task ends.
+struct NotifyOnDrop(Arc<Notify>);
+
+impl Drop for NotifyOnDrop {
+    fn drop(&mut self) {
+        self.0.notify_one();
+    }
+}
+
+/// Creates the logger and its writer service with the writer's finisher (`None` when the
+/// target is `off`).
+pub fn access_log(
+    target: LogTarget,
+    format: LogFormat,
+) -> (AccessLogger, Option<(AccessLogWriter, AccessLogFinisher)>) {
+    if target == LogTarget::Off {
+        return (AccessLogger { tx: None }, None);
+    }
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let (finish, finished) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let writer = AccessLogWriter {
+        rx: Mutex::new(Some(rx)),
+        target,
+        format,
+        finish: finish.clone(),
+        finished: finished.clone(),
+    };
+    (
+        AccessLogger { tx: Some(tx) },
+        Some((writer, AccessLogFinisher { finish, finished })),
+    )
+}
+
+/// A file's identity: (device, inode).
+type FileId = (u64, u64);
+
+/// An open log file and the path it was opened at.
+struct LogFile {
+    path: PathBuf,
+    id: FileId,
+    last_check: Instant,
+    /// A failed reopen is logged once, not every second.
+    reopen_failed: bool,
+}
+
+/// Where the lines go.
+struct Output {
+    out: BufWriter<Box<dyn AsyncWrite + Send + Unpin>>,
+    file: Option<LogFile>,
+}
+
+async fn open_file(path: &Path) -> std::io::Result<(tokio::fs::File, FileId)> {
+    let file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .await?;
+    let meta = file.metadata().await?;
+    Ok((file, (meta.dev(), meta.ino())))
+}
+
+fn buffered(
+    w: impl AsyncWrite + Send + Unpin + 'static,
+) -> BufWriter<Box<dyn AsyncWrite + Send + Unpin>> {
+    BufWriter::with_capacity(BUFFER, Box::new(w))
+}
+
+impl Output {
+    async fn open(target: &LogTarget) -> std::io::Result<Output> {
+        let (out, file) = match target {
+            LogTarget::Stdout => (buffered(tokio::io::stdout()), None),
+            LogTarget::Stderr => (buffered(tokio::io::stderr()), None),
+            LogTarget::Off => (buffered(tokio::io::sink()), None),
+            LogTarget::File(path) => {
+                let (f, id) = open_file(path).await?;
+                let file = LogFile {
+                    path: path.clone(),
+                    id,
+                    last_check: Instant::now(),
+                    reopen_failed: false,
+                };
+                (buffered(f), Some(file))
+            }
+        };
+        Ok(Output { out, file })
+    }
+
+    /// Opens the path again if, at most once a second, it no longer names the file written.
+    /// The lines written meanwhile are in the rotated file, where they belong.
+    async fn follow_rotation(&mut self) {
+        let Some(file) = &mut self.file else { return };
+        if file.last_check.elapsed() < ROTATION_CHECK_EVERY {
+            return;
+        }
+        file.last_check = Instant::now();
+        let now = tokio::fs::metadata(&file.path)
+            .await
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        if now == Some(file.id) {
+            return;
+        }
+        match open_file(&file.path).await {
+            Ok((f, id)) => {
+                if let Err(e) = self.out.flush().await {
+                    log::warn!("access log: write failed: {e}");
+                }
+                self.out = buffered(f);
+                file.id = id;
+                file.reopen_failed = false;
+                log::info!(
+                    "access log: {} was moved or removed (rotated?); writing to a new file there",
+                    file.path.display()
+                );
+            }
+            Err(e) if !file.reopen_failed => {
+                file.reopen_failed = true;
+                log::warn!(
+                    "access log: {} was moved or removed and cannot be created again: {e}; still writing to the file it was",
+                    file.path.display()
+                );
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for AccessLogWriter {
+    async fn start(&self, _shutdown: ShutdownWatch) {
+        let _finished = NotifyOnDrop(self.finished.clone());
+        let Some(mut rx) = self.rx.lock().ok().and_then(|mut r| r.take()) else {
+            return;
+        };
+        let mut out = match Output::open(&self.target).await {
+            Ok(o) => o,
+            Err(e) => {
+                log::error!(
+                    "access log: cannot open {:?}: {e}; access log disabled",
+                    self.target
+                );
+                return;
+            }
+        };
+        // Wake on a timer and drain, rather than per record: a receiver parked in recv() would
+        // make every request pay for waking this thread.
+        let mut tick = tokio::time::interval(FLUSH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut batch = Vec::with_capacity(4096);
+        let mut text = String::with_capacity(BUFFER);
+        let mut clock = TimeCache::default();
+        loop {
+            let stopping = tokio::select! {
+                _ = tick.tick() => false,
+                _ = self.finish.notified() => true,
+            };
+            out.follow_rotation().await;
+            loop {
+                let open = drain(&mut rx, &mut batch);
+                self.write_batch(&mut out.out, &mut batch, &mut text, &mut clock)
+                    .await;
+                if !open {
+                    return;
+                }
+                if rx.is_empty() {
+                    break;
+                }
+            }
+            if stopping {
+                break;
+            }
+        }
+        let _ = out.out.flush().await;
+    }
+}
+
+impl AccessLogWriter {
+    async fn write_batch(
+        &self,
+        out: &mut (impl AsyncWriteExt + Unpin),
+        batch: &mut Vec<LogRecord>,
+        text: &mut String,
+        clock: &mut TimeCache,
+    ) {
+        if batch.is_empty() {
+            return;
+        }
+        text.clear();
+        for r in batch.drain(..) {
+            r.format_into(&self.format, text, clock);
+        }
+        if let Err(e) = out.write_all(text.as_bytes()).await.and(out.flush().await) {
+            log::warn!("access log: write failed: {e}");
+        }
+    }
+}

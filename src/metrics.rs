@@ -81,7 +81,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         .unwrap(),
         access_log_dropped: register_int_counter!(
             "rampart_access_log_dropped_total",
-            "Access log lines dropped because the writer fell behind"
+            "Access log lines lost: the writer fell behind, or writing failed"
         )
         .unwrap(),
         requests_in_flight: register_int_gauge!(

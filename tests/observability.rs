@@ -310,3 +310,32 @@ fn access_log_file_follows_logrotate_without_losing_a_line() {
         r.stderr()
     );
 }
+
+#[test]
+fn access_log_on_a_full_disk_counts_the_lost_lines_and_warns_once() {
+    let up = Upstream::start("up");
+    let (http, admin) = (free_addr(), free_addr());
+    // Every write to /dev/full fails with ENOSPC, as on a full disk.
+    let extra = "access_log: { target: /dev/full }";
+    let r = Rampart::start(&yaml(&up, &http, &admin, extra, false));
+    let dropped = |n: f64| {
+        poll_until(Duration::from_secs(5), "lines counted as dropped", || {
+            (r.metric("rampart_access_log_dropped_total") == Some(n)).then_some(())
+        })
+    };
+    // Two separate batches at least: the warning must not repeat per batch.
+    for (sent, batch) in [(10, 10), (30, 20)] {
+        for i in 0..batch {
+            let url = format!("http://{http}/x/{i}");
+            assert_eq!(get(&url, "shop.test").status(), 200, "requests are served");
+        }
+        dropped(f64::from(sent));
+    }
+    let stderr = r.stderr();
+    assert_eq!(
+        stderr.matches("access log: cannot write").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+}

@@ -11,6 +11,7 @@
 //! its truncation.
 
 use super::{AccessLogger, LogFormat, LogRecord, LogTarget, TimeCache};
+use crate::metrics::METRICS;
 use async_trait::async_trait;
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
@@ -18,7 +19,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, Notify};
 
 /// Lines that may wait for the writer before new ones are dropped.
@@ -27,7 +28,6 @@ const QUEUE: usize = 65_536;
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
 /// How often a log file's path is compared with the file being written.
 const ROTATION_CHECK_EVERY: Duration = Duration::from_secs(1);
-const BUFFER: usize = 256 * 1024;
 
 /// Moves up to 4096 queued records into `batch`; false once every sender is gone.
 fn drain(rx: &mut mpsc::Receiver<LogRecord>, batch: &mut Vec<LogRecord>) -> bool {
@@ -112,10 +112,13 @@ struct LogFile {
     reopen_failed: bool,
 }
 
-/// Where the lines go.
+/// Where the lines go. Each batch is one write (no buffer of our own: a line that could not be
+/// written is gone, and counted, rather than kept for a retry that may write it later).
 struct Output {
-    out: BufWriter<Box<dyn AsyncWrite + Send + Unpin>>,
+    out: Box<dyn AsyncWrite + Send + Unpin>,
     file: Option<LogFile>,
+    /// Writing fails (disk full...): logged when it starts and when it ends, not per batch.
+    failing: bool,
 }
 
 async fn open_file(path: &Path) -> std::io::Result<(tokio::fs::File, FileId)> {
@@ -128,18 +131,12 @@ async fn open_file(path: &Path) -> std::io::Result<(tokio::fs::File, FileId)> {
     Ok((file, (meta.dev(), meta.ino())))
 }
 
-fn buffered(
-    w: impl AsyncWrite + Send + Unpin + 'static,
-) -> BufWriter<Box<dyn AsyncWrite + Send + Unpin>> {
-    BufWriter::with_capacity(BUFFER, Box::new(w))
-}
-
 impl Output {
     async fn open(target: &LogTarget) -> std::io::Result<Output> {
         let (out, file) = match target {
-            LogTarget::Stdout => (buffered(tokio::io::stdout()), None),
-            LogTarget::Stderr => (buffered(tokio::io::stderr()), None),
-            LogTarget::Off => (buffered(tokio::io::sink()), None),
+            LogTarget::Stdout => (Box::new(tokio::io::stdout()) as Box<_>, None),
+            LogTarget::Stderr => (Box::new(tokio::io::stderr()) as Box<_>, None),
+            LogTarget::Off => (Box::new(tokio::io::sink()) as Box<_>, None),
             LogTarget::File(path) => {
                 let (f, id) = open_file(path).await?;
                 let file = LogFile {
@@ -148,10 +145,37 @@ impl Output {
                     last_check: Instant::now(),
                     reopen_failed: false,
                 };
-                (buffered(f), Some(file))
+                (Box::new(f) as Box<_>, Some(file))
             }
         };
-        Ok(Output { out, file })
+        Ok(Output {
+            out,
+            file,
+            failing: false,
+        })
+    }
+
+    /// Writes `lines` formatted lines; if that fails, they are counted as dropped.
+    async fn write(&mut self, text: &str, lines: usize) {
+        match self
+            .out
+            .write_all(text.as_bytes())
+            .await
+            .and(self.out.flush().await)
+        {
+            Ok(()) if self.failing => {
+                self.failing = false;
+                log::info!("access log: writing again");
+            }
+            Ok(()) => {}
+            Err(e) => {
+                METRICS.access_log_dropped.inc_by(lines as u64);
+                if !self.failing {
+                    self.failing = true;
+                    log::warn!("access log: cannot write: {e}; lines are dropped, and counted in rampart_access_log_dropped_total, until writing works again");
+                }
+            }
+        }
     }
 
     /// Opens the path again if, at most once a second, it no longer names the file written.
@@ -171,10 +195,7 @@ impl Output {
         }
         match open_file(&file.path).await {
             Ok((f, id)) => {
-                if let Err(e) = self.out.flush().await {
-                    log::warn!("access log: write failed: {e}");
-                }
-                self.out = buffered(f);
+                self.out = Box::new(f);
                 file.id = id;
                 file.reopen_failed = false;
                 log::info!(
@@ -216,7 +237,7 @@ impl BackgroundService for AccessLogWriter {
         let mut tick = tokio::time::interval(FLUSH_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut batch = Vec::with_capacity(4096);
-        let mut text = String::with_capacity(BUFFER);
+        let mut text = String::with_capacity(256 * 1024);
         let mut clock = TimeCache::default();
         loop {
             let stopping = tokio::select! {
@@ -226,7 +247,7 @@ impl BackgroundService for AccessLogWriter {
             out.follow_rotation().await;
             loop {
                 let open = drain(&mut rx, &mut batch);
-                self.write_batch(&mut out.out, &mut batch, &mut text, &mut clock)
+                self.write_batch(&mut out, &mut batch, &mut text, &mut clock)
                     .await;
                 if !open {
                     return;
@@ -239,14 +260,14 @@ impl BackgroundService for AccessLogWriter {
                 break;
             }
         }
-        let _ = out.out.flush().await;
+        let _ = out.out.flush().await; // stdout and stderr may hold a partial write
     }
 }
 
 impl AccessLogWriter {
     async fn write_batch(
         &self,
-        out: &mut (impl AsyncWriteExt + Unpin),
+        out: &mut Output,
         batch: &mut Vec<LogRecord>,
         text: &mut String,
         clock: &mut TimeCache,
@@ -255,11 +276,10 @@ impl AccessLogWriter {
             return;
         }
         text.clear();
+        let lines = batch.len();
         for r in batch.drain(..) {
             r.format_into(&self.format, text, clock);
         }
-        if let Err(e) = out.write_all(text.as_bytes()).await.and(out.flush().await) {
-            log::warn!("access log: write failed: {e}");
-        }
+        out.write(text, lines).await;
     }
 }

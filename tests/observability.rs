@@ -128,6 +128,7 @@ fn metrics_and_status_after_known_traffic() {
     assert_eq!(s["instance"], "edge-test");
     assert_eq!(s["version"], env!("CARGO_PKG_VERSION"));
     assert!(s["uptime_seconds"].as_u64().is_some());
+    assert_eq!(s["requests_in_flight"], 0, "every request was answered");
     let p = &s["projects"][0];
     assert_eq!(p["name"], "shop");
     assert_eq!(p["rules"], 1);

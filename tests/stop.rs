@@ -51,7 +51,8 @@ fn wait_in_flight(r: &Rampart, upstream: &Upstream, n: usize) {
         Duration::from_secs(10),
         "the request to be in flight",
         || {
-            let counted = r.metric("rampart_requests_in_flight") == Some(n as f64);
+            let counted = r.metric("rampart_requests_in_flight") == Some(n as f64)
+                && r.status()["requests_in_flight"] == n;
             (counted && upstream.in_flight() == n).then_some(())
         },
     );

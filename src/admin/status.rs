@@ -91,6 +91,7 @@ pub fn status_json(shared: &Shared) -> Value {
         "now": rfc3339(now),
         "started_ms": unix_ms(shared.started),
         "uptime_seconds": now.duration_since(shared.started).map_or(0, |d| d.as_secs()),
+        "requests_in_flight": crate::metrics::METRICS.requests_in_flight.get(),
         "pools": pools,
         "projects": projects,
     })

@@ -128,12 +128,7 @@ fn after_a_reload_the_old_process_logs_its_last_request_and_exits_when_it_is_ans
     let slow = request(format!("{base}/slow?ms=7000"));
     wait_in_flight(&old, &upstream, 1);
 
-    let mut new = Rampart::spawn(tempfile::tempdir().unwrap(), &yaml, &["--upgrade"], &[]);
-    poll_until(
-        Duration::from_secs(10),
-        "the new process to wait for the sockets",
-        || old.dir().join("upgrade.sock").exists().then_some(()),
-    );
+    let mut new = Rampart::spawn_upgrade(&yaml, &old.dir().join("upgrade.sock"));
     assert!(old.signal("QUIT"));
     old.wait_for_log("upgrade: stopped accepting", Duration::from_secs(10));
     new.wait_ready(Duration::from_secs(10));

@@ -424,3 +424,47 @@ fn a_foreground_process_writes_its_pid_file_and_removes_it_at_exit() {
         "the pid file outlived the process that wrote it"
     );
 }
+
+/// A SIGQUIT to a new process still taking the sockets over (say a `kill -QUIT` of the pid
+/// file's process in the second after a reload) is ignored, and the reload completes. That
+/// process listens on the upgrade socket itself, so it looked like "a new process waiting";
+/// Pingora, with no sockets to send, then exited, possibly with the old process's sockets on
+/// their way to it.
+#[test]
+fn a_sigquit_to_a_process_taking_the_sockets_over_is_ignored() {
+    let up = Upstream::start("up");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let yaml = format!(
+        "server: {{ pid_file: {d}/rampart.pid, upgrade_sock: {d}/upgrade.sock, grace_period_seconds: 30 }}\nadmin: {{ listen: \"{}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{}\" }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
+        free_addr(),
+        free_addr(),
+        up.addr_string()
+    );
+    let mut old = Rampart::start_in(dir, &yaml);
+    let mut new = Rampart::spawn_upgrade(&yaml, &old.dir().join("upgrade.sock"));
+    // Pingora may not watch signals yet: its main loop can start only once the sockets have
+    // arrived. Either way the signal is ignored, at once or then.
+    assert!(new.signal("QUIT"));
+
+    // The reload goes on: the old process hands the sockets over and the new one serves.
+    assert!(old.signal("QUIT"));
+    new.wait_ready(Duration::from_secs(10));
+    old.wait_for_log("upgrade: stopped accepting", Duration::from_secs(10));
+    let served_by = |r: &Rampart| r.status()["pid"].as_u64();
+    poll_until(Duration::from_secs(10), "the new process to answer", || {
+        (served_by(&new) == Some(u64::from(new.pid()))).then_some(())
+    });
+    assert!(old.wait_exit(Duration::from_secs(20)).success());
+    // With the old process gone, the new one alone accepts and serves. (Taking the signal as
+    // its own upgrade, it stopped accepting once it had the sockets, then exited.)
+    let url = format!("{}/x", new.listener_url("http"));
+    assert_eq!(get(&url, "a.test").status(), 200);
+    assert!(new.is_running());
+    new.wait_for_log("SIGQUIT ignored", Duration::from_secs(5));
+    assert!(
+        !new.stderr().contains("stopped accepting"),
+        "{}",
+        new.stderr()
+    );
+}

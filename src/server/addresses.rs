@@ -106,7 +106,7 @@ fn old_pid(pid_file: &Path) -> Result<i32, String> {
 }
 
 /// The TCP addresses process `pid` listens on.
-fn held_by(pid: i32) -> Result<HashSet<SocketAddr>, String> {
+pub fn held_by(pid: i32) -> Result<HashSet<SocketAddr>, String> {
     let fds = Process::new(pid)
         .and_then(|p| listening::descriptors(&p))
         .map_err(|e| format!("process {pid}: {e}"))?;

@@ -153,6 +153,7 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
     let signals = signals::Signals {
         draining: shared.draining.clone(),
         upgrade_sock,
+        quit_while_starting: signals::catch_quit_while_starting(),
     };
 
     for listener in &config.listeners {

@@ -4,7 +4,8 @@
 //! new process waiting for them, the hand-over fails and the process stops anyway: one stray
 //! `kill -QUIT` took the site down. Here SIGQUIT starts the hand-over only once a new process
 //! listens on `server.upgrade_sock` (waiting a few seconds for it, since `run -u -d` returns
-//! before the new process binds it); otherwise it is logged and ignored.
+//! before the new process binds it), and only in a process that holds its listening sockets
+//! (not one still taking them over); otherwise it is logged and ignored.
 //!
 //! The old process goes on accepting until the new one has received the sockets, then stops
 //! (see `drain`). Stopping at SIGQUIT left new connections queued until the new process's next
@@ -31,6 +32,22 @@ pub struct Signals {
     /// Read by the proxy on every request: respond with `Connection: close` once set.
     pub draining: Arc<AtomicBool>,
     pub upgrade_sock: String,
+    /// Set by a SIGQUIT that came before this watcher (see [`catch_quit_while_starting`]).
+    pub quit_while_starting: Arc<AtomicBool>,
+}
+
+/// From the start of the process, a SIGQUIT only sets the returned flag instead of its default
+/// action (ending the process with a core dump): until Pingora's main loop watches signals, a
+/// starting process holds no sockets to hand over, and is not to be stopped by SIGQUIT. During
+/// an upgrade that can last seconds: the main loop starts only once the old process's sockets
+/// have arrived (Pingora's bootstrap holds a lock for the whole transfer that starting the
+/// services also takes).
+pub fn catch_quit_while_starting() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGQUIT, flag.clone()) {
+        log::warn!("cannot catch SIGQUIT while starting: {e}");
+    }
+    flag
 }
 
 #[async_trait]
@@ -48,9 +65,16 @@ impl ShutdownSignalWatch for Signals {
                 return ShutdownSignal::FastShutdown;
             }
         };
+        if self.quit_while_starting.swap(false, Relaxed) {
+            log::warn!("SIGQUIT ignored: it came while this process was starting");
+        }
         loop {
             tokio::select! {
                 _ = quit.recv() => {
+                    if !holds_its_sockets().await {
+                        log::warn!("SIGQUIT ignored: this process does not hold its listening sockets yet (it is starting, or taking them over from the process it replaces); send SIGQUIT again once it serves");
+                        continue;
+                    }
                     if new_process_waiting(&self.upgrade_sock).await {
                         self.draining.store(true, Relaxed);
                         stop_accepting_after_hand_over(self.upgrade_sock.clone());
@@ -110,6 +134,19 @@ fn stop_accepting() {
             "upgrade: stopped accepting on {n} listening sockets; the new process takes new connections"
         ),
         Err(e) => log::warn!("upgrade: cannot stop accepting early ({e}); Pingora stops in 5 s"),
+    }
+}
+
+/// Whether this process listens on any TCP socket (the admin listener at least, once it
+/// serves). A process still taking the sockets over listens on the upgrade socket itself, so
+/// without this check a SIGQUIT then would find "a new process waiting" (itself), and Pingora,
+/// with no sockets to send, would exit, possibly with the sockets just handed to it.
+/// Unknown counts as yes, keeping Pingora's behaviour.
+async fn holds_its_sockets() -> bool {
+    let me = std::process::id() as i32;
+    match tokio::task::spawn_blocking(move || super::addresses::held_by(me)).await {
+        Ok(Ok(held)) => !held.is_empty(),
+        _ => true,
     }
 }
 

@@ -111,6 +111,18 @@ impl Rampart {
         }
     }
 
+    /// Starts `rampart run --upgrade` on `yaml`, whose `server.upgrade_sock` is `upgrade_sock`,
+    /// and waits until it waits there for the sockets of the running process.
+    pub fn spawn_upgrade(yaml: &str, upgrade_sock: &Path) -> Rampart {
+        let new = Self::spawn(tempfile::tempdir().unwrap(), yaml, &["--upgrade"], &[]);
+        poll_until(
+            Duration::from_secs(10),
+            "the new process to wait for the sockets",
+            || upgrade_sock.exists().then_some(()),
+        );
+        new
+    }
+
     /// Waits until admin `/healthz` answers 200 and every listener accepts a connection;
     /// panics with the exit status and output if the process exits or time runs out.
     pub fn wait_ready(&mut self, deadline: Duration) {

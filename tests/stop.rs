@@ -147,3 +147,20 @@ fn after_a_reload_the_old_process_logs_its_last_request_and_exits_when_it_is_ans
     );
     assert!(new.is_running());
 }
+
+#[test]
+fn sigint_stops_at_once_and_keeps_the_log_lines_of_the_requests_answered() {
+    let (_upstream, mut r, _) = start(GRACE_S);
+    let base = r.listener_url("http");
+    for i in 0..20 {
+        assert_eq!(get(&format!("{base}/seq/{i}"), "a.test").status(), 200);
+    }
+    // At once: the writer drains its queue every 50 ms, and Pingora drops it at SIGINT.
+    assert!(r.signal("INT"));
+    assert!(r.wait_exit(Duration::from_secs(10)).success());
+    let log = access_log(r.dir());
+    for i in 0..20 {
+        let line = format!("\"GET /seq/{i} HTTP/1.1\" 200");
+        assert!(log.contains(&line), "no {line} in the access log:\n{log}");
+    }
+}

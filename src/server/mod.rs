@@ -142,11 +142,11 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
     );
     let finisher = writer.map(|(w, finisher)| {
         server.add_service(GenBackgroundService::new("access log".into(), Arc::new(w)));
-        finisher
+        Arc::new(finisher)
     });
     let stop = stop::StopWhenDone {
         grace: Duration::from_secs(grace_period_s),
-        access_log: finisher,
+        access_log: finisher.clone(),
     };
     server.add_service(GenBackgroundService::new("stop".into(), Arc::new(stop)));
     let shared = Arc::new(Shared::new(&mut config, pools, logger));
@@ -154,6 +154,7 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
         draining: shared.draining.clone(),
         upgrade_sock,
         quit_while_starting: signals::catch_quit_while_starting(),
+        access_log: finisher,
     };
 
     for listener in &config.listeners {

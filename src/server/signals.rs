@@ -12,6 +12,7 @@
 //! accept on its upgrade socket, which Pingora tries once a second: up to 1 s with no new
 //! connection answered, at every reload (seen under systemd).
 
+use crate::proxy::access_log::AccessLogFinisher;
 use async_trait::async_trait;
 use pingora_core::server::{ShutdownSignal, ShutdownSignalWatch};
 use std::path::Path;
@@ -34,6 +35,9 @@ pub struct Signals {
     pub upgrade_sock: String,
     /// Set by a SIGQUIT that came before this watcher (see [`catch_quit_while_starting`]).
     pub quit_while_starting: Arc<AtomicBool>,
+    /// Written out at SIGINT, before Pingora drops the writer: the lines of the requests
+    /// answered until then are kept.
+    pub access_log: Option<Arc<AccessLogFinisher>>,
 }
 
 /// From the start of the process, a SIGQUIT only sets the returned flag instead of its default
@@ -90,7 +94,12 @@ impl ShutdownSignalWatch for Signals {
                     self.draining.store(true, Relaxed);
                     return ShutdownSignal::GracefulTerminate;
                 }
-                _ = int.recv() => return ShutdownSignal::FastShutdown,
+                _ = int.recv() => {
+                    if let Some(log) = &self.access_log {
+                        log.finish(Duration::from_secs(1)).await;
+                    }
+                    return ShutdownSignal::FastShutdown;
+                }
             }
         }
     }

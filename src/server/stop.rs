@@ -16,6 +16,7 @@ use crate::proxy::access_log::AccessLogFinisher;
 use async_trait::async_trait;
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How often the in-flight count is read.
@@ -32,7 +33,7 @@ const FLUSH_WITHIN: Duration = Duration::from_secs(2);
 pub struct StopWhenDone {
     /// Pingora's grace period (`server.grace_period_seconds`, its default when unset).
     pub grace: Duration,
-    pub access_log: Option<AccessLogFinisher>,
+    pub access_log: Option<Arc<AccessLogFinisher>>,
 }
 
 #[async_trait]

@@ -40,12 +40,12 @@ pub struct Signals {
     pub access_log: Option<Arc<AccessLogFinisher>>,
 }
 
-/// From the start of the process, a SIGQUIT only sets the returned flag instead of its default
-/// action (ending the process with a core dump): until Pingora's main loop watches signals, a
-/// starting process holds no sockets to hand over, and is not to be stopped by SIGQUIT. During
-/// an upgrade that can last seconds: the main loop starts only once the old process's sockets
-/// have arrived (Pingora's bootstrap holds a lock for the whole transfer that starting the
-/// services also takes).
+/// From the building of the server on, a SIGQUIT only sets the returned flag instead of its
+/// default action (ending the process with a core dump): until Pingora's main loop watches
+/// signals, a starting process holds no sockets to hand over, and is not to be stopped by
+/// SIGQUIT. During an upgrade that can last seconds: the main loop starts only once the old
+/// process's sockets have arrived (Pingora's bootstrap holds a lock for the whole transfer
+/// that starting the services also takes).
 pub fn catch_quit_while_starting() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
     if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGQUIT, flag.clone()) {

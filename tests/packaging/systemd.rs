@@ -1,8 +1,9 @@
 //! The .deb under a real systemd: a Debian root (debootstrap, kept in the target dir between
 //! runs) booted by `systemd-nspawn` as a container that shares this machine's network, so the
 //! test's upstream and clients talk to the service over loopback. The postinst starts the
-//! service; `systemctl reload` three times, a package upgrade, a broken config, a crash and
-//! `systemctl stop` follow, under load, and systemd must track the main process throughout.
+//! service; `systemctl reload` three times, a package upgrade, a broken config, a crash, a log
+//! rotation and `systemctl stop` follow, under load, and systemd must track the main process
+//! throughout.
 //!
 //! Skipped, saying why, where no container can be made: not root, no Debian mirror, or a
 //! sandbox that cannot boot one. Everything after the boot is asserted.
@@ -153,13 +154,17 @@ fn child_named(parent: u32, name: &str) -> Option<u32> {
         })
 }
 
-/// A minimal Debian root with systemd, of this machine's release (the .deb's libraries are
-/// this machine's), made once and kept in the target dir. `Err` says why it cannot be made.
+/// A minimal Debian root with systemd and logrotate, of this machine's release (the .deb's
+/// libraries are this machine's), made once and kept in the target dir. `Err` says why it
+/// cannot be made.
 fn debian_root() -> Result<PathBuf, String> {
     let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("systemd-root");
-    if root.join("usr/lib/systemd/systemd").exists() {
+    let made = ["usr/lib/systemd/systemd", "usr/sbin/logrotate"];
+    if made.iter().all(|f| root.join(f).exists()) {
         return Ok(root);
     }
+    // A root kept from before logrotate was added is made again.
+    let _ = std::fs::remove_dir_all(&root);
     let release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
     let codename = release
         .lines()
@@ -170,7 +175,7 @@ fn debian_root() -> Result<PathBuf, String> {
     let out = Command::new("debootstrap")
         .args([
             "--variant=minbase",
-            "--include=systemd,systemd-sysv,libssl3,passwd,procps",
+            "--include=systemd,systemd-sysv,libssl3,passwd,procps,logrotate",
         ])
         .arg(codename)
         .arg(&partial)
@@ -389,6 +394,24 @@ fn deb_under_systemd_starts_reloads_upgrades_restarts_and_stops() {
             .ok()
             .filter(|r| r.status() == 200)
     });
+
+    // The package's log rotation: logrotate renames the file as the service's user, and the
+    // service opens a new one at the path by itself.
+    c.ok("logrotate --force /etc/logrotate.d/rampart");
+    assert!(c.ok("ls /var/log/rampart").contains("access.log.1"));
+    poll_until(
+        Duration::from_secs(10),
+        "a new access log after the rotation",
+        || {
+            reqwest::blocking::get(&url).ok()?;
+            let log = c.sh("cat /var/log/rampart/access.log");
+            (log.status.success() && !log.stdout.is_empty()).then_some(())
+        },
+    );
+    assert_eq!(
+        c.ok("stat -c %U /var/log/rampart/access.log").trim(),
+        "rampart"
+    );
 
     // Stop: graceful, clean, quick when idle, and the port is released.
     let stopping = Instant::now();

@@ -164,3 +164,22 @@ fn sigint_stops_at_once_and_keeps_the_log_lines_of_the_requests_answered() {
         assert!(log.contains(&line), "no {line} in the access log:\n{log}");
     }
 }
+
+#[test]
+fn sigterm_to_a_replaced_process_stops_it_before_pingoras_close_timeout_ends() {
+    let (_upstream, mut old, yaml) = start(GRACE_S);
+    let mut new = Rampart::spawn_upgrade(&yaml, &old.dir().join("upgrade.sock"));
+    assert!(old.signal("QUIT"));
+    old.wait_for_log("upgrade: stopped accepting", Duration::from_secs(10));
+    // What `systemctl stop` right after a reload sends to every process of the service.
+    assert!(old.signal("TERM"));
+    assert!(old.wait_exit(Duration::from_secs(GRACE_S / 2)).success());
+    // Pingora's own shutdown begins 5 s after the hand-over: the process was gone before.
+    let stderr = old.stderr();
+    assert!(stderr.contains("upgrade: asked to stop"), "{stderr}");
+    assert!(
+        !stderr.contains("Broadcasting graceful shutdown"),
+        "{stderr}"
+    );
+    new.wait_ready(Duration::from_secs(10));
+}

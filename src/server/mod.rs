@@ -144,9 +144,11 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
         server.add_service(GenBackgroundService::new("access log".into(), Arc::new(w)));
         Arc::new(finisher)
     });
+    let stop_now = Arc::new(tokio::sync::Notify::new());
     let stop = stop::StopWhenDone {
         grace: Duration::from_secs(grace_period_s),
         access_log: finisher.clone(),
+        stop_now: stop_now.clone(),
     };
     server.add_service(GenBackgroundService::new("stop".into(), Arc::new(stop)));
     let shared = Arc::new(Shared::new(&mut config, pools, logger));
@@ -155,6 +157,7 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
         upgrade_sock,
         quit_while_starting: signals::catch_quit_while_starting(),
         access_log: finisher,
+        stop_now,
     };
 
     for listener in &config.listeners {

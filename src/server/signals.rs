@@ -19,7 +19,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::sync::Notify;
 
 /// How long SIGQUIT waits for a new process to listen on the upgrade socket.
 const WAIT_FOR_NEW_PROCESS: Duration = Duration::from_secs(5);
@@ -38,6 +39,8 @@ pub struct Signals {
     /// Written out at SIGINT, before Pingora drops the writer: the lines of the requests
     /// answered until then are kept.
     pub access_log: Option<Arc<AccessLogFinisher>>,
+    /// Starts the stop service (`stop`) before Pingora's shutdown does.
+    pub stop_now: Arc<Notify>,
 }
 
 /// From the building of the server on, a SIGQUIT only sets the returned flag instead of its
@@ -82,6 +85,7 @@ impl ShutdownSignalWatch for Signals {
                     if new_process_waiting(&self.upgrade_sock).await {
                         self.draining.store(true, Relaxed);
                         stop_accepting_after_hand_over(self.upgrade_sock.clone());
+                        stop_on_term_during_close_timeout(term, int, self.stop_now.clone());
                         return ShutdownSignal::GracefulUpgrade;
                     }
                     log::warn!(
@@ -103,6 +107,21 @@ impl ShutdownSignalWatch for Signals {
             }
         }
     }
+}
+
+/// After the hand-over Pingora's main loop sleeps 5 s before its shutdown without watching
+/// signals, so a SIGTERM (`systemctl stop` right after a reload) or SIGINT did nothing then.
+/// Here either starts the stop service at once: the process exits when its requests in flight
+/// are answered.
+fn stop_on_term_during_close_timeout(mut term: Signal, mut int: Signal, stop_now: Arc<Notify>) {
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        log::info!("upgrade: asked to stop; exiting once no request is in flight");
+        stop_now.notify_one();
+    });
 }
 
 /// On a thread of its own (Pingora's main loop blocks while it sends the sockets): waits until

@@ -6,7 +6,8 @@
 //! log writer's included. So `systemctl stop` and `restart` always took 10 s or more, and the
 //! access log lost the lines of the requests in flight at SIGTERM.
 //!
-//! This service waits, from the start of the shutdown, until no request has been in flight for
+//! This service waits, from the start of the shutdown (or from a SIGTERM or SIGINT during an
+//! upgrade's 5 s, which Pingora does not watch for), until no request has been in flight for
 //! a short while (or the grace period is nearly over), has the access log write everything
 //! queued, and ends the process. Requests in flight are answered as before; they only no
 //! longer wait for the grace period to pass when they are done.
@@ -18,6 +19,7 @@ use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 
 /// How often the in-flight count is read.
 const POLL: Duration = Duration::from_millis(5);
@@ -34,15 +36,25 @@ pub struct StopWhenDone {
     /// Pingora's grace period (`server.grace_period_seconds`, its default when unset).
     pub grace: Duration,
     pub access_log: Option<Arc<AccessLogFinisher>>,
+    /// Starts the stop before Pingora's shutdown (a SIGTERM during an upgrade's close timeout).
+    pub stop_now: Arc<Notify>,
+}
+
+/// Resolves when Pingora's shutdown begins; never if it cannot be told.
+async fn shutdown_begins(mut shutdown: ShutdownWatch) {
+    while !*shutdown.borrow() {
+        if shutdown.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 #[async_trait]
 impl BackgroundService for StopWhenDone {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        while !*shutdown.borrow() {
-            if shutdown.changed().await.is_err() {
-                return;
-            }
+    async fn start(&self, shutdown: ShutdownWatch) {
+        tokio::select! {
+            _ = shutdown_begins(shutdown) => {}
+            _ = self.stop_now.notified() => {}
         }
         let began = Instant::now();
         let deadline = self.grace.saturating_sub(BEFORE_PINGORA);

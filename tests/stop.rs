@@ -183,3 +183,20 @@ fn sigterm_to_a_replaced_process_stops_it_before_pingoras_close_timeout_ends() {
     );
     new.wait_ready(Duration::from_secs(10));
 }
+
+#[test]
+fn sigterm_right_after_sigquit_still_hands_the_sockets_over() {
+    let (_upstream, mut old, yaml) = start(GRACE_S);
+    let mut new = Rampart::spawn_upgrade(&yaml, &old.dir().join("upgrade.sock"));
+    assert!(old.signal("QUIT"));
+    // Once the upgrade has begun (before that the signals race, and SIGTERM may win: a stop).
+    old.wait_for_log("SIGQUIT received", Duration::from_secs(10));
+    assert!(old.signal("TERM"));
+    assert!(old.wait_exit(Duration::from_secs(GRACE_S / 2)).success());
+    let stderr = old.stderr();
+    assert!(stderr.contains("upgrade: stopped accepting"), "{stderr}");
+    // The old process is gone: the new one has the sockets, or nothing would answer.
+    new.wait_ready(Duration::from_secs(10));
+    let url = format!("{}/x", new.listener_url("http"));
+    assert_eq!(get(&url, "a.test").status(), 200);
+}

@@ -84,8 +84,9 @@ impl ShutdownSignalWatch for Signals {
                     }
                     if new_process_waiting(&self.upgrade_sock).await {
                         self.draining.store(true, Relaxed);
-                        stop_accepting_after_hand_over(self.upgrade_sock.clone());
-                        stop_on_term_during_close_timeout(term, int, self.stop_now.clone());
+                        let handed_over = Arc::new(Notify::new());
+                        stop_accepting_after_hand_over(self.upgrade_sock.clone(), handed_over.clone());
+                        stop_on_term_during_close_timeout(term, int, handed_over, self.stop_now.clone());
                         return ShutdownSignal::GracefulUpgrade;
                     }
                     log::warn!(
@@ -111,14 +112,20 @@ impl ShutdownSignalWatch for Signals {
 
 /// After the hand-over Pingora's main loop sleeps 5 s before its shutdown without watching
 /// signals, so a SIGTERM (`systemctl stop` right after a reload) or SIGINT did nothing then.
-/// Here either starts the stop service at once: the process exits when its requests in flight
-/// are answered.
-fn stop_on_term_during_close_timeout(mut term: Signal, mut int: Signal, stop_now: Arc<Notify>) {
+/// Here either starts the stop service at once, though not before the new process has the
+/// sockets (`handed_over`): the process exits when its requests in flight are answered.
+fn stop_on_term_during_close_timeout(
+    mut term: Signal,
+    mut int: Signal,
+    handed_over: Arc<Notify>,
+    stop_now: Arc<Notify>,
+) {
     tokio::spawn(async move {
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}
         }
+        handed_over.notified().await;
         log::info!("upgrade: asked to stop; exiting once no request is in flight");
         stop_now.notify_one();
     });
@@ -126,9 +133,10 @@ fn stop_on_term_during_close_timeout(mut term: Signal, mut int: Signal, stop_now
 
 /// On a thread of its own (Pingora's main loop blocks while it sends the sockets): waits until
 /// the new process stops listening on `upgrade_sock`, which it does once it has received the
-/// sockets, then stops accepting. Gives up waiting after [`HAND_OVER_DEADLINE`], before
-/// Pingora's own shutdown 5 s after the hand-over.
-fn stop_accepting_after_hand_over(upgrade_sock: String) {
+/// sockets, then stops accepting and tells `handed_over`. Gives up waiting after
+/// [`HAND_OVER_DEADLINE`], before Pingora's own shutdown 5 s after the hand-over.
+fn stop_accepting_after_hand_over(upgrade_sock: String, handed_over: Arc<Notify>) {
+    let told = handed_over.clone();
     let spawned = std::thread::Builder::new()
         .name("hand-over".into())
         .spawn(move || {
@@ -149,10 +157,12 @@ fn stop_accepting_after_hand_over(upgrade_sock: String) {
                 std::thread::sleep(HAND_OVER_POLL);
             }
             stop_accepting();
+            handed_over.notify_one();
         });
     if let Err(e) = spawned {
         log::warn!("upgrade: cannot watch the hand-over ({e}); stopping accepting now");
         stop_accepting();
+        told.notify_one();
     }
 }
 

@@ -303,6 +303,10 @@ fn dashboard_shows_a_down_backend_in_headless_chromium() {
         "{dom}"
     );
     assert!(!dom.contains("class=\"empty"), "no data shown:\n{dom}");
+    assert!(
+        dom.contains(" · 0 in flight<"),
+        "requests in flight shown:\n{dom}"
+    );
     assert_rendered_cleanly(&dom);
     let summary = text(element(&dom, "div", r#"id="summary""#));
     assert!(summary.contains("1 of 3 backends down"), "{summary}");

@@ -340,3 +340,38 @@ fn access_log_on_a_full_disk_counts_the_lost_lines_and_warns_once() {
     );
     assert!(stderr.contains("No space left on device"), "{stderr}");
 }
+
+#[test]
+fn sigusr1_reopens_the_access_log_and_never_stops_rampart() {
+    let up = Upstream::start("up");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let (http, admin) = (free_addr(), free_addr());
+    let extra = format!("access_log: {{ target: {} }}", log.display());
+    let r = Rampart::start_in(dir, &yaml(&up, &http, &admin, &extra, false));
+    // What nginx users send after rotating logs. Its default action ends a process.
+    assert!(r.signal("USR1"));
+    r.wait_for_log("reopened on SIGUSR1", Duration::from_secs(5));
+    assert_eq!(
+        get(&format!("http://{http}/after"), "shop.test").status(),
+        200
+    );
+    poll_until(Duration::from_secs(5), "the request logged", || {
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|t| t.contains("GET /after "))
+    });
+
+    // With no access log, the signal is ignored.
+    let (http, admin) = (free_addr(), free_addr());
+    let mut quiet = Rampart::start(&yaml(
+        &up,
+        &http,
+        &admin,
+        "access_log: { target: off }",
+        false,
+    ));
+    assert!(quiet.signal("USR1"));
+    assert_eq!(get(&format!("http://{http}/x"), "shop.test").status(), 200);
+    assert!(quiet.is_running());
+}

@@ -139,6 +139,7 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
     let (logger, writer) = access_log::access_log(
         config.access_log.target.clone(),
         config.access_log.format.clone(),
+        signals::catch_reopen_signal(),
     );
     let finisher = writer.map(|(w, finisher)| {
         server.add_service(GenBackgroundService::new("access log".into(), Arc::new(w)));

@@ -57,6 +57,18 @@ pub fn catch_quit_while_starting() -> Arc<AtomicBool> {
     flag
 }
 
+/// SIGUSR1 asks for the access log to be opened again (what nginx users send after rotating
+/// logs); the returned flag is set. Caught in every process: its default action ends the
+/// process, as it did a foreground Rampart. (The parent of a daemon also waits for it from its
+/// child, `catch_early_readiness_signal`: both run.)
+pub fn catch_reopen_signal() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGUSR1, flag.clone()) {
+        log::warn!("cannot catch SIGUSR1 (reopen the access log): {e}");
+    }
+    flag
+}
+
 #[async_trait]
 impl ShutdownSignalWatch for Signals {
     async fn recv(&self) -> ShutdownSignal {

@@ -7,8 +7,8 @@
 //!
 //! A log file is followed across rotations: once its path names another file or none
 //! (logrotate renamed it, or someone removed it), the writer opens the path again, within a
-//! second. No signal and no `copytruncate`, which loses the lines written between its copy and
-//! its truncation.
+//! second. No signal is needed, nor `copytruncate`, which loses the lines written between its
+//! copy and its truncation; SIGUSR1 (nginx's "reopen") opens the path again at once.
 
 use super::{AccessLogger, LogFormat, LogRecord, LogTarget, TimeCache};
 use crate::metrics::METRICS;
@@ -17,6 +17,7 @@ use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -48,6 +49,8 @@ pub struct AccessLogWriter {
     format: LogFormat,
     finish: Arc<Notify>,
     finished: Arc<Notify>,
+    /// Set by SIGUSR1: open the file again now.
+    reopen: Arc<AtomicBool>,
 }
 
 /// Asks the writer to write every queued line and stop, and waits for it: the last thing a
@@ -77,10 +80,11 @@ impl Drop for NotifyOnDrop {
 }
 
 /// Creates the logger and its writer service with the writer's finisher (`None` when the
-/// target is `off`).
+/// target is `off`). `reopen`: set when the file is to be opened again at once.
 pub fn access_log(
     target: LogTarget,
     format: LogFormat,
+    reopen: Arc<AtomicBool>,
 ) -> (AccessLogger, Option<(AccessLogWriter, AccessLogFinisher)>) {
     if target == LogTarget::Off {
         return (AccessLogger { tx: None }, None);
@@ -93,6 +97,7 @@ pub fn access_log(
         format,
         finish: finish.clone(),
         finished: finished.clone(),
+        reopen,
     };
     (
         AccessLogger { tx: Some(tx) },
@@ -178,35 +183,40 @@ impl Output {
         }
     }
 
-    /// Opens the path again if, at most once a second, it no longer names the file written.
-    /// The lines written meanwhile are in the rotated file, where they belong.
-    async fn follow_rotation(&mut self) {
+    /// Opens the path again if it no longer names the file written (looked at once a second),
+    /// or at once when `asked` (SIGUSR1). The lines written meanwhile are in the rotated file,
+    /// where they belong.
+    async fn follow_rotation(&mut self, asked: bool) {
         let Some(file) = &mut self.file else { return };
-        if file.last_check.elapsed() < ROTATION_CHECK_EVERY {
-            return;
-        }
-        file.last_check = Instant::now();
-        let now = tokio::fs::metadata(&file.path)
-            .await
-            .ok()
-            .map(|m| (m.dev(), m.ino()));
-        if now == Some(file.id) {
-            return;
+        if !asked {
+            if file.last_check.elapsed() < ROTATION_CHECK_EVERY {
+                return;
+            }
+            file.last_check = Instant::now();
+            let now = tokio::fs::metadata(&file.path)
+                .await
+                .ok()
+                .map(|m| (m.dev(), m.ino()));
+            if now == Some(file.id) {
+                return;
+            }
         }
         match open_file(&file.path).await {
             Ok((f, id)) => {
                 self.out = Box::new(f);
                 file.id = id;
                 file.reopen_failed = false;
-                log::info!(
-                    "access log: {} was moved or removed (rotated?); writing to a new file there",
-                    file.path.display()
-                );
+                let why = if asked {
+                    "reopened on SIGUSR1"
+                } else {
+                    "was moved or removed (rotated?); writing to a new file there"
+                };
+                log::info!("access log: {} {why}", file.path.display());
             }
             Err(e) if !file.reopen_failed => {
                 file.reopen_failed = true;
                 log::warn!(
-                    "access log: {} was moved or removed and cannot be created again: {e}; still writing to the file it was",
+                    "access log: cannot open {} again: {e}; still writing to the file it was",
                     file.path.display()
                 );
             }
@@ -244,7 +254,7 @@ impl BackgroundService for AccessLogWriter {
                 _ = tick.tick() => false,
                 _ = self.finish.notified() => true,
             };
-            out.follow_rotation().await;
+            out.follow_rotation(self.reopen.swap(false, Relaxed)).await;
             loop {
                 let open = drain(&mut rx, &mut batch);
                 self.write_batch(&mut out, &mut batch, &mut text, &mut clock)

@@ -2,7 +2,8 @@
 //! in flight are answered and logged, and the process exits as soon as they are done rather
 //! than at the end of `server.grace_period_seconds` (set to a minute here, so a process that
 //! waits it out fails every test). A request still running when the grace period ends is cut,
-//! and the process exits then.
+//! and the process exits then. A SIGTERM during the 5 s Pingora waits after a hand-over is
+//! acted on, once the sockets have changed hands; SIGINT keeps the lines already logged.
 
 mod common;
 use common::*;
@@ -32,7 +33,7 @@ fn config(dir: &Path, upstream: &Upstream, grace_s: u64) -> String {
     )
 }
 
-/// A GET of `path` on its own thread: the status and body, or the error.
+/// A GET of `url` on its own thread: the status and body, or the error.
 fn request(url: String) -> JoinHandle<Result<(u16, String), String>> {
     std::thread::spawn(move || {
         let resp = client()

@@ -166,17 +166,24 @@ fn sigint_stops_at_once_and_keeps_the_log_lines_of_the_requests_answered() {
     }
 }
 
-#[test]
-fn sigterm_to_a_replaced_process_stops_it_before_pingoras_close_timeout_ends() {
-    let (_upstream, mut old, yaml) = start(GRACE_S);
-    let mut new = Rampart::spawn_upgrade(&yaml, &old.dir().join("upgrade.sock"));
+/// A reload whose old process gets SIGTERM (what `systemctl stop` right after a reload sends
+/// to every process of the service) once its log shows `then`; returns the upstream, the old
+/// process, exited with success (its directory holds the new one's files), and the new one.
+fn sigterm_during_a_reload(then: &str) -> (Upstream, Rampart, Rampart) {
+    let (upstream, mut old, yaml) = start(GRACE_S);
+    let new = Rampart::spawn_upgrade(&yaml, &old.dir().join("upgrade.sock"));
     assert!(old.signal("QUIT"));
-    old.wait_for_log("upgrade: stopped accepting", Duration::from_secs(10));
-    // What `systemctl stop` right after a reload sends to every process of the service.
+    old.wait_for_log(then, Duration::from_secs(10));
     assert!(old.signal("TERM"));
     assert!(old.wait_exit(Duration::from_secs(GRACE_S / 2)).success());
-    // Pingora's own shutdown begins 5 s after the hand-over: the process was gone before.
+    (upstream, old, new)
+}
+
+#[test]
+fn sigterm_to_a_replaced_process_stops_it_before_pingoras_close_timeout_ends() {
+    let (_upstream, old, mut new) = sigterm_during_a_reload("upgrade: stopped accepting");
     let stderr = old.stderr();
+    // Pingora's own shutdown begins 5 s after the hand-over: the process was gone before.
     assert!(stderr.contains("upgrade: asked to stop"), "{stderr}");
     assert!(
         !stderr.contains("Broadcasting graceful shutdown"),
@@ -187,13 +194,8 @@ fn sigterm_to_a_replaced_process_stops_it_before_pingoras_close_timeout_ends() {
 
 #[test]
 fn sigterm_right_after_sigquit_still_hands_the_sockets_over() {
-    let (_upstream, mut old, yaml) = start(GRACE_S);
-    let mut new = Rampart::spawn_upgrade(&yaml, &old.dir().join("upgrade.sock"));
-    assert!(old.signal("QUIT"));
     // Once the upgrade has begun (before that the signals race, and SIGTERM may win: a stop).
-    old.wait_for_log("SIGQUIT received", Duration::from_secs(10));
-    assert!(old.signal("TERM"));
-    assert!(old.wait_exit(Duration::from_secs(GRACE_S / 2)).success());
+    let (_upstream, old, mut new) = sigterm_during_a_reload("SIGQUIT received");
     let stderr = old.stderr();
     assert!(stderr.contains("upgrade: stopped accepting"), "{stderr}");
     // The old process is gone: the new one has the sockets, or nothing would answer.

@@ -22,7 +22,8 @@ pub struct RequestCtx {
     pub in_flight: Option<InFlight>,
     /// Fail-open for an all-unhealthy pool is counted once per request.
     pub counted_unhealthy: bool,
-    _in_flight: InFlightRequest,
+    /// This request's share of `rampart_requests_in_flight` (`in_flight` is the backend's).
+    _counted: InFlightRequest,
 }
 
 /// Counts the request in `rampart_requests_in_flight` from its context's creation (Pingora
@@ -56,7 +57,7 @@ impl RequestCtx {
             backend: None,
             in_flight: None,
             counted_unhealthy: false,
-            _in_flight: InFlightRequest::new(),
+            _counted: InFlightRequest::new(),
         }
     }
 }

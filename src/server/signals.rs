@@ -50,11 +50,7 @@ pub struct Signals {
 /// process's sockets have arrived (Pingora's bootstrap holds a lock for the whole transfer
 /// that starting the services also takes).
 pub fn catch_quit_while_starting() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGQUIT, flag.clone()) {
-        log::warn!("cannot catch SIGQUIT while starting: {e}");
-    }
-    flag
+    flag_set_by(signal_hook::consts::SIGQUIT, "SIGQUIT while starting")
 }
 
 /// SIGUSR1 asks for the access log to be opened again (what nginx users send after rotating
@@ -62,9 +58,18 @@ pub fn catch_quit_while_starting() -> Arc<AtomicBool> {
 /// process, as it did a foreground Rampart. (The parent of a daemon also waits for it from its
 /// child, `catch_early_readiness_signal`: both run.)
 pub fn catch_reopen_signal() -> Arc<AtomicBool> {
+    flag_set_by(
+        signal_hook::consts::SIGUSR1,
+        "SIGUSR1 (reopen the access log)",
+    )
+}
+
+/// A flag that `signal` sets, in place of the signal's default action; `what` names it in the
+/// warning if it cannot be caught.
+fn flag_set_by(signal: i32, what: &str) -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
-    if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGUSR1, flag.clone()) {
-        log::warn!("cannot catch SIGUSR1 (reopen the access log): {e}");
+    if let Err(e) = signal_hook::flag::register(signal, flag.clone()) {
+        log::warn!("cannot catch {what}: {e}");
     }
     flag
 }

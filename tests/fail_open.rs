@@ -87,3 +87,40 @@ fn all_unhealthy_pool_still_gets_traffic_unless_closed() {
     );
     assert_eq!(up.hits(), hits, "fail_mode: closed does not send it");
 }
+
+/// Characters a request line may carry but a URI may not (`%` without two hex digits, `\`,
+/// `|`, `{`) are escaped into redirects and rewrites. They used to make the rule fail, which
+/// dropped every rule of the request (fail-open): the client walked past a block rule.
+#[test]
+fn request_data_cannot_make_rules_fail() {
+    let up = Upstream::start("up");
+    let (http, admin) = (free_addr(), free_addr());
+    let yaml = format!(
+        "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - name: site\n    hosts: [\"*\"]\n    pool: app\n    rules:\n      - {{ id: app, priority: 10, match: {{ path_prefix: /r/ }}, rewrite: {{ path: \"/app{{path}}\" }} }}\n      - {{ id: block, match: {{ path_prefix: /r/admin }}, respond: {{ status: 403 }} }}\n      - {{ id: https, priority: 10, match: {{ path_prefix: /go/ }}, redirect: {{ to: \"https://{{host}}{{path}}\" }} }}\n",
+        up.addr_string()
+    );
+    let r = Rampart::start(&yaml);
+    for target in ["/r/admin?a=%", "/r/admin\\x", "/r/admin/a|b?q={x}"] {
+        let resp = raw_get(&http, target, &[]).unwrap();
+        assert_eq!(resp.status, 403, "{target}: the block rule still applies");
+    }
+    let resp = raw_get(&http, "/go/a|b\\c?q=100%&r=%41", &[]).unwrap();
+    assert_eq!(resp.status, 301);
+    assert_eq!(
+        resp.header("location"),
+        Some("https://127.0.0.1/go/a%7Cb%5Cc?q=100%25&r=%41"),
+        "{{host}} has no port"
+    );
+    let resp = raw_get(&http, "/r/x|y?q=%", &[]).unwrap();
+    assert_eq!(resp.status, 200);
+    let e: Echo = serde_json::from_str(&resp.text()).unwrap();
+    assert_eq!(
+        e.uri, "/app/r/x%7Cy?q=%25",
+        "rewritten, with the data escaped"
+    );
+    assert_eq!(
+        r.metric("rampart_fail_open_total{project=\"site\",reason=\"rule_error\"}"),
+        Some(0.0),
+        "no rule failed"
+    );
+}

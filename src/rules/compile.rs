@@ -185,7 +185,7 @@ mod tests {
             "respond.headers.X-A",
             "unclosed",
         );
-        rules("[{id: a, match: {path_regex: '^/(?P<id>[0-9]+)$'}, redirect: {to: '/p/{id}/{1}?{{x}}'}}]");
+        rules("[{id: a, match: {path_regex: '^/(?P<id>[0-9]+)$'}, redirect: {to: '/p/{id}/{1}?x'}, response_headers: {set: {X-A: '{{x}}'}}}]");
     }
 
     #[test]

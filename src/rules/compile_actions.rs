@@ -1,13 +1,17 @@
 //! Compiling the actions of a rule: redirect, respond, rewrite, pool and header operations.
 
-use crate::rules::actions::{check_path_and_query, check_uri_reference};
 use crate::rules::actions::{
     Actions, HeaderOpTemplate, OpKind, Redirect, Respond, Rewrite, ValueTemplate,
 };
 use crate::rules::compile::Errors;
 use crate::rules::spec::{HeaderOpsSpec, RuleSpec};
 use crate::rules::template::{Scope, Template};
+use crate::rules::uri::{check_chars, check_path_and_query, check_uri_reference};
 use bytes::Bytes;
+use http::header::{
+    CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE,
+    TRAILER, TRANSFER_ENCODING, UPGRADE,
+};
 use http::{HeaderName, HeaderValue};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,6 +32,8 @@ pub fn actions(e: &mut Errors<'_>, spec: &RuleSpec, scope: &Scope<'_>) -> Action
             if let Err(why) = check_uri_reference(text) {
                 e.add("redirect.to", format!("`{text}` is not a URI: {why}"));
             }
+        } else {
+            check_uri_texts(e, "redirect.to", &to);
         }
         Some(Redirect {
             to,
@@ -36,13 +42,18 @@ pub fn actions(e: &mut Errors<'_>, spec: &RuleSpec, scope: &Scope<'_>) -> Action
         })
     });
     let respond = spec.respond.as_ref().and_then(|r| {
-        if !(100..=599).contains(&r.status) {
+        if !(200..=599).contains(&r.status) {
             e.add(
                 "respond.status",
                 format!(
-                    "{} is not an HTTP status: use 100 to 599, e.g. 403",
+                    "{} cannot answer a request: use a final status, 200 to 599, e.g. 403",
                     r.status
                 ),
+            );
+        } else if matches!(r.status, 204 | 304) && !r.body.is_empty() {
+            e.add(
+                "respond.body",
+                format!("a {} response has no body: remove `body`", r.status),
             );
         }
         let content_type = r
@@ -100,12 +111,17 @@ pub fn actions(e: &mut Errors<'_>, spec: &RuleSpec, scope: &Scope<'_>) -> Action
                     "rewrite.path",
                     "must be a path: put the query in `rewrite.query`, percent-encode spaces",
                 );
+            } else {
+                check_uri_texts(e, "rewrite.path", t);
             }
         }
         let query = match &r.query {
             Some(q) => Some(e.template("rewrite.query", q, scope)?),
             None => None,
         };
+        if let Some(t) = &query {
+            check_uri_texts(e, "rewrite.query", t);
+        }
         Some(Box::new(Rewrite { path, query }))
     });
     let pool = spec.pool.as_deref().map(|p| {
@@ -125,6 +141,50 @@ pub fn actions(e: &mut Errors<'_>, spec: &RuleSpec, scope: &Scope<'_>) -> Action
     }
 }
 
+/// The rule's own text in a URI template must be URI characters: the variables' values are
+/// escaped when rendered, the text is not, so a bad character would fail every request.
+fn check_uri_texts(e: &mut Errors<'_>, key: &str, template: &Template) {
+    for text in template.literal_texts() {
+        if let Err(why) = check_chars(text) {
+            let hint = match text.contains(['{', '}']) {
+                true => " (a literal brace is %7B or %7D)",
+                false => "",
+            };
+            e.add(key, format!("`{text}`: {why}{hint}"));
+            return;
+        }
+    }
+}
+
+/// Why a rule may not touch header `name` in `field` (`request_headers.set`, `respond.headers`,
+/// …): Rampart writes the message's framing and hop-by-hop headers itself, and a second or
+/// missing Host breaks the request.
+fn off_limits(field: &str, name: &HeaderName) -> Option<&'static str> {
+    let framing = [
+        CONTENT_LENGTH,
+        TRANSFER_ENCODING,
+        TE,
+        TRAILER,
+        CONNECTION,
+        UPGRADE,
+    ];
+    let hop = [PROXY_AUTHORIZATION, PROXY_AUTHENTICATE];
+    if framing.contains(name) || matches!(name.as_str(), "keep-alive" | "proxy-connection") {
+        return Some("Rampart writes the framing and connection headers itself (hop-by-hop headers are never forwarded)");
+    }
+    if hop.contains(name) {
+        return Some("a hop-by-hop header is never forwarded");
+    }
+    match (field, name) {
+        ("request_headers.add", n) if n == HOST => Some("a request has one Host: use `set`"),
+        ("request_headers.remove", n) if n == HOST => Some(
+            "a request needs a Host: use `set`, or `preserve_host: false` to send the backend's address",
+        ),
+        ("respond.headers", n) if n == CONTENT_TYPE => Some("give it as `respond.content_type`"),
+        _ => None,
+    }
+}
+
 /// `name: value-template` pairs; the same name twice (in another case) is an error.
 fn named_values<'s>(
     e: &mut Errors<'_>,
@@ -139,6 +199,10 @@ fn named_values<'s>(
         else {
             continue;
         };
+        if let Some(why) = off_limits(field, &name) {
+            e.add(f, format!("rules cannot write `{k}`: {why}"));
+            continue;
+        }
         if out.iter().any(|(n, _)| *n == name) {
             e.add(
                 f,
@@ -165,6 +229,10 @@ fn header_ops(
         let Some(name) = e.header_name(&f, k) else {
             continue;
         };
+        if let Some(why) = off_limits(&format!("{field}.remove"), &name) {
+            e.add(f, format!("rules cannot remove `{k}`: {why}"));
+            continue;
+        }
         if removed.contains(&name) {
             e.add(
                 f,
@@ -232,7 +300,17 @@ mod tests {
         check(
             "[{id: a, respond: {status: 700}}]",
             "respond.status",
-            "100 to 599",
+            "200 to 599",
+        );
+        check(
+            "[{id: a, respond: {status: 101}}]",
+            "respond.status",
+            "final status",
+        );
+        check(
+            "[{id: a, respond: {status: 204, body: gone}}]",
+            "respond.body",
+            "has no body",
         );
         check(
             "[{id: a, redirect: {to: '/x y'}}]",
@@ -274,6 +352,84 @@ mod tests {
             "[{id: a, request_headers: {add: {X-A: 1, x-a: 2}}}]",
             "request_headers.add.x-a",
             "given twice",
+        );
+        check(
+            "[{id: a, redirect: {to: 'https://{host}/{{x}}'}}]",
+            "redirect.to",
+            "%7B",
+        );
+        check(
+            "[{id: a, rewrite: {query: 'a b'}}]",
+            "rewrite.query",
+            "not allowed in a URI",
+        );
+        check(
+            "[{id: a, rewrite: {path: '/v2|{path}'}}]",
+            "rewrite.path",
+            "not allowed in a URI",
+        );
+        for (rule, key) in [
+            (
+                "request_headers: {set: {Transfer-Encoding: chunked}}",
+                "request_headers.set.Transfer-Encoding",
+            ),
+            (
+                "request_headers: {set: {Content-Length: '0'}}",
+                "request_headers.set.Content-Length",
+            ),
+            (
+                "request_headers: {remove: [content-length]}",
+                "request_headers.remove[0]",
+            ),
+            (
+                "request_headers: {set: {Connection: close}}",
+                "request_headers.set.Connection",
+            ),
+            (
+                "request_headers: {set: {Keep-Alive: x}}",
+                "request_headers.set.Keep-Alive",
+            ),
+            (
+                "request_headers: {add: {Upgrade: h2c}}",
+                "request_headers.add.Upgrade",
+            ),
+            (
+                "request_headers: {set: {TE: trailers}}",
+                "request_headers.set.TE",
+            ),
+            (
+                "request_headers: {set: {Proxy-Authorization: x}}",
+                "request_headers.set.Proxy-Authorization",
+            ),
+            (
+                "response_headers: {set: {Content-Length: '3'}}",
+                "response_headers.set.Content-Length",
+            ),
+            (
+                "response_headers: {set: {Transfer-Encoding: chunked}}",
+                "response_headers.set.Transfer-Encoding",
+            ),
+            (
+                "respond: {status: 200, headers: {Content-Length: '2'}}",
+                "respond.headers.Content-Length",
+            ),
+        ] {
+            check(&format!("[{{id: a, {rule}}}]"), key, "rules cannot");
+        }
+        check(
+            "[{id: a, request_headers: {add: {Host: b.internal}}}]",
+            "request_headers.add.Host",
+            "use `set`",
+        );
+        check(
+            "[{id: a, request_headers: {remove: [host]}}]",
+            "request_headers.remove[0]",
+            "preserve_host: false",
+        );
+        check(
+            "[{id: a, respond: {status: 200, headers: {Content-Type: text/html}}}]",
+            "respond.headers.Content-Type",
+            "respond.content_type",
         );
         check(
             "[{id: a, response_headers: {set: {X-A: \"a\\nb\"}}}]",

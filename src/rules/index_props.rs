@@ -172,7 +172,11 @@ fn rule(id: usize) -> impl Strategy<Value = (RuleSpec, Option<String>)> {
             priority,
             matcher: m,
             redirect: (answer == 0).then(|| RedirectSpec {
-                to: format!("/to/{id}/{var}"),
+                // A value in the port fails to render unless it is digits: render failures.
+                to: match id % 2 {
+                    0 => format!("//h:{var}/{id}"),
+                    _ => format!("/to/{id}/{var}"),
+                },
                 status: 302,
                 keep_query,
             }),

@@ -46,6 +46,7 @@ mod tests;
 #[cfg(test)]
 mod testutil;
 mod trace;
+mod uri;
 mod yaml_batches;
 
 pub use evaluate::RuleSet;

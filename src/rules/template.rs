@@ -6,6 +6,7 @@
 //! String sized up front.
 
 use crate::rules::matcher::PathHit;
+use crate::rules::uri::push_uri_escaped;
 use crate::rules::RequestView;
 use std::fmt::Write;
 
@@ -122,6 +123,22 @@ impl Template {
     }
 
     pub fn render_into(&self, out: &mut String, req: &RequestView<'_>, hit: &PathHit<'_>) {
+        self.render_with(out, req, hit, String::push_str);
+    }
+
+    /// Renders into a URI: the values of variables are escaped (see [`push_uri_escaped`]),
+    /// the literal text is the rule's own, checked when the rule was compiled.
+    pub fn render_uri_into(&self, out: &mut String, req: &RequestView<'_>, hit: &PathHit<'_>) {
+        self.render_with(out, req, hit, push_uri_escaped);
+    }
+
+    fn render_with(
+        &self,
+        out: &mut String,
+        req: &RequestView<'_>,
+        hit: &PathHit<'_>,
+        push_value: fn(&mut String, &str),
+    ) {
         for s in &self.segments {
             match s {
                 Segment::Text(t) => out.push_str(t),
@@ -130,9 +147,17 @@ impl Template {
                         let _ = write!(out, "{ip}");
                     }
                 }
-                Segment::Var(v) => out.push_str(value(*v, req, hit)),
+                Segment::Var(v) => push_value(out, value(*v, req, hit)),
             }
         }
+    }
+
+    /// The literal pieces of text between the variables.
+    pub fn literal_texts(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().filter_map(|s| match s {
+            Segment::Text(t) => Some(&**t),
+            Segment::Var(_) => None,
+        })
     }
 
     pub fn render(&self, req: &RequestView<'_>, hit: &PathHit<'_>) -> String {

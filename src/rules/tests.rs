@@ -411,10 +411,15 @@ fn render_failures_fail_open_with_the_rule_named() {
         "everything else is dropped"
     );
     assert!(!p.is_noop());
-    // A raw path with a broken escape (accepted by HTTP parsers) cannot be rewritten.
-    let p = req("/m/100%").eval(&set);
-    assert_eq!(p.failure.as_ref().map(|f| &*f.rule_id), Some("mirror"));
-    assert!(p.matched.is_empty() && p.request_headers.is_empty());
+    // Request data a URI cannot hold as sent (accepted by HTTP parsers) is escaped, not a
+    // failure: a client cannot make the rules fail and be forwarded past them.
+    let p = req("/m/100%/a|b?q=%&r=\\#").eval(&set);
+    assert_eq!(p.failure, None);
+    assert_eq!(
+        p.rewrite.as_deref(),
+        Some("/mirror/m/100%25/a%7Cb?q=%25&r=%5C%23")
+    );
+    assert_eq!(p.matched.len(), 2);
     // The same rules render fine for ordinary requests.
     assert_eq!(
         location(&req("/go/eu").eval(&set)),

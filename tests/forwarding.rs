@@ -121,6 +121,23 @@ fn http_1_0_is_served_and_garbage_gets_400() {
             b"GET http://a.test/abs HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
             "200",
         ),
+        // A Host that is not a host name never reaches routing nor `{host}` (nginx: 400).
+        (
+            b"GET / HTTP/1.1\r\nHost: evil.test/x\r\nConnection: close\r\n\r\n",
+            "400",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: a.test:1/evil\r\nConnection: close\r\n\r\n",
+            "400",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: a.test:x\r\nConnection: close\r\n\r\n",
+            "400",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: [::1]:8080\r\nConnection: close\r\n\r\n",
+            "200",
+        ),
     ] {
         let out = answer(request);
         assert!(

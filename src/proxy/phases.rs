@@ -3,7 +3,7 @@
 use super::context::RequestCtx;
 use super::forward;
 use super::respond::{send, Answer};
-use super::router::{normalize_host, HostRouter};
+use super::router::{is_valid_host, normalize_host, HostRouter};
 use super::state::{Project, Shared};
 use crate::config::HashKey;
 use crate::rules::{Outcome, RequestView};
@@ -119,6 +119,11 @@ impl ProxyHttp for RampartProxy {
                     .and_then(|h| h.to_str().ok())
             })
             .unwrap_or("");
+        if !is_valid_host(raw_host) && !raw_host.is_empty() {
+            let answer = Answer::text(400, "Bad Request: the Host header is not a host name\n");
+            send(session, answer, &ctx.request_id).await?;
+            return Ok(true);
+        }
         ctx.host = normalize_host(raw_host);
         let Some(index) = self.router.route(&ctx.host) else {
             send(

@@ -41,6 +41,32 @@ impl HostRouter {
     }
 }
 
+/// True when `raw` (a Host header or the authority of an absolute-form target) is a host
+/// name, an IPv4 address or a bracketed IPv6 address, with an optional numeric port, as
+/// nginx requires: `Host: evil.test/x` or `a:b` would otherwise reach `{host}` in redirects.
+pub fn is_valid_host(raw: &str) -> bool {
+    let (host, port) = match raw.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((addr, rest)) if addr.parse::<std::net::Ipv6Addr>().is_ok() => ("", rest),
+            _ => return false,
+        },
+        None => match raw.split_once(':') {
+            Some((h, _)) => (h, &raw[h.len()..]),
+            None => (raw, ""),
+        },
+    };
+    let port_ok = match port.strip_prefix(':') {
+        Some(digits) => digits.len() <= 5 && digits.bytes().all(|b| b.is_ascii_digit()),
+        None => port.is_empty(),
+    };
+    port_ok
+        && !host.starts_with('.')
+        && !host.contains("..")
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+}
+
 /// The request's host, lowercased, without port (IPv6 brackets kept).
 pub fn normalize_host(raw: &str) -> String {
     let raw = raw.trim();
@@ -81,6 +107,33 @@ mod tests {
     #[test]
     fn host_normalization() {
         assert_eq!(normalize_host("Shop.Example.COM:8080"), "shop.example.com");
+        for ok in [
+            "shop.example.com",
+            "a-b_c.test:8080",
+            "10.0.0.1",
+            "[::1]:443",
+            "[2001:db8::1]",
+            "h.",
+            "h:",
+        ] {
+            assert!(is_valid_host(ok), "{ok}");
+        }
+        for bad in [
+            "evil.test/x",
+            "evil.test?x",
+            "a:b",
+            "h:1/evil",
+            "[::1",
+            "[zz]",
+            "a..b",
+            ".a",
+            "a b",
+            "é.test",
+            "h:123456",
+            "a:1:2",
+        ] {
+            assert!(!is_valid_host(bad), "{bad}");
+        }
         assert_eq!(normalize_host("example.com."), "example.com");
         assert_eq!(normalize_host("[::1]:443"), "[::1]");
     }

@@ -26,6 +26,8 @@ fn untrusted_proxy_headers_are_replaced() {
         .header("x-forwarded-host", "evil.test")
         .header("x-real-ip", "6.6.6.6")
         .header("forwarded", "for=6.6.6.6")
+        .header("x-forwarded-port", "8443")
+        .header("x-forwarded-prefix", "/evil")
         .header("connection", "keep-alive, x-hop")
         .header("x-hop", "1")
         .header("keep-alive", "timeout=5")
@@ -52,6 +54,8 @@ fn untrusted_proxy_headers_are_replaced() {
     assert_eq!(e.header("x-request-id"), Some(id.as_str()));
     for h in [
         "forwarded",
+        "x-forwarded-port",
+        "x-forwarded-prefix",
         "x-hop",
         "keep-alive",
         "proxy-authorization",
@@ -73,6 +77,8 @@ fn trusted_proxy_headers_are_extended_and_request_id_kept() {
         .get(format!("{base}/"))
         .header("host", "shop.test")
         .header("x-forwarded-for", "203.0.113.7")
+        // A second line, as a proxy in front appends: both are kept, in order.
+        .header("x-forwarded-for", "198.51.100.2")
         .header("x-forwarded-proto", "https")
         .header("x-forwarded-host", "www.shop.test")
         .header("x-request-id", "abc-123")
@@ -84,7 +90,10 @@ fn trusted_proxy_headers_are_extended_and_request_id_kept() {
         "the client's id is echoed"
     );
     let e: Echo = resp.json().unwrap();
-    assert_eq!(e.header("x-forwarded-for"), Some("203.0.113.7, 127.0.0.1"));
+    assert_eq!(
+        e.header("x-forwarded-for"),
+        Some("203.0.113.7, 198.51.100.2, 127.0.0.1")
+    );
     assert_eq!(e.header("x-forwarded-proto"), Some("https"));
     assert_eq!(e.header("x-forwarded-host"), Some("www.shop.test"));
     assert_eq!(e.header("x-request-id"), Some("abc-123"));
@@ -279,4 +288,56 @@ fn websocket_upgrades_reach_the_backend_and_the_connection_is_switched() {
         conn.read_exact(&mut echoed).unwrap();
         assert_eq!(echoed, frame);
     }
+}
+
+/// Heads nginx refuses and Pingora lets through: each would let the rules and the backend see
+/// different requests. Absolute-form targets are routed on their authority and forwarded in
+/// origin form.
+#[test]
+fn ambiguous_request_heads_are_refused() {
+    let (up, other) = (Upstream::start("up"), Upstream::start("admin"));
+    let (http, admin) = (free_addr(), free_addr());
+    let yaml = format!(
+        "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{}\"] }}\n  adm: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: admin, hosts: [admin.test], pool: adm }}\n  - {{ name: site, hosts: [\"*\"], pool: app, rules: [{{ id: block, match: {{ path: /secret }}, respond: {{ status: 403 }} }}] }}\n",
+        up.addr_string(),
+        other.addr_string()
+    );
+    let _r = Rampart::start(&yaml);
+    let status = |request: &str| {
+        let out = raw_request(&http, request.as_bytes()).unwrap();
+        RawResponse::parse(&out).map(|r| r.status)
+    };
+    for (request, want) in [
+        ("GET secret HTTP/1.1\r\nHost: a.test\r\n\r\n", 400),
+        ("GET *secret HTTP/1.1\r\nHost: a.test\r\n\r\n", 400),
+        ("GET /a%00b HTTP/1.1\r\nHost: a.test\r\n\r\n", 400),
+        ("GET / HTTP/1.1\r\nHost:\r\n\r\n", 400),
+        (
+            "POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 4, 4\r\n\r\nabcd",
+            400,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\nabcd",
+            400,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+            501,
+        ),
+        ("OPTIONS * HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n", 200),
+    ] {
+        assert_eq!(status(request), Some(want), "{request:?}");
+    }
+    // HTTP/1.0 may name the site in the target only: routed there, sent in origin form with
+    // that Host.
+    let out = raw_request(&http, b"GET http://admin.test/p HTTP/1.0\r\n\r\n").unwrap();
+    let resp = RawResponse::parse(&out).unwrap();
+    let e: Echo = serde_json::from_str(&resp.text()).unwrap();
+    assert_eq!(e.upstream, "admin", "routed by the target's authority");
+    assert_eq!(e.uri, "/p");
+    assert_eq!(e.header("host"), Some("admin.test"));
+    // HTTP/1.0 naming no site at all: the backend still gets a Host (its address).
+    let out = raw_request(&http, b"GET /x HTTP/1.0\r\n\r\n").unwrap();
+    let e: Echo = serde_json::from_str(&RawResponse::parse(&out).unwrap().text()).unwrap();
+    assert_eq!(e.header("host"), Some(up.addr_string().as_str()));
 }

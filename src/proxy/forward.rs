@@ -18,7 +18,6 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
-const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
 /// The client's request id when it is sane (visible ASCII, at most 128 bytes), else a new one.
 pub fn request_id(headers: &HeaderMap) -> HeaderValue {
@@ -49,9 +48,13 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
 /// the case map: names then go out in their canonical case (title case for standard headers,
 /// lower case for others), as over HTTP/2 and as HAProxy sends them.
 pub fn edit_upstream_headers(req: &mut RequestHeader, edit: impl FnOnce(&mut HeaderMap)) {
-    // The exact request-target bytes, when the URI alone does not reproduce them.
-    let raw = (req.uri.path_and_query().map(|p| p.as_str().as_bytes()) != Some(req.raw_path()))
-        .then(|| req.raw_path().to_vec());
+    // The exact request-target bytes, when the URI alone does not reproduce them; an
+    // absolute-form target (`http://a.test/p`) goes out in origin form, as with nginx, so the
+    // backend sees the Host and scheme Rampart routed on, not a second authority.
+    let raw_path = req.raw_path();
+    let raw = (raw_path.first() == Some(&b'/')
+        && req.uri.path_and_query().map(|p| p.as_str().as_bytes()) != Some(raw_path))
+    .then(|| raw_path.to_vec());
     let end_stream = req.send_end_stream();
     let empty = RequestHeader::from(http::Request::new(()).into_parts().0);
     let mut parts = http::request::Parts::from(std::mem::replace(req, empty));
@@ -106,12 +109,12 @@ pub fn push_ip(out: &mut String, ip: IpAddr) {
     }
 }
 
-/// The forwarding headers a client may not set itself unless `trust_proxy_headers` is on.
+/// The forwarding headers a client may not set itself unless `trust_proxy_headers` is on:
+/// every `X-Forwarded-*` (Port, Prefix, Server, … are read by some backends too),
+/// `X-Real-IP` and `Forwarded`.
 fn is_forwarding_header(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "x-forwarded-for" | "x-forwarded-proto" | "x-forwarded-host" | "x-real-ip" | "forwarded"
-    )
+    let name = name.as_str();
+    name.starts_with("x-forwarded-") || name == "x-real-ip" || name == "forwarded"
 }
 
 /// Sets X-Forwarded-For/Proto/Host, X-Real-IP and X-Request-Id. Without trust, whatever the
@@ -126,14 +129,13 @@ pub fn set_forwarded(
 ) {
     // One pass over the (few) request headers is cheaper than five hash removals.
     if !trust && headers.keys().any(is_forwarding_header) {
-        for h in [
-            &X_FORWARDED_FOR,
-            &X_FORWARDED_PROTO,
-            &X_FORWARDED_HOST,
-            &X_REAL_IP,
-            &FORWARDED,
-        ] {
-            headers.remove(h);
+        let spoofed: SmallVec<[HeaderName; 4]> = headers
+            .keys()
+            .filter(|n| is_forwarding_header(n))
+            .cloned()
+            .collect();
+        for name in spoofed {
+            headers.remove(name);
         }
     }
     // Room for the five headers below at once: growing one at a time rehashes three times.
@@ -145,13 +147,16 @@ pub fn set_forwarded(
         // One hash per header: `entry` finds the slot that an insert would look up again.
         match headers.entry(X_FORWARDED_FOR) {
             Entry::Occupied(mut prev) => {
-                let chain = prev
-                    .get()
-                    .to_str()
-                    .ok()
-                    .filter(|p| !p.trim().is_empty())
-                    .and_then(|p| HeaderValue::try_from(format!("{p}, {text}")).ok());
-                prev.insert(chain.unwrap_or_else(|| ip_value.clone()));
+                // Every line: a proxy in front may have added its own after the client's.
+                let mut chain = String::with_capacity(64);
+                for p in prev.iter().filter_map(|v| v.to_str().ok()).map(str::trim) {
+                    if !p.is_empty() {
+                        chain.push_str(p);
+                        chain.push_str(", ");
+                    }
+                }
+                chain.push_str(&text);
+                prev.insert(HeaderValue::try_from(chain).unwrap_or_else(|_| ip_value.clone()));
             }
             Entry::Vacant(slot) => {
                 slot.insert(ip_value.clone());

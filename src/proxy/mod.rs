@@ -4,6 +4,7 @@ pub mod access_log;
 mod context;
 mod forward;
 mod phases;
+mod request_head;
 mod respond;
 mod router;
 mod rules_reload;

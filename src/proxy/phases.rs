@@ -2,8 +2,9 @@
 
 use super::context::RequestCtx;
 use super::forward;
+use super::request_head;
 use super::respond::{send, Answer};
-use super::router::{is_valid_host, normalize_host, HostRouter};
+use super::router::{normalize_host, HostRouter};
 use super::state::{Project, Shared};
 use crate::config::HashKey;
 use crate::rules::{Outcome, RequestView};
@@ -100,30 +101,21 @@ impl ProxyHttp for RampartProxy {
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
         ctx.request_id = forward::request_id(&req.headers);
-        // RFC 9112 §3.2: an HTTP/1.1 request without Host gets 400 (absolute form or not),
-        // rather than being served by the catch-all project. HTTP/1.0 may omit it.
-        if req.version == http::Version::HTTP_11 && !req.headers.contains_key(http::header::HOST) {
-            let answer = Answer::text(
-                400,
-                "Bad Request: an HTTP/1.1 request needs a Host header\n",
-            );
-            send(session, answer, &ctx.request_id).await?;
-            return Ok(true);
-        }
-        let raw_host = req
-            .uri
-            .host()
-            .or_else(|| {
-                req.headers
-                    .get(http::header::HOST)
-                    .and_then(|h| h.to_str().ok())
-            })
-            .unwrap_or("");
-        if !is_valid_host(raw_host) && !raw_host.is_empty() {
-            let answer = Answer::text(400, "Bad Request: the Host header is not a host name\n");
-            send(session, answer, &ctx.request_id).await?;
-            return Ok(true);
-        }
+        let raw_host = match request_head::requested_host(req) {
+            Ok(host) => host,
+            Err(refusal) => {
+                let body = format!("{}\n", refusal.reason);
+                // What follows the head (a body?) cannot be trusted to be framed as said.
+                session.set_keepalive(None);
+                send(
+                    session,
+                    Answer::text(refusal.status, &body),
+                    &ctx.request_id,
+                )
+                .await?;
+                return Ok(true);
+            }
+        };
         ctx.host = normalize_host(raw_host);
         let Some(index) = self.router.route(&ctx.host) else {
             send(
@@ -361,12 +353,17 @@ impl ProxyHttp for RampartProxy {
         let original_host = req.headers.get(http::header::HOST).cloned().or_else(|| {
             req.uri
                 .authority()
-                .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
+                .map(|a| a.as_str())
+                .or_else(|| request_head::target_authority_str(req))
+                .and_then(|a| http::HeaderValue::from_str(a).ok())
         });
         let had_host = req.headers.contains_key(http::header::HOST);
-        // The backend's name when the client's Host is not preserved.
+        // The backend's name when the client's Host is not preserved, or when the client
+        // named none (HTTP/1.0): HTTP/1.1 backends need one.
         let backend_host = match &ctx.backend {
-            Some(b) if !project.settings.preserve_host => Some(b.host_header.clone()),
+            Some(b) if !project.settings.preserve_host || original_host.is_none() => {
+                Some(b.host_header.clone())
+            }
             _ => None,
         };
         let plan = ctx.plan.as_ref();

@@ -1,0 +1,185 @@
+//! Checks of a request's head before it is routed: what nginx refuses and Pingora lets
+//! through. Each one closes a way to make Rampart and the backend see different requests:
+//! a target that is not a path (rules see `/`, the backend `secret`), an absolute-form
+//! target naming another site than the Host routed on, a Host that is not a host name, or
+//! framing headers the backend may read differently (`Content-Length: 4, 4`,
+//! `Transfer-Encoding: gzip, chunked`).
+
+use super::router::is_valid_host;
+use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::{Method, Version};
+use pingora_core::protocols::http::authority::{raw_target_authority, RawTargetAuthority};
+use pingora_http::RequestHeader;
+
+/// A request refused before routing: the status and the reason sent to the client.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub reason: &'static str,
+}
+
+const fn refuse(status: u16, reason: &'static str) -> Refusal {
+    Refusal { status, reason }
+}
+
+/// The name the request is for, as sent (port included): the absolute-form target's
+/// authority, else `:authority` (h2), else the Host header; empty for an HTTP/1.0 request
+/// with neither. Refuses the request when its head is malformed.
+pub fn requested_host(req: &RequestHeader) -> Result<&str, Refusal> {
+    let target_host = target_authority(req)?;
+    check_framing(req)?;
+    // A Host that is not visible ASCII reads as "\0": refused below like any invalid name.
+    let host_header = req.headers.get(HOST).map(|h| h.to_str().unwrap_or("\0"));
+    if req.version == Version::HTTP_11 && host_header.is_none() {
+        // RFC 9112 §3.2: even with an absolute-form target.
+        return Err(refuse(400, "an HTTP/1.1 request needs a Host header"));
+    }
+    let host = target_host
+        .or_else(|| req.uri.authority().map(|a| a.as_str()))
+        .or(host_header)
+        .unwrap_or("");
+    if (host.is_empty() && host_header.is_some()) || (!host.is_empty() && !is_valid_host(host)) {
+        return Err(refuse(400, "the Host header is not a host name"));
+    }
+    Ok(host)
+}
+
+/// The authority of an absolute-form HTTP/1 target; refuses targets that are neither a path
+/// nor an absolute URL (`secret`, `*x`, `http:/\host`), and spaces or control bytes in any.
+fn target_authority(req: &RequestHeader) -> Result<Option<&str>, Refusal> {
+    let target = req.raw_path();
+    if target.iter().any(|&b| b <= b' ' || b == 0x7f) || target.windows(3).any(|w| w == b"%00") {
+        return Err(refuse(
+            400,
+            "the request target holds a space, a control character or %00",
+        ));
+    }
+    if req.version == Version::HTTP_2 || target.first() == Some(&b'/') {
+        return Ok(None);
+    }
+    if target == b"*" && req.method == Method::OPTIONS {
+        return Ok(None);
+    }
+    match raw_target_authority(target) {
+        RawTargetAuthority::Absolute { authority, .. } => std::str::from_utf8(authority)
+            .map(Some)
+            .map_err(|_| refuse(400, "the request target's host is not a host name")),
+        _ => Err(refuse(
+            400,
+            "the request target must be a path starting with `/` or an absolute URL",
+        )),
+    }
+}
+
+/// The authority of an absolute-form target (`GET http://a.test/p`), for a request already
+/// checked by [`requested_host`].
+pub fn target_authority_str(req: &RequestHeader) -> Option<&str> {
+    target_authority(req).ok().flatten()
+}
+
+/// One `Content-Length` of digits; `Transfer-Encoding` only `chunked` (501 otherwise, as
+/// nginx: a coding Rampart does not decode would reach the backend undeclared).
+fn check_framing(req: &RequestHeader) -> Result<(), Refusal> {
+    let mut lengths = req.headers.get_all(CONTENT_LENGTH).iter();
+    if let Some(first) = lengths.next() {
+        let digits = first.as_bytes();
+        if lengths.next().is_some() || digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+            return Err(refuse(400, "the Content-Length header is not one number"));
+        }
+    }
+    let mut codings = req.headers.get_all(TRANSFER_ENCODING).iter();
+    if let Some(first) = codings.next() {
+        let chunked = first
+            .as_bytes()
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"chunked");
+        if codings.next().is_some() || !chunked {
+            return Err(refuse(501, "only the chunked transfer coding is supported"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(version: Version, target: &[u8], headers: &[(&str, &str)]) -> RequestHeader {
+        let mut req = RequestHeader::build("GET", target, None).unwrap();
+        req.set_version(version);
+        for (k, v) in headers {
+            req.append_header(k.to_string(), *v).unwrap();
+        }
+        req
+    }
+
+    fn host(version: Version, target: &[u8], headers: &[(&str, &str)]) -> Result<String, u16> {
+        requested_host(&head(version, target, headers))
+            .map(str::to_string)
+            .map_err(|r| r.status)
+    }
+
+    #[test]
+    fn the_host_comes_from_the_target_then_the_header() {
+        let v11 = Version::HTTP_11;
+        let v10 = Version::HTTP_10;
+        assert_eq!(
+            host(v11, b"/a", &[("Host", "a.test:80")]),
+            Ok("a.test:80".into())
+        );
+        assert_eq!(host(v10, b"/a", &[]), Ok(String::new()));
+        assert_eq!(
+            host(v10, b"http://admin.test/p", &[]),
+            Ok("admin.test".into())
+        );
+        assert_eq!(
+            host(v11, b"http://b.test/p", &[("Host", "b.test")]),
+            Ok("b.test".into())
+        );
+        assert_eq!(host(v11, b"/a", &[]), Err(400));
+        assert_eq!(host(v11, b"/a", &[("Host", "")]), Err(400));
+        assert_eq!(host(v11, b"/a", &[("Host", "a.test:x")]), Err(400));
+    }
+
+    #[test]
+    fn targets_that_are_not_paths_are_refused() {
+        let h = [("Host", "a.test")];
+        for bad in [
+            &b"secret"[..],
+            b"*secret",
+            b"admin/",
+            b"http:/\\a.test/",
+            b"/a%00b",
+        ] {
+            assert_eq!(host(Version::HTTP_11, bad, &h), Err(400), "{bad:?}");
+        }
+        let mut options = head(Version::HTTP_11, b"*", &h);
+        options.set_method(Method::OPTIONS);
+        assert_eq!(requested_host(&options), Ok("a.test"));
+    }
+
+    #[test]
+    fn framing_headers_must_be_unambiguous() {
+        let with = |extra: &[(&str, &str)]| {
+            let mut h = vec![("Host", "a.test")];
+            h.extend_from_slice(extra);
+            host(Version::HTTP_11, b"/", &h)
+        };
+        assert!(with(&[("Content-Length", "4")]).is_ok());
+        assert!(with(&[("Transfer-Encoding", " Chunked ")]).is_ok());
+        assert_eq!(with(&[("Content-Length", "4, 4")]), Err(400));
+        assert_eq!(
+            with(&[("Content-Length", "4"), ("Content-Length", "4")]),
+            Err(400)
+        );
+        assert_eq!(with(&[("Content-Length", "-1")]), Err(400));
+        assert_eq!(with(&[("Transfer-Encoding", "gzip, chunked")]), Err(501));
+        assert_eq!(
+            with(&[
+                ("Transfer-Encoding", "chunked"),
+                ("Transfer-Encoding", "chunked")
+            ]),
+            Err(501)
+        );
+    }
+}

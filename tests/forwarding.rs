@@ -324,7 +324,10 @@ fn ambiguous_request_heads_are_refused() {
             "POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
             501,
         ),
-        ("OPTIONS * HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n", 200),
+        (
+            "OPTIONS * HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+            200,
+        ),
     ] {
         assert_eq!(status(request), Some(want), "{request:?}");
     }

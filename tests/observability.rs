@@ -375,3 +375,26 @@ fn sigusr1_reopens_the_access_log_and_never_stops_rampart() {
     assert_eq!(get(&format!("http://{http}/x"), "shop.test").status(), 200);
     assert!(quiet.is_running());
 }
+
+/// A token from the environment is the token, whatever it holds: `null` used to read as "no
+/// token" (the admin service open to all), and `s3cr3t #x` as `s3cr3t` plus a comment.
+#[test]
+fn an_admin_token_from_the_environment_is_taken_as_text() {
+    for token in ["null", "s3cr3t #x", "a: b"] {
+        let (http, admin) = (free_addr(), free_addr());
+        let yaml = format!(
+            "admin: {{ listen: \"{admin}\", token: ${{TOK}} }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"127.0.0.1:9\"], health_check: {{ kind: none }} }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n"
+        );
+        let _r = Rampart::start_with(tempfile::tempdir().unwrap(), &yaml, &[], &[("TOK", token)]);
+        let status = |auth: Option<&str>| {
+            let mut req = client().get(format!("http://{admin}/status"));
+            if let Some(t) = auth {
+                req = req.bearer_auth(t);
+            }
+            req.send().unwrap().status()
+        };
+        assert_eq!(status(None), 401, "{token:?}");
+        assert_eq!(status(Some("s3cr3t")), 401, "{token:?}");
+        assert_eq!(status(Some(token)), 200, "{token:?}");
+    }
+}

@@ -10,7 +10,7 @@ mod schema;
 mod summary;
 mod validate;
 
-pub use env::{interpolate, UnsetVariable};
+pub use env::{interpolate, EnvError};
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
 pub use schema::{config_schema, rules_file_schema};
@@ -41,19 +41,16 @@ pub fn load_str(
     text: &str,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigErrors> {
-    let text = interpolate(text, env).map_err(|unset| {
+    let text = interpolate(text, env).map_err(|errors| {
         ConfigErrors(
-            unset
+            errors
                 .into_iter()
-                .map(|u| ConfigError {
+                .map(|e| ConfigError {
                     file: path.to_path_buf(),
-                    line: u.line,
-                    column: u.column,
+                    line: e.line,
+                    column: e.column,
                     key: String::new(),
-                    message: format!(
-                        "environment variable `{}` is not set (set it, or give a default: ${{{}:-value}})",
-                        u.name, u.name
-                    ),
+                    message: e.message,
                 })
                 .collect(),
         )

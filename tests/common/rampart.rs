@@ -344,28 +344,17 @@ fn connectable(addr: &str) -> SocketAddr {
     a
 }
 
-/// `${VAR}` / `${VAR:-default}` from `env`, then the process environment (as Rampart does).
+/// `${VAR}` / `${VAR:-default}` from `env`, then the process environment, by Rampart's own
+/// interpolation (so values land in the YAML as Rampart reads them).
 fn interpolate(s: &str, env: &[(&str, &str)]) -> String {
-    let (mut out, mut rest) = (String::new(), s);
-    while let Some(i) = rest.find("${") {
-        out.push_str(&rest[..i]);
-        let Some(j) = rest[i..].find('}') else { break };
-        let inner = &rest[i + 2..i + j];
-        let (name, default) = match inner.split_once(":-") {
-            Some((n, d)) => (n, Some(d)),
-            None => (inner, None),
-        };
-        let value = env
-            .iter()
+    let lookup = |name: &str| {
+        env.iter()
             .find(|(k, _)| *k == name)
             .map(|(_, v)| v.to_string())
             .or_else(|| std::env::var(name).ok())
-            .filter(|v| !v.is_empty() || default.is_none());
-        out.push_str(&value.or(default.map(str::to_string)).unwrap_or_default());
-        rest = &rest[i + j + 1..];
-    }
-    out.push_str(rest);
-    out
+    };
+    rampart::config::interpolate(s, lookup)
+        .unwrap_or_else(|e| panic!("test config: {e:?}"))
 }
 
 fn describe(status: ExitStatus) -> String {

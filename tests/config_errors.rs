@@ -413,3 +413,36 @@ fn every_parse_error_is_reported_in_one_run() {
         c.stderr
     );
 }
+
+/// YAML keeps the last of two equal keys without a word: a second `http:` listener or pool
+/// replaced the first.
+#[test]
+fn a_key_given_twice_is_an_error_at_the_repeat() {
+    let yaml = "listeners:\n  http: { address: \"127.0.0.1:8080\" }\n  http: { address: \"127.0.0.1:8081\" }\npools:\n  app:\n    backends: [127.0.0.1:3000]\nprojects:\n  - { name: shop, hosts: [a.test], pool: app, rules: [{ id: a, request_headers: { set: { X-A: '1', X-A: '2' } } }] }\n";
+    assert_errors(
+        yaml,
+        &[
+            (
+                3,
+                3,
+                "listeners.http",
+                "given twice in the same mapping (first on line 2)",
+            ),
+            (
+                8,
+                100,
+                "projects[0].rules[0].request_headers.set.X-A",
+                "given twice",
+            ),
+        ],
+    );
+}
+
+/// Editors on Windows start files with a byte-order mark.
+#[test]
+fn a_byte_order_mark_is_ignored() {
+    let yaml =
+        format!("\u{feff}{BASE}projects:\n  - {{ name: shop, hosts: [a.test], pool: app }}\n");
+    let c = check(&yaml);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+}

@@ -32,7 +32,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             message: format!("cannot read the configuration file: {e} (check the path given with -c and its permissions)"),
         })
     })?;
-    load_str(path, &text, |name| std::env::var(name).ok())
+    // A byte-order mark (editors on Windows write one) is not YAML.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    load_str(path, text, |name| std::env::var(name).ok())
 }
 
 /// Like [`load`] for a text already read; `env` resolves `${VAR}`.

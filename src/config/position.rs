@@ -9,6 +9,8 @@ use yaml_rust2::scanner::Marker;
 #[derive(Debug, Default)]
 pub struct PositionIndex {
     positions: HashMap<String, (usize, usize)>,
+    /// Keys given twice in one mapping: (key path, second position, first position).
+    duplicates: Vec<(String, (usize, usize), (usize, usize))>,
 }
 
 impl PositionIndex {
@@ -22,7 +24,14 @@ impl PositionIndex {
         }
         PositionIndex {
             positions: builder.positions,
+            duplicates: builder.duplicates,
         }
+    }
+
+    /// Keys given twice in one mapping (YAML parsers keep the last silently): key path,
+    /// position of the repeat, position of the first.
+    pub fn duplicates(&self) -> &[(String, (usize, usize), (usize, usize))] {
+        &self.duplicates
     }
 
     /// Position of `path`, or of its closest indexed ancestor.
@@ -45,6 +54,8 @@ enum Frame {
     Map {
         path: String,
         key: Option<String>,
+        /// Keys read so far, with their positions.
+        seen: HashMap<String, (usize, usize)>,
     },
     Seq {
         path: String,
@@ -56,6 +67,7 @@ enum Frame {
 struct Builder {
     stack: Vec<Frame>,
     positions: HashMap<String, (usize, usize)>,
+    duplicates: Vec<(String, (usize, usize), (usize, usize))>,
 }
 
 fn join(parent: &str, key: &str) -> String {
@@ -73,10 +85,16 @@ impl Builder {
         let at = (mark.line(), mark.col() + 1);
         match self.stack.last_mut() {
             None => Some(String::new()),
-            Some(Frame::Map { path, key }) => match key.take() {
+            Some(Frame::Map { path, key, seen }) => match key.take() {
                 Some(k) => Some(join(path, &k)),
                 None => {
                     let k = scalar.unwrap_or_default().to_string();
+                    match seen.get(&k) {
+                        Some(first) => self.duplicates.push((join(path, &k), at, *first)),
+                        None => {
+                            seen.insert(k.clone(), at);
+                        }
+                    }
                     self.positions.entry(join(path, &k)).or_insert(at);
                     *key = Some(k);
                     None
@@ -103,7 +121,11 @@ impl MarkedEventReceiver for Builder {
             }
             Event::MappingStart(..) => {
                 if let Some(path) = self.value_path(mark, None) {
-                    self.stack.push(Frame::Map { path, key: None });
+                    self.stack.push(Frame::Map {
+                        path,
+                        key: None,
+                        seen: HashMap::new(),
+                    });
                 }
             }
             Event::SequenceStart(..) => {
@@ -133,5 +155,19 @@ mod tests {
         assert_eq!(idx.locate("pools.app.backends[1].weight"), (6, 23));
         // unknown leaf falls back to the nearest ancestor
         assert_eq!(idx.locate("pools.app.selection"), (3, 3));
+        assert!(idx.duplicates().is_empty());
+    }
+
+    #[test]
+    fn finds_keys_given_twice_in_one_mapping() {
+        let text = "listeners:\n  http: {address: a}\n  http: {address: b}\nx: {k: 1, k: 2}\nl: [{k: 1}, {k: 2}]\n";
+        let idx = PositionIndex::build(text);
+        assert_eq!(
+            idx.duplicates(),
+            [
+                ("listeners.http".to_string(), (3, 3), (2, 3)),
+                ("x.k".to_string(), (4, 11), (4, 5))
+            ]
+        );
     }
 }

@@ -5,6 +5,8 @@ use super::spec::{MatchSpec, RedirectSpec, RuleSpec};
 use super::{RuleError, RuleSet};
 use crate::config::every_error::{describe, errors_of};
 use crate::config::position::PositionIndex;
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -35,6 +37,10 @@ pub struct FileStamp {
     pub path: PathBuf,
     pub modified: Option<SystemTime>,
     pub len: u64,
+    /// Inode and status-change time: `cp -p`, `rsync -a` or `tar` keep the modification time,
+    /// and an edit may keep the length, but a new file or a rewrite changes these.
+    pub inode: u64,
+    pub changed: (i64, i64),
 }
 
 /// Where a rule of the combined list came from.
@@ -107,8 +113,16 @@ fn collect(patterns: &[String]) -> (Vec<FileStamp>, Vec<FileError>) {
                 Ok(m) if m.is_file() => out.push(FileStamp {
                     modified: m.modified().ok(),
                     len: m.len(),
+                    inode: m.ino(),
+                    changed: (m.ctime(), m.ctime_nsec()),
                     path,
                 }),
+                Ok(m) if m.is_dir() && !p.contains(['*', '?', '[']) => {
+                    errors.push(io_error(format!(
+                        "is a directory: name its files, e.g. {}/*.csv",
+                        p.trim_end_matches('/')
+                    )))
+                }
                 Ok(_) => {}
                 Err(e) => errors.push(io_error(format!("cannot read {}: {e}", path.display()))),
             }
@@ -151,6 +165,11 @@ fn compile_files(
     let mut texts: Vec<Option<String>> = Vec::new();
     for (file, stamp) in stamps.iter().enumerate() {
         let text = match std::fs::read_to_string(&stamp.path) {
+            // A byte-order mark (spreadsheets write one) is not part of the first line.
+            Ok(mut t) if t.starts_with('\u{feff}') => {
+                t.drain(..'\u{feff}'.len_utf8());
+                t
+            }
             Ok(t) => t,
             Err(e) => {
                 errors.files.push(FileError {
@@ -193,6 +212,9 @@ fn compile_files(
             texts.push(Some(text));
         }
     }
+    errors
+        .files
+        .extend(repeated_csv_sources(&specs, &origins, &stamps));
     if !errors.files.is_empty() {
         return Err(errors);
     }
@@ -285,6 +307,46 @@ fn yaml_errors(path: &Path, text: &str, first: serde_yaml::Error) -> Vec<FileErr
             }
         })
         .collect()
+}
+
+/// A CSV source redirected twice (in one file or two): only the first line can ever apply,
+/// so the second is a mistake to fix, not to load silently.
+fn repeated_csv_sources(
+    specs: &[RuleSpec],
+    origins: &[Origin],
+    stamps: &[FileStamp],
+) -> Vec<FileError> {
+    let mut first: HashMap<(Option<&str>, &str), (usize, usize)> = HashMap::new();
+    let mut errors = Vec::new();
+    for (spec, origin) in specs.iter().zip(origins) {
+        let Origin::Csv { file, line } = *origin else {
+            continue;
+        };
+        let source = (
+            spec.matcher.host.as_deref(),
+            spec.matcher.path.as_deref().unwrap_or_default(),
+        );
+        if let Some(&(first_file, first_line)) = first.get(&source) {
+            let place = match first_file == file {
+                true => format!("line {first_line}"),
+                false => format!("{}:{first_line}", stamps[first_file].path.display()),
+            };
+            errors.push(FileError {
+                path: stamps[file].path.clone(),
+                line,
+                column: 1,
+                key: String::new(),
+                message: format!(
+                    "source `{}{}` is already redirected on {place}: only the first applies, remove one",
+                    source.0.map(|h| format!("//{h}")).unwrap_or_default(),
+                    source.1
+                ),
+            });
+        } else {
+            first.insert(source, (file, line));
+        }
+    }
+    errors
 }
 
 fn is_csv(path: &Path) -> bool {
@@ -500,5 +562,37 @@ mod tests {
             .is_ok(),
             "an empty glob is fine"
         );
+    }
+    #[test]
+    fn a_byte_order_mark_repeats_and_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let bom = write(
+            dir.path(),
+            "bom.csv",
+            "\u{feff}source,target,status\n/a,/b,302\n",
+        );
+        let r = compile_project(&[], &[bom], &|_| true).unwrap();
+        assert_eq!(r.set.len(), 1, "the header line is recognised");
+        let one = write(dir.path(), "one.csv", "/a,/b\n/c,/d\n/a,/e\n");
+        let two = write(dir.path(), "two.csv", "//h.test/c,/x\n/c,/f\n");
+        let e = compile_project(&[], &[one, two], &|_| true).unwrap_err();
+        let found: Vec<(String, usize, &str)> = e
+            .files
+            .iter()
+            .map(|f| {
+                let name = f.path.file_name().unwrap().to_string_lossy().into_owned();
+                (name, f.line, f.message.as_str())
+            })
+            .collect();
+        assert_eq!(found.len(), 2, "{e}");
+        assert_eq!((found[0].0.as_str(), found[0].1), ("one.csv", 3));
+        assert!(
+            found[0].2.contains("`/a` is already redirected on line 1"),
+            "{e}"
+        );
+        assert_eq!((found[1].0.as_str(), found[1].1), ("two.csv", 2));
+        assert!(found[1].2.contains("one.csv:2"), "{e}");
+        let e = compile_project(&[], &[dir.path().display().to_string()], &|_| true).unwrap_err();
+        assert!(e.files[0].message.contains("is a directory"), "{e}");
     }
 }

@@ -353,8 +353,7 @@ fn interpolate(s: &str, env: &[(&str, &str)]) -> String {
             .map(|(_, v)| v.to_string())
             .or_else(|| std::env::var(name).ok())
     };
-    rampart::config::interpolate(s, lookup)
-        .unwrap_or_else(|e| panic!("test config: {e:?}"))
+    rampart::config::interpolate(s, lookup).unwrap_or_else(|e| panic!("test config: {e:?}"))
 }
 
 fn describe(status: ExitStatus) -> String {

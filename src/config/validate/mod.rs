@@ -95,10 +95,28 @@ impl Checker {
 }
 
 pub(super) fn validate(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
+    let index = PositionIndex::build(text);
+    if !index.duplicates().is_empty() {
+        return Err(ConfigErrors(
+            index
+                .duplicates()
+                .iter()
+                .map(|(key, (line, column), (first, _))| ConfigError {
+                    file: file.to_path_buf(),
+                    line: *line,
+                    column: *column,
+                    key: key.clone(),
+                    message: format!(
+                        "given twice in the same mapping (first on line {first}): keep one, YAML would silently use the last"
+                    ),
+                })
+                .collect(),
+        ));
+    }
     let raw: RawConfig = parse(file, text)?;
     let mut ck = Checker {
         file: file.to_path_buf(),
-        index: PositionIndex::build(text),
+        index,
         errors: Vec::new(),
     };
     let server = server_conf(&mut ck, raw.server);

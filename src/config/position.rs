@@ -9,8 +9,16 @@ use yaml_rust2::scanner::Marker;
 #[derive(Debug, Default)]
 pub struct PositionIndex {
     positions: HashMap<String, (usize, usize)>,
-    /// Keys given twice in one mapping: (key path, second position, first position).
-    duplicates: Vec<(String, (usize, usize), (usize, usize))>,
+    duplicates: Vec<Duplicate>,
+}
+
+/// A key given twice in one mapping.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Duplicate {
+    pub path: String,
+    /// (line, column) of the repeat, and of the first.
+    pub at: (usize, usize),
+    pub first: (usize, usize),
 }
 
 impl PositionIndex {
@@ -30,7 +38,7 @@ impl PositionIndex {
 
     /// Keys given twice in one mapping (YAML parsers keep the last silently): key path,
     /// position of the repeat, position of the first.
-    pub fn duplicates(&self) -> &[(String, (usize, usize), (usize, usize))] {
+    pub fn duplicates(&self) -> &[Duplicate] {
         &self.duplicates
     }
 
@@ -67,7 +75,7 @@ enum Frame {
 struct Builder {
     stack: Vec<Frame>,
     positions: HashMap<String, (usize, usize)>,
-    duplicates: Vec<(String, (usize, usize), (usize, usize))>,
+    duplicates: Vec<Duplicate>,
 }
 
 fn join(parent: &str, key: &str) -> String {
@@ -90,7 +98,11 @@ impl Builder {
                 None => {
                     let k = scalar.unwrap_or_default().to_string();
                     match seen.get(&k) {
-                        Some(first) => self.duplicates.push((join(path, &k), at, *first)),
+                        Some(first) => self.duplicates.push(Duplicate {
+                            path: join(path, &k),
+                            at,
+                            first: *first,
+                        }),
                         None => {
                             seen.insert(k.clone(), at);
                         }
@@ -165,8 +177,16 @@ mod tests {
         assert_eq!(
             idx.duplicates(),
             [
-                ("listeners.http".to_string(), (3, 3), (2, 3)),
-                ("x.k".to_string(), (4, 11), (4, 5))
+                Duplicate {
+                    path: "listeners.http".to_string(),
+                    at: (3, 3),
+                    first: (2, 3)
+                },
+                Duplicate {
+                    path: "x.k".to_string(),
+                    at: (4, 11),
+                    first: (4, 5)
+                }
             ]
         );
     }

@@ -101,13 +101,14 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Config, ConfigErrors> 
             index
                 .duplicates()
                 .iter()
-                .map(|(key, (line, column), (first, _))| ConfigError {
+                .map(|d| ConfigError {
                     file: file.to_path_buf(),
-                    line: *line,
-                    column: *column,
-                    key: key.clone(),
+                    line: d.at.0,
+                    column: d.at.1,
+                    key: d.path.clone(),
                     message: format!(
-                        "given twice in the same mapping (first on line {first}): keep one, YAML would silently use the last"
+                        "given twice in the same mapping (first on line {}): keep one, YAML would silently use the last",
+                        d.first.0
                     ),
                 })
                 .collect(),

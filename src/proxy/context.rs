@@ -22,6 +22,10 @@ pub struct RequestCtx {
     pub in_flight: Option<InFlight>,
     /// Fail-open for an all-unhealthy pool is counted once per request.
     pub counted_unhealthy: bool,
+    /// A backend's response head arrived: the request can no longer be tried again.
+    pub answered: bool,
+    /// What the last failed try met, for the final answer.
+    pub last_failure: Option<super::retry::LastFailure>,
     /// This request's share of `rampart_requests_in_flight` (`in_flight` is the backend's).
     _counted: InFlightRequest,
 }
@@ -57,6 +61,8 @@ impl RequestCtx {
             backend: None,
             in_flight: None,
             counted_unhealthy: false,
+            answered: false,
+            last_failure: None,
             _counted: InFlightRequest::new(),
         }
     }

@@ -6,6 +6,7 @@ mod forward;
 mod phases;
 mod request_head;
 mod respond;
+mod retry;
 mod router;
 mod rules_reload;
 mod state;

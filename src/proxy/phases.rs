@@ -4,6 +4,7 @@ use super::context::RequestCtx;
 use super::forward;
 use super::request_head;
 use super::respond::{send, Answer};
+use super::retry::{self, AfterProxyError};
 use super::router::{normalize_host, HostRouter};
 use super::state::{Project, Shared};
 use crate::config::HashKey;
@@ -237,8 +238,8 @@ impl ProxyHttp for RampartProxy {
             Some(b) => b,
             None if pool.select(key, &[], false).is_some() => {
                 // Healthy backends exist but were all tried already.
-                return Err(status_error(
-                    502,
+                return Err(retry::exhausted(
+                    ctx,
                     "every healthy backend of the pool failed",
                 ));
             }
@@ -261,7 +262,7 @@ impl ProxyHttp for RampartProxy {
                     return Err(status_error(503, "no healthy backend (fail_mode: closed)"));
                 }
                 pool.select(key, &ctx.tried, true)
-                    .ok_or_else(|| status_error(502, "every backend of the pool failed"))?
+                    .ok_or_else(|| retry::exhausted(ctx, "every backend of the pool failed"))?
             }
         };
         ctx.tried.push(backend.addr);
@@ -294,18 +295,21 @@ impl ProxyHttp for RampartProxy {
         mut e: Box<Error>,
     ) -> Box<Error> {
         ctx.in_flight = None;
-        if let (Some(pool), Some(b)) = (&ctx.pool, &ctx.backend) {
+        let Some(pool) = ctx.pool.clone() else {
+            return e;
+        };
+        if let Some(b) = &ctx.backend {
             b.connect_failed(&pool.name);
-            crate::metrics::METRICS
-                .upstream_errors
-                .with_label_values(&[&pool.name, "connect"])
-                .inc();
-            // Nothing was sent yet: another backend may take it.
-            if ctx.tried.len() <= pool.retries() {
-                e.set_retry(true);
-            }
-            log::warn!("pool {}: cannot connect to {peer}: {e}", pool.name);
         }
+        crate::metrics::METRICS
+            .upstream_errors
+            .with_label_values(&[&pool.name, "connect"])
+            .inc();
+        // Nothing was sent yet: another backend may take it.
+        if retry::after_connect_failure(ctx, &e, pool.retries()) {
+            e.set_retry(true);
+        }
+        log::warn!("pool {}: cannot connect to {peer}: {e}", pool.name);
         e
     }
 
@@ -329,12 +333,18 @@ impl ProxyHttp for RampartProxy {
                 .inc();
         }
         let mut e = e.more_context(format!("Peer: {peer}"));
-        // Only idempotent requests whose body can be replayed are retried.
-        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated()
-        {
-            e.set_retry(false);
-        } else {
-            e.retry.decide_reuse(client_reused);
+        let replayable = session.req_header().method.is_idempotent()
+            && !session.as_ref().retry_buffer_truncated();
+        let retries = ctx.pool.as_ref().map_or(0, |p| p.retries());
+        match retry::after_proxy_error(ctx, &e, client_reused, replayable, retries) {
+            AfterProxyError::GiveUp => e.set_retry(false),
+            AfterProxyError::SameBackend => e.set_retry(true),
+            AfterProxyError::OtherBackend => {
+                if let (Some(pool), Some(b)) = (&ctx.pool, &ctx.backend) {
+                    b.connect_failed(&pool.name);
+                }
+                e.set_retry(true);
+            }
         }
         e
     }
@@ -411,6 +421,7 @@ impl ProxyHttp for RampartProxy {
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        ctx.answered = true;
         let status = resp.status;
         forward::edit_response_headers(resp, |headers| {
             forward::strip_hop_by_hop_response(status, headers);
@@ -445,6 +456,9 @@ impl ProxyHttp for RampartProxy {
             },
         };
         if code > 0 && session.response_written().is_none() {
+            // The connection is closed after this answer (`can_reuse_downstream` below): say
+            // so, or a client sends its next request on it and meets a reset.
+            session.set_keepalive(None);
             let text = http::StatusCode::from_u16(code)
                 .ok()
                 .and_then(|s| s.canonical_reason())

@@ -1,0 +1,151 @@
+//! What a failed try at a backend means for the request: another try (on which backend), or
+//! the final answer, whose status and log line say what the last try met.
+//!
+//! - Nothing sent yet (connect failed): another backend, up to the pool's `retries`.
+//! - A kept-alive connection the backend had closed (the common race with its idle timeout):
+//!   the request goes again on a new connection, to the same backend if need be; it never
+//!   reached the backend, so it is not a retry the pool pays for.
+//! - A fresh connection cut before any answer: another backend for requests that can be
+//!   replayed (idempotent method, body kept), as nginx's `proxy_next_upstream error`;
+//!   timeouts are not retried, they would double the wait.
+
+use super::context::RequestCtx;
+use pingora_error::{Error, ErrorType};
+
+/// The last failed try, for the final answer.
+#[derive(Debug)]
+pub struct LastFailure {
+    pub timeout: bool,
+    /// e.g. `127.0.0.1:9 ConnectRefused`.
+    pub cause: String,
+}
+
+fn is_timeout(e: &Error) -> bool {
+    matches!(
+        e.etype(),
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
+    )
+}
+
+fn remember(ctx: &mut RequestCtx, e: &Error) {
+    let backend = ctx.tried.last().map(|a| a.to_string()).unwrap_or_default();
+    ctx.last_failure = Some(LastFailure {
+        timeout: is_timeout(e),
+        cause: format!("{backend} {}", e.etype().as_str()),
+    });
+}
+
+/// After a failed connect: whether another backend may take the request.
+pub fn after_connect_failure(ctx: &mut RequestCtx, e: &Error, retries: usize) -> bool {
+    remember(ctx, e);
+    ctx.tried.len() <= retries
+}
+
+/// What to do after an error on an established connection.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AfterProxyError {
+    /// The answer started, or the request cannot be replayed.
+    GiveUp,
+    /// Again, to any backend including this one (a stale kept-alive connection).
+    SameBackend,
+    /// Again, elsewhere; the backend failed this request (counts toward passive health).
+    OtherBackend,
+}
+
+/// `replayable`: idempotent method and a request body still held in full.
+pub fn after_proxy_error(
+    ctx: &mut RequestCtx,
+    e: &Error,
+    reused: bool,
+    replayable: bool,
+    retries: usize,
+) -> AfterProxyError {
+    remember(ctx, e);
+    if !replayable || ctx.answered || is_timeout(e) {
+        return AfterProxyError::GiveUp;
+    }
+    if reused {
+        // Not counted as a try: the backend never saw the request.
+        ctx.tried.pop();
+        return AfterProxyError::SameBackend;
+    }
+    match ctx.tried.len() <= retries {
+        true => AfterProxyError::OtherBackend,
+        false => AfterProxyError::GiveUp,
+    }
+}
+
+/// The error that ends the request when no backend is left to try.
+pub fn exhausted(ctx: &RequestCtx, what: &str) -> Box<Error> {
+    let (code, last) = match &ctx.last_failure {
+        Some(f) => (if f.timeout { 504 } else { 502 }, f.cause.as_str()),
+        None => (502, "none"),
+    };
+    Error::explain(
+        ErrorType::HTTPStatus(code),
+        format!("{what} (last: {last})"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(tried: usize) -> RequestCtx {
+        let mut ctx = RequestCtx::new();
+        ctx.tried = (0..tried)
+            .map(|i| format!("127.0.0.1:{}", 1000 + i).parse().unwrap())
+            .collect();
+        ctx
+    }
+
+    #[test]
+    fn stale_connections_go_again_to_the_same_backend() {
+        let closed = Error::new(ErrorType::ConnectionClosed);
+        let mut c = ctx(1);
+        assert_eq!(
+            after_proxy_error(&mut c, &closed, true, true, 0),
+            AfterProxyError::SameBackend
+        );
+        assert!(c.tried.is_empty(), "the backend may be picked again");
+        let mut c = ctx(1);
+        assert_eq!(
+            after_proxy_error(&mut c, &closed, false, true, 1),
+            AfterProxyError::OtherBackend
+        );
+        assert_eq!(
+            after_proxy_error(&mut ctx(2), &closed, false, true, 1),
+            AfterProxyError::GiveUp
+        );
+        assert_eq!(
+            after_proxy_error(&mut ctx(1), &closed, true, false, 1),
+            AfterProxyError::GiveUp
+        );
+        let mut answered = ctx(1);
+        answered.answered = true;
+        assert_eq!(
+            after_proxy_error(&mut answered, &closed, true, true, 1),
+            AfterProxyError::GiveUp
+        );
+        let timeout = Error::new(ErrorType::ReadTimedout);
+        assert_eq!(
+            after_proxy_error(&mut ctx(1), &timeout, true, true, 1),
+            AfterProxyError::GiveUp
+        );
+    }
+
+    #[test]
+    fn the_final_status_follows_the_last_failure() {
+        let mut c = ctx(1);
+        after_connect_failure(&mut c, &Error::new(ErrorType::ConnectTimedout), 0);
+        let e = exhausted(&c, "every healthy backend of the pool failed");
+        assert_eq!(e.etype(), &ErrorType::HTTPStatus(504));
+        assert!(
+            e.to_string()
+                .contains("last: 127.0.0.1:1000 ConnectTimedout"),
+            "{e}"
+        );
+        after_connect_failure(&mut c, &Error::new(ErrorType::ConnectRefused), 0);
+        assert_eq!(exhausted(&c, "x").etype(), &ErrorType::HTTPStatus(502));
+    }
+}

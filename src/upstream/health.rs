@@ -2,11 +2,13 @@
 //! error, consecutive failures) for /status and to update the health gauge.
 
 use super::backend::BackendState;
+use super::http_check::HttpCheck;
 use crate::config::{HealthCheckKind, HealthCheckSettings};
 use async_trait::async_trait;
+use pingora_core::connectors::http::Connector;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorType};
-use pingora_load_balancing::health_check::{HealthCheck, HttpHealthCheck, TcpHealthCheck};
+use pingora_load_balancing::health_check::{HealthCheck, TcpHealthCheck};
 use pingora_load_balancing::Backend;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,41 +36,21 @@ pub fn build(pool: &str, hc: &HealthCheckSettings, peer: &HttpPeer) -> Option<Re
             check.peer_template.options = template.options.clone();
             check
         }
-        HealthCheckKind::Http => {
-            let host = hc.host.clone().unwrap_or_else(|| {
+        HealthCheckKind::Http => Box::new(HttpCheck {
+            connector: Connector::new(None),
+            host: hc.host.clone().unwrap_or_else(|| {
                 if template.sni.is_empty() {
                     "localhost".into()
                 } else {
                     template.sni.clone()
                 }
-            });
-            let mut check = HttpHealthCheck::new(&host, template.is_tls());
-            check.consecutive_success = hc.rise;
-            check.consecutive_failure = hc.fall;
-            let mut req =
-                pingora_http::RequestHeader::build("GET", hc.path.as_bytes(), None).ok()?;
-            req.insert_header("Host", &host).ok()?;
-            req.insert_header(
-                "User-Agent",
-                concat!("rampart-health/", env!("CARGO_PKG_VERSION")),
-            )
-            .ok()?;
-            check.req = req;
-            let expected = hc.expect_status.clone();
-            check.validator = Some(Box::new(move |resp| {
-                let code = resp.status.as_u16();
-                if expected.contains(&code) {
-                    Ok(())
-                } else {
-                    Error::e_explain(
-                        ErrorType::CustomCode("unexpected status", code),
-                        format!("status {code}, expected one of {expected:?}"),
-                    )
-                }
-            }));
-            check.peer_template = template;
-            Box::new(check)
-        }
+            }),
+            path: hc.path.clone(),
+            expect_status: hc.expect_status.clone(),
+            rise: hc.rise,
+            fall: hc.fall,
+            peer_template: template,
+        }),
     };
     Some(RecordingCheck {
         pool: pool.into(),

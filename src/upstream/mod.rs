@@ -4,6 +4,7 @@
 
 mod backend;
 mod health;
+mod http_check;
 mod peer;
 
 pub use backend::{BackendState, CheckRecord, InFlight};

@@ -3,6 +3,7 @@
 //!
 //! - `/healthz` → 200 `ok`, or 503 `down` after `set_healthy(false)` (counted apart);
 //! - `/slow?ms=N` waits N ms (default 500), then answers like any other path;
+//! - an h2 request with both `:authority` and a Host header gets 400, as from nginx;
 //! - `/status/NNN` answers status NNN (with the echo body);
 //! - anything else → 200 with the `Echo` JSON, `x-upstream: NAME`, `server: test-upstream`.
 
@@ -241,6 +242,17 @@ async fn handle(
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_string();
+    // As nginx: an h2 request naming its host twice (`:authority` and a Host header) is
+    // refused ("client sent duplicate host header").
+    if req.version() == hyper::Version::HTTP_2
+        && req.uri().authority().is_some()
+        && req.headers().contains_key(hyper::header::HOST)
+    {
+        return Ok(Response::builder()
+            .status(400)
+            .body(Full::new(Bytes::from("duplicate host header")))
+            .unwrap());
+    }
     if path == "/healthz" {
         state.health_hits.fetch_add(1, SeqCst);
         let ok = state.healthy.load(SeqCst);

@@ -106,6 +106,10 @@ fn consistent_hash_is_sticky_per_key() {
             3,
             "{key}: 30 users should reach all 3 backends: {users_per_backend:?}"
         );
+        // Requests without the key (first visits without the cookie) are spread, as nginx's
+        // `hash` falls back to round robin, not all sent to one backend.
+        let keyless = tally(&base, 30, |_, r| r);
+        assert_eq!(keyless.len(), 3, "{key}: keyless requests {keyless:?}");
     }
 }
 

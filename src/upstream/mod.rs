@@ -30,7 +30,9 @@ use std::sync::Arc;
 enum Selector {
     RoundRobin(Arc<RoundRobin>),
     Random(Arc<Random>),
-    Consistent(Arc<Consistent>),
+    /// The counter spreads requests that have no key (no such header or cookie) over the
+    /// ring, as nginx's `hash` falls back to round robin, instead of all on one backend.
+    Consistent(Arc<Consistent>, AtomicUsize),
     /// The choice is ours (fewest in flight per weight); the counter spreads ties.
     LeastConn(AtomicUsize),
 }
@@ -104,7 +106,9 @@ impl Pool {
         let selector = match settings.selection {
             Selection::RoundRobin => Selector::RoundRobin(Arc::new(RoundRobin::build(&set))),
             Selection::Random => Selector::Random(Arc::new(Random::build(&set))),
-            Selection::ConsistentHash => Selector::Consistent(Arc::new(Consistent::build(&set))),
+            Selection::ConsistentHash => {
+                Selector::Consistent(Arc::new(Consistent::build(&set)), AtomicUsize::new(0))
+            }
             Selection::LeastConn => Selector::LeastConn(AtomicUsize::new(0)),
         };
         let service = check.map(|check| health_service(settings, set, check));
@@ -139,7 +143,11 @@ impl Pool {
         match &self.selector {
             Selector::RoundRobin(s) => first_accepted(s, key, accept),
             Selector::Random(s) => first_accepted(s, key, accept),
-            Selector::Consistent(s) => first_accepted(s, key, accept),
+            Selector::Consistent(s, _) if !key.is_empty() => first_accepted(s, key, accept),
+            Selector::Consistent(s, turn) => {
+                let spread = turn.fetch_add(1, Relaxed).to_le_bytes();
+                first_accepted(s, &spread, accept)
+            }
             Selector::LeastConn(turn) => {
                 let n = self.members.len().max(1);
                 let start = turn.fetch_add(1, Relaxed) % n;

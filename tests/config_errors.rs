@@ -75,7 +75,7 @@ fn shipped_configs_are_valid() {
 #[test]
 fn server_files_pingora_would_read_at_start() {
     let yaml = format!(
-        "server:\n  ca_file: /nonexistent/ca.pem\n  error_log: /nonexistent/dir/error.log\n{BASE}"
+        "server:\n  ca_file: /nonexistent/ca.pem\n  error_log: /nonexistent/dir/error.log\n  max_blocking_threads: 0\n  listener_tasks_per_fd: 0\n{BASE}"
     );
     assert_errors(
         &yaml,
@@ -87,6 +87,8 @@ fn server_files_pingora_would_read_at_start() {
                 "server.error_log",
                 "the directory of `/nonexistent/dir/error.log` does not exist",
             ),
+            (4, 3, "server.max_blocking_threads", "at least 1"),
+            (5, 3, "server.listener_tasks_per_fd", "at least 1"),
         ],
     );
 }
@@ -237,6 +239,15 @@ fn zero_weight_and_bad_selection() {
     assert!(
         !check(yaml).stderr.contains("no pool named"),
         "an invalid pool is still a pool: no cascading error"
+    );
+    // A huge weight passed `check`, then `run` died allocating one entry per unit of it.
+    let huge = yaml.replace("weight: 0", "weight: 18446744073709551615");
+    assert_error(
+        &huge,
+        6,
+        36,
+        "pools.app.backends[0].weight",
+        "must be at most 1000",
     );
     let yaml = "listeners:\n  http: { address: \"127.0.0.1:8080\" }\npools:\n  app:\n    backends: [127.0.0.1:3000]\n    selection: fastest\nprojects:\n  - { name: shop, hosts: [a.test], pool: app }\n";
     assert_error(

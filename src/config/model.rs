@@ -78,6 +78,9 @@ pub struct PoolSettings {
 #[derive(Debug, Clone)]
 pub struct BackendSettings {
     pub address: SocketAddr,
+    /// As written (`app-1.internal:8080`): the Host a backend named by host name gets when
+    /// the client's is not preserved.
+    pub name: String,
     pub weight: usize,
 }
 

@@ -87,7 +87,7 @@ impl Pool {
             let address = b.address.to_string();
             let host_header = match &settings.tls {
                 Some(t) if !t.sni.is_empty() => http::HeaderValue::from_str(&t.sni).ok(),
-                _ => http::HeaderValue::from_str(&address).ok(),
+                _ => http::HeaderValue::from_str(&b.name).ok(),
             };
             let state = Arc::new(BackendState::new(
                 &settings.name,

@@ -239,6 +239,16 @@ fn server_conf(ck: &mut Checker, raw: serde_yaml::Mapping) -> ServerConf {
     if conf.threads == 0 {
         ck.error("server.threads", "must be at least 1");
     }
+    // Pingora panics on the first and silently accepts nothing with the second.
+    if conf.max_blocking_threads == Some(0) {
+        ck.error(
+            "server.max_blocking_threads",
+            "must be at least 1 (or left out)",
+        );
+    }
+    if conf.listener_tasks_per_fd == 0 {
+        ck.error("server.listener_tasks_per_fd", "must be at least 1");
+    }
     // Pingora reads these only once it runs, and panics on failure: check them here.
     if let Some(ca) = &conf.ca_file {
         ck.read_file("server.ca_file", ca);

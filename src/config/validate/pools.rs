@@ -34,6 +34,14 @@ fn pool(ck: &mut Checker, key: &str, name: &str, p: &RawPool) -> Option<PoolSett
             );
             continue;
         }
+        if weight > MAX_WEIGHT {
+            // Pingora's weighted selections list a backend once per unit of weight.
+            ck.error(
+                format!("{bkey}.weight"),
+                format!("must be at most {MAX_WEIGHT}: weights are relative, e.g. 1 and 3"),
+            );
+            continue;
+        }
         let Some(address) = resolve(addr) else {
             ck.error(
                 bkey,
@@ -48,7 +56,11 @@ fn pool(ck: &mut Checker, key: &str, name: &str, p: &RawPool) -> Option<PoolSett
             );
             continue;
         }
-        backends.push(BackendSettings { address, weight });
+        backends.push(BackendSettings {
+            address,
+            name: addr.to_string(),
+            weight,
+        });
     }
 
     let hash_key = match (p.selection, p.hash_key.as_deref()) {
@@ -114,6 +126,8 @@ fn pool(ck: &mut Checker, key: &str, name: &str, p: &RawPool) -> Option<PoolSett
         health_check,
     })
 }
+
+const MAX_WEIGHT: usize = 1000;
 
 /// `IP:port`, or `name:port` resolved once at load time.
 fn resolve(addr: &str) -> Option<SocketAddr> {

@@ -344,3 +344,27 @@ fn ambiguous_request_heads_are_refused() {
     let e: Echo = serde_json::from_str(&RawResponse::parse(&out).unwrap().text()).unwrap();
     assert_eq!(e.header("host"), Some(up.addr_string().as_str()));
 }
+
+/// Requests a client pipelines on one connection are all answered, in order (Pingora alone
+/// answered the first and closed the connection, dropping the others unlogged).
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let up = Upstream::start("up");
+    let (_r, addr) = start("", &up.addr_string());
+    let mut request = String::new();
+    for i in 1..=3 {
+        request.push_str(&format!("GET /p{i} HTTP/1.1\r\nHost: a.test\r\n\r\n"));
+    }
+    request.push_str("GET /p4 HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n");
+    let out =
+        String::from_utf8_lossy(&raw_request(&addr, request.as_bytes()).unwrap()).into_owned();
+    let uris: Vec<&str> = out
+        .match_indices("\"uri\":\"")
+        .map(|(i, m)| {
+            let rest = &out[i + m.len()..];
+            &rest[..rest.find('"').unwrap()]
+        })
+        .collect();
+    assert_eq!(uris, ["/p1", "/p2", "/p3", "/p4"], "{out}");
+    assert_eq!(up.hits(), 4);
+}

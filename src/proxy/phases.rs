@@ -88,6 +88,9 @@ impl ProxyHttp for RampartProxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        // Requests a client pipelines are answered in order, as by nginx; without this, Pingora
+        // answers the first and closes the connection, dropping the others unlogged.
+        session.as_downstream_mut().set_pipelining_enabled(true);
         if self
             .shared
             .draining

@@ -457,3 +457,38 @@ fn a_byte_order_mark_is_ignored() {
     let c = check(&yaml);
     assert_eq!(c.code, 0, "{}", c.stderr);
 }
+
+/// Sockets that would take the same connections: the second never served (it retried the
+/// bind forever), or the admin service answered on the proxy's port.
+#[test]
+fn overlapping_listener_and_admin_addresses() {
+    let yaml = "admin: { listen: \"127.0.0.1:8080\" }\nlisteners:\n  a: { address: \"127.0.0.1:8080\" }\n  b: { address: \"0.0.0.0:8080\" }\n  c: { address: \"[::]:8081\" }\n  d: { address: \"127.0.0.2:8081\" }\n  e: { address: \"127.0.0.1:8082\" }\n  f: { address: \"127.0.0.2:8082\" }\npools:\n  app:\n    backends: [127.0.0.1:3000]\nprojects:\n  - { name: shop, hosts: [a.test], pool: app }\n";
+    let c = assert_errors(
+        yaml,
+        &[
+            (
+                1,
+                10,
+                "admin.listen",
+                "127.0.0.1:8080 is already used by listener `a`",
+            ),
+            (
+                4,
+                8,
+                "listeners.b.address",
+                "0.0.0.0:8080 overlaps 127.0.0.1:8080 of listener `a`",
+            ),
+            (
+                6,
+                8,
+                "listeners.d.address",
+                "127.0.0.2:8081 overlaps [::]:8081 of listener `c`",
+            ),
+        ],
+    );
+    assert!(
+        !c.stderr.contains("listeners.f"),
+        "different IPs: {}",
+        c.stderr
+    );
+}

@@ -4,7 +4,7 @@ use super::Checker;
 use crate::config::model::{CertPair, ListenerSettings, ListenerTls, TlsVersion};
 use crate::config::raw::RawListener;
 use pingora_core::tls::{pkey::PKey, x509::X509};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 pub(super) fn listeners(
@@ -17,7 +17,7 @@ pub(super) fn listeners(
             "no listener configured: add e.g. `listeners: { http: { address: \"0.0.0.0:80\" } }`",
         );
     }
-    let mut seen: HashMap<SocketAddr, &str> = HashMap::new();
+    let mut seen: Vec<(SocketAddr, &str)> = Vec::new();
     let mut out = Vec::new();
     for (name, l) in raw {
         let key = format!("listeners.{name}");
@@ -31,9 +31,13 @@ pub(super) fn listeners(
             );
             continue;
         };
-        if let Some(other) = seen.insert(address, name) {
-            ck.error(format!("{key}.address"), format!("{address} is already used by listener `{other}`: each listener needs its own address"));
+        if let Some((other_addr, other)) = seen.iter().find(|(a, _)| overlaps(*a, address)) {
+            ck.error(
+                format!("{key}.address"),
+                overlap_message(address, *other_addr, &format!("listener `{other}`")),
+            );
         }
+        seen.push((address, name));
         let tls = l.tls.as_ref().and_then(|t| {
             let cert = cert_pair(ck, &format!("{key}.tls"), &t.cert, &t.key)?;
             let min_version = match t.min_version.as_deref().unwrap_or("1.2") {
@@ -63,6 +67,24 @@ pub(super) fn listeners(
         });
     }
     out
+}
+
+/// True when a socket bound to `a` and one bound to `b` would take the same connections:
+/// the same port, and the same IP or one that covers the other (`0.0.0.0` every IPv4
+/// address; `[::]` every address, IPv4 too, as Linux binds it dual-stack).
+pub(super) fn overlaps(a: SocketAddr, b: SocketAddr) -> bool {
+    let covers = |x: SocketAddr, y: SocketAddr| {
+        x.ip() == y.ip() || (x.ip().is_unspecified() && (x.is_ipv6() || y.is_ipv4()))
+    };
+    a.port() == b.port() && (covers(a, b) || covers(b, a))
+}
+
+pub(super) fn overlap_message(address: SocketAddr, other_addr: SocketAddr, other: &str) -> String {
+    if address == other_addr {
+        format!("{address} is already used by {other}: each needs its own address")
+    } else {
+        format!("{address} overlaps {other_addr} of {other} (same port, and one address covers the other): give each its own port, or one `[::]:PORT` for both IPv4 and IPv6")
+    }
 }
 
 /// Checks that `cert` and `key` are readable PEM files and that the key belongs to the

@@ -124,6 +124,18 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Config, ConfigErrors> 
     let admin = admin(&mut ck, &raw.admin);
     let access_log = access_log(&mut ck, &raw.access_log);
     let listeners = listeners::listeners(&mut ck, &raw.listeners);
+    if let Some(a) = &admin {
+        // Pingora shares one socket between services bound to the same address: the admin
+        // service would answer on the proxy's port.
+        if let Some(l) = listeners
+            .iter()
+            .find(|l| listeners::overlaps(l.address, a.listen))
+        {
+            let why =
+                listeners::overlap_message(a.listen, l.address, &format!("listener `{}`", l.name));
+            ck.error("admin.listen", why);
+        }
+    }
     let pools = pools::pools(&mut ck, &raw.pools);
     let pool_names = raw.pools.keys().map(String::as_str).collect();
     let listener_names = raw.listeners.keys().map(String::as_str).collect();

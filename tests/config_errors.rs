@@ -492,3 +492,30 @@ fn overlapping_listener_and_admin_addresses() {
         c.stderr
     );
 }
+
+/// OpenSSL asked for the passphrase on the terminal (`check` hung) or, with none, the key was
+/// called "not a PEM private key".
+#[test]
+fn an_encrypted_private_key_is_named_as_such() {
+    // `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -aes256 -pass pass:secret`
+    const ENCRYPTED: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----
+MIHsMFcGCSqGSIb3DQEFDTBKMCkGCSqGSIb3DQEFDDAcBAgFpS7DFdq6pAICCAAw
+DAYIKoZIhvcNAgkFADAdBglghkgBZQMEASoEEKd7xbZzLD4wpaP5M4xQDUUEgZDC
+B8mFrn2Mt5+k2dBgQ9664BeAjPeME4qYV8bW/iyazHyIOrtBGyi0MNgCZunuovRK
+EbjE/c5MYt8X9bt7/uQua+5J9Q/QhYVWMe7bDVSu034LTTWxeVbxc+sMyLMfU5Y2
+rDCd2VcbG3t4VTYFkCi2mH+y+iO4GaMKQrDnj32/vzVt0F3mz4joThlDKwvkdKM=
+-----END ENCRYPTED PRIVATE KEY-----
+";
+    let certs = self_signed(&["a.test"]);
+    let encrypted = ENCRYPTED;
+    let dir = tempfile::tempdir().unwrap();
+    let key_path = dir.path().join("enc.key");
+    std::fs::write(&key_path, encrypted).unwrap();
+    let yaml = format!(
+        "listeners:\n  https:\n    address: \"127.0.0.1:8443\"\n    tls: {{ key: {}, cert: {} }}\npools:\n  app:\n    backends: [127.0.0.1:3000]\nprojects:\n  - {{ name: shop, hosts: [a.test], pool: app }}\n",
+        key_path.display(),
+        certs.cert_path.display()
+    );
+    let c = assert_errors(&yaml, &[(4, 12, "listeners.https.tls.key", "is encrypted")]);
+    assert!(c.stderr.contains("openssl pkey -in"), "{}", c.stderr);
+}

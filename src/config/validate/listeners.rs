@@ -105,11 +105,16 @@ pub(super) fn cert_pair(
         );
         return None;
     };
-    let Ok(pkey) = PKey::private_key_from_pem(&key_bytes) else {
-        ck.error(
-            format!("{key_path}.key"),
-            format!("`{key}` is not a PEM private key (expected -----BEGIN PRIVATE KEY-----)"),
-        );
+    // Never OpenSSL's default passphrase prompt: `check` would wait on the terminal, and a
+    // service has none. An empty passphrase fails on an encrypted key.
+    let Ok(pkey) = PKey::private_key_from_pem_callback(&key_bytes, |_| Ok(0)) else {
+        let text = String::from_utf8_lossy(&key_bytes);
+        let why = if text.contains("ENCRYPTED") {
+            format!("`{key}` is encrypted: Rampart starts unattended and cannot ask for its passphrase; decrypt it (openssl pkey -in {key} -out {key}.plain) and keep it readable only by rampart")
+        } else {
+            format!("`{key}` is not a PEM private key (expected -----BEGIN PRIVATE KEY-----)")
+        };
+        ck.error(format!("{key_path}.key"), why);
         return None;
     };
     let matches = x509

@@ -519,3 +519,25 @@ rDCd2VcbG3t4VTYFkCi2mH+y+iO4GaMKQrDnj32/vzVt0F3mz4joThlDKwvkdKM=
     let c = assert_errors(&yaml, &[(4, 12, "listeners.https.tls.key", "is encrypted")]);
     assert!(c.stderr.contains("openssl pkey -in"), "{}", c.stderr);
 }
+
+/// `target: OFF` wrote a file named OFF in the working directory, and `format: JSON` logged
+/// the word JSON for every request.
+#[test]
+fn access_log_keywords_paths_and_templates() {
+    let yaml = format!("access_log: {{ target: logs/access.log, format: common }}\n{BASE}projects:\n  - {{ name: shop, hosts: [a.test], pool: app }}\n");
+    assert_errors(
+        &yaml,
+        &[
+            (
+                1,
+                15,
+                "access_log.target",
+                "not stdout, stderr, off or an absolute path",
+            ),
+            (1, 40, "access_log.format", "at least one {field}"),
+        ],
+    );
+    let yaml = format!("access_log: {{ target: OFF, format: JSON }}\n{BASE}projects:\n  - {{ name: shop, hosts: [a.test], pool: app }}\n");
+    let c = check(&yaml);
+    assert_eq!(c.code, 0, "keywords in any case: {}", c.stderr);
+}

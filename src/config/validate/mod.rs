@@ -300,13 +300,14 @@ fn admin(ck: &mut Checker, raw: &super::raw::RawAdmin) -> Option<AdminSettings> 
 }
 
 fn access_log(ck: &mut Checker, raw: &super::raw::RawAccessLog) -> Option<AccessLogSettings> {
-    let target = LogTarget::parse(&raw.target);
-    let format = match LogFormat::parse(&raw.format) {
-        Ok(f) => Some(f),
-        Err(e) => {
-            ck.error("access_log.format", e);
-            None
-        }
-    }?;
-    Some(AccessLogSettings { target, format })
+    let target = LogTarget::parse(&raw.target)
+        .map_err(|e| ck.error("access_log.target", e))
+        .ok();
+    let format = LogFormat::parse(&raw.format)
+        .map_err(|e| ck.error("access_log.format", e))
+        .ok();
+    Some(AccessLogSettings {
+        target: target?,
+        format: format?,
+    })
 }

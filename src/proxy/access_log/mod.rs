@@ -22,13 +22,20 @@ pub enum LogTarget {
 }
 
 impl LogTarget {
-    pub fn parse(s: &str) -> Self {
-        match s {
+    /// `stdout`, `stderr`, `off` (any case) or an absolute path: a relative one would depend
+    /// on the directory Rampart was started from (`OFF` made a file named OFF there).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        Ok(match s.to_ascii_lowercase().as_str() {
             "stdout" => LogTarget::Stdout,
             "stderr" => LogTarget::Stderr,
             "off" | "" => LogTarget::Off,
-            path => LogTarget::File(path.into()),
-        }
+            _ if s.starts_with('/') => LogTarget::File(s.into()),
+            _ => {
+                return Err(format!(
+                    "`{s}` is not stdout, stderr, off or an absolute path (e.g. /var/log/rampart/access.log)"
+                ))
+            }
+        })
     }
 }
 
@@ -87,10 +94,16 @@ pub enum LogFormat {
 impl LogFormat {
     /// `combined`, `json`, or a template such as `{client_ip} {method} {uri} {status}`.
     pub fn parse(s: &str) -> Result<Self, String> {
-        match s {
+        match s.to_ascii_lowercase().as_str() {
             "combined" => return Ok(LogFormat::Combined),
             "json" => return Ok(LogFormat::Json),
             _ => {}
+        }
+        if !s.contains('{') {
+            // `JSON ` or `comibned` would log the same literal line for every request.
+            return Err(format!(
+                "`{s}` is not combined, json or a template with at least one {{field}} (e.g. \"{{client_ip}} {{method}} {{uri}} {{status}}\")"
+            ));
         }
         let mut pieces = Vec::new();
         let mut rest = s;

@@ -275,7 +275,7 @@ fn deb_under_systemd_starts_reloads_upgrades_restarts_and_stops() {
     let up = Upstream::start("up");
     let (http, admin) = (free_addr(), free_addr());
     let yaml = format!(
-        "server: {{ grace_period_seconds: {GRACE_S}, graceful_shutdown_timeout_seconds: 5 }}\nadmin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: /var/log/rampart/access.log }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
+        "instance_name: ${{HOSTNAME:-rampart}}\nserver: {{ grace_period_seconds: {GRACE_S}, graceful_shutdown_timeout_seconds: 5 }}\nadmin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: /var/log/rampart/access.log }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
         up.addr_string()
     );
     std::fs::create_dir_all(root.join("etc/rampart")).unwrap();
@@ -307,6 +307,14 @@ fn deb_under_systemd_starts_reloads_upgrades_restarts_and_stops() {
             .trim(),
         "rampart"
     );
+    // The unit gives the service the HOSTNAME the shipped config names the instance by.
+    let status: serde_json::Value = crate::common::client()
+        .get(format!("http://{admin}/status"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(status["instance"], c.ok("hostname").trim());
 
     let url = format!("http://{http}/x");
     let load = Arc::new(Load::default());

@@ -148,7 +148,7 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Config, ConfigErrors> 
         instance_name: raw
             .instance_name
             .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| "rampart".to_string()),
+            .unwrap_or_else(host_name),
         server,
         admin: admin.expect("checked"),
         access_log: access_log.expect("checked"),
@@ -156,6 +156,16 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Config, ConfigErrors> 
         pools,
         projects,
     })
+}
+
+/// The machine's name, for an instance that names itself nothing (`${HOSTNAME:-}` where
+/// HOSTNAME is unset, as in services): every machine of a fleet would otherwise be `rampart`.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "rampart".to_string())
 }
 
 /// Strict deserialization; the error carries the key path and the position.

@@ -20,6 +20,8 @@ pub struct TestRequest {
 pub struct Explanation {
     pub text: String,
     pub matched: bool,
+    /// A rule failed to render: the request would go unmodified (or get 503).
+    pub failed: bool,
 }
 
 fn ops(out: &mut String, title: &str, ops: &[HeaderOp]) {
@@ -97,7 +99,7 @@ pub fn explain(config: &Config, project: &str, req: &TestRequest) -> Result<Expl
         let _ = writeln!(out, "rule `{}` FAILED: {}", f.rule_id, f.reason);
         let _ = writeln!(
             out,
-            "outcome: {} (fail_mode: {:?})",
+            "outcome: {} (fail_mode: {})",
             if p.fail_mode == crate::config::FailMode::Closed {
                 "503"
             } else {
@@ -108,6 +110,7 @@ pub fn explain(config: &Config, project: &str, req: &TestRequest) -> Result<Expl
         return Ok(Explanation {
             text: out,
             matched: true,
+            failed: true,
         });
     }
     if plan.matched.is_empty() {
@@ -172,6 +175,7 @@ pub fn explain(config: &Config, project: &str, req: &TestRequest) -> Result<Expl
     }
     ops(&mut out, "response", &plan.response_headers);
     Ok(Explanation {
+        failed: false,
         text: out,
         matched: !plan.matched.is_empty(),
     })

@@ -48,7 +48,7 @@ enum SchemaOf {
 #[derive(Subcommand)]
 enum RulesCommand {
     /// Explain which rules match a request and what happens to it; exit 0 when a rule
-    /// matched, 1 when none did, 2 on error
+    /// matched, 1 when none did, 2 on error (a rule that fails to render included)
     Test(RulesTestArgs),
 }
 
@@ -173,7 +173,13 @@ fn command(cli: Cli) -> Result<ExitCode> {
             Ok(match rampart::explain::explain(&cfg, &t.project, &req) {
                 Ok(e) => {
                     print_out(&e.text)?;
-                    ExitCode::from(if e.matched { 0 } else { 1 })
+                    // A rule that fails to render is a broken rule: an error, for the CI of
+                    // the people who write rules.
+                    ExitCode::from(match (e.failed, e.matched) {
+                        (true, _) => 2,
+                        (false, true) => 0,
+                        (false, false) => 1,
+                    })
                 }
                 Err(e) => {
                     eprintln!("rampart rules test: {e}");

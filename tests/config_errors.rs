@@ -50,6 +50,12 @@ fn valid_config_prints_a_summary() {
         c.stdout
     );
     assert!(c.stdout.contains("127.0.0.1:3000"), "{}", c.stdout);
+    // Settings in the file's own spelling.
+    assert!(
+        c.stdout.contains("round_robin  health none") && c.stdout.contains("fail_mode open"),
+        "{}",
+        c.stdout
+    );
     // No instance_name: the machine's name, not one name for the whole fleet.
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     assert!(

@@ -139,4 +139,28 @@ fn exit_1_when_nothing_matches_and_2_on_errors() {
         &[],
     );
     assert_eq!(broken.code, 2, "{}", broken.stderr);
+
+    // A rule that fails to render is a broken rule: exit 2, the failure and the outcome shown.
+    let failing = YAML.replace(
+        "      - { id: office,",
+        "      - { id: sub, match: { path_regex: '^/go/([^/]+)$' }, redirect: { to: \"https://h:{1}/\" } }\n      - { id: office,",
+    );
+    let out = rampart_with_config(
+        tempfile::tempdir().unwrap(),
+        &failing,
+        &[
+            "rules",
+            "test",
+            "--project",
+            "shop",
+            "http://shop.test/go/x",
+        ],
+        &[],
+    );
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(
+        out.stdout.contains("rule `sub` FAILED") && out.stdout.contains("(fail_mode: open)"),
+        "{}",
+        out.stdout
+    );
 }

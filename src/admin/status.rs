@@ -48,7 +48,7 @@ fn pool(pool: &Pool) -> Value {
         .collect();
     json!({
         "name": &*pool.name,
-        "selection": format!("{:?}", pool.settings.selection),
+        "selection": pool.settings.selection.to_string(),
         "health_check": format!("{:?}", pool.settings.health_check.kind).to_lowercase(),
         "backends": backends,
     })
@@ -71,7 +71,7 @@ pub fn status_json(shared: &Shared) -> Value {
                 "hosts": p.settings.hosts,
                 "rules_files": p.settings.rules_files,
                 "pool": p.settings.pool,
-                "fail_mode": format!("{:?}", p.settings.fail_mode).to_lowercase(),
+                "fail_mode": p.settings.fail_mode.to_string(),
                 "rules": p.rules.load().len(),
                 "last_reload_ms": unix_ms(reload.at),
                 "last_reload": rfc3339(reload.at),

@@ -267,3 +267,25 @@ pub enum FailMode {
     Open,
     Closed,
 }
+
+/// The spelling the configuration file uses, for `check`, `rules test` and `/status`.
+macro_rules! config_spelling {
+    ($ty:ty { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(match self {
+                    $(Self::$variant => $text),+
+                })
+            }
+        }
+    };
+}
+
+config_spelling!(Selection {
+    RoundRobin => "round_robin",
+    Random => "random",
+    ConsistentHash => "consistent_hash",
+    LeastConn => "least_conn",
+});
+config_spelling!(HealthCheckKind { Http => "http", Tcp => "tcp", None => "none" });
+config_spelling!(FailMode { Open => "open", Closed => "closed" });

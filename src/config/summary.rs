@@ -26,7 +26,7 @@ pub fn summary(c: &Config) -> String {
     for p in &c.projects {
         let _ = writeln!(
             s,
-            "  {:<12} hosts {}  listeners {}  pool {}  rules {}  fail_mode {:?}",
+            "  {:<12} hosts {}  listeners {}  pool {}  rules {}  fail_mode {}",
             p.name,
             p.hosts.join(","),
             p.listeners.join(","),
@@ -50,7 +50,7 @@ pub fn summary(c: &Config) -> String {
             .collect();
         let _ = writeln!(
             s,
-            "  {:<12} {:?}  health {:?}  backends {}",
+            "  {:<12} {}  health {}  backends {}",
             p.name,
             p.selection,
             p.health_check.kind,

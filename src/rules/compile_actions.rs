@@ -35,6 +35,12 @@ pub fn actions(e: &mut Errors<'_>, spec: &RuleSpec, scope: &Scope<'_>) -> Action
         } else {
             check_uri_texts(e, "redirect.to", &to);
         }
+        if r.keep_query && to.uses_query() {
+            e.add(
+                "redirect.keep_query",
+                "`to` has {query} and keep_query (true by default) appends the query again: set `keep_query: false`",
+            );
+        }
         Some(Redirect {
             to,
             status: r.status,
@@ -357,6 +363,11 @@ mod tests {
             "[{id: a, redirect: {to: 'https://{host}/{{x}}'}}]",
             "redirect.to",
             "%7B",
+        );
+        check(
+            "[{id: a, redirect: {to: '/d?{query}'}}]",
+            "redirect.keep_query",
+            "set `keep_query: false`",
         );
         check(
             "[{id: a, rewrite: {query: 'a b'}}]",

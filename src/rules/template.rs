@@ -103,6 +103,13 @@ impl Template {
         matches!(self.segments.first(), Some(Segment::Var(_)))
     }
 
+    /// True when the template refers to the request's query.
+    pub fn uses_query(&self) -> bool {
+        self.segments
+            .iter()
+            .any(|s| matches!(s, Segment::Var(Var::Query)))
+    }
+
     /// True when the template refers to a capture group of the path regex.
     pub fn uses_groups(&self) -> bool {
         self.segments

@@ -157,13 +157,19 @@ pub struct LogRecord {
     pub upstream: Option<SocketAddr>,
 }
 
-/// Appends `s` with `"` escaped, for quoted fields of the combined format.
+/// Appends `s` with `"` and `\` escaped (as Apache does), for quoted fields of the combined
+/// format: an unescaped `\` before the closing quote would let a client shift the fields a
+/// log parser reads.
 fn push_quoted(out: &mut String, s: &str) {
-    let mut parts = s.split('"');
-    out.push_str(parts.next().unwrap_or(""));
-    for part in parts {
-        out.push_str("\\\"");
-        out.push_str(part);
+    if !s.contains(['"', '\\']) {
+        out.push_str(s);
+        return;
+    }
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
     }
 }
 
@@ -406,8 +412,8 @@ mod tests {
         }
         assert_eq!(out, "0.000 0.007 0.042 1.000 1234.567 ");
         let mut q = String::new();
-        push_quoted(&mut q, r#"a"b""#);
-        assert_eq!(q, r#"a\"b\""#);
+        push_quoted(&mut q, r#"a"b"\"#);
+        assert_eq!(q, r#"a\"b\"\\"#);
     }
 
     #[test]

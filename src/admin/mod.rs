@@ -92,16 +92,21 @@ impl ServeHttp for AdminApp {
             return r;
         }
         match path.as_str() {
-            "/metrics" => reply(
-                StatusCode::OK,
-                "text/plain; version=0.0.4",
-                crate::metrics::render(
-                    self.shared
-                        .projects
-                        .iter()
-                        .map(|p| (&*p.name, p.rules.load_full())),
-                ),
-            ),
+            "/metrics" => {
+                for pool in self.shared.pools.values() {
+                    pool.members().for_each(|(b, _)| b.refresh_gauge());
+                }
+                reply(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4",
+                    crate::metrics::render(
+                        self.shared
+                            .projects
+                            .iter()
+                            .map(|p| (&*p.name, p.rules.load_full())),
+                    ),
+                )
+            }
             "/status" => reply(
                 StatusCode::OK,
                 "application/json",

@@ -120,7 +120,9 @@ impl BackendState {
         }
     }
 
-    fn refresh_gauge(&self) {
+    /// Sets `rampart_backend_healthy` from the current state: a passive mark expires with
+    /// time, not with an event, so /metrics refreshes the gauges before it renders them.
+    pub fn refresh_gauge(&self) {
         self.healthy_gauge.set(i64::from(self.is_healthy()));
     }
 

@@ -368,3 +368,35 @@ fn pipelined_requests_are_answered_in_order() {
     assert_eq!(uris, ["/p1", "/p2", "/p3", "/p4"], "{out}");
     assert_eq!(up.hits(), 4);
 }
+
+/// A backend speaking HTTP/1.0 with a body that ends with the connection: HTTP/1.1 clients get
+/// an HTTP/1.1 answer (chunked, kept alive), HTTP/1.0 clients a body they can read (Pingora
+/// chunked it for them too, which HTTP/1.0 does not know).
+#[test]
+fn http_1_0_backends_and_clients_get_bodies_they_can_read() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = conn
+                .write_all(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nbody until close");
+        }
+    });
+    let (_r, addr) = start("", &backend);
+    let answer = |request: &[u8]| {
+        String::from_utf8_lossy(&raw_request(&addr, request).unwrap()).into_owned()
+    };
+    let out = answer(b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n");
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    let resp = RawResponse::parse(out.as_bytes()).unwrap();
+    assert_eq!(resp.text(), "body until close");
+    let out = answer(b"GET / HTTP/1.0\r\nHost: a.test\r\n\r\n");
+    assert!(
+        !out.to_ascii_lowercase().contains("transfer-encoding"),
+        "{out}"
+    );
+    assert!(out.ends_with("\r\n\r\nbody until close"), "{out}");
+}

@@ -420,11 +420,22 @@ impl ProxyHttp for RampartProxy {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.answered = true;
+        // Rampart speaks HTTP/1.1 whatever the backend spoke, as nginx: an HTTP/1.0 status
+        // line would tell an HTTP/1.1 client the connection is not kept alive.
+        resp.set_version(http::Version::HTTP_11);
+        if session.req_header().version == http::Version::HTTP_10
+            && resp.headers.contains_key(http::header::TRANSFER_ENCODING)
+        {
+            // An HTTP/1.0 client cannot read chunked encoding (which Pingora also chooses for
+            // a backend's close-delimited body): the body goes until the connection closes.
+            resp.remove_header(&http::header::TRANSFER_ENCODING);
+            session.set_keepalive(None);
+        }
         let status = resp.status;
         forward::edit_response_headers(resp, |headers| {
             forward::strip_hop_by_hop_response(status, headers);

@@ -174,3 +174,15 @@ fn least_conn_avoids_the_busy_backend() {
     let seen = tally(&base, 10, |_, r| r);
     assert_eq!(seen.len(), 2, "{seen:?}");
 }
+
+/// With nothing in flight every backend ties; the weights decide (they were ignored: 1 and 3
+/// split sequential requests 20/20).
+#[test]
+fn least_conn_follows_weights_when_idle() {
+    let (a, b) = (Upstream::start("a"), Upstream::start("b"));
+    let (_r, base) = start(&[(&a, 1), (&b, 3)], "    selection: least_conn");
+    let seen = tally(&base, 40, |_, r| r);
+    // A request still being logged when the next arrives counts as in flight: a little slack.
+    let on_a = seen.get("a").copied().unwrap_or(0);
+    assert!((7..=13).contains(&on_a), "{seen:?}");
+}

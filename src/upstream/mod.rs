@@ -33,8 +33,36 @@ enum Selector {
     /// The counter spreads requests that have no key (no such header or cookie) over the
     /// ring, as nginx's `hash` falls back to round robin, instead of all on one backend.
     Consistent(Arc<Consistent>, AtomicUsize),
-    /// The choice is ours (fewest in flight per weight); the counter spreads ties.
-    LeastConn(AtomicUsize),
+    /// The choice is ours (fewest in flight per weight). Ties, as when nothing is in flight,
+    /// go to the member the weighted `starts` schedule names next, so that at low
+    /// concurrency traffic still follows the weights (as nginx's least_conn).
+    LeastConn {
+        turn: AtomicUsize,
+        starts: Vec<u32>,
+    },
+}
+
+/// Member indices, each as many times as its weight, spread out (nginx's smooth weighted
+/// round robin): weights 1 and 3 give [1, 0, 1, 1] rather than [0, 1, 1, 1].
+fn weighted_schedule(members: &[Arc<BackendState>]) -> Vec<u32> {
+    let total: usize = members.iter().map(|m| m.weight).sum();
+    let mut current = vec![0i64; members.len()];
+    let mut out = Vec::with_capacity(total);
+    for _ in 0..total {
+        for (c, m) in current.iter_mut().zip(members) {
+            *c += m.weight as i64;
+        }
+        let Some((best, _)) = current
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, c)| (**c, -(*i as i64)))
+        else {
+            break;
+        };
+        current[best] -= total as i64;
+        out.push(best as u32);
+    }
+    out
 }
 
 /// Walks `selection`'s candidates for `key` and returns the first `accept`ed one.
@@ -109,7 +137,10 @@ impl Pool {
             Selection::ConsistentHash => {
                 Selector::Consistent(Arc::new(Consistent::build(&set)), AtomicUsize::new(0))
             }
-            Selection::LeastConn => Selector::LeastConn(AtomicUsize::new(0)),
+            Selection::LeastConn => Selector::LeastConn {
+                turn: AtomicUsize::new(0),
+                starts: weighted_schedule(&members),
+            },
         };
         let service = check.map(|check| health_service(settings, set, check));
         let pool = Pool {
@@ -148,10 +179,12 @@ impl Pool {
                 let spread = turn.fetch_add(1, Relaxed).to_le_bytes();
                 first_accepted(s, &spread, accept)
             }
-            Selector::LeastConn(turn) => {
+            Selector::LeastConn { turn, starts } => {
                 let n = self.members.len().max(1);
-                let start = turn.fetch_add(1, Relaxed) % n;
-                // Fewest in flight per unit of weight; ties go round the pool.
+                let start = starts
+                    .get(turn.fetch_add(1, Relaxed) % starts.len().max(1))
+                    .map_or(0, |&i| i as usize);
+                // Fewest in flight per unit of weight; ties to the first from `start`.
                 self.members
                     .iter()
                     .cycle()

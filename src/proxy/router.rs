@@ -59,12 +59,15 @@ pub fn is_valid_host(raw: &str) -> bool {
         Some(digits) => digits.len() <= 5 && digits.bytes().all(|b| b.is_ascii_digit()),
         None => port.is_empty(),
     };
+    // One pass: allowed bytes, no leading dot, no empty label (`..`).
+    let mut prev = b'.';
     port_ok
-        && !host.starts_with('.')
-        && !host.contains("..")
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+        && host.bytes().all(|b| {
+            let ok =
+                b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || (b == b'.' && prev != b'.');
+            prev = b;
+            ok
+        })
 }
 
 /// The request's host, lowercased, without port (IPv6 brackets kept).

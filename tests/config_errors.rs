@@ -554,3 +554,26 @@ fn access_log_keywords_paths_and_templates() {
     let c = check(&yaml);
     assert_eq!(c.code, 0, "keywords in any case: {}", c.stderr);
 }
+
+/// A misplaced `hash_key` stopped the pool's checks: its other mistakes showed only once it
+/// was fixed. Errors come in file order.
+#[test]
+fn a_pool_reports_all_its_mistakes_at_once_in_file_order() {
+    let yaml = "listeners:\n  http: { address: \"127.0.0.1:8080\" }\npools:\n  app:\n    backends: [127.0.0.1:3000]\n    hash_key: uri\n    health_check: { expect_status: [999], rise: 0 }\nprojects:\n  - { name: shop, hosts: [a.test], pool: app }\n";
+    let c = assert_errors(
+        yaml,
+        &[
+            (6, 5, "pools.app.hash_key", "only used with"),
+            (7, 21, "pools.app.health_check.expect_status", "100 and 599"),
+            (7, 43, "pools.app.health_check.rise", "at least 1"),
+        ],
+    );
+    let lines: Vec<usize> = c
+        .stderr
+        .lines()
+        .filter_map(|l| l.split(':').nth(1)?.parse().ok())
+        .collect();
+    let mut sorted = lines.clone();
+    sorted.sort();
+    assert_eq!(lines, sorted, "{}", c.stderr);
+}

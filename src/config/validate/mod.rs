@@ -141,6 +141,16 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Config, ConfigErrors> 
     let listener_names = raw.listeners.keys().map(String::as_str).collect();
     let projects = projects::projects(&mut ck, raw.projects, &listener_names, &pool_names);
     if !ck.errors.is_empty() {
+        // In file order (the config's own errors first), as an editor lists them.
+        let config = ck.file.clone();
+        ck.errors.sort_by(|a, b| {
+            (a.file != config, &a.file, a.line, a.column).cmp(&(
+                b.file != config,
+                &b.file,
+                b.line,
+                b.column,
+            ))
+        });
         return Err(ConfigErrors(ck.errors));
     }
     Ok(Config {

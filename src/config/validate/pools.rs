@@ -65,13 +65,16 @@ fn pool(ck: &mut Checker, key: &str, name: &str, p: &RawPool) -> Option<PoolSett
 
     let hash_key = match (p.selection, p.hash_key.as_deref()) {
         (_, None) => HashKey::ClientIp,
-        (Selection::ConsistentHash, Some(k)) => parse_hash_key(ck, &format!("{key}.hash_key"), k)?,
+        // An error here does not end the pool's checks: the rest are reported in the same run.
+        (Selection::ConsistentHash, Some(k)) => {
+            parse_hash_key(ck, &format!("{key}.hash_key"), k).unwrap_or(HashKey::ClientIp)
+        }
         (_, Some(_)) => {
             ck.error(
                 format!("{key}.hash_key"),
                 "only used with `selection: consistent_hash`: remove it or change the selection",
             );
-            return None;
+            HashKey::ClientIp
         }
     };
 

@@ -36,6 +36,7 @@ impl Errors<'_> {
             index: self.index,
             field: field.into(),
             message: message.into(),
+            other: None,
         });
     }
 

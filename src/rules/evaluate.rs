@@ -52,6 +52,7 @@ impl RuleSet {
                         index: i,
                         field: "id".to_string(),
                         message: format!("`{}` is also the id of rule {first}: ids must be unique within a project, rename rule {first} or rule {i}", spec.id),
+                        other: Some(first),
                     });
                 } else {
                     seen.insert(&spec.id, i);

@@ -225,6 +225,7 @@ fn compile_files(
                 .filter(|(_, _, pool)| !pool_defined(pool))
                 .map(|(_, index, pool)| RuleError {
                     index,
+                    other: None,
                     field: "pool".to_string(),
                     message: format!(
                         "a rule routes to pool `{pool}`, which is not defined under `pools:`"
@@ -239,7 +240,26 @@ fn compile_files(
         Err(rule_errors) => rule_errors,
     };
     let mut indexes: Vec<Option<PositionIndex>> = texts.iter().map(|_| None).collect();
-    for e in rule_errors {
+    for mut e in rule_errors {
+        // "also the id of rule 8" counts across inline rules and files: name the place.
+        if let (Some(other), Some(origin)) = (e.other, origins.get(e.index)) {
+            if !matches!(origin, Origin::Inline(_)) {
+                let place = match origins.get(other) {
+                    Some(Origin::Inline(i)) => format!("inline rule {i}"),
+                    Some(Origin::Yaml { file, item }) => {
+                        format!("rule [{item}] of {}", stamps[*file].path.display())
+                    }
+                    Some(Origin::Csv { file, line }) => {
+                        format!("{}:{line}", stamps[*file].path.display())
+                    }
+                    None => format!("rule {other}"),
+                };
+                let id = &specs[e.index].id;
+                e.message = format!(
+                    "`{id}` is also the id of {place}: ids must be unique within a project, rename one"
+                );
+            }
+        }
         match origins.get(e.index) {
             Some(Origin::Inline(i)) => errors.inline.push(RuleError { index: *i, ..e }),
             Some(Origin::Yaml { file, item }) => {
@@ -594,5 +614,31 @@ mod tests {
         assert!(found[1].2.contains("one.csv:2"), "{e}");
         let e = compile_project(&[], &[dir.path().display().to_string()], &|_| true).unwrap_err();
         assert!(e.files[0].message.contains("is a directory"), "{e}");
+    }
+    #[test]
+    fn a_repeated_id_names_where_the_first_one_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = write(dir.path(), "a.yaml", "- { id: x, match: { path: /a } }\n");
+        let b = write(
+            dir.path(),
+            "b.yaml",
+            "- { id: y, match: { path: /b } }\n- { id: x, match: { path: /c } }\n",
+        );
+        let inline = crate::rules::testutil::specs("[{id: y, match: {path: /d}}]");
+        let e = compile_project(&inline, &[a, b], &|_| true).unwrap_err();
+        let messages: Vec<&str> = e.files.iter().map(|f| f.message.as_str()).collect();
+        assert_eq!(messages.len(), 2, "{e}");
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.contains("`y` is also the id of inline rule 0")),
+            "{e}"
+        );
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.contains("`x` is also the id of rule [0] of") && m.contains("a.yaml")),
+            "{e}"
+        );
     }
 }

@@ -82,4 +82,7 @@ pub struct RuleError {
     pub field: String,
     /// What is wrong and how to fix it.
     pub message: String,
+    /// The other rule an error is about (the first holder of a repeated id), by index, so
+    /// that rules files can name where it is.
+    pub other: Option<usize>,
 }

@@ -175,8 +175,11 @@ fn check_reports_rules_file_errors_with_file_and_line() {
         "{}",
         out.stderr
     );
+    // At the list item naming it, in the config.
     assert!(
-        out.stderr.contains("missing.yaml: no such file"),
+        out.stderr.lines().any(|l| l.contains(":6:")
+            && l.contains("projects[0].rules_files[2]: ")
+            && l.contains("missing.yaml: no such file")),
         "{}",
         out.stderr
     );

@@ -105,8 +105,13 @@ pub(super) fn projects(
                     }
                     for e in errors.files {
                         if e.line == 0 {
+                            // At the list item that names it, when one does.
+                            let item = rules_files
+                                .iter()
+                                .position(|f| std::path::Path::new(f) == e.path)
+                                .map_or(String::new(), |j| format!("[{j}]"));
                             ck.error(
-                                format!("{key}.rules_files"),
+                                format!("{key}.rules_files{item}"),
                                 format!("{}: {}", e.path.display(), e.message),
                             );
                         } else {

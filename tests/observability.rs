@@ -398,3 +398,46 @@ fn an_admin_token_from_the_environment_is_taken_as_text() {
         assert_eq!(status(Some(token)), 200, "{token:?}");
     }
 }
+
+/// A client that goes away before its answer is counted and logged as 499, as nginx does
+/// (it was 0, which log tools read as "no status").
+#[test]
+fn a_client_that_leaves_before_its_answer_is_logged_499() {
+    let up = Upstream::start("up");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let (http, admin) = (free_addr(), free_addr());
+    let extra = format!(
+        "access_log: {{ target: {}, format: \"{{status}} {{uri}}\" }}",
+        log.display()
+    );
+    let r = Rampart::start_in(dir, &yaml(&up, &http, &admin, &extra, false));
+    let impatient = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let sent = impatient
+        .get(format!("http://{http}/slow?ms=3000"))
+        .header("host", "shop.test")
+        .send();
+    assert!(sent.is_err(), "the client gives up first");
+    poll_until(
+        Duration::from_secs(10),
+        "the abandoned request in the log",
+        || {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            text.lines().any(|l| l == "499 /slow?ms=3000").then_some(())
+        },
+    );
+    assert_eq!(
+        r.metric("rampart_requests_total{code=\"499\",project=\"shop\"}"),
+        Some(1.0)
+    );
+    // Not sent again to a backend, and not the backend's error.
+    assert_eq!(up.hits(), 1);
+    assert_eq!(
+        r.metric("rampart_upstream_errors_total{kind=\"closed\",pool=\"app\"}")
+            .unwrap_or(0.0),
+        0.0
+    );
+}

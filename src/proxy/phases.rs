@@ -324,7 +324,9 @@ impl ProxyHttp for RampartProxy {
         ctx: &mut RequestCtx,
         client_reused: bool,
     ) -> Box<Error> {
-        if let Some(pool) = &ctx.pool {
+        // A client that went away is not the backend's error.
+        let from_backend = e.esource() == &pingora_error::ErrorSource::Upstream;
+        if let (Some(pool), true) = (&ctx.pool, from_backend) {
             let kind = match e.etype() {
                 ErrorType::ReadTimedout | ErrorType::WriteTimedout => "timeout",
                 ErrorType::ConnectionClosed => "closed",
@@ -490,9 +492,15 @@ impl ProxyHttp for RampartProxy {
         }
     }
 
-    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         ctx.in_flight = None;
-        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        // A client that went away before any answer is logged 499, as nginx does (not 0).
+        let gone = e.is_some_and(|e| e.esource() == &pingora_error::ErrorSource::Downstream);
+        let status = match session.response_written() {
+            Some(r) => r.status.as_u16(),
+            None if gone => 499,
+            None => 0,
+        };
         let elapsed = ctx.start.elapsed();
         let metrics = match self.project(ctx) {
             Some(p) => &p.metrics,

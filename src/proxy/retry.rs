@@ -10,7 +10,7 @@
 //!   timeouts are not retried, they would double the wait.
 
 use super::context::RequestCtx;
-use pingora_error::{Error, ErrorType};
+use pingora_error::{Error, ErrorSource, ErrorType};
 
 /// The last failed try, for the final answer.
 #[derive(Debug)]
@@ -60,6 +60,10 @@ pub fn after_proxy_error(
     replayable: bool,
     retries: usize,
 ) -> AfterProxyError {
+    // Pingora brings the client's errors here too: a client gone is no reason to try again.
+    if e.esource() != &ErrorSource::Upstream {
+        return AfterProxyError::GiveUp;
+    }
     remember(ctx, e);
     if !replayable || ctx.answered || is_timeout(e) {
         return AfterProxyError::GiveUp;
@@ -101,7 +105,12 @@ mod tests {
 
     #[test]
     fn stale_connections_go_again_to_the_same_backend() {
-        let closed = Error::new(ErrorType::ConnectionClosed);
+        let upstream = |t| {
+            let mut e = Error::new(t);
+            e.esource = ErrorSource::Upstream;
+            e
+        };
+        let closed = upstream(ErrorType::ConnectionClosed);
         let mut c = ctx(1);
         assert_eq!(
             after_proxy_error(&mut c, &closed, true, true, 0),

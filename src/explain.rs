@@ -38,6 +38,15 @@ fn ops(out: &mut String, title: &str, ops: &[HeaderOp]) {
     }
 }
 
+/// Whether one of a project's host patterns (exact, `*.suffix`, `*`) takes `host`.
+fn serves(patterns: &[String], host: &str) -> bool {
+    let mut router = crate::proxy::HostRouter::default();
+    for p in patterns {
+        router.add(p, 0);
+    }
+    router.route(host).is_some()
+}
+
 pub fn explain(config: &Config, project: &str, req: &TestRequest) -> Result<Explanation, String> {
     let p = config
         .projects
@@ -51,6 +60,15 @@ pub fn explain(config: &Config, project: &str, req: &TestRequest) -> Result<Expl
         .url
         .parse()
         .map_err(|e| format!("`{}` is not a URL: {e}", req.url))?;
+    if !matches!(uri.scheme_str(), None | Some("http" | "https")) {
+        return Err(format!("`{}`: Rampart serves http and https URLs", req.url));
+    }
+    if req.method.is_empty() || http::Method::from_bytes(req.method.as_bytes()).is_err() {
+        return Err(format!(
+            "`{}` is not an HTTP method (e.g. GET, POST)",
+            req.method
+        ));
+    }
     let mut headers = HeaderMap::new();
     for h in &req.headers {
         let (k, v) = h
@@ -73,6 +91,13 @@ pub fn explain(config: &Config, project: &str, req: &TestRequest) -> Result<Expl
         })
         .or_else(|| p.hosts.iter().find(|h| !h.contains('*')).cloned())
         .unwrap_or_default();
+    if !serves(&p.hosts, &host.to_ascii_lowercase()) {
+        return Err(format!(
+            "project `{}` does not serve host `{host}` (its hosts: {}): the request would go elsewhere",
+            p.name,
+            p.hosts.join(", ")
+        ));
+    }
     let view = RequestView {
         method: &req.method.to_ascii_uppercase(),
         scheme: uri.scheme_str().unwrap_or("http"),

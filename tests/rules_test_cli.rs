@@ -121,6 +121,26 @@ fn exit_1_when_nothing_matches_and_2_on_errors() {
     assert!(out.stdout.contains("no rule matched"), "{}", out.stdout);
 
     assert_eq!(test(&["--project", "nope", "http://shop.test/"]).code, 2);
+    // Requests Rampart would never see this project answer are errors, not explanations.
+    for (args, says) in [
+        (
+            &["--project", "shop", "--method", "G T", "http://shop.test/"][..],
+            "not an HTTP method",
+        ),
+        (&["--project", "shop", "ftp://shop.test/"], "http and https"),
+        (
+            &["--project", "shop", "http://other.test/"],
+            "does not serve host `other.test`",
+        ),
+    ] {
+        let out = test(args);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stdout);
+        assert!(out.stderr.contains(says), "{args:?}: {}", out.stderr);
+    }
+    assert_eq!(
+        test(&["--project", "shop", "http://SHOP.test/nothing"]).code,
+        0
+    );
     assert_eq!(
         test(&[
             "--project",

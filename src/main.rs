@@ -109,6 +109,10 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     let Some(config) = load(&args.config.config) else {
         return Ok(ExitCode::from(1));
     };
+    // Before the logger and the daemon exist: on the terminal, or in the journal.
+    for w in &config.warnings {
+        eprintln!("{w}");
+    }
     let opts = rampart::server::RunOptions {
         daemon: args.daemon,
         upgrade: args.upgrade,
@@ -197,6 +201,9 @@ fn command(cli: Cli) -> Result<ExitCode> {
         }
         Some(Command::Check(c)) => Ok(match load(&c.config) {
             Some(cfg) => {
+                for w in &cfg.warnings {
+                    eprintln!("{w}");
+                }
                 print_out(&config::summary(&cfg))?;
                 ExitCode::SUCCESS
             }

@@ -577,3 +577,49 @@ fn a_pool_reports_all_its_mistakes_at_once_in_file_order() {
     sorted.sort();
     assert_eq!(lines, sorted, "{}", c.stderr);
 }
+
+/// Mistakes that do not stop the config: `check` prints them as warnings and exits 0.
+#[test]
+fn warnings_for_expired_or_misnamed_certificates_and_an_open_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let write_cert = |name: &str, names: &[&str], expired: bool| {
+        let mut params =
+            rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2019, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2020, 1, 1);
+        }
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let (c, k) = (
+            dir.path().join(format!("{name}.crt")),
+            dir.path().join(format!("{name}.key")),
+        );
+        std::fs::write(&c, cert.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        (c.display().to_string(), k.display().to_string())
+    };
+    let (old_c, old_k) = write_cert("old", &["default.test"], true);
+    let (other_c, other_k) = write_cert("other", &["other.test"], false);
+    let (wild_c, wild_k) = write_cert("wild", &["*.shop.test"], false);
+    let yaml = format!(
+        "admin: {{ listen: \"0.0.0.0:9090\" }}\nlisteners:\n  https: {{ address: \"127.0.0.1:8443\", tls: {{ cert: {old_c}, key: {old_k} }} }}\npools:\n  app:\n    backends: [127.0.0.1:3000]\nprojects:\n  - {{ name: a, hosts: [a.test], pool: app, tls: {{ cert: {other_c}, key: {other_k} }} }}\n  - {{ name: shop, hosts: [\"*.shop.test\", www.shop.test], pool: app, tls: {{ cert: {wild_c}, key: {wild_k} }} }}\n"
+    );
+    let c = check(&yaml);
+    assert_eq!(c.code, 0, "warnings do not fail the check: {}", c.stderr);
+    for says in [
+        "admin.listen: warning: the admin service listens on every address",
+        "listeners.https.tls.cert: warning: ",
+        "expired on Jan  1 00:00:00 2020 GMT",
+        "projects[0].tls.cert: warning: ",
+        "does not name host `a.test` (it names: other.test)",
+    ] {
+        assert!(c.stderr.contains(says), "`{says}` in:\n{}", c.stderr);
+    }
+    assert!(
+        !c.stderr.contains("projects[1]"),
+        "a wildcard covers: {}",
+        c.stderr
+    );
+}

@@ -14,6 +14,8 @@ use std::time::Duration;
 #[derive(Debug)]
 pub struct Config {
     pub file: PathBuf,
+    /// `FILE:LINE:COLUMN: key: warning: …` lines: `check` prints them, `run` logs them.
+    pub warnings: Vec<String>,
     pub instance_name: String,
     pub server: ServerConf,
     pub admin: AdminSettings,

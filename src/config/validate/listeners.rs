@@ -39,7 +39,7 @@ pub(super) fn listeners(
         }
         seen.push((address, name));
         let tls = l.tls.as_ref().and_then(|t| {
-            let cert = cert_pair(ck, &format!("{key}.tls"), &t.cert, &t.key)?;
+            let cert = cert_pair(ck, &format!("{key}.tls"), &t.cert, &t.key, &[])?;
             let min_version = match t.min_version.as_deref().unwrap_or("1.2") {
                 "1.2" => TlsVersion::V1_2,
                 "1.3" => TlsVersion::V1_3,
@@ -94,6 +94,7 @@ pub(super) fn cert_pair(
     key_path: &str,
     cert: &str,
     key: &str,
+    hosts: &[String],
 ) -> Option<CertPair> {
     let cert_bytes = ck.read_file(&format!("{key_path}.cert"), cert);
     let key_bytes = ck.read_file(&format!("{key_path}.key"), key);
@@ -128,8 +129,63 @@ pub(super) fn cert_pair(
         );
         return None;
     }
+    cert_warnings(ck, &format!("{key_path}.cert"), cert, &x509, hosts);
     Some(CertPair {
         cert: cert.into(),
         key: key.into(),
     })
+}
+
+/// An expired (or not yet valid) certificate, or one that names none of `hosts`' patterns
+/// (`*` aside): clients would refuse it, but the config still loads.
+fn cert_warnings(ck: &mut Checker, key: &str, path: &str, x509: &X509, hosts: &[String]) {
+    let now = chrono::Utc::now().naive_utc();
+    // OpenSSL prints `Nov 23 12:00:00 2027 GMT`.
+    let time = |text: String| {
+        chrono::NaiveDateTime::parse_from_str(text.trim_end_matches(" GMT"), "%b %e %H:%M:%S %Y")
+            .ok()
+            .map(|at| (at, text))
+    };
+    if let Some((_, text)) = time(x509.not_after().to_string()).filter(|(at, _)| *at < now) {
+        ck.warn(
+            key,
+            format!("`{path}` expired on {text}: clients will refuse it"),
+        );
+    }
+    if let Some((_, text)) = time(x509.not_before().to_string()).filter(|(at, _)| *at > now) {
+        ck.warn(key, format!("`{path}` is not valid before {text}"));
+    }
+    let names: Vec<String> = x509
+        .subject_alt_names()
+        .map(|sans| {
+            sans.iter()
+                .filter_map(|n| n.dnsname().map(str::to_ascii_lowercase))
+                .collect()
+        })
+        .unwrap_or_default();
+    for host in hosts.iter().filter(|h| h.as_str() != "*") {
+        if !names.iter().any(|n| covers(n, host)) {
+            ck.warn(
+                key,
+                format!(
+                    "`{path}` does not name host `{host}` (it names: {}): clients of that host will see a name mismatch",
+                    if names.is_empty() { "no DNS names".to_string() } else { names.join(", ") }
+                ),
+            );
+        }
+    }
+}
+
+/// Whether a certificate name (`shop.test`, `*.shop.test`) covers a host pattern of the same
+/// forms: a wildcard covers one label.
+fn covers(name: &str, host: &str) -> bool {
+    if name.eq_ignore_ascii_case(host) {
+        return true;
+    }
+    match name.strip_prefix("*.") {
+        Some(suffix) => host.split_once('.').is_some_and(|(label, rest)| {
+            label != "*" && !label.is_empty() && rest.eq_ignore_ascii_case(suffix)
+        }),
+        None => false,
+    }
 }

@@ -21,9 +21,24 @@ pub(super) struct Checker {
     pub(super) file: PathBuf,
     index: PositionIndex,
     errors: Vec<ConfigError>,
+    /// Mistakes that do not stop the config from loading (`check` prints them, `run` logs
+    /// them): an expired certificate, an admin service open to all.
+    warnings: Vec<ConfigError>,
 }
 
 impl Checker {
+    pub(super) fn warn(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        let key = key.into();
+        let (line, column) = self.index.locate(&key);
+        self.warnings.push(ConfigError {
+            file: self.file.clone(),
+            line,
+            column,
+            key,
+            message: format!("warning: {}", message.into()),
+        });
+    }
+
     pub(super) fn error(&mut self, key: impl Into<String>, message: impl Into<String>) {
         let key = key.into();
         let (line, column) = self.index.locate(&key);
@@ -119,6 +134,7 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Config, ConfigErrors> 
         file: file.to_path_buf(),
         index,
         errors: Vec::new(),
+        warnings: Vec::new(),
     };
     let server = server_conf(&mut ck, raw.server);
     let admin = admin(&mut ck, &raw.admin);
@@ -153,7 +169,16 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Config, ConfigErrors> 
         });
         return Err(ConfigErrors(ck.errors));
     }
+    if let Some(a) = &admin {
+        if a.listen.ip().is_unspecified() && a.token.is_none() {
+            ck.warn(
+                "admin.listen",
+                format!("the admin service listens on every address ({}) without a token: set admin.token, or listen on 127.0.0.1", a.listen),
+            );
+        }
+    }
     Ok(Config {
+        warnings: ck.warnings.iter().map(ToString::to_string).collect(),
         file: file.to_path_buf(),
         instance_name: raw
             .instance_name

@@ -70,7 +70,7 @@ pub(super) fn projects(
         let tls = p
             .tls
             .as_ref()
-            .and_then(|t| cert_pair(ck, &format!("{key}.tls"), &t.cert, &t.key));
+            .and_then(|t| cert_pair(ck, &format!("{key}.tls"), &t.cert, &t.key, &hosts));
         if let Some(pool) = &p.pool {
             if !pool_names.contains(pool.as_str()) {
                 ck.error(

@@ -36,6 +36,11 @@ fn assert_error(yaml: &str, line: usize, col: usize, key: &str, message: &str) {
     assert_errors(yaml, &[(line, col, key, message)]);
 }
 
+/// `prefix`, then [`BASE`] and a project `shop` on `a.test`.
+fn shop_after(prefix: &str) -> String {
+    format!("{prefix}{BASE}projects:\n  - {{ name: shop, hosts: [a.test], pool: app }}\n")
+}
+
 const BASE: &str = "listeners:\n  http: { address: \"127.0.0.1:8080\" }\npools:\n  app:\n    backends: [127.0.0.1:3000]\n";
 
 #[test]
@@ -206,7 +211,7 @@ fn unreadable_certificate() {
 
 #[test]
 fn unset_environment_variable() {
-    let yaml = format!("instance_name: ${{RAMPART_TEST_SURELY_UNSET}}\n{BASE}projects:\n  - {{ name: shop, hosts: [a.test], pool: app }}\n");
+    let yaml = shop_after("instance_name: ${RAMPART_TEST_SURELY_UNSET}\n");
     let c = check(&yaml);
     assert_eq!(c.code, 1);
     assert!(
@@ -221,7 +226,7 @@ fn unset_environment_variable() {
 
 #[test]
 fn environment_variables_and_defaults_are_used() {
-    let yaml = format!("instance_name: ${{RAMPART_TEST_NAME}}-${{RAMPART_TEST_UNSET:-edge}}\n{BASE}projects:\n  - {{ name: shop, hosts: [a.test], pool: app }}\n");
+    let yaml = shop_after("instance_name: ${RAMPART_TEST_NAME}-${RAMPART_TEST_UNSET:-edge}\n");
     let c = rampart_check_with_env(&yaml, &[("RAMPART_TEST_NAME", "fra1")]);
     assert_eq!(c.code, 0, "{}", c.stderr);
     assert!(c.stdout.contains("instance fra1-edge"), "{}", c.stdout);
@@ -317,7 +322,7 @@ fn redirect_status_and_template_errors() {
 
 #[test]
 fn unknown_server_setting() {
-    let yaml = format!("server:\n  threads: 2\n  thread: 4\n{BASE}projects:\n  - {{ name: shop, hosts: [a.test], pool: app }}\n");
+    let yaml = shop_after("server:\n  threads: 2\n  thread: 4\n");
     assert_error(&yaml, 3, 3, "server.thread", "not a Pingora server setting");
 }
 
@@ -465,8 +470,7 @@ fn a_key_given_twice_is_an_error_at_the_repeat() {
 /// Editors on Windows start files with a byte-order mark.
 #[test]
 fn a_byte_order_mark_is_ignored() {
-    let yaml =
-        format!("\u{feff}{BASE}projects:\n  - {{ name: shop, hosts: [a.test], pool: app }}\n");
+    let yaml = shop_after("\u{feff}");
     let c = check(&yaml);
     assert_eq!(c.code, 0, "{}", c.stderr);
 }
@@ -537,7 +541,7 @@ rDCd2VcbG3t4VTYFkCi2mH+y+iO4GaMKQrDnj32/vzVt0F3mz4joThlDKwvkdKM=
 /// the word JSON for every request.
 #[test]
 fn access_log_keywords_paths_and_templates() {
-    let yaml = format!("access_log: {{ target: logs/access.log, format: common }}\n{BASE}projects:\n  - {{ name: shop, hosts: [a.test], pool: app }}\n");
+    let yaml = shop_after("access_log: { target: logs/access.log, format: common }\n");
     assert_errors(
         &yaml,
         &[
@@ -550,7 +554,7 @@ fn access_log_keywords_paths_and_templates() {
             (1, 40, "access_log.format", "at least one {field}"),
         ],
     );
-    let yaml = format!("access_log: {{ target: OFF, format: JSON }}\n{BASE}projects:\n  - {{ name: shop, hosts: [a.test], pool: app }}\n");
+    let yaml = shop_after("access_log: { target: OFF, format: JSON }\n");
     let c = check(&yaml);
     assert_eq!(c.code, 0, "keywords in any case: {}", c.stderr);
 }

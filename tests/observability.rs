@@ -2,6 +2,7 @@
 
 mod common;
 use common::*;
+use std::path::PathBuf;
 use std::time::Duration;
 
 fn yaml(up: &Upstream, http: &str, admin: &str, extra: &str, token: bool) -> String {
@@ -10,6 +11,18 @@ fn yaml(up: &Upstream, http: &str, admin: &str, extra: &str, token: bool) -> Str
         up.addr_string(),
         extra_admin = if token { ", token: s3cret" } else { "" },
     )
+}
+
+/// Rampart serving `shop.test` from `up` and logging to `access.log` in its directory, with
+/// `format` when given; returns it, the log's path and the listener's address.
+fn start_logging_to_file(up: &Upstream, format: Option<&str>) -> (Rampart, PathBuf, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let (http, admin) = (free_addr(), free_addr());
+    let format = format.map(|f| format!(", format: {f}")).unwrap_or_default();
+    let extra = format!("access_log: {{ target: {}{format} }}", log.display());
+    let r = Rampart::start_in(dir, &yaml(up, &http, &admin, &extra, false));
+    (r, log, http)
 }
 
 #[test]
@@ -168,22 +181,7 @@ fn access_log_formats_and_targets() {
             },
         ),
     ] {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("access.log");
-        let (http, admin) = (free_addr(), free_addr());
-        let r = Rampart::start_in(
-            dir,
-            &yaml(
-                &up,
-                &http,
-                &admin,
-                &format!(
-                    "access_log: {{ target: {}, format: {format} }}",
-                    log.display()
-                ),
-                false,
-            ),
-        );
+        let (r, log, http) = start_logging_to_file(&up, Some(format));
         let resp = client()
             .get(format!("http://{http}/logged?x=1"))
             .header("host", "shop.test")
@@ -249,14 +247,8 @@ fn logrotate(log: &std::path::Path) {
 #[test]
 fn access_log_file_follows_logrotate_without_losing_a_line() {
     let up = Upstream::start("up");
-    let dir = tempfile::tempdir().unwrap();
-    let (log, rotated) = (
-        dir.path().join("access.log"),
-        dir.path().join("access.log.1"),
-    );
-    let (http, admin) = (free_addr(), free_addr());
-    let extra = format!("access_log: {{ target: {} }}", log.display());
-    let mut r = Rampart::start_in(dir, &yaml(&up, &http, &admin, &extra, false));
+    let (mut r, log, http) = start_logging_to_file(&up, None);
+    let rotated = log.with_file_name("access.log.1");
     let mut sent = 0;
     let mut send = || {
         let url = format!("http://{http}/seq/{sent}");
@@ -344,11 +336,7 @@ fn access_log_on_a_full_disk_counts_the_lost_lines_and_warns_once() {
 #[test]
 fn sigusr1_reopens_the_access_log_and_never_stops_rampart() {
     let up = Upstream::start("up");
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("access.log");
-    let (http, admin) = (free_addr(), free_addr());
-    let extra = format!("access_log: {{ target: {} }}", log.display());
-    let r = Rampart::start_in(dir, &yaml(&up, &http, &admin, &extra, false));
+    let (r, log, http) = start_logging_to_file(&up, None);
     // What nginx users send after rotating logs. Its default action ends a process.
     assert!(r.signal("USR1"));
     r.wait_for_log("reopened on SIGUSR1", Duration::from_secs(5));
@@ -404,14 +392,7 @@ fn an_admin_token_from_the_environment_is_taken_as_text() {
 #[test]
 fn a_client_that_leaves_before_its_answer_is_logged_499() {
     let up = Upstream::start("up");
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("access.log");
-    let (http, admin) = (free_addr(), free_addr());
-    let extra = format!(
-        "access_log: {{ target: {}, format: \"{{status}} {{uri}}\" }}",
-        log.display()
-    );
-    let r = Rampart::start_in(dir, &yaml(&up, &http, &admin, &extra, false));
+    let (r, log, http) = start_logging_to_file(&up, Some("\"{status} {uri}\""));
     let impatient = reqwest::blocking::Client::builder()
         .timeout(Duration::from_millis(300))
         .build()

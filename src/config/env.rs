@@ -69,7 +69,7 @@ impl Scanner<'_> {
         let indent = line.len() - line.trim_start_matches(' ').len();
         if let Some(opener) = self.block_indent {
             if line.trim().is_empty() || indent > opener {
-                self.placeholders(line_no, line, 0, line.len(), Context::Block);
+                self.block_line(line_no, line);
                 return;
             }
             self.block_indent = None;
@@ -100,9 +100,7 @@ impl Scanner<'_> {
                     } else {
                         Context::Single
                     };
-                    self.flush(line, &mut copied, i);
-                    i = self.placeholder(line_no, line, i, ctx);
-                    copied = i;
+                    i = self.replace_at(line_no, line, &mut copied, i, ctx);
                     continue;
                 }
                 Some(_) => {}
@@ -117,9 +115,7 @@ impl Scanner<'_> {
                             whole: scalar_start && self.rest_is_blank(line, i),
                             at_start: scalar_start,
                         };
-                        self.flush(line, &mut copied, i);
-                        i = self.placeholder(line_no, line, i, ctx);
-                        copied = i;
+                        i = self.replace_at(line_no, line, &mut copied, i, ctx);
                         scalar_start = false;
                         continue;
                     }
@@ -154,6 +150,21 @@ impl Scanner<'_> {
         *copied = upto;
     }
 
+    /// Copies the text before the `$` at `at`, then its replacement; returns (and records in
+    /// `copied`) the index after what the placeholder consumed.
+    fn replace_at(
+        &mut self,
+        line_no: usize,
+        line: &str,
+        copied: &mut usize,
+        at: usize,
+        ctx: Context,
+    ) -> usize {
+        self.flush(line, copied, at);
+        *copied = self.placeholder(line_no, line, at, ctx);
+        *copied
+    }
+
     /// True when nothing but blanks follows the placeholder at `i` up to the end of its
     /// plain scalar (end of line, a comment, or the end of a flow item).
     fn rest_is_blank(&self, line: &str, i: usize) -> bool {
@@ -167,17 +178,14 @@ impl Scanner<'_> {
         rest[..stop].trim().is_empty()
     }
 
-    /// Replaces every placeholder of `line[from..to]` in `ctx`.
-    fn placeholders(&mut self, line_no: usize, line: &str, from: usize, to: usize, ctx: Context) {
-        let mut copied = from;
-        let mut i = from;
-        while let Some(d) = line[i..to].find('$') {
-            self.flush(line, &mut copied, i + d);
-            i = self.placeholder(line_no, line, i + d, ctx);
-            copied = i;
+    /// A line of a block scalar: every placeholder is replaced, quotes and `#` are text.
+    fn block_line(&mut self, line_no: usize, line: &str) {
+        let mut copied = 0;
+        while let Some(d) = line[copied..].find('$') {
+            let at = copied + d;
+            self.replace_at(line_no, line, &mut copied, at, Context::Block);
         }
-        self.flush(line, &mut copied, to);
-        self.out.push_str(&line[to..]);
+        self.out.push_str(&line[copied..]);
     }
 
     /// Writes the replacement of the `$` at `at`; returns the index after what it consumed.

@@ -1,11 +1,9 @@
 //! Header work around forwarding: request ids, X-Forwarded-*, hop-by-hop removal, and the
 //! header operations rules ask for.
 
-use crate::rules::HeaderOp;
+use crate::rules::{is_hop_by_hop, HeaderOp};
 use http::header::Entry;
-use http::header::{
-    HeaderName, CONNECTION, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TRAILER, UPGRADE,
-};
+use http::header::{HeaderName, CONNECTION, UPGRADE};
 use http::{HeaderMap, HeaderValue};
 use pingora_http::{RequestHeader, ResponseHeader};
 use rand::rngs::SmallRng;
@@ -173,23 +171,9 @@ pub fn set_forwarded(
     headers.insert(X_REQUEST_ID, request_id.clone());
 }
 
-/// Hop-by-hop response headers that never reach the client, besides those named in
-/// `Connection`. (Requests need no such list: Pingora's default upstream request policy strips
-/// the standard hop-by-hop and `Connection`-named headers before `upstream_request_filter`.)
-fn is_hop_by_hop_response(name: &HeaderName) -> bool {
-    // Standard names compare as enum tags; only the two custom ones compare text.
-    [
-        CONNECTION,
-        UPGRADE,
-        TRAILER,
-        PROXY_AUTHORIZATION,
-        PROXY_AUTHENTICATE,
-    ]
-    .contains(name)
-        || matches!(name.as_str(), "keep-alive" | "proxy-connection")
-}
-
-/// Removes the hop-by-hop headers of a backend's response, and those its `Connection` names;
+/// Removes the hop-by-hop headers of a backend's response, and those its `Connection` names
+/// (requests need no such list: Pingora's default upstream request policy strips the
+/// standard hop-by-hop and `Connection`-named headers before `upstream_request_filter`);
 /// `Connection` and `Upgrade` stay on a 101 (the switched connection needs them).
 pub fn strip_hop_by_hop_response(status: http::StatusCode, headers: &mut HeaderMap) {
     let upgrade = status == http::StatusCode::SWITCHING_PROTOCOLS;
@@ -214,8 +198,7 @@ pub fn strip_hop_by_hop_response(status: http::StatusCode, headers: &mut HeaderM
             if upgrade && (*name == UPGRADE || *name == CONNECTION) {
                 return false;
             }
-            is_hop_by_hop_response(name)
-                || named.iter().any(|t| t.eq_ignore_ascii_case(name.as_str()))
+            is_hop_by_hop(name) || named.iter().any(|t| t.eq_ignore_ascii_case(name.as_str()))
         })
         .cloned()
         .collect();

@@ -98,9 +98,11 @@ fn target_authority(req: &RequestHeader) -> Result<Option<&str>, Refusal> {
 }
 
 /// The authority of an absolute-form target (`GET http://a.test/p`), for a request already
-/// checked by [`requested_host`].
+/// checked by [`requested_host`] (so without scanning the target again).
 pub fn target_authority_str(req: &RequestHeader) -> Option<&str> {
-    target_authority(req).ok().flatten()
+    raw_target_authority(req.raw_path())
+        .authority()
+        .and_then(|a| std::str::from_utf8(a).ok())
 }
 
 #[cfg(test)]

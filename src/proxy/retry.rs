@@ -11,27 +11,26 @@
 
 use super::context::RequestCtx;
 use pingora_error::{Error, ErrorSource, ErrorType};
+use std::net::SocketAddr;
 
-/// The last failed try, for the final answer.
+/// The last failed try, for the final answer (put in words only if the request ends).
 #[derive(Debug)]
 pub struct LastFailure {
-    pub timeout: bool,
-    /// e.g. `127.0.0.1:9 ConnectRefused`.
-    pub cause: String,
+    backend: Option<SocketAddr>,
+    etype: ErrorType,
 }
 
-fn is_timeout(e: &Error) -> bool {
+fn is_timeout(etype: &ErrorType) -> bool {
     matches!(
-        e.etype(),
+        etype,
         ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
     )
 }
 
 fn remember(ctx: &mut RequestCtx, e: &Error) {
-    let backend = ctx.tried.last().map(|a| a.to_string()).unwrap_or_default();
     ctx.last_failure = Some(LastFailure {
-        timeout: is_timeout(e),
-        cause: format!("{backend} {}", e.etype().as_str()),
+        backend: ctx.tried.last().copied(),
+        etype: e.etype().clone(),
     });
 }
 
@@ -65,7 +64,7 @@ pub fn after_proxy_error(
         return AfterProxyError::GiveUp;
     }
     remember(ctx, e);
-    if !replayable || ctx.answered || is_timeout(e) {
+    if !replayable || ctx.answered || is_timeout(e.etype()) {
         return AfterProxyError::GiveUp;
     }
     if reused {
@@ -82,8 +81,12 @@ pub fn after_proxy_error(
 /// The error that ends the request when no backend is left to try.
 pub fn exhausted(ctx: &RequestCtx, what: &str) -> Box<Error> {
     let (code, last) = match &ctx.last_failure {
-        Some(f) => (if f.timeout { 504 } else { 502 }, f.cause.as_str()),
-        None => (502, "none"),
+        Some(f) => {
+            let backend = f.backend.map(|a| a.to_string()).unwrap_or_default();
+            let code = if is_timeout(&f.etype) { 504 } else { 502 };
+            (code, format!("{backend} {}", f.etype.as_str()))
+        }
+        None => (502, "none".to_string()),
     };
     Error::explain(
         ErrorType::HTTPStatus(code),

@@ -162,24 +162,32 @@ fn check_uri_texts(e: &mut Errors<'_>, key: &str, template: &Template) {
     }
 }
 
+/// The hop-by-hop headers (besides those `Connection` names) that a proxy never forwards:
+/// responses lose them (`proxy::forward`), rules may not write them. (`TE` and
+/// `Transfer-Encoding` are hop-by-hop too, but Pingora writes them with the message framing.)
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    // Standard names compare as enum tags; only the two custom ones compare text.
+    [
+        CONNECTION,
+        UPGRADE,
+        TRAILER,
+        PROXY_AUTHORIZATION,
+        PROXY_AUTHENTICATE,
+    ]
+    .contains(name)
+        || matches!(name.as_str(), "keep-alive" | "proxy-connection")
+}
+
 /// Why a rule may not touch header `name` in `field` (`request_headers.set`, `respond.headers`,
 /// …): Rampart writes the message's framing and hop-by-hop headers itself, and a second or
 /// missing Host breaks the request.
 fn off_limits(field: &str, name: &HeaderName) -> Option<&'static str> {
-    let framing = [
-        CONTENT_LENGTH,
-        TRANSFER_ENCODING,
-        TE,
-        TRAILER,
-        CONNECTION,
-        UPGRADE,
-    ];
-    let hop = [PROXY_AUTHORIZATION, PROXY_AUTHENTICATE];
-    if framing.contains(name) || matches!(name.as_str(), "keep-alive" | "proxy-connection") {
-        return Some("Rampart writes the framing and connection headers itself (hop-by-hop headers are never forwarded)");
-    }
-    if hop.contains(name) {
-        return Some("a hop-by-hop header is never forwarded");
+    let proxy_auth = name == PROXY_AUTHORIZATION || name == PROXY_AUTHENTICATE;
+    if [CONTENT_LENGTH, TRANSFER_ENCODING, TE].contains(name) || is_hop_by_hop(name) {
+        return Some(match proxy_auth {
+            true => "a hop-by-hop header is never forwarded",
+            false => "Rampart writes the framing and connection headers itself (hop-by-hop headers are never forwarded)",
+        });
     }
     match (field, name) {
         ("request_headers.add", n) if n == HOST => Some("a request has one Host: use `set`"),

@@ -50,6 +50,20 @@ enum Origin {
     Csv { file: usize, line: usize },
 }
 
+impl Origin {
+    /// Where the rule is, for a message about another rule: `inline rule 2`,
+    /// `rule [0] of FILE`, `FILE:LINE`.
+    fn place(&self, stamps: &[FileStamp]) -> String {
+        match self {
+            Origin::Inline(i) => format!("inline rule {i}"),
+            Origin::Yaml { file, item } => {
+                format!("rule [{item}] of {}", stamps[*file].path.display())
+            }
+            Origin::Csv { file, line } => format!("{}:{line}", stamps[*file].path.display()),
+        }
+    }
+}
+
 /// The combined, compiled rules of a project.
 #[derive(Debug)]
 pub struct ProjectRules {
@@ -244,16 +258,9 @@ fn compile_files(
         // "also the id of rule 8" counts across inline rules and files: name the place.
         if let (Some(other), Some(origin)) = (e.other, origins.get(e.index)) {
             if !matches!(origin, Origin::Inline(_)) {
-                let place = match origins.get(other) {
-                    Some(Origin::Inline(i)) => format!("inline rule {i}"),
-                    Some(Origin::Yaml { file, item }) => {
-                        format!("rule [{item}] of {}", stamps[*file].path.display())
-                    }
-                    Some(Origin::Csv { file, line }) => {
-                        format!("{}:{line}", stamps[*file].path.display())
-                    }
-                    None => format!("rule {other}"),
-                };
+                let place = origins
+                    .get(other)
+                    .map_or_else(|| format!("rule {other}"), |o| o.place(&stamps));
                 let id = &specs[e.index].id;
                 e.message = format!(
                     "`{id}` is also the id of {place}: ids must be unique within a project, rename one"
@@ -336,7 +343,7 @@ fn repeated_csv_sources(
     origins: &[Origin],
     stamps: &[FileStamp],
 ) -> Vec<FileError> {
-    let mut first: HashMap<(Option<&str>, &str), (usize, usize)> = HashMap::new();
+    let mut first: HashMap<(Option<&str>, &str), &Origin> = HashMap::new();
     let mut errors = Vec::new();
     for (spec, origin) in specs.iter().zip(origins) {
         let Origin::Csv { file, line } = *origin else {
@@ -346,10 +353,10 @@ fn repeated_csv_sources(
             spec.matcher.host.as_deref(),
             spec.matcher.path.as_deref().unwrap_or_default(),
         );
-        if let Some(&(first_file, first_line)) = first.get(&source) {
-            let place = match first_file == file {
-                true => format!("line {first_line}"),
-                false => format!("{}:{first_line}", stamps[first_file].path.display()),
+        if let Some(earlier) = first.get(&source) {
+            let place = match earlier {
+                Origin::Csv { file: f, line: l } if *f == file => format!("line {l}"),
+                other => other.place(stamps),
             };
             errors.push(FileError {
                 path: stamps[file].path.clone(),
@@ -363,7 +370,7 @@ fn repeated_csv_sources(
                 ),
             });
         } else {
-            first.insert(source, (file, line));
+            first.insert(source, origin);
         }
     }
     errors

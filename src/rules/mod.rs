@@ -49,6 +49,7 @@ mod trace;
 mod uri;
 mod yaml_batches;
 
+pub use compile_actions::is_hop_by_hop;
 pub use evaluate::RuleSet;
 pub use normalize::normalize_path;
 pub use plan::{HeaderOp, Outcome, Plan, RuleFailure};

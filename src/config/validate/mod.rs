@@ -27,21 +27,24 @@ pub(super) struct Checker {
 }
 
 impl Checker {
-    pub(super) fn warn(&mut self, key: impl Into<String>, message: impl Into<String>) {
-        let key = key.into();
+    /// An entry of this file at `key`'s position.
+    fn located(&self, key: String, message: String) -> ConfigError {
         let (line, column) = self.index.locate(&key);
-        self.warnings.push(ConfigError {
+        ConfigError {
             file: self.file.clone(),
             line,
             column,
             key,
-            message: format!("warning: {}", message.into()),
-        });
+            message,
+        }
+    }
+
+    pub(super) fn warn(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        let warning = self.located(key.into(), format!("warning: {}", message.into()));
+        self.warnings.push(warning);
     }
 
     pub(super) fn error(&mut self, key: impl Into<String>, message: impl Into<String>) {
-        let key = key.into();
-        let (line, column) = self.index.locate(&key);
         // One line per error, even for multi-line messages (regex errors draw a caret).
         let message: String = message.into();
         let message = message
@@ -50,13 +53,8 @@ impl Checker {
             .filter(|l| !l.is_empty())
             .collect::<Vec<_>>()
             .join(" ");
-        self.errors.push(ConfigError {
-            file: self.file.clone(),
-            line,
-            column,
-            key,
-            message,
-        });
+        let error = self.located(key.into(), message);
+        self.errors.push(error);
     }
 
     /// An error located in another file (a rules file).
@@ -129,7 +127,7 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Config, ConfigErrors> 
                 .collect(),
         ));
     }
-    let raw: RawConfig = parse(file, text)?;
+    let raw: RawConfig = parse(file, text, &index)?;
     let mut ck = Checker {
         file: file.to_path_buf(),
         index,
@@ -151,6 +149,12 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Config, ConfigErrors> 
                 listeners::overlap_message(a.listen, l.address, &format!("listener `{}`", l.name));
             ck.error("admin.listen", why);
         }
+        if a.listen.ip().is_unspecified() && a.token.is_none() {
+            ck.warn(
+                "admin.listen",
+                format!("the admin service listens on every address ({}) without a token: set admin.token, or listen on 127.0.0.1", a.listen),
+            );
+        }
     }
     let pools = pools::pools(&mut ck, &raw.pools);
     let pool_names = raw.pools.keys().map(String::as_str).collect();
@@ -168,14 +172,6 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Config, ConfigErrors> 
             ))
         });
         return Err(ConfigErrors(ck.errors));
-    }
-    if let Some(a) = &admin {
-        if a.listen.ip().is_unspecified() && a.token.is_none() {
-            ck.warn(
-                "admin.listen",
-                format!("the admin service listens on every address ({}) without a token: set admin.token, or listen on 127.0.0.1", a.listen),
-            );
-        }
     }
     Ok(Config {
         warnings: ck.warnings.iter().map(ToString::to_string).collect(),
@@ -204,7 +200,7 @@ fn host_name() -> String {
 }
 
 /// Strict deserialization; the error carries the key path and the position.
-fn parse(file: &Path, text: &str) -> Result<RawConfig, ConfigErrors> {
+fn parse(file: &Path, text: &str, index: &PositionIndex) -> Result<RawConfig, ConfigErrors> {
     let de = serde_yaml::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let key = match e.path().to_string() {
@@ -212,7 +208,6 @@ fn parse(file: &Path, text: &str) -> Result<RawConfig, ConfigErrors> {
             p => p,
         };
         let inner = e.into_inner();
-        let index = PositionIndex::build(text);
         let (line, column) = inner
             .location()
             .map(|l| (l.line(), l.column()))

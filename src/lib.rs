@@ -6,6 +6,7 @@ pub mod admin;
 pub mod alloc;
 pub mod config;
 pub mod explain;
+pub mod log_throttle;
 pub mod metrics;
 pub mod proxy;
 pub mod rules;

@@ -2,6 +2,7 @@
 
 pub mod access_log;
 mod context;
+mod failure_log;
 mod forward;
 mod phases;
 mod request_head;

@@ -1,6 +1,7 @@
 //! The `ProxyHttp` implementation, one method per phase of a request.
 
 use super::context::RequestCtx;
+use super::failure_log;
 use super::forward;
 use super::request_head;
 use super::respond::{send, Answer};
@@ -155,7 +156,9 @@ impl ProxyHttp for RampartProxy {
         drop(rules);
         if let Some(failure) = &plan.failure {
             project.metrics.fail_open("rule_error");
-            log::warn!(
+            crate::throttled!(
+                warn,
+                project.rule_failure_log,
                 "project {}: rule `{}` failed ({}); {} for {} {}",
                 project.name,
                 failure.rule_id,
@@ -250,7 +253,9 @@ impl ProxyHttp for RampartProxy {
                 if !ctx.counted_unhealthy {
                     ctx.counted_unhealthy = true;
                     project.metrics.fail_open("all_backends_unhealthy");
-                    log::warn!(
+                    crate::throttled!(
+                        warn,
+                        pool.unhealthy_log,
                         "pool {}: no healthy backend for project {}; {}",
                         pool.name,
                         project.name,
@@ -309,10 +314,14 @@ impl ProxyHttp for RampartProxy {
             .with_label_values(&[&pool.name, "connect"])
             .inc();
         // Nothing was sent yet: another backend may take it.
-        if retry::after_connect_failure(ctx, &e, pool.retries()) {
+        let retrying = retry::after_connect_failure(ctx, &e, pool.retries());
+        if retrying {
             e.set_retry(true);
         }
-        log::warn!("pool {}: cannot connect to {peer}: {e}", pool.name);
+        match &ctx.backend {
+            Some(b) => failure_log::connect_failed(&pool.name, b, &e, retrying),
+            None => log::warn!("pool {}: cannot connect to {peer}: {e}", pool.name),
+        }
         e
     }
 
@@ -343,10 +352,14 @@ impl ProxyHttp for RampartProxy {
         let retries = ctx.pool.as_ref().map_or(0, |p| p.retries());
         match retry::after_proxy_error(ctx, &e, client_reused, replayable, retries) {
             AfterProxyError::GiveUp => e.set_retry(false),
-            AfterProxyError::SameBackend => e.set_retry(true),
+            AfterProxyError::SameBackend => {
+                log::debug!("{peer}: kept-alive connection closed by the backend; sending again");
+                e.set_retry(true);
+            }
             AfterProxyError::OtherBackend => {
                 if let (Some(pool), Some(b)) = (&ctx.pool, &ctx.backend) {
                     b.connect_failed(&pool.name);
+                    failure_log::backend_failed(&pool.name, b, &e);
                 }
                 e.set_retry(true);
             }
@@ -471,7 +484,11 @@ impl ProxyHttp for RampartProxy {
                 _ => 500,
             },
         };
-        if code > 0 && session.response_written().is_none() {
+        let answer_began = session.response_written().map(|r| r.status.as_u16());
+        if let Some(project) = self.project(ctx) {
+            failure_log::request_failed(project, session.req_header(), ctx, code, answer_began, e);
+        }
+        if code > 0 && answer_began.is_none() {
             // The connection is closed after this answer (`can_reuse_downstream` below): say
             // so, or a client sends its next request on it and meets a reset.
             session.set_keepalive(None);
@@ -490,6 +507,22 @@ impl ProxyHttp for RampartProxy {
             error_code: code,
             can_reuse_downstream: false,
         }
+    }
+
+    fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, _e: &Error) -> bool {
+        // `fail_to_proxy` logged it (throttled) once the request had a project.
+        ctx.project.is_some()
+    }
+
+    fn suppress_proxy_warn_log(
+        &self,
+        _session: &Session,
+        _ctx: &RequestCtx,
+        _e: &Error,
+        _context: pingora_proxy::ProxyWarnLogContext,
+    ) -> bool {
+        // Each failed try is logged by `fail_to_connect` or `error_while_proxy`, throttled.
+        true
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {

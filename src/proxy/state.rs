@@ -4,6 +4,7 @@
 use super::access_log::AccessLogger;
 use super::rules_reload::ReloadStatus;
 use crate::config::{Config, FailMode, ProjectSettings};
+use crate::log_throttle::Throttle;
 use crate::metrics::ProjectMetrics;
 use crate::rules::files::FileStamp;
 use crate::rules::RuleSet;
@@ -23,6 +24,11 @@ pub struct Project {
     pub reload: Mutex<ReloadStatus>,
     /// The rules files as last seen; `None` when some were missing or unreadable then.
     pub stamps: Mutex<Option<Vec<FileStamp>>>,
+    /// Error-log lines every request would repeat: failing rules, failed requests, clients'
+    /// errors.
+    pub rule_failure_log: Throttle,
+    pub failure_log: Throttle,
+    pub client_failure_log: Throttle,
 }
 
 impl Project {
@@ -83,6 +89,9 @@ impl Shared {
                     }),
                     stamps: Mutex::new(Some(p.rules_stamps.clone())),
                     settings: p.clone(),
+                    rule_failure_log: Throttle::new(),
+                    failure_log: Throttle::new(),
+                    client_failure_log: Throttle::new(),
                 }
             })
             .collect();

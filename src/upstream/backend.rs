@@ -40,6 +40,8 @@ pub struct BackendState {
     healthy_gauge: IntGauge,
     has_active_checks: bool,
     fall: u32,
+    /// Lines about tries that failed on this backend, which every request would repeat.
+    pub failure_log: crate::log_throttle::Throttle,
 }
 
 fn now_ms() -> u64 {
@@ -73,6 +75,7 @@ impl BackendState {
             healthy_gauge,
             has_active_checks,
             fall: fall.max(1) as u32,
+            failure_log: Default::default(),
         }
     }
 

@@ -94,7 +94,13 @@ impl HealthCheck for RecordingCheck {
         if healthy {
             log::info!("pool {}: backend {} is healthy", self.pool, target.addr);
         } else {
-            log::warn!("pool {}: backend {} is unhealthy", self.pool, target.addr);
+            let last = state(target).and_then(|s| s.snapshot().last_error);
+            log::warn!(
+                "pool {}: backend {} is unhealthy (last check: {})",
+                self.pool,
+                target.addr,
+                last.as_deref().unwrap_or("failed")
+            );
         }
         if let Some(s) = state(target) {
             s.set_active_health(healthy);

@@ -93,6 +93,8 @@ pub struct Pool {
     /// Every backend's state, in the order the config lists them.
     members: Vec<Arc<BackendState>>,
     peer_template: HttpPeer,
+    /// "No healthy backend" lines, which every request would repeat.
+    pub unhealthy_log: crate::log_throttle::Throttle,
 }
 
 /// How many positions a selection walks before giving up (Ketama walks the ring).
@@ -149,6 +151,7 @@ impl Pool {
             selector,
             members,
             peer_template,
+            unhealthy_log: Default::default(),
         };
         Ok((Arc::new(pool), service))
     }

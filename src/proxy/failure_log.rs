@@ -1,0 +1,159 @@
+//! The error log's lines for failed tries and failed requests. Rampart writes them itself,
+//! one per failed try and one per failed request, each throttled (`log_throttle`), instead
+//! of Pingora's (a WARN per retry and an ERROR per failure, both unthrottled and printing the
+//! whole error chain).
+
+use super::context::RequestCtx;
+use super::state::Project;
+use crate::throttled;
+use crate::upstream::BackendState;
+use pingora_error::{Error, ErrorSource, ErrorType};
+use pingora_http::RequestHeader;
+use std::fmt;
+
+/// An error in a few words: its type and what lies at the bottom of it, e.g.
+/// `ConnectRefused (Connection refused (os error 111))`.
+pub struct Brief<'a>(pub &'a Error);
+
+impl fmt::Display for Brief<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut deepest = self.0;
+        while let Some(cause) = &deepest.cause {
+            // Pingora keeps its errors' causes as `Box<Error>`.
+            let next = cause
+                .downcast_ref::<Box<Error>>()
+                .map(|b| &**b)
+                .or_else(|| cause.downcast_ref::<Error>());
+            match next {
+                Some(e) => deepest = e,
+                None => return write!(f, "{} ({cause})", self.0.etype().as_str()),
+            }
+        }
+        match &deepest.context {
+            Some(context) => write!(f, "{} ({context})", self.0.etype().as_str()),
+            None => f.write_str(self.0.etype().as_str()),
+        }
+    }
+}
+
+/// A connection to a backend could not be made.
+pub fn connect_failed(pool: &str, backend: &BackendState, e: &Error, retrying: bool) {
+    throttled!(
+        warn,
+        backend.failure_log,
+        "pool {pool}: cannot connect to {}: {}{}",
+        backend.addr,
+        Brief(e),
+        if retrying {
+            "; trying another backend"
+        } else {
+            ""
+        }
+    );
+}
+
+/// A backend failed a request on an established connection, and it goes to another one.
+pub fn backend_failed(pool: &str, backend: &BackendState, e: &Error) {
+    throttled!(
+        warn,
+        backend.failure_log,
+        "pool {pool}: backend {} failed a request: {}; trying another backend",
+        backend.addr,
+        Brief(e)
+    );
+}
+
+/// The request ends in error with `code` (0: the client is gone); `answer_began`: the status
+/// already sent when the error cut the answer.
+pub fn request_failed(
+    project: &Project,
+    req: &RequestHeader,
+    ctx: &RequestCtx,
+    code: u16,
+    answer_began: Option<u16>,
+    e: &Error,
+) {
+    let target = req.uri.path_and_query().map_or("/", |p| p.as_str());
+    let outcome = Outcome { code, answer_began };
+    if e.esource() == &ErrorSource::Downstream {
+        if code == 0 {
+            // In the access log as 499; nothing the operator can act on.
+            log::debug!(
+                "project {}: {} {target}: the client left: {}",
+                project.name,
+                req.method,
+                Brief(e)
+            );
+        } else {
+            throttled!(
+                info,
+                project.client_failure_log,
+                "project {}: {} {target} {outcome}: the client's error: {}",
+                project.name,
+                req.method,
+                Brief(e)
+            );
+        }
+        return;
+    }
+    let tries = match ctx.tried.len() {
+        0 => String::new(),
+        1 => " after 1 try".to_string(),
+        n => format!(" after {n} tries"),
+    };
+    match (e.etype(), &ctx.backend) {
+        // Rampart's own verdicts (no backend left, fail-closed, no pool) say it all.
+        (ErrorType::HTTPStatus(_), _) | (_, None) => throttled!(
+            error,
+            project.failure_log,
+            "project {}: {} {target} {outcome}{tries}: {}",
+            project.name,
+            req.method,
+            e.context
+                .as_ref()
+                .map_or_else(|| Brief(e).to_string(), |c| c.to_string()),
+        ),
+        (_, Some(backend)) => throttled!(
+            error,
+            project.failure_log,
+            "project {}: {} {target} {outcome}{tries}: backend {}: {}",
+            project.name,
+            req.method,
+            backend.addr,
+            Brief(e)
+        ),
+    }
+}
+
+struct Outcome {
+    code: u16,
+    answer_began: Option<u16>,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.answer_began {
+            Some(status) => write!(f, "cut after its answer began (status {status})"),
+            None => write!(f, "answered {}", self.code),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_brief_error_names_its_type_and_root_cause() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let inner = Error::because(ErrorType::ConnectRefused, "Fail to connect to x", io);
+        let outer = Error::because(ErrorType::ConnectRefused, "Fail to connect to peer", inner);
+        assert_eq!(Brief(&outer).to_string(), "ConnectRefused (refused)");
+        let timeout = Error::explain(ErrorType::ReadTimedout, "timeout: 30s");
+        assert_eq!(Brief(&timeout).to_string(), "ReadTimedout (timeout: 30s)");
+        assert_eq!(
+            Brief(&Error::new(ErrorType::ConnectionClosed)).to_string(),
+            "ConnectionClosed"
+        );
+    }
+}

@@ -7,6 +7,7 @@ pub mod alloc;
 pub mod config;
 pub mod explain;
 pub mod log_throttle;
+pub mod logger;
 pub mod metrics;
 pub mod proxy;
 pub mod rules;

@@ -148,9 +148,7 @@ fn report(error: &anyhow::Error) -> String {
 
 fn main() -> ExitCode {
     // pingora_load_balancing repeats Rampart's own health lines with a dump of the peer.
-    let default_filter = "info,pingora_load_balancing=error";
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_filter))
-        .init();
+    rampart::logger::init("info,pingora_load_balancing=error");
     let cli = Cli::parse();
     // `rules test` promises exit 2 on any error; other commands exit 1.
     let failure = match cli.command {

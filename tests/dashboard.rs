@@ -11,7 +11,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const TOKEN: &str = "s3cret";
+/// Shaped like `openssl rand -base64` output: `+`, `/` and `=` must survive the URL.
+const TOKEN: &str = "s3c+r/t==";
 /// A project name that would be markup if the page inserted names as HTML.
 const HOSTILE_NAME: &str = r#"<b>news</b> & "blog""#;
 const CHROMIUM_DEADLINE: Duration = Duration::from_secs(90);
@@ -249,6 +250,9 @@ fn dashboard_shows_a_down_backend_in_headless_chromium() {
     );
     let page = raw_get(&admin, &format!("/dashboard?token={TOKEN}"), &[]).unwrap();
     assert_eq!(page.status, 200);
+    // Percent-encoded, as a browser or a script may send it.
+    let encoded = "/dashboard?token=s3c%2Br%2Ft%3D%3D";
+    assert_eq!(raw_get(&admin, encoded, &[]).unwrap().status, 200);
     assert!(page
         .header("content-security-policy")
         .unwrap()

@@ -52,3 +52,70 @@ fn a_dead_backend_is_logged_once_per_period_with_its_cause() {
         "{summary}"
     );
 }
+
+/// Sends `head` and resets the connection at once (SO_LINGER 0), as a browser closing a tab.
+fn send_and_reset(addr: &str, head: &str) {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    // No std API for SO_LINGER: through libc.
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    let fd = std::os::unix::io::AsRawFd::as_raw_fd(&s);
+    let set = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &linger as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(set, 0);
+}
+
+#[test]
+fn what_clients_cause_is_logged_at_info_throttled_and_without_tokens() {
+    let ca = TestCa::new();
+    let cert = ca.issue(&["site.test"]);
+    let up = Upstream::start("up");
+    let (https, admin) = (free_addr(), free_addr());
+    let r = Rampart::start(&format!(
+        "admin: {{ listen: \"{admin}\", token: s3cr3t }}\naccess_log: {{ target: off }}\nlisteners:\n  https: {{ address: \"{https}\", tls: {{ cert: \"{}\", key: \"{}\" }} }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
+        cert.cert(),
+        cert.key(),
+        up.addr_string()
+    ));
+
+    // Plain HTTP to the TLS port, ten times: a failed handshake each, one line.
+    for _ in 0..10 {
+        let _ = raw_get(&https, "/", &[]);
+    }
+    let line = r.wait_for_log("Downstream handshake error", Duration::from_secs(5));
+    assert!(line.contains(" INFO "), "{line}");
+    assert_eq!(
+        lines_with(&r.stderr(), "Downstream handshake error"),
+        1,
+        "{}",
+        r.stderr()
+    );
+
+    // A browser leaving the dashboard while it loads: Pingora logs the request line.
+    let head = format!("GET /dashboard?token=s3cr3t&x=1 HTTP/1.1\r\nHost: {admin}\r\n\r\n");
+    let line = poll_until(
+        Duration::from_secs(10),
+        "a cut dashboard answer in the log",
+        || {
+            send_and_reset(&admin, &head);
+            let log = r.stderr();
+            log.lines()
+                .find(|l| l.contains("/dashboard?token="))
+                .map(str::to_string)
+        },
+    );
+    assert!(line.contains("/dashboard?token=<redacted>&x=1"), "{line}");
+    assert!(!r.stderr().contains("s3cr3t"), "{}", r.stderr());
+    assert!(line.contains(" INFO "), "{line}");
+}

@@ -75,6 +75,21 @@ fn metrics_and_status_after_known_traffic() {
             .status(),
         401
     );
+    // The scheme's case does not matter (RFC 9110); the admin service only reads.
+    let status = |req: reqwest::blocking::RequestBuilder| req.send().unwrap().status();
+    let lower = c
+        .get(format!("http://{admin}/status"))
+        .header("authorization", "bearer s3cret");
+    assert_eq!(status(lower), 200);
+    let post = c
+        .post(format!("http://{admin}/status"))
+        .bearer_auth("s3cret");
+    let refused = post.send().unwrap();
+    assert_eq!(refused.status(), 405);
+    assert_eq!(refused.headers()["allow"], "GET, HEAD");
+    // Refusals are in the log (a client guessing tokens shows), without the token tried.
+    let line = r.wait_for_log("admin: refused", Duration::from_secs(5));
+    assert!(line.contains("GET /metrics from 127.0.0.1:"), "{line}");
 
     // The logging phase runs after the response is sent: poll until the counters settle.
     poll_until(Duration::from_secs(5), "request counters", || {

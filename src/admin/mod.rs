@@ -5,6 +5,7 @@
 mod dashboard;
 mod status;
 
+use crate::log_throttle::Throttle;
 use crate::proxy::Shared;
 use async_trait::async_trait;
 use http::{Response, StatusCode};
@@ -17,38 +18,76 @@ pub use status::status_json;
 pub struct AdminApp {
     shared: Arc<Shared>,
     token: Option<String>,
+    /// "Refused" lines: a client guessing tokens would repeat them.
+    refused_log: Throttle,
+}
+
+/// The value of `token=` in a query, percent-decoded; a `+` stays a `+` (tokens are often
+/// base64, and the dashboard's script reads it the same way).
+fn query_token(query: &str) -> Option<std::borrow::Cow<'_, str>> {
+    let raw = query.split('&').find_map(|kv| kv.strip_prefix("token="))?;
+    percent_encoding::percent_decode_str(raw).decode_utf8().ok()
+}
+
+/// The credentials of `Authorization: Bearer T` (the scheme in any case, RFC 9110 §11.1).
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| rest.trim_matches(' '))
+}
+
+/// Equal, in a time that depends only on the token's length.
+fn same_secret(given: &[u8], token: &[u8]) -> bool {
+    let mut diff = u8::from(given.len() != token.len());
+    for (i, t) in token.iter().enumerate() {
+        diff |= given.get(i).copied().unwrap_or(0) ^ t;
+    }
+    diff == 0
 }
 
 impl AdminApp {
     pub fn new(shared: Arc<Shared>, token: Option<String>) -> Self {
-        AdminApp { shared, token }
+        AdminApp {
+            shared,
+            token,
+            refused_log: Throttle::new(),
+        }
     }
 
-    fn authorized(&self, session: &ServerSession, query_token: bool) -> bool {
+    fn authorized(&self, session: &ServerSession, query_allowed: bool) -> bool {
         let Some(token) = &self.token else {
             return true;
         };
         let req = session.req_header();
-        let from_query = || {
-            req.uri
-                .query()?
-                .split('&')
-                .find_map(|kv| kv.strip_prefix("token="))
-        };
-        let given = req
+        let header = req
             .headers
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .or_else(|| query_token.then(from_query).flatten())
-            .unwrap_or("");
-        // Compare every byte so timing does not reveal the matching prefix.
-        given.len() == token.len()
-            && given
-                .bytes()
-                .zip(token.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
+            .and_then(bearer);
+        let ok = match (header, query_allowed) {
+            (Some(given), _) => same_secret(given.as_bytes(), token.as_bytes()),
+            (None, true) => req
+                .uri
+                .query()
+                .and_then(query_token)
+                .is_some_and(|given| same_secret(given.as_bytes(), token.as_bytes())),
+            (None, false) => false,
+        };
+        if !ok {
+            let client = session
+                .client_addr()
+                .map_or_else(|| "?".to_string(), |a| a.to_string());
+            crate::throttled!(
+                warn,
+                self.refused_log,
+                "admin: refused {} {} from {client}: {} admin token",
+                req.method,
+                req.uri.path(),
+                if header.is_some() { "wrong" } else { "no" }
+            );
+        }
+        ok
     }
 }
 
@@ -66,7 +105,20 @@ fn reply(status: StatusCode, content_type: &str, body: impl Into<Vec<u8>>) -> Re
 #[async_trait]
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        let path = session.req_header().uri.path().to_string();
+        let req = session.req_header();
+        if req.method != http::Method::GET && req.method != http::Method::HEAD {
+            let mut r = reply(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain; charset=utf-8",
+                "405 Method Not Allowed: the admin service only reads (GET, HEAD)\n",
+            );
+            r.headers_mut().insert(
+                http::header::ALLOW,
+                http::HeaderValue::from_static("GET, HEAD"),
+            );
+            return r;
+        }
+        let path = req.uri.path().to_string();
         match path.as_str() {
             "/healthz" => return reply(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
             "/dashboard" | "/" if self.authorized(session, true) => return dashboard::page(),

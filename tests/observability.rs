@@ -214,6 +214,45 @@ fn access_log_formats_and_targets() {
     }
 }
 
+#[test]
+fn access_log_escapes_what_clients_send() {
+    let up = Upstream::start("up");
+    let request = "GET /q\"uote HTTP/1.1\r\nHost: shop.test\r\nUser-Agent: a\"b\\c\tz café\r\nReferer: http://été.fr/\r\nX-Request-Id: id\"1\r\nConnection: close\r\n\r\n";
+    for (format, check) in [
+        (
+            "combined",
+            &(|line: &str| {
+                // A parser's idea of the combined format still reads every field.
+                let want = r#""GET /q\"uote HTTP/1.1" 200 "#;
+                assert!(line.contains(want), "{line}");
+                let want = r#" "http://\xC3\xA9t\xC3\xA9.fr/" "a\"b\\c\x09z caf\xC3\xA9" id\"1 "#;
+                assert!(line.contains(want), "{line}");
+            }) as &dyn Fn(&str),
+        ),
+        ("json", &|line| {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(v["uri"], "/q\"uote");
+            assert_eq!(v["user_agent"], "a\"b\\c\tz café");
+            assert_eq!(v["referer"], "http://été.fr/");
+            assert_eq!(v["request_id"], "id\"1");
+        }),
+        ("\"\\\"{uri}\\\" ua=\\\"{user_agent}\\\"\"", &|line| {
+            assert_eq!(line, r#""/q\"uote" ua="a\"b\\c\x09z caf\xC3\xA9""#);
+        }),
+    ] {
+        let (r, log, http) = start_logging_to_file(&up, Some(format));
+        let answer = raw_request(&http, request.as_bytes()).unwrap();
+        assert!(answer.starts_with(b"HTTP/1.1 200 "), "{answer:?}");
+        let line = poll_until(Duration::from_secs(5), "the access log line", || {
+            std::fs::read_to_string(&log)
+                .ok()
+                .filter(|s| s.ends_with('\n'))
+        });
+        check(line.trim_end());
+        drop(r);
+    }
+}
+
 /// Paths of `/seq/N` requests in log text, each once.
 fn logged_seq(text: &str) -> Vec<usize> {
     text.lines()

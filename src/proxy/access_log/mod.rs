@@ -157,20 +157,45 @@ pub struct LogRecord {
     pub upstream: Option<SocketAddr>,
 }
 
-/// Appends `s` with `"` and `\` escaped (as Apache does), for quoted fields of the combined
-/// format: an unescaped `\` before the closing quote would let a client shift the fields a
-/// log parser reads.
-fn push_quoted(out: &mut String, s: &str) {
-    if !s.contains(['"', '\\']) {
-        out.push_str(s);
+/// Appends `bytes` escaped as nginx escapes log variables: `"` and `\` with a backslash,
+/// control characters and bytes outside ASCII as `\xHH`. A client's `"` or `\` cannot end a
+/// quoted field early (shifting the fields a log parser reads), and a control character
+/// cannot forge a line or reach a terminal.
+fn push_escaped(out: &mut String, bytes: &[u8]) {
+    let plain = |b: u8| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\';
+    if bytes.iter().all(|&b| plain(b)) {
+        // Checked: ASCII.
+        out.push_str(std::str::from_utf8(bytes).unwrap_or_default());
         return;
     }
-    for c in s.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in bytes {
+        match b {
+            b'"' | b'\\' => {
+                out.push('\\');
+                out.push(b as char);
+            }
+            _ if plain(b) => out.push(b as char),
+            _ => {
+                out.push_str("\\x");
+                out.push(HEX[usize::from(b >> 4)] as char);
+                out.push(HEX[usize::from(b & 15)] as char);
+            }
         }
-        out.push(c);
     }
+}
+
+/// A header value for JSON: as is when it is UTF-8 (JSON escapes it), else escaped as above.
+fn json_text(v: Option<&http::HeaderValue>) -> Option<std::borrow::Cow<'_, str>> {
+    let bytes = v?.as_bytes();
+    Some(match std::str::from_utf8(bytes) {
+        Ok(s) => s.into(),
+        Err(_) => {
+            let mut out = String::with_capacity(bytes.len() * 2);
+            push_escaped(&mut out, bytes);
+            out.into()
+        }
+    })
 }
 
 fn push_int(out: &mut String, n: impl itoa::Integer) {
@@ -227,8 +252,9 @@ impl TimeCache {
     }
 }
 
-fn text(v: &Option<http::HeaderValue>) -> &str {
-    v.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-")
+/// A header's bytes, `-` when absent.
+fn header_bytes(v: &Option<http::HeaderValue>) -> &[u8] {
+    v.as_ref().map_or(b"-", |v| v.as_bytes())
 }
 
 impl LogRecord {
@@ -244,43 +270,31 @@ impl LogRecord {
     }
 
     fn write_field(&self, out: &mut String, f: Field, clock: &mut TimeCache) {
-        let _ = match f {
-            Field::ClientIp => {
-                self.write_client_ip(out);
-                Ok(())
+        let text: &[u8] = match f {
+            Field::ClientIp => return self.write_client_ip(out),
+            Field::Time => return clock.iso_into(self.time, out),
+            Field::Status => return push_int(out, self.status),
+            Field::Bytes => return push_int(out, self.bytes),
+            Field::DurationMs => return push_millis(out, self.duration),
+            Field::Upstream => {
+                let _ = match self.upstream {
+                    Some(a) => write!(out, "{a}"),
+                    None => write!(out, "-"),
+                };
+                return;
             }
-            Field::Time => {
-                clock.iso_into(self.time, out);
-                Ok(())
-            }
-            Field::Method => write!(out, "{}", self.method),
-            Field::Uri => write!(out, "{}", self.path_and_query()),
-            Field::Path => write!(out, "{}", self.uri.path()),
-            Field::Query => write!(out, "{}", self.uri.query().unwrap_or("")),
-            Field::Host => write!(out, "{}", self.host),
-            Field::Protocol => write!(out, "{}", self.protocol),
-            Field::Status => {
-                push_int(out, self.status);
-                Ok(())
-            }
-            Field::Bytes => {
-                push_int(out, self.bytes);
-                Ok(())
-            }
-            Field::DurationMs => {
-                push_millis(out, self.duration);
-                Ok(())
-            }
-            Field::Referer => write!(out, "{}", text(&self.referer)),
-            Field::UserAgent => write!(out, "{}", text(&self.user_agent)),
-            Field::RequestId => write!(out, "{}", self.request_id.to_str().unwrap_or("-")),
-            Field::Project => write!(out, "{}", self.project.as_deref().unwrap_or("-")),
-            Field::Upstream => write!(
-                out,
-                "{}",
-                self.upstream.map_or("-".into(), |a| a.to_string())
-            ),
+            Field::Method => self.method.as_str().as_bytes(),
+            Field::Uri => self.path_and_query().as_bytes(),
+            Field::Path => self.uri.path().as_bytes(),
+            Field::Query => self.uri.query().unwrap_or("").as_bytes(),
+            Field::Host => self.host.as_bytes(),
+            Field::Protocol => self.protocol.as_bytes(),
+            Field::Referer => header_bytes(&self.referer),
+            Field::UserAgent => header_bytes(&self.user_agent),
+            Field::RequestId => self.request_id.as_bytes(),
+            Field::Project => self.project.as_deref().unwrap_or("-").as_bytes(),
         };
+        push_escaped(out, text);
     }
 
     /// Appends one line (with its newline) in `format`.
@@ -291,9 +305,9 @@ impl LogRecord {
                 out.push_str(" - - [");
                 out.push_str(clock.combined(self.time));
                 out.push_str("] \"");
-                out.push_str(self.method.as_str());
+                push_escaped(out, self.method.as_str().as_bytes());
                 out.push(' ');
-                out.push_str(self.path_and_query());
+                push_escaped(out, self.path_and_query().as_bytes());
                 out.push(' ');
                 out.push_str(self.protocol);
                 out.push_str("\" ");
@@ -301,11 +315,11 @@ impl LogRecord {
                 out.push(' ');
                 push_int(out, self.bytes);
                 out.push_str(" \"");
-                push_quoted(out, text(&self.referer));
+                push_escaped(out, header_bytes(&self.referer));
                 out.push_str("\" \"");
-                push_quoted(out, text(&self.user_agent));
+                push_escaped(out, header_bytes(&self.user_agent));
                 out.push_str("\" ");
-                out.push_str(self.request_id.to_str().unwrap_or("-"));
+                push_escaped(out, self.request_id.as_bytes());
                 out.push(' ');
                 push_millis(out, self.duration);
             }
@@ -321,10 +335,11 @@ impl LogRecord {
                     "protocol": self.protocol,
                     "status": self.status,
                     "bytes": self.bytes,
-                    "duration_ms": self.duration.as_secs_f64() * 1000.0,
-                    "referer": self.referer.as_ref().and_then(|v| v.to_str().ok()),
-                    "user_agent": self.user_agent.as_ref().and_then(|v| v.to_str().ok()),
-                    "request_id": self.request_id.to_str().ok(),
+                    // Microseconds in milliseconds: 81.873, not 81.87330399999999.
+                    "duration_ms": self.duration.as_micros() as f64 / 1000.0,
+                    "referer": json_text(self.referer.as_ref()),
+                    "user_agent": json_text(self.user_agent.as_ref()),
+                    "request_id": json_text(Some(&self.request_id)),
                     "project": self.project.as_deref(),
                     "upstream": self.upstream.map(|a| a.to_string()),
                 });
@@ -412,8 +427,8 @@ mod tests {
         }
         assert_eq!(out, "0.000 0.007 0.042 1.000 1234.567 ");
         let mut q = String::new();
-        push_quoted(&mut q, r#"a"b"\"#);
-        assert_eq!(q, r#"a\"b\"\\"#);
+        push_escaped(&mut q, b"a\"b\"\\ \t\x1b[31m caf\xc3\xa9 \xff");
+        assert_eq!(q, r#"a\"b\"\\ \x09\x1B[31m caf\xC3\xA9 \xFF"#);
     }
 
     #[test]

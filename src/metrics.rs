@@ -121,7 +121,8 @@ impl ProjectMetrics {
         }
         ProjectMetrics {
             name: name.into(),
-            by_code: (0..600).map(|_| OnceLock::new()).collect(),
+            // Every status Pingora lets through (100..=999), and 0 for no answer.
+            by_code: (0..1000).map(|_| OnceLock::new()).collect(),
             duration: METRICS.duration.with_label_values(&[name]),
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
@@ -134,10 +135,11 @@ impl ProjectMetrics {
 
     pub fn observe(&self, code: u16, seconds: f64) {
         self.requests.fetch_add(1, Relaxed);
-        if code >= 500 || code == 0 {
+        if (500..600).contains(&code) || code == 0 {
             self.errors.fetch_add(1, Relaxed);
         }
-        let slot = usize::from(code).min(599);
+        // Each code its own series: a 599 counted under another code would escape 5xx alerts.
+        let slot = usize::from(code).min(999);
         self.by_code[slot]
             .get_or_init(|| {
                 METRICS

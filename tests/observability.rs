@@ -50,6 +50,9 @@ fn metrics_and_status_after_known_traffic() {
         assert_eq!(get(&format!("{base}/moved"), "shop.test").status(), 301);
     }
     assert_eq!(get(&format!("{base}/"), "nobody.test").status(), 421);
+    // Codes a backend may invent, each its own series (a 599 must stay a 5xx).
+    assert_eq!(get(&format!("{base}/status/700"), "shop.test").status(), 700);
+    assert_eq!(get(&format!("{base}/status/599"), "shop.test").status(), 599);
 
     // Token required everywhere but /healthz.
     let c = client();
@@ -109,8 +112,16 @@ fn metrics_and_status_after_known_traffic() {
         Some(1.0)
     );
     assert_eq!(
+        r.metric("rampart_requests_total{code=\"700\",project=\"shop\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        r.metric("rampart_requests_total{code=\"599\",project=\"shop\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
         r.metric("rampart_request_duration_seconds_count{project=\"shop\"}"),
-        Some(10.0)
+        Some(12.0)
     );
     assert_eq!(
         r.metric("rampart_rule_hits_total{project=\"shop\",rule=\"moved\"}"),
@@ -160,8 +171,8 @@ fn metrics_and_status_after_known_traffic() {
     let p = &s["projects"][0];
     assert_eq!(p["name"], "shop");
     assert_eq!(p["rules"], 1);
-    assert_eq!(p["requests"], 10);
-    assert_eq!(p["errors"], 3);
+    assert_eq!(p["requests"], 12);
+    assert_eq!(p["errors"], 4);
     assert_eq!(s["pools"][0]["backends"][0]["address"], up.addr_string());
     assert_eq!(s["pools"][0]["backends"][0]["healthy"], true);
 }

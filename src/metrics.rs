@@ -19,6 +19,7 @@ pub struct Metrics {
     pub fail_open: IntCounterVec,
     pub rules_loaded: IntGaugeVec,
     pub rules_reloads: IntCounterVec,
+    pub rules_reload_ok: IntGaugeVec,
     pub build_info: IntGaugeVec,
     pub access_log_dropped: IntCounter,
     /// Also what a stopping process waits on (`server/stop.rs`).
@@ -71,6 +72,12 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "rampart_rules_reloads_total",
             "Rule set (re)loads, by project and result",
             &["project", "result"]
+        )
+        .unwrap(),
+        rules_reload_ok: register_int_gauge_vec!(
+            "rampart_rules_last_reload_successful",
+            "1 when the project's last rules (re)load succeeded, 0 while its rules files fail to load",
+            &["project"]
         )
         .unwrap(),
         build_info: register_int_gauge_vec!(

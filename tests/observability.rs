@@ -51,8 +51,14 @@ fn metrics_and_status_after_known_traffic() {
     }
     assert_eq!(get(&format!("{base}/"), "nobody.test").status(), 421);
     // Codes a backend may invent, each its own series (a 599 must stay a 5xx).
-    assert_eq!(get(&format!("{base}/status/700"), "shop.test").status(), 700);
-    assert_eq!(get(&format!("{base}/status/599"), "shop.test").status(), 599);
+    assert_eq!(
+        get(&format!("{base}/status/700"), "shop.test").status(),
+        700
+    );
+    assert_eq!(
+        get(&format!("{base}/status/599"), "shop.test").status(),
+        599
+    );
 
     // Token required everywhere but /healthz.
     let c = client();

@@ -114,6 +114,12 @@ fn rules_files_load_reload_and_survive_broken_files() {
         r.metric("rampart_fail_open_total{project=\"site\",reason=\"rules_reload\"}"),
         Some(1.0)
     );
+    let successful = "rampart_rules_last_reload_successful{project=\"site\"}";
+    assert_eq!(
+        r.metric(successful),
+        Some(0.0),
+        "stays 0 while the file is broken"
+    );
     // Hit counters survive reloads: one hit before the CSV reload, one after.
     let blog_hits = "rampart_rule_hits_total{project=\"site\",rule=\"blog\"}";
     assert_eq!(r.metric(blog_hits), Some(2.0));
@@ -146,6 +152,7 @@ fn rules_files_load_reload_and_survive_broken_files() {
             .then_some(())
     });
     assert!(r.status()["projects"][0]["last_reload_error"].is_null());
+    assert_eq!(r.metric(successful), Some(1.0));
     let hits = r.metric(blog_hits).unwrap();
     location(&base, "/blog/b", "a.test");
     assert_eq!(

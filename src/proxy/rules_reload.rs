@@ -88,6 +88,7 @@ impl RulesReloader {
                     .rules_reloads
                     .with_label_values(&[&p.name, "ok"])
                     .inc();
+                METRICS.rules_reload_ok.with_label_values(&[&p.name]).set(1);
                 log::info!("project {}: rules reloaded, {count} rules in force", p.name);
             }
             Err(error) => {
@@ -106,6 +107,7 @@ impl RulesReloader {
                     .rules_reloads
                     .with_label_values(&[&p.name, "error"])
                     .inc();
+                METRICS.rules_reload_ok.with_label_values(&[&p.name]).set(0);
                 p.metrics.fail_open("rules_reload");
             }
         }

@@ -73,6 +73,10 @@ impl Shared {
                     .rules_reloads
                     .with_label_values(&[&p.name, "ok"])
                     .inc();
+                crate::metrics::METRICS
+                    .rules_reload_ok
+                    .with_label_values(&[&p.name])
+                    .set(1);
                 // The error series exists at 0 from the start, for alerts on its rate.
                 crate::metrics::METRICS
                     .rules_reloads

@@ -410,6 +410,34 @@ fn upstream_tls_true_takes_the_backends_host_name() {
     );
 }
 
+/// `sni` is a host name: an empty one (from `${VAR:-}`) would turn verification off in
+/// Pingora, and a port, an IP or a wildcard would fail every request at run time.
+#[test]
+fn upstream_sni_must_be_a_host_name() {
+    let yaml = |sni: &str| {
+        format!("listeners:\n  http: {{ address: \"127.0.0.1:8080\" }}\npools:\n  app:\n    backends: [\"127.0.0.1:8443\"]\n    tls: {{ sni: \"{sni}\", verify: true }}\nprojects:\n  - {{ name: shop, hosts: [a.test], pool: app }}\n")
+    };
+    assert_error(
+        &yaml(""),
+        6,
+        5,
+        "pools.app.tls",
+        "`verify: true` needs `sni: NAME`",
+    );
+    for (sni, says) in [
+        (
+            "api.internal:443",
+            "has a port: write the name alone (`sni: api.internal`)",
+        ),
+        ("10.0.0.5", "is an IP address"),
+        ("*.internal", "is a wildcard"),
+        ("a b", "is not a host name"),
+    ] {
+        assert_error(&yaml(sni), 6, 12, "pools.app.tls.sni", says);
+    }
+    assert_eq!(check(&yaml("api-1.internal")).code, 0);
+}
+
 /// serde stops at the first error; `check` goes on section by section, entry by entry and key
 /// by key, so one run lists every mistake, each at its own position, even several in one
 /// entry (a misspelt required key is both unknown and missing).

@@ -215,6 +215,48 @@ fn upstream_tls_with_verification_and_h2() {
     assert_eq!(get(&format!("{base}/x"), "site.test").status(), 502);
 }
 
+/// Two pools on one TLS backend, each trusting its own CA: a connection one pool verified is
+/// never handed to the other (Pingora's pool of idle connections does not key them by CA).
+#[test]
+fn pools_trusting_different_cas_never_share_connections() {
+    let ca = TestCa::new();
+    let other_ca = TestCa::new();
+    let up = Upstream::start_tls("tls-up", &ca.issue(&["app.internal"]));
+    let pool = |ca: &TestCa| {
+        format!(
+            "{{ backends: [\"{}\"], retries: 0, health_check: {{ kind: none }}, tls: {{ sni: app.internal, verify: true, ca_file: \"{}\" }} }}",
+            up.addr_string(),
+            ca.ca_path().display()
+        )
+    };
+    let http = free_addr();
+    let r = Rampart::start(&format!(
+        "admin: {{ listen: \"{}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  trusting: {}\n  distrusting: {}\nprojects:\n  - name: site\n    hosts: [\"*\"]\n    pool: distrusting\n    rules:\n      - {{ id: t, match: {{ path_prefix: /trusting/ }}, pool: trusting }}\n",
+        free_addr(),
+        pool(&ca),
+        pool(&other_ca)
+    ));
+    let base = format!("http://{http}");
+    assert_eq!(
+        get(&format!("{base}/distrusting/1"), "site.test").status(),
+        502
+    );
+    assert_eq!(
+        get(&format!("{base}/trusting/1"), "site.test").status(),
+        200
+    );
+    // The trusting pool's connection is idle now; the other pool must not take it.
+    assert_eq!(
+        get(&format!("{base}/distrusting/2"), "site.test").status(),
+        502
+    );
+    assert_eq!(
+        get(&format!("{base}/trusting/2"), "site.test").status(),
+        200
+    );
+    drop(r);
+}
+
 /// Without `sni`, the name the backend's certificate must carry comes from the backends'
 /// shared host name (`localhost:PORT` here), and it is verified.
 #[test]

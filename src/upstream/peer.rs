@@ -24,11 +24,24 @@ pub fn template(p: &PoolSettings) -> std::io::Result<HttpPeer> {
             let pem = std::fs::read(path)?;
             let certs = X509::stack_from_pem(&pem).map_err(std::io::Error::other)?;
             o.ca = Some(Arc::new(certs.into_boxed_slice()));
+            // Pingora's connection pool keys connections by address, SNI and verify flags,
+            // not by the CAs: without this, a pool could get a connection another pool
+            // verified against other CAs.
+            peer.group_key = trust_key(path);
         }
     }
+    let o = &mut peer.options;
     if p.http2 {
         // Offer h2 and fall back to HTTP/1.1 if a backend does not speak it.
         o.set_http_version(2, 1);
     }
     Ok(peer)
+}
+
+/// A key for the CA file a pool trusts (0, Pingora's default, is the system's CAs).
+fn trust_key(ca_file: &std::path::Path) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    ca_file.hash(&mut h);
+    h.finish() | 1
 }

@@ -86,8 +86,16 @@ fn pool(ck: &mut Checker, key: &str, name: &str, p: &RawPool) -> Option<PoolSett
                 }
             }
         }
+        if let Some(problem) = t.sni.as_deref().and_then(sni_problem) {
+            ck.error(format!("{key}.tls.sni"), problem);
+        }
         // Without `sni`, backends all named by one host name (`api.internal:443`) give it.
-        let sni = t.sni.clone().or_else(|| backend_host_name(&p.backends));
+        // An empty one (`${VAR:-}`) is none: Pingora would turn verification off for it.
+        let sni = t
+            .sni
+            .clone()
+            .filter(|s| !s.is_empty())
+            .or_else(|| backend_host_name(&p.backends));
         if t.verify && sni.is_none() {
             ck.error(format!("{key}.tls"), "`verify: true` needs `sni: NAME` (the name the backends' certificates are issued for; taken from the backends when they are all given by one host name), or set `verify: false`");
         }
@@ -222,4 +230,34 @@ fn backend_host_name(backends: &[RawBackend]) -> Option<String> {
     let first = hosts.next()?;
     let is_name = first.parse::<std::net::IpAddr>().is_err() && !first.starts_with('[');
     (is_name && hosts.all(|h| h.eq_ignore_ascii_case(first))).then(|| first.to_ascii_lowercase())
+}
+
+/// Why `sni` is not a name a certificate can be checked against and sent as SNI, if it is not.
+fn sni_problem(sni: &str) -> Option<String> {
+    if sni.is_empty() {
+        return None; // Reported as a missing name when `verify` needs one.
+    }
+    if sni.parse::<std::net::IpAddr>().is_ok() {
+        return Some(format!("`{sni}` is an IP address: TLS sends only host names as SNI, and certificates are checked against the name here; write the name the certificate is issued for, or set `verify: false`"));
+    }
+    if let Some((name, port)) = sni.rsplit_once(':') {
+        if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
+            return Some(format!("`{sni}` has a port: write the name alone (`sni: {name}`); the port comes from the backends"));
+        }
+    }
+    if sni.contains('*') {
+        return Some(format!("`{sni}` is a wildcard: write one name the backends' certificate covers (for `*.internal`, e.g. `api.internal`)"));
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if sni.len() > 253 || !sni.trim_end_matches('.').split('.').all(label_ok) {
+        return Some(format!(
+            "`{sni}` is not a host name (letters, digits, `-` and `_` in dot-separated labels)"
+        ));
+    }
+    None
 }

@@ -400,3 +400,39 @@ fn http_1_0_backends_and_clients_get_bodies_they_can_read() {
     );
     assert!(out.ends_with("\r\n\r\nbody until close"), "{out}");
 }
+
+/// An idle keep-alive connection is closed after the listener's `keepalive_timeout`, even
+/// when the client asks for longer; Pingora alone keeps it open for ever.
+#[test]
+fn idle_client_connections_are_closed_after_keepalive_timeout() {
+    use std::io::{Read, Write};
+    let up = Upstream::start("up");
+    let http = free_addr();
+    let _r = Rampart::start(&format!(
+        "admin: {{ listen: \"{}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\", keepalive_timeout: 1s }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
+        free_addr(),
+        up.addr_string()
+    ));
+    let mut conn = std::net::TcpStream::connect(&http).unwrap();
+    conn.write_all(b"GET /a HTTP/1.1\r\nHost: a.test\r\nKeep-Alive: timeout=3600\r\n\r\n")
+        .unwrap();
+    let sent = std::time::Instant::now();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    // Read the answer, then wait for the end of the connection.
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("the idle connection stayed open ({e}); got {got:?}"),
+        }
+    }
+    assert!(got.starts_with(b"HTTP/1.1 200 "), "{got:?}");
+    let idle = sent.elapsed();
+    assert!(
+        idle.as_millis() >= 900,
+        "closed after {idle:?}, before the timeout"
+    );
+}

@@ -43,6 +43,8 @@ pub struct ListenerSettings {
     pub name: String,
     pub address: SocketAddr,
     pub tls: Option<ListenerTls>,
+    /// Idle client connections are closed after this (whole seconds, at least 1).
+    pub keepalive_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -81,6 +81,9 @@ pub struct RawListener {
     pub address: String,
     #[serde(default)]
     pub tls: Option<RawListenerTls>,
+    /// How long an idle client connection (HTTP/1.1 keep-alive, HTTP/2) stays open.
+    #[serde(default)]
+    pub keepalive_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

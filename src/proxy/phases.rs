@@ -23,6 +23,8 @@ pub struct RampartProxy {
     pub router: HostRouter,
     /// `http` or `https`, for rules and X-Forwarded-Proto.
     pub scheme: &'static str,
+    /// The listener's `keepalive_timeout`, in seconds.
+    pub keepalive_secs: u64,
 }
 
 fn status_error(code: u16, why: &'static str) -> Box<Error> {
@@ -91,7 +93,16 @@ impl ProxyHttp for RampartProxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         // Requests a client pipelines are answered in order, as by nginx; without this, Pingora
         // answers the first and closes the connection, dropping the others unlogged.
-        session.as_downstream_mut().set_pipelining_enabled(true);
+        let downstream = session.as_downstream_mut();
+        downstream.set_pipelining_enabled(true);
+        // Pingora keeps an idle HTTP/1.1 connection open for ever between requests (or as long
+        // as the client's Keep-Alive header asks): a client could hold sockets at no cost.
+        if downstream
+            .get_keepalive()
+            .is_some_and(|t| t == 0 || t > self.keepalive_secs)
+        {
+            downstream.set_keepalive(Some(self.keepalive_secs));
+        }
         if self
             .shared
             .draining

@@ -178,10 +178,17 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
             } else {
                 "http"
             },
+            keepalive_secs: listener.keepalive_timeout.as_secs(),
         };
         let name = format!("listener {}", listener.name);
         let mut service =
             pingora_proxy::http_proxy_service_with_name(&server.configuration, proxy, &name);
+        if let Some(proxy) = service.app_logic_mut() {
+            // Without it Pingora keeps an idle HTTP/2 connection open for ever.
+            let mut options = pingora_core::apps::HttpServerOptions::default();
+            options.h2_idle_timeout = Some(listener.keepalive_timeout);
+            proxy.server_options = Some(options);
+        }
         let addr = listener.address.to_string();
         match &listener.tls {
             None => service.add_tcp(&addr),

@@ -7,6 +7,9 @@ use pingora_core::tls::{pkey::PKey, x509::X509};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+/// nginx closes idle client connections after 75 s; Pingora never does between requests.
+const DEFAULT_KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub(super) fn listeners(
     ck: &mut Checker,
     raw: &BTreeMap<String, RawListener>,
@@ -57,6 +60,23 @@ pub(super) fn listeners(
                 http2: t.http2,
             })
         });
+        let keepalive_timeout = match &l.keepalive_timeout {
+            None => DEFAULT_KEEPALIVE_TIMEOUT,
+            Some(v) => {
+                let key = format!("{key}.keepalive_timeout");
+                match ck.duration(&key, v) {
+                    Some(d) if d.as_secs() >= 1 => d,
+                    Some(_) => {
+                        ck.error(
+                            key,
+                            "must be at least 1s (idle connections are closed in whole seconds)",
+                        );
+                        DEFAULT_KEEPALIVE_TIMEOUT
+                    }
+                    None => DEFAULT_KEEPALIVE_TIMEOUT,
+                }
+            }
+        };
         if l.tls.is_some() && tls.is_none() {
             continue;
         }
@@ -64,6 +84,7 @@ pub(super) fn listeners(
             name: name.clone(),
             address,
             tls,
+            keepalive_timeout,
         });
     }
     out

@@ -436,3 +436,34 @@ fn idle_client_connections_are_closed_after_keepalive_timeout() {
         "closed after {idle:?}, before the timeout"
     );
 }
+
+/// An HTTP/2 client may split its cookies into several fields; an HTTP/1.1 backend gets one
+/// `Cookie` line, joined with `; ` (RFC 9113 §8.2.3), as from nginx.
+#[test]
+fn cookies_split_by_an_h2_client_reach_the_backend_as_one_line() {
+    let ca = TestCa::new();
+    let cert = ca.issue(&["site.test"]);
+    let up = Upstream::start("up");
+    let https = free_addr();
+    let _r = Rampart::start(&format!(
+        "admin: {{ listen: \"{}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  https: {{ address: \"{https}\", tls: {{ cert: \"{}\", key: \"{}\" }} }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
+        free_addr(),
+        cert.cert(),
+        cert.key(),
+        up.addr_string()
+    ));
+    let addr: std::net::SocketAddr = https.parse().unwrap();
+    let c = h2_client_blocking(&ca, &[("site.test", addr)]);
+    let resp = c
+        .get(format!("https://site.test:{}/c", addr.port()))
+        .header("cookie", "a=1")
+        .header("cookie", "b=2")
+        .send()
+        .unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    let echo: Echo = resp.json().unwrap();
+    assert_eq!(
+        echo.headers.get("cookie").cloned(),
+        Some(vec!["a=1; b=2".to_string()])
+    );
+}

@@ -198,7 +198,10 @@ pub fn strip_hop_by_hop_response(status: http::StatusCode, headers: &mut HeaderM
             if upgrade && (*name == UPGRADE || *name == CONNECTION) {
                 return false;
             }
-            is_hop_by_hop(name) || named.iter().any(|t| t.eq_ignore_ascii_case(name.as_str()))
+            // TE is a request header; a backend's is not for the client either.
+            is_hop_by_hop(name)
+                || *name == http::header::TE
+                || named.iter().any(|t| t.eq_ignore_ascii_case(name.as_str()))
         })
         .cloned()
         .collect();
@@ -222,6 +225,24 @@ pub fn apply_ops(headers: &mut HeaderMap, ops: &[HeaderOp]) {
                 headers.remove(n);
             }
         }
+    }
+}
+
+/// HTTP/2 clients may split `Cookie` into several fields (RFC 9113 §8.2.3); they are joined
+/// with `; ` before the request goes on, as nginx does: an HTTP/1.1 backend expects one
+/// `Cookie` line and may read several as one value joined with `, `.
+pub fn join_cookies(headers: &mut HeaderMap) {
+    let mut cookies = headers.get_all(http::header::COOKIE).iter();
+    if cookies.next().is_none() || cookies.next().is_none() {
+        return;
+    }
+    let parts: Vec<&[u8]> = headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    if let Ok(joined) = HeaderValue::from_bytes(&parts.join(&b"; "[..])) {
+        headers.insert(http::header::COOKIE, joined);
     }
 }
 

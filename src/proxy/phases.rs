@@ -406,7 +406,11 @@ impl ProxyHttp for RampartProxy {
             _ => None,
         };
         let plan = ctx.plan.as_ref();
+        let from_h2 = req.version == http::Version::HTTP_2;
         forward::edit_upstream_headers(upstream, |headers| {
+            if from_h2 {
+                forward::join_cookies(headers);
+            }
             forward::set_forwarded(
                 headers,
                 ctx.client_ip,

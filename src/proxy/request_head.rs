@@ -80,11 +80,13 @@ fn target_authority(req: &RequestHeader) -> Result<Option<&str>, Refusal> {
             "the request target holds a space, a control character or %00",
         ));
     }
-    if req.version == Version::HTTP_2 || target.first() == Some(&b'/') {
+    if target.first() == Some(&b'/') || (target == b"*" && req.method == Method::OPTIONS) {
         return Ok(None);
     }
-    if target == b"*" && req.method == Method::OPTIONS {
-        return Ok(None);
+    if req.version == Version::HTTP_2 {
+        // `:path` `*` with GET, or `?a=1`: the backend would get a request line the rules
+        // never saw (they read `/`). nginx refuses them too.
+        return Err(refuse(400, "the :path must be a path starting with `/`"));
     }
     match raw_target_authority(target) {
         RawTargetAuthority::Absolute { authority, .. } => std::str::from_utf8(authority)
@@ -160,6 +162,11 @@ mod tests {
         }
         let mut options = head(Version::HTTP_11, b"*", &h);
         options.set_method(Method::OPTIONS);
+        assert_eq!(requested_host(&options), Ok("a.test"));
+        // The same over HTTP/2 (`:path`), where Pingora does not refuse them either.
+        assert_eq!(host(Version::HTTP_2, b"*", &h), Err(400));
+        assert_eq!(host(Version::HTTP_2, b"/x", &h), Ok("a.test".into()));
+        options.set_version(Version::HTTP_2);
         assert_eq!(requested_host(&options), Ok("a.test"));
     }
 

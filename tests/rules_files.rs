@@ -430,3 +430,75 @@ fn a_daemon_reloads_relative_rules_files_and_reports_a_missing_one_once() {
         (!alive(pid)).then_some(())
     });
 }
+
+/// A rules file rewritten in place by a writer that pauses (a slow copy, a generator) is
+/// loaded once it stops changing, not in between: cut at a rule boundary, the first part is a
+/// valid file without the block rule at its end.
+#[test]
+fn a_file_written_in_place_is_loaded_once_complete() {
+    let up = Upstream::start("up");
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    let block = "- { id: block, match: { path_prefix: /admin }, respond: { status: 403 } }\n";
+    let redirects = |round: usize| -> String {
+        (0..200)
+            .map(|i| format!("- {{ id: r{i}, match: {{ path: /r{i} }}, redirect: {{ to: /n{i}-{round} }} }}\n"))
+            .collect()
+    };
+    let file = rules.join("site.yaml");
+    std::fs::write(&file, redirects(0) + block).unwrap();
+    // What editors and macOS leave next to it is not a rules file (a shell's `*` skips them).
+    std::os::unix::fs::symlink("user@host.123:1700000000", rules.join(".#site.yaml")).unwrap();
+    std::fs::write(rules.join("._site.yaml"), [0u8, 5, 22, 7]).unwrap();
+    let http = free_addr();
+    let yaml = format!(
+        "admin: {{ listen: \"{}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - name: site\n    hosts: [\"*\"]\n    pool: app\n    rules_files: [\"rules/*.yaml\"]\n",
+        free_addr(),
+        up.addr_string()
+    );
+    let _r = Rampart::start_in(dir, &yaml);
+    let base = format!("http://{http}");
+    assert_eq!(get(&format!("{base}/admin/x"), "a.test").status(), 403);
+
+    // Meanwhile a client keeps asking for /admin.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (stop, base) = (stop.clone(), base.clone());
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                seen.push(get(&format!("{base}/admin/x"), "a.test").status().as_u16());
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            seen
+        })
+    };
+    for round in 1..=2 {
+        use std::io::Write;
+        // The previous set came in at a look at the files (once a second): start half-way to
+        // the next look, so that it falls in the writer's pause.
+        std::thread::sleep(Duration::from_millis(500));
+        // In place (same inode), in two writes 0.8 s apart.
+        let mut f = std::fs::File::create(&file).unwrap();
+        f.write_all(redirects(round).as_bytes()).unwrap();
+        f.sync_all().unwrap();
+        std::thread::sleep(Duration::from_millis(800)); // the writer's pause, not a wait
+        f.write_all(block.as_bytes()).unwrap();
+        f.sync_all().unwrap();
+        drop(f);
+        let want = format!("/n0-{round}");
+        poll_until(
+            Duration::from_secs(10),
+            "the rewritten file in force",
+            || (location(&base, "/r0", "a.test").as_deref() == Some(want.as_str())).then_some(()),
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen = watcher.join().unwrap();
+    assert!(seen.len() > 20, "{seen:?}");
+    assert!(
+        seen.iter().all(|&s| s == 403),
+        "/admin got through: {seen:?}"
+    );
+}

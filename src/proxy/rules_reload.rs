@@ -1,5 +1,5 @@
-//! Re-reads rules files when they change (polled every second) or on SIGHUP, and swaps each
-//! project's rule set atomically. A set that fails to load leaves the previous one in force;
+//! Re-reads rules files when they changed and then stayed unchanged for a second (polled every
+//! second) or on SIGHUP, and swaps each project's rule set atomically. A set that fails to load leaves the previous one in force;
 //! the error is logged, counted and shown in /status.
 
 use super::state::Shared;
@@ -20,12 +20,25 @@ pub struct ReloadStatus {
     pub error: Option<String>,
 }
 
+type Stamps = Option<Vec<files::FileStamp>>;
+
 pub struct RulesReloader {
-    pub shared: Arc<Shared>,
+    shared: Arc<Shared>,
+    /// Per project: files seen changed at the last look and not loaded yet.
+    settling: std::sync::Mutex<Vec<Option<Stamps>>>,
 }
 
 impl RulesReloader {
-    /// Reloads every project whose files changed (all of them with `force`).
+    pub fn new(shared: Arc<Shared>) -> RulesReloader {
+        let settling = std::sync::Mutex::new(vec![None; shared.projects.len()]);
+        RulesReloader { shared, settling }
+    }
+
+    /// Reloads every project whose files changed and then stayed as they are for a whole
+    /// poll (all of them at once with `force`). Loading at the first sight of a change would
+    /// put a file being written in place (`cp`, `>`, a slow generator) in force half-written:
+    /// cut at a rule boundary it is valid, and the rules after the cut (a block rule?) would
+    /// be off until the writer finished.
     async fn check(&self, force: bool) {
         for (i, p) in self.shared.projects.iter().enumerate() {
             if p.settings.rules_files.is_empty() {
@@ -39,7 +52,14 @@ impl RulesReloader {
                 .flatten();
             // Missing files compare equal to missing files: reported once, not every second.
             let changed = now != *p.stamps.lock().unwrap_or_else(|e| e.into_inner());
-            if force || changed {
+            let settled = {
+                let mut settling = self.settling.lock().unwrap_or_else(|e| e.into_inner());
+                let slot = &mut settling[i];
+                let settled = slot.as_ref() == Some(&now);
+                *slot = (changed && !settled && !force).then(|| now.clone());
+                settled
+            };
+            if force || (changed && settled) {
                 self.reload(i, now).await;
             }
         }

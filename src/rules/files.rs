@@ -112,7 +112,13 @@ fn collect(patterns: &[String]) -> (Vec<FileStamp>, Vec<FileError>) {
             key: String::new(),
             message,
         };
-        let paths: Vec<PathBuf> = match glob::glob(p) {
+        // As a shell globs: `*.yaml` does not match `.#site.yaml` (an editor's lock link) or
+        // `._site.yaml` (macOS metadata), which would break every reload while they exist.
+        let shell_like = glob::MatchOptions {
+            require_literal_leading_dot: true,
+            ..Default::default()
+        };
+        let paths: Vec<PathBuf> = match glob::glob_with(p, shell_like) {
             Ok(paths) => paths.filter_map(Result::ok).collect(),
             Err(e) => {
                 errors.push(io_error(format!("not a valid glob pattern: {e}")));

@@ -3,6 +3,8 @@
 //! - Pingora logs at ERROR, once per event, what clients cause every minute on the internet
 //!   (failed TLS handshakes, connections closed mid-request, pages not read to the end):
 //!   those lines are logged at INFO and throttled (`log_throttle`), like Rampart's own.
+//! - An upgrade's wait for the old process's sockets is logged at ERROR each second although
+//!   it is expected: INFO.
 //! - Accept failures (e.g. out of file descriptors) repeat as fast as the loop spins:
 //!   throttled, kept at ERROR.
 //! - Pingora writes request targets into some lines; an admin token given in a URL
@@ -33,7 +35,7 @@ const fn noisy(target: &'static str, starts_with: &'static str, contains: &'stat
 
 pub struct ProcessLogger {
     inner: env_logger::Logger,
-    noisy: [Noisy; 7],
+    noisy: [Noisy; 8],
 }
 
 impl ProcessLogger {
@@ -51,6 +53,13 @@ impl ProcessLogger {
                 noisy(APP, "HTTP server fails to write to downstream", ""),
                 noisy(APP, "HTTP server fails to finish the request", ""),
                 noisy("pingora_proxy", "Fail to proxy", "Downstream"),
+                // Every upgrade's first look for the old process's sockets misses (the old
+                // process gets SIGQUIT after `run -u` returns); `Giving up` stays an error.
+                noisy(
+                    "pingora_core::server::transfer_fd",
+                    "No incoming socket transfer",
+                    "",
+                ),
                 accept,
             ],
         }

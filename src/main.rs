@@ -106,6 +106,12 @@ fn load(path: &std::path::Path) -> Option<config::Config> {
 }
 
 fn run(args: RunArgs) -> Result<ExitCode> {
+    // SIGHUP's default action ends the process, and the service that handles it (a rules
+    // reload) starts last: `systemctl kill -s HUP rampart` during a start or a reload killed
+    // the starting process. Until then it is caught and has no effect (the rules are read at
+    // start anyway).
+    let hangup_before_start = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGHUP, hangup_before_start);
     let Some(config) = load(&args.config.config) else {
         return Ok(ExitCode::from(1));
     };

@@ -468,3 +468,53 @@ fn a_sigquit_to_a_process_taking_the_sockets_over_is_ignored() {
         new.stderr()
     );
 }
+
+/// Start problems Pingora would find only after forking or while waiting for sockets are
+/// refused at once, with the fix: `run -d` with no directory for its pid file (the daemon
+/// panicked and its parent waited 10 minutes), `run -u` with no directory for the upgrade
+/// socket, and `run -u` with no running rampart (it exited 0, then the new process died).
+#[test]
+fn unusable_paths_and_nothing_to_upgrade_fail_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().display().to_string();
+    let yaml = |pid_dir: &str, sock_dir: &str| {
+        format!(
+            "server: {{ pid_file: \"{base}/{pid_dir}/r.pid\", upgrade_sock: \"{base}/{sock_dir}/u.sock\" }}\nadmin: {{ listen: \"{}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{}\" }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], rules: [ {{ id: ok, respond: {{ status: 200 }} }} ] }}\n",
+            free_addr(),
+            free_addr()
+        )
+    };
+    std::fs::create_dir(dir.path().join("run")).unwrap();
+    let started = std::time::Instant::now();
+    for (args, config, says) in [
+        (
+            &["run", "-d"][..],
+            yaml("missing", "run"),
+            "server.pid_file: cannot use the directory of",
+        ),
+        (
+            &["run", "-u"][..],
+            yaml("run", "missing"),
+            "server.upgrade_sock: cannot use the directory of",
+        ),
+        (
+            &["run", "-u", "-d"][..],
+            yaml("run", "run"),
+            "upgrade: no running rampart to take the listening sockets over from",
+        ),
+    ] {
+        let out = rampart_with_config(tempfile::tempdir().unwrap(), &config, args, &[]);
+        assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(says), "{args:?}: {}", out.stderr);
+        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        !dir.path().join("run/r.pid").exists(),
+        "no pid file left behind"
+    );
+}

@@ -44,10 +44,9 @@ pub fn check_addresses_free(
                     })
                 }
                 Ok((_, held)) => held,
-                Err(e) => {
-                    log::warn!("upgrade: cannot tell which addresses the old process listens on ({e}); addresses added by this reload are not checked");
-                    return Ok(());
-                }
+                // Pingora would wait for sockets no process will send, and exit 6 s later
+                // with the pid file naming it.
+                Err(reason) => return Err(StartError::NothingToUpgrade { reason }),
             }
         }
     };

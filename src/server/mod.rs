@@ -17,6 +17,7 @@ use pingora_core::server::configuration::Opt;
 use pingora_core::server::{RunArgs, Server};
 use pingora_core::services::background::GenBackgroundService;
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +43,41 @@ pub enum StartError {
         pid_file: String,
         waited_s: u64,
     },
+    #[error("upgrade: no running rampart to take the listening sockets over from ({reason}); start one with `rampart run` (without --upgrade)")]
+    NothingToUpgrade { reason: String },
+    #[error("{key}: cannot use the directory of `{path}`: {reason} (create it, e.g. `install -d -o rampart -g rampart {dir}`, or set {key} to a path in a directory Rampart may write)")]
+    UnusableDirectory {
+        key: &'static str,
+        path: String,
+        dir: String,
+        reason: String,
+    },
+}
+
+/// The directory of `path` exists and this process may create files in it: Pingora finds out
+/// only after forking (a panic in the daemon, its parent waiting 10 minutes) or while it hands
+/// sockets over (a new process left running without any).
+fn require_writable_dir(key: &'static str, path: &str) -> Result<(), StartError> {
+    let dir = Path::new(path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let fail = |reason: String| StartError::UnusableDirectory {
+        key,
+        path: path.to_string(),
+        dir: dir.display().to_string(),
+        reason,
+    };
+    if !dir.is_dir() {
+        return Err(fail("it does not exist".into()));
+    }
+    let c_dir = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
+        .map_err(|_| fail("the path holds a NUL byte".into()))?;
+    // SAFETY: a valid NUL-terminated path; access() only reads it.
+    if unsafe { libc::access(c_dir.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
+        return Err(fail(std::io::Error::last_os_error().to_string()));
+    }
+    Ok(())
 }
 
 /// How `rampart run` was asked to start.
@@ -101,6 +137,12 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
     }
     let mut server_conf = std::mem::take(&mut config.server);
     let public_pid_file = std::mem::take(&mut server_conf.pid_file);
+    if opts.daemon {
+        require_writable_dir("server.pid_file", &public_pid_file)?;
+    }
+    if opts.upgrade {
+        require_writable_dir("server.upgrade_sock", &server_conf.upgrade_sock)?;
+    }
     addresses::check_addresses_free(&config, opts.upgrade.then_some(public_pid_file.as_ref()))?;
     server_conf.pid_file = pid_file::pingora_path(&public_pid_file);
     let upgrade_sock = server_conf.upgrade_sock.clone();

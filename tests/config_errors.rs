@@ -636,7 +636,8 @@ fn warnings_for_expired_or_misnamed_certificates_and_an_open_admin() {
     let (other_c, other_k) = write_cert("other", &["other.test"], false);
     let (wild_c, wild_k) = write_cert("wild", &["*.shop.test"], false);
     let yaml = format!(
-        "admin: {{ listen: \"0.0.0.0:9090\" }}\nlisteners:\n  https: {{ address: \"127.0.0.1:8443\", tls: {{ cert: {old_c}, key: {old_k} }} }}\npools:\n  app:\n    backends: [127.0.0.1:3000]\nprojects:\n  - {{ name: a, hosts: [a.test], pool: app, tls: {{ cert: {other_c}, key: {other_k} }} }}\n  - {{ name: shop, hosts: [\"*.shop.test\", www.shop.test], pool: app, tls: {{ cert: {wild_c}, key: {wild_k} }} }}\n"
+        "admin: {{ listen: \"0.0.0.0:9090\" }}\naccess_log: {{ target: {}/nodir/access.log }}\nlisteners:\n  https: {{ address: \"127.0.0.1:8443\", tls: {{ cert: {old_c}, key: {old_k} }} }}\n  http: {{ address: \"127.0.0.1:8080\" }}\npools:\n  app:\n    backends: [127.0.0.1:3000]\nprojects:\n  - {{ name: a, hosts: [a.test], pool: app, tls: {{ cert: {other_c}, key: {other_k} }} }}\n  - {{ name: shop, hosts: [\"*.shop.test\", www.shop.test], pool: app, tls: {{ cert: {wild_c}, key: {wild_k} }} }}\n  - {{ name: all, hosts: [\"*\"], pool: app, tls: {{ cert: {wild_c}, key: {wild_k} }} }}\n  - {{ name: plain, hosts: [plain.test], listeners: [http], pool: app, tls: {{ cert: {other_c}, key: {other_k} }} }}\n",
+        dir.path().display()
     );
     let c = check(&yaml);
     assert_eq!(c.code, 0, "warnings do not fail the check: {}", c.stderr);
@@ -646,6 +647,9 @@ fn warnings_for_expired_or_misnamed_certificates_and_an_open_admin() {
         "expired on Jan  1 00:00:00 2020 GMT",
         "projects[0].tls.cert: warning: ",
         "does not name host `a.test` (it names: other.test)",
+        "access_log.target: warning: the directory of",
+        "projects[2].tls: warning: the project serves only `*`",
+        "projects[3].tls: warning: the project is on no TLS listener",
     ] {
         assert!(c.stderr.contains(says), "`{says}` in:\n{}", c.stderr);
     }

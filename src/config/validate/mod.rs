@@ -159,7 +159,19 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Config, ConfigErrors> 
     let pools = pools::pools(&mut ck, &raw.pools);
     let pool_names = raw.pools.keys().map(String::as_str).collect();
     let listener_names = raw.listeners.keys().map(String::as_str).collect();
-    let projects = projects::projects(&mut ck, raw.projects, &listener_names, &pool_names);
+    let tls_listeners: std::collections::HashSet<&str> = raw
+        .listeners
+        .iter()
+        .filter(|(_, l)| l.tls.is_some())
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let projects = projects::projects(
+        &mut ck,
+        raw.projects,
+        &listener_names,
+        &tls_listeners,
+        &pool_names,
+    );
     if !ck.errors.is_empty() {
         // In file order (the config's own errors first), as an editor lists them.
         let config = ck.file.clone();
@@ -343,6 +355,20 @@ fn access_log(ck: &mut Checker, raw: &super::raw::RawAccessLog) -> Option<Access
     let target = LogTarget::parse(&raw.target)
         .map_err(|e| ck.error("access_log.target", e))
         .ok();
+    // The file itself may not exist yet (it is created), its directory should: otherwise no
+    // line is written. A warning, not an error: the configuration may be checked on another
+    // machine than the one it is for (the packages create /var/log/rampart).
+    if let Some(LogTarget::File(path)) = &target {
+        if path.parent().is_some_and(|d| !d.is_dir()) {
+            ck.warn(
+                "access_log.target",
+                format!(
+                    "the directory of `{}` does not exist here: Rampart would serve without an access log (every line counted in rampart_access_log_dropped_total); create it or change the path",
+                    path.display()
+                ),
+            );
+        }
+    }
     let format = LogFormat::parse(&raw.format)
         .map_err(|e| ck.error("access_log.format", e))
         .ok();

@@ -12,6 +12,7 @@ pub(super) fn projects(
     ck: &mut Checker,
     raw: Vec<RawProject>,
     listener_names: &Vec<&str>,
+    tls_listeners: &HashSet<&str>,
     pool_names: &HashSet<&str>,
 ) -> Vec<ProjectSettings> {
     if raw.is_empty() {
@@ -71,6 +72,15 @@ pub(super) fn projects(
             .tls
             .as_ref()
             .and_then(|t| cert_pair(ck, &format!("{key}.tls"), &t.cert, &t.key, &hosts));
+        if p.tls.is_some() {
+            // Certificates are chosen by SNI among the project's named hosts; the rest get
+            // the listener's default certificate.
+            if !on.iter().any(|l| tls_listeners.contains(l.as_str())) {
+                ck.warn(format!("{key}.tls"), "the project is on no TLS listener: its certificate is never presented (add an HTTPS listener to its `listeners`, or remove `tls`)");
+            } else if hosts.iter().all(|h| h == "*") {
+                ck.warn(format!("{key}.tls"), "the project serves only `*`, and a certificate is chosen by the names of `hosts`: clients get the listener's default certificate (put this one in `listeners.*.tls`, or name the hosts)");
+            }
+        }
         if let Some(pool) = &p.pool {
             if !pool_names.contains(pool.as_str()) {
                 ck.error(

@@ -139,7 +139,7 @@ fn unknown_nested_key_is_a_typo() {
         2,
         11,
         "listeners.http.adress",
-        "adress: unknown field `adress`, expected `address` or `tls` (did you mean `address`?",
+        "adress: unknown field `adress`, expected one of `address`, `tls`, `keepalive_timeout` (did you mean `address`?",
     );
 }
 

@@ -17,7 +17,8 @@ pub struct Brief<'a>(pub &'a Error);
 
 impl fmt::Display for Brief<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut deepest = self.0;
+        let etype = self.0.etype().as_str();
+        let (mut deepest, mut context) = (self.0, self.0.context.as_ref());
         while let Some(cause) = &deepest.cause {
             // Pingora keeps its errors' causes as `Box<Error>`.
             let next = cause
@@ -25,13 +26,28 @@ impl fmt::Display for Brief<'_> {
                 .map(|b| &**b)
                 .or_else(|| cause.downcast_ref::<Error>());
             match next {
-                Some(e) => deepest = e,
-                None => return write!(f, "{} ({cause})", self.0.etype().as_str()),
+                Some(e) => {
+                    deepest = e;
+                    context = e.context.as_ref().or(context);
+                }
+                None => {
+                    // The OS error at the bottom says most ("Connection refused"); other
+                    // wrappers (the local address of a failed TLS connection) say less than
+                    // Pingora's own explanation.
+                    let mut root: &(dyn std::error::Error + 'static) = &**cause;
+                    while let Some(next) = root.source() {
+                        root = next;
+                    }
+                    if let Some(io) = root.downcast_ref::<std::io::Error>() {
+                        return write!(f, "{etype} ({io})");
+                    }
+                    break;
+                }
             }
         }
-        match &deepest.context {
-            Some(context) => write!(f, "{} ({context})", self.0.etype().as_str()),
-            None => f.write_str(self.0.etype().as_str()),
+        match context {
+            Some(context) => write!(f, "{etype} ({context})"),
+            None => f.write_str(etype),
         }
     }
 }
@@ -154,6 +170,24 @@ mod tests {
         assert_eq!(
             Brief(&Error::new(ErrorType::ConnectionClosed)).to_string(),
             "ConnectionClosed"
+        );
+        // A wrapper that is not an OS error: Pingora's explanation is kept.
+        #[derive(Debug)]
+        struct LocalAddr;
+        impl fmt::Display for LocalAddr {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("local address 127.0.0.1:4000")
+            }
+        }
+        impl std::error::Error for LocalAddr {}
+        let tls = Error::because(
+            ErrorType::InvalidCert,
+            "certificate verify failed",
+            LocalAddr,
+        );
+        assert_eq!(
+            Brief(&tls).to_string(),
+            "InvalidCert (certificate verify failed)"
         );
     }
 }

@@ -13,6 +13,7 @@ mod rules_reload;
 mod state;
 
 pub use context::RequestCtx;
+pub use failure_log::Brief;
 pub use phases::RampartProxy;
 pub use router::{normalize_host, HostRouter};
 pub use rules_reload::{ReloadStatus, RulesReloader};

@@ -84,7 +84,7 @@ impl HealthCheck for RecordingCheck {
                 result
                     .as_ref()
                     .err()
-                    .map(|e| format!("{}: {}", e.etype().as_str(), e.root_cause())),
+                    .map(|e| crate::proxy::Brief(e).to_string()),
             );
         }
         result

@@ -412,6 +412,7 @@ fn a_foreground_process_writes_its_pid_file_and_removes_it_at_exit() {
         free_addr(),
         up.addr_string()
     );
+    let dir_path = dir.path().to_path_buf();
     let mut r = Rampart::start_in(dir, &yaml);
     let pid = r.pid();
     poll_until(Duration::from_secs(10), "the pid file", || {
@@ -423,6 +424,22 @@ fn a_foreground_process_writes_its_pid_file_and_removes_it_at_exit() {
         !pid_file.exists(),
         "the pid file outlived the process that wrote it"
     );
+
+    // The fast stop (SIGINT, Ctrl-C) removes it too.
+    let keep = tempfile::tempdir().unwrap();
+    let yaml = yaml.replace(
+        &dir_path.display().to_string(),
+        &keep.path().display().to_string(),
+    );
+    let pid_file = keep.path().join("rampart.pid");
+    let mut r = Rampart::start_in(keep, &yaml);
+    let pid = r.pid();
+    poll_until(Duration::from_secs(10), "the pid file", || {
+        (read_pid(&pid_file) == Some(pid)).then_some(())
+    });
+    assert!(r.signal("INT"));
+    r.wait_exit(Duration::from_secs(30));
+    assert!(!pid_file.exists(), "SIGINT left the pid file");
 }
 
 /// A SIGQUIT to a new process still taking the sockets over (say a `kill -QUIT` of the pid

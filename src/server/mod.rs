@@ -155,7 +155,7 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
     // old process's sockets have arrived (instead of trying to bind addresses still in use).
     let bootstrap = server.bootstrap_as_a_service();
     let pid_writer = pid_file::PidFileWriter {
-        path: public_pid_file.into(),
+        path: public_pid_file.clone().into(),
         required: opts.daemon,
     };
     let pid = server.add_service(GenBackgroundService::new(
@@ -201,6 +201,7 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
         quit_while_starting: signals::catch_quit_while_starting(),
         access_log: finisher,
         stop_now,
+        pid_file: public_pid_file.into(),
     };
 
     for listener in &config.listeners {

@@ -28,14 +28,18 @@ pub struct PidFileWriter {
     pub required: bool,
 }
 
+/// Removes the pid file at `path` if it still names this process.
+pub fn remove_if_ours(path: &std::path::Path) {
+    let ours = std::fs::read_to_string(path)
+        .is_ok_and(|text| text.trim() == std::process::id().to_string());
+    if ours {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 impl PidFileWriter {
-    /// Removes the file if it still names this process.
     fn remove_if_ours(&self) {
-        let ours = std::fs::read_to_string(&self.path)
-            .is_ok_and(|text| text.trim() == std::process::id().to_string());
-        if ours {
-            let _ = std::fs::remove_file(&self.path);
-        }
+        remove_if_ours(&self.path);
     }
 
     fn write(&self) -> std::io::Result<()> {

@@ -41,6 +41,9 @@ pub struct Signals {
     pub access_log: Option<Arc<AccessLogFinisher>>,
     /// Starts the stop service (`stop`) before Pingora's shutdown does.
     pub stop_now: Arc<Notify>,
+    /// Removed at SIGINT if it names this process: Pingora's fast shutdown does not stop the
+    /// service that removes it otherwise, and a stale pid file misleads `run -u` and scripts.
+    pub pid_file: std::path::PathBuf,
 }
 
 /// From the building of the server on, a SIGQUIT only sets the returned flag instead of its
@@ -120,6 +123,7 @@ impl ShutdownSignalWatch for Signals {
                     if let Some(log) = &self.access_log {
                         log.finish(Duration::from_secs(1)).await;
                     }
+                    super::pid_file::remove_if_ours(&self.pid_file);
                     return ShutdownSignal::FastShutdown;
                 }
             }

@@ -273,5 +273,27 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
         pingora_core::services::listening::Service::new("admin".to_string(), admin);
     admin_service.add_tcp(&config.admin.listen.to_string());
     server.add_service(admin_service).add_dependency(&bootstrap);
+    log::info!("{}", serving_summary(&config));
     Ok(ReadyServer { server, signals })
+}
+
+/// One line saying what this process serves, for the log of every start.
+fn serving_summary(config: &Config) -> String {
+    let listeners: Vec<String> = config
+        .listeners
+        .iter()
+        .map(|l| {
+            let kind = if l.tls.is_some() { "https" } else { "http" };
+            format!("{} {kind}://{}", l.name, l.address)
+        })
+        .collect();
+    let rules: usize = config.projects.iter().map(|p| p.rules.len()).sum();
+    format!(
+        "rampart {} starting: listeners {}; admin on {}; {} project(s) with {rules} rule(s), {} pool(s)",
+        env!("CARGO_PKG_VERSION"),
+        listeners.join(", "),
+        config.admin.listen,
+        config.projects.len(),
+        config.pools.len(),
+    )
 }

@@ -178,6 +178,7 @@ fn metrics_and_status_after_known_traffic() {
     assert_eq!(p["name"], "shop");
     assert_eq!(p["rules"], 1);
     assert_eq!(p["requests"], 12);
+    assert_eq!(s["unrouted"]["requests"], 1, "the 421");
     assert_eq!(p["errors"], 4);
     assert_eq!(s["pools"][0]["backends"][0]["address"], up.addr_string());
     assert_eq!(s["pools"][0]["backends"][0]["healthy"], true);

@@ -92,6 +92,12 @@ pub fn status_json(shared: &Shared) -> Value {
         "started_ms": unix_ms(shared.started),
         "uptime_seconds": now.duration_since(shared.started).map_or(0, |d| d.as_secs()),
         "requests_in_flight": crate::metrics::METRICS.requests_in_flight.get(),
+        // Requests that reached no project: an unknown Host (421), a head refused before
+        // routing (400). A rise means clients or a load balancer ask for a site not served.
+        "unrouted": {
+            "requests": shared.unrouted.requests.load(Relaxed),
+            "errors": shared.unrouted.errors.load(Relaxed),
+        },
         "pools": pools,
         "projects": projects,
     })

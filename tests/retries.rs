@@ -124,3 +124,31 @@ fn a_get_cut_before_its_answer_is_retried_on_another_backend() {
     );
     r.wait_for_log("last: ", Duration::from_secs(2));
 }
+
+/// A client that announces a body and does not send it: the backend, which waits for it, never
+/// answers, and the backend's read timeout ends the request. That is the client's delay: 408,
+/// as nginx answers, not 504, and not counted as the backend's timeout.
+#[test]
+fn a_body_the_client_does_not_send_is_the_clients_timeout() {
+    use std::io::{Read, Write};
+    let up = Upstream::start("up");
+    let (r, base) = start(&[&up.addr_string()], "    timeouts: { read: 1s }");
+    let addr = base.trim_start_matches("http://");
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    conn.write_all(b"POST /upload HTTP/1.1\r\nHost: a.test\r\nContent-Length: 10\r\n\r\nabc")
+        .unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    poll_until(Duration::from_secs(5), "the 408 counted", || {
+        (r.metric("rampart_requests_total{code=\"408\",project=\"site\"}") == Some(1.0))
+            .then_some(())
+    });
+    assert_eq!(
+        r.metric("rampart_upstream_errors_total{kind=\"timeout\",pool=\"app\"}"),
+        Some(0.0)
+    );
+}

@@ -26,6 +26,9 @@ pub struct RequestCtx {
     pub answered: bool,
     /// What the last failed try met, for the final answer.
     pub last_failure: Option<super::retry::LastFailure>,
+    /// The backend timed out while the client had not sent its whole request body: the
+    /// client's delay (408), not the backend's (504).
+    pub body_late: bool,
     /// This request's share of `rampart_requests_in_flight` (`in_flight` is the backend's).
     _counted: InFlightRequest,
 }
@@ -63,6 +66,7 @@ impl RequestCtx {
             counted_unhealthy: false,
             answered: false,
             last_failure: None,
+            body_late: false,
             _counted: InFlightRequest::new(),
         }
     }

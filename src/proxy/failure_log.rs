@@ -79,6 +79,18 @@ pub fn backend_failed(pool: &str, backend: &BackendState, e: &Error) {
     );
 }
 
+/// The backend timed out waiting for a request body the client had not finished sending.
+pub fn body_late(project: &Project, req: &RequestHeader) {
+    throttled!(
+        info,
+        project.client_failure_log,
+        "project {}: {} {} answered 408: the client did not send its whole request body before the backend's read timeout",
+        project.name,
+        req.method,
+        req.uri.path_and_query().map_or("/", |p| p.as_str())
+    );
+}
+
 /// The request ends in error with `code` (0: the client is gone); `answer_began`: the status
 /// already sent when the error cut the answer.
 pub fn request_failed(

@@ -146,7 +146,14 @@ fn rules_files_load_reload_and_survive_broken_files() {
     let ok = r
         .metric("rampart_rules_reloads_total{project=\"site\",result=\"ok\"}")
         .unwrap();
+    // SIGHUP does not apply the main configuration, and says so when it changed.
+    let conf = std::fs::read_to_string(r.config_path()).unwrap();
+    std::fs::write(r.config_path(), conf + "# edited\n").unwrap();
     r.signal("HUP");
+    r.wait_for_log(
+        "changed since this process started; SIGHUP re-reads rules files only",
+        Duration::from_secs(10),
+    );
     poll_until(Duration::from_secs(10), "a reload on SIGHUP", || {
         (r.metric("rampart_rules_reloads_total{project=\"site\",result=\"ok\"}") == Some(ok + 1.0))
             .then_some(())

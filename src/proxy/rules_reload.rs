@@ -26,12 +26,38 @@ pub struct RulesReloader {
     shared: Arc<Shared>,
     /// Per project: files seen changed at the last look and not loaded yet.
     settling: std::sync::Mutex<Vec<Option<Stamps>>>,
+    /// The configuration file and how it looked at start: SIGHUP does not apply it, and says
+    /// so when it changed (nginx users expect SIGHUP to reload the configuration).
+    config_file: std::path::PathBuf,
+    config_at_start: Option<(SystemTime, u64)>,
+}
+
+fn file_look(path: &std::path::Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
 }
 
 impl RulesReloader {
-    pub fn new(shared: Arc<Shared>) -> RulesReloader {
+    pub fn new(shared: Arc<Shared>, config_file: std::path::PathBuf) -> RulesReloader {
         let settling = std::sync::Mutex::new(vec![None; shared.projects.len()]);
-        RulesReloader { shared, settling }
+        // Absolute: `run -d` changes to `/` before any SIGHUP.
+        let config_file = std::path::absolute(&config_file).unwrap_or(config_file);
+        let config_at_start = file_look(&config_file);
+        RulesReloader {
+            shared,
+            settling,
+            config_file,
+            config_at_start,
+        }
+    }
+
+    fn warn_if_config_changed(&self) {
+        if file_look(&self.config_file) != self.config_at_start {
+            log::warn!(
+                "{} changed since this process started; SIGHUP re-reads rules files only: apply the configuration with `systemctl reload rampart` (or `rampart run -u -d` then SIGQUIT to this process)",
+                self.config_file.display()
+            );
+        }
     }
 
     /// Reloads every project whose files changed and then stayed as they are for a whole
@@ -152,6 +178,7 @@ impl BackgroundService for RulesReloader {
                 _ = tick.tick() => false,
                 Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
                     log::info!("SIGHUP: reloading rules files");
+                    self.warn_if_config_changed();
                     true
                 }
                 _ = shutdown.changed() => return,

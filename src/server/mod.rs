@@ -263,7 +263,7 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
     }
 
     // Always running: it also owns SIGHUP, whose default action would end the process.
-    let reloader = crate::proxy::RulesReloader::new(shared.clone());
+    let reloader = crate::proxy::RulesReloader::new(shared.clone(), config.file.clone());
     server.add_service(GenBackgroundService::new(
         "rules reload".into(),
         Arc::new(reloader),

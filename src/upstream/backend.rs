@@ -22,6 +22,8 @@ pub struct CheckRecord {
 }
 
 pub struct BackendState {
+    /// The pool's name, for log lines.
+    pool: std::sync::Arc<str>,
     pub addr: SocketAddr,
     pub weight: usize,
     /// The Host sent when a project does not preserve the client's: the pool's TLS name, else
@@ -64,6 +66,7 @@ impl BackendState {
             .with_label_values(&[pool, &addr.to_string()]);
         healthy_gauge.set(1);
         BackendState {
+            pool: pool.into(),
             addr,
             weight,
             host_header,
@@ -120,6 +123,11 @@ impl BackendState {
         if self.passive_down_until.load(Relaxed) != 0 && !self.passively_down() {
             self.passive_down_until.store(0, Relaxed);
             self.refresh_gauge();
+            log::info!(
+                "pool {}: backend {} is back in rotation (a connection succeeded)",
+                self.pool,
+                self.addr
+            );
         }
     }
 

@@ -35,7 +35,7 @@ const fn noisy(target: &'static str, starts_with: &'static str, contains: &'stat
 
 pub struct ProcessLogger {
     inner: env_logger::Logger,
-    noisy: [Noisy; 8],
+    noisy: [Noisy; 6],
 }
 
 impl ProcessLogger {
@@ -49,9 +49,8 @@ impl ProcessLogger {
             noisy: [
                 noisy(LISTENING, "Downstream handshake", ""),
                 noisy("pingora_core::apps", "H2 handshake error", ""),
-                noisy(APP, "HTTP server fails to read from downstream", ""),
-                noisy(APP, "HTTP server fails to write to downstream", ""),
-                noisy(APP, "HTTP server fails to finish the request", ""),
+                // The admin service: a client that left before reading its answer.
+                noisy(APP, "HTTP server fails to", ""),
                 noisy("pingora_proxy", "Fail to proxy", "Downstream"),
                 // Every upgrade's first look for the old process's sockets misses (the old
                 // process gets SIGQUIT after `run -u` returns); `Giving up` stays an error.

@@ -87,8 +87,12 @@ pub fn body_late(project: &Project, req: &RequestHeader) {
         "project {}: {} {} answered 408: the client did not send its whole request body before the backend's read timeout",
         project.name,
         req.method,
-        req.uri.path_and_query().map_or("/", |p| p.as_str())
+        target(req)
     );
+}
+
+fn target(req: &RequestHeader) -> &str {
+    req.uri.path_and_query().map_or("/", |p| p.as_str())
 }
 
 /// The request ends in error with `code` (0: the client is gone); `answer_began`: the status
@@ -101,7 +105,7 @@ pub fn request_failed(
     answer_began: Option<u16>,
     e: &Error,
 ) {
-    let target = req.uri.path_and_query().map_or("/", |p| p.as_str());
+    let target = target(req);
     let outcome = Outcome { code, answer_began };
     if e.esource() == &ErrorSource::Downstream {
         if code == 0 {
@@ -124,11 +128,7 @@ pub fn request_failed(
         }
         return;
     }
-    let tries = match ctx.tried.len() {
-        0 => String::new(),
-        1 => " after 1 try".to_string(),
-        n => format!(" after {n} tries"),
-    };
+    let tries = Tries(ctx.tried.len());
     match (e.etype(), &ctx.backend) {
         // Rampart's own verdicts (no backend left, fail-closed, no pool) say it all.
         (ErrorType::HTTPStatus(_), _) | (_, None) => throttled!(
@@ -150,6 +150,19 @@ pub fn request_failed(
             backend.addr,
             Brief(e)
         ),
+    }
+}
+
+/// ` after 2 tries`, nothing before any try.
+struct Tries(usize);
+
+impl fmt::Display for Tries {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            0 => Ok(()),
+            1 => f.write_str(" after 1 try"),
+            n => write!(f, " after {n} tries"),
+        }
     }
 }
 

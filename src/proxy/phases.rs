@@ -348,11 +348,10 @@ impl ProxyHttp for RampartProxy {
         let from_backend = e.esource() == &pingora_error::ErrorSource::Upstream;
         // Nor is a backend waiting for a body the client does not send (Pingora streams the
         // body: the backend's read timeout runs while the client uploads).
-        let timed_out = matches!(
-            e.etype(),
-            ErrorType::ReadTimedout | ErrorType::WriteTimedout
-        );
-        if from_backend && timed_out && !session.as_downstream_mut().is_body_done() {
+        if from_backend
+            && retry::is_timeout(e.etype())
+            && !session.as_downstream_mut().is_body_done()
+        {
             ctx.body_late = true;
         }
         if let (Some(pool), true, false) = (&ctx.pool, from_backend, ctx.body_late) {
@@ -510,10 +509,12 @@ impl ProxyHttp for RampartProxy {
         };
         let code = if ctx.body_late { 408 } else { code };
         let answer_began = session.response_written().map(|r| r.status.as_u16());
-        if let (Some(project), true) = (self.project(ctx), ctx.body_late) {
-            failure_log::body_late(project, session.req_header());
-        } else if let Some(project) = self.project(ctx) {
-            failure_log::request_failed(project, session.req_header(), ctx, code, answer_began, e);
+        if let Some(project) = self.project(ctx) {
+            let req = session.req_header();
+            match ctx.body_late {
+                true => failure_log::body_late(project, req),
+                false => failure_log::request_failed(project, req, ctx, code, answer_began, e),
+            }
         }
         if code > 0 && answer_began.is_none() {
             // The connection is closed after this answer (`can_reuse_downstream` below): say

@@ -20,7 +20,7 @@ pub struct LastFailure {
     etype: ErrorType,
 }
 
-fn is_timeout(etype: &ErrorType) -> bool {
+pub(super) fn is_timeout(etype: &ErrorType) -> bool {
     matches!(
         etype,
         ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout

@@ -162,27 +162,37 @@ pub struct LogRecord {
 /// quoted field early (shifting the fields a log parser reads), and a control character
 /// cannot forge a line or reach a terminal.
 fn push_escaped(out: &mut String, bytes: &[u8]) {
-    let plain = |b: u8| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\';
-    if bytes.iter().all(|&b| plain(b)) {
-        // Checked: ASCII.
-        out.push_str(std::str::from_utf8(bytes).unwrap_or_default());
-        return;
-    }
+    // A table, not comparisons, and no UTF-8 check: this runs on several fields of every line.
+    const PLAIN: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut b = 0x20;
+        while b < 0x7f {
+            t[b] = b != b'"' as usize && b != b'\\' as usize;
+            b += 1;
+        }
+        t
+    };
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in bytes {
+    // SAFETY: only printable ASCII bytes and ASCII escapes are appended, so `out` stays UTF-8.
+    let out = unsafe { out.as_mut_vec() };
+    let mut run = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if PLAIN[usize::from(b)] {
+            continue;
+        }
+        out.extend_from_slice(&bytes[run..i]);
+        run = i + 1;
         match b {
-            b'"' | b'\\' => {
-                out.push('\\');
-                out.push(b as char);
-            }
-            _ if plain(b) => out.push(b as char),
-            _ => {
-                out.push_str("\\x");
-                out.push(HEX[usize::from(b >> 4)] as char);
-                out.push(HEX[usize::from(b & 15)] as char);
-            }
+            b'"' | b'\\' => out.extend_from_slice(&[b'\\', b]),
+            _ => out.extend_from_slice(&[
+                b'\\',
+                b'x',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 15)],
+            ]),
         }
     }
+    out.extend_from_slice(&bytes[run..]);
 }
 
 /// A header value for JSON: as is when it is UTF-8 (JSON escapes it), else escaped as above.

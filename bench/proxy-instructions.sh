@@ -7,7 +7,8 @@
 # Both proxies run under callgrind with one worker thread. After a warm-up the counters are
 # zeroed, wrk sends small keep-alive GETs for DURATION seconds, and the counters are dumped:
 # instructions of the whole process (all threads, incl. the access-log writer and health
-# checks) divided by the requests wrk completed. Cores: valgrind runs every thread of the
+# checks), less what it spends in the same time without load, divided by the requests wrk
+# completed. Cores: valgrind runs every thread of the
 # proxy on one core (it serialises threads); wrk and nginx share the other.
 #
 # A third run gives the bare proxy the same upstream timeouts as Rampart's default pools: the
@@ -35,9 +36,17 @@ count() {
   wrk -t1 -c"$CONNS" -d"${DURATION}s" "http://127.0.0.1:$port/bench" > "$tmp/wrk.$name"
   callgrind_control -d "$pid" >/dev/null
   if grep -q "Non-2xx" "$tmp/wrk.$name"; then echo "$name: non-2xx responses" >&2; cat "$tmp/wrk.$name" >&2; exit 1; fi
-  local reqs ins
+  # The same window without load: what the process spends whatever the traffic (timers, the
+  # access-log writer's ticks, health checks), subtracted so that runs completing different
+  # numbers of requests (valgrind's speed varies with the machine) compare.
+  callgrind_control -z "$pid" >/dev/null
+  sleep "$DURATION"
+  callgrind_control -d "$pid" >/dev/null
+  local reqs ins idle
   reqs=$(wrk_requests "$tmp/wrk.$name")
   ins=$(cat "$tmp"/cg."$name".*.1 2>/dev/null | awk '/^totals:/ {s += $2} END {print s}')
+  idle=$(cat "$tmp"/cg."$name".*.2 2>/dev/null | awk '/^totals:/ {s += $2} END {print s}')
+  ins=$((ins - idle))
   mkdir -p target/bench
   cp "$tmp"/cg."$name".*.1 "target/bench/callgrind.$name"
   stop "$pid"

@@ -659,3 +659,30 @@ fn warnings_for_expired_or_misnamed_certificates_and_an_open_admin() {
         c.stderr
     );
 }
+
+/// A certificate file with the chain in the wrong order (intermediate first) is named as such,
+/// not as a key that does not match.
+#[test]
+fn a_chain_in_the_wrong_order_is_named() {
+    let ca = TestCa::new();
+    let leaf = ca.issue(&["shop.test"]);
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = dir.path().join("wrong-order.crt");
+    let leaf_pem = std::fs::read_to_string(leaf.cert()).unwrap();
+    std::fs::write(&wrong, ca.ca_pem() + &leaf_pem).unwrap();
+    let yaml = format!(
+        "listeners:\n  https: {{ address: \"127.0.0.1:8443\", tls: {{ cert: \"{}\", key: \"{}\" }} }}\nprojects:\n  - {{ name: a, hosts: [\"*\"], rules: [ {{ id: r, respond: {{ status: 200 }} }} ] }}\n",
+        wrong.display(),
+        leaf.key()
+    );
+    let c = check(&yaml);
+    assert_eq!(c.code, 1, "{}", c.stderr);
+    assert!(
+        c.stderr.contains("listeners.https.tls.key: ")
+            && c.stderr.contains("belongs to a later certificate of")
+            && c.stderr
+                .contains("the server's own certificate must come first"),
+        "{}",
+        c.stderr
+    );
+}

@@ -144,10 +144,19 @@ pub(super) fn cert_pair(
         .map(|p| p.public_eq(&pkey))
         .unwrap_or(false);
     if !matches {
-        ck.error(
-            format!("{key_path}.key"),
-            format!("`{key}` is not the private key of `{cert}`"),
-        );
+        // A chain written intermediate first: the key is that of a later certificate.
+        let later = X509::stack_from_pem(&cert_bytes).ok().and_then(|chain| {
+            chain
+                .iter()
+                .skip(1)
+                .any(|c| c.public_key().is_ok_and(|p| p.public_eq(&pkey)))
+                .then(|| subject(&x509))
+        });
+        let why = match later {
+            Some(first) => format!("`{key}` belongs to a later certificate of `{cert}`, not its first ({first}): the server's own certificate must come first, then the intermediates"),
+            None => format!("`{key}` is not the private key of `{cert}`"),
+        };
+        ck.error(format!("{key_path}.key"), why);
         return None;
     }
     cert_warnings(ck, &format!("{key_path}.cert"), cert, &x509, hosts);
@@ -209,4 +218,16 @@ fn covers(name: &str, host: &str) -> bool {
         }),
         None => false,
     }
+}
+
+/// A certificate's subject, e.g. `CN=Audit Intermediate CA`.
+fn subject(x509: &X509) -> String {
+    x509.subject_name()
+        .entries()
+        .filter_map(|e| {
+            let value = e.data().to_string().ok()?;
+            Some(format!("{}={value}", e.object().nid().short_name().ok()?))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

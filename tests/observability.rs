@@ -179,6 +179,14 @@ fn metrics_and_status_after_known_traffic() {
     assert_eq!(p["rules"], 1);
     assert_eq!(p["requests"], 12);
     assert_eq!(s["unrouted"]["requests"], 1, "the 421");
+    // The start says what it serves.
+    let start = r.wait_for_log("starting: listeners", Duration::from_secs(2));
+    assert!(
+        start.contains(&format!(
+            "http http://{http}; admin on {admin}; 1 project(s) with 1 rule(s), 1 pool(s)"
+        )),
+        "{start}"
+    );
     assert_eq!(p["errors"], 4);
     assert_eq!(s["pools"][0]["backends"][0]["address"], up.addr_string());
     assert_eq!(s["pools"][0]["backends"][0]["healthy"], true);

@@ -135,6 +135,8 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
     if opts.daemon && config.server.daemon_wait_for_ready {
         catch_early_readiness_signal();
     }
+    // Before the rule sets move to the serving state.
+    let summary = serving_summary(&config);
     let mut server_conf = std::mem::take(&mut config.server);
     let public_pid_file = std::mem::take(&mut server_conf.pid_file);
     if opts.daemon {
@@ -273,7 +275,7 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
         pingora_core::services::listening::Service::new("admin".to_string(), admin);
     admin_service.add_tcp(&config.admin.listen.to_string());
     server.add_service(admin_service).add_dependency(&bootstrap);
-    log::info!("{}", serving_summary(&config));
+    log::info!("{summary}");
     Ok(ReadyServer { server, signals })
 }
 

@@ -110,7 +110,8 @@ impl Log for ProcessLogger {
             None => (record.level(), None),
         };
         let text = redact_tokens(&text);
-        let held = held.map(|h| h.to_string()).unwrap_or_default();
+        // `Held(0)` writes nothing.
+        let held = held.unwrap_or(crate::log_throttle::Held(0));
         self.inner.log(
             &Record::builder()
                 .level(level)

@@ -230,12 +230,7 @@ fn access_log_formats_and_targets() {
             .send()
             .unwrap();
         assert_eq!(resp.status(), 200);
-        let line = poll_until(Duration::from_secs(5), "the access log line", || {
-            std::fs::read_to_string(&log)
-                .ok()
-                .filter(|s| s.ends_with('\n'))
-        });
-        check(line.trim_end());
+        check(first_line(&log).trim_end());
         drop(r);
     }
 }
@@ -269,14 +264,18 @@ fn access_log_escapes_what_clients_send() {
         let (r, log, http) = start_logging_to_file(&up, Some(format));
         let answer = raw_request(&http, request.as_bytes()).unwrap();
         assert!(answer.starts_with(b"HTTP/1.1 200 "), "{answer:?}");
-        let line = poll_until(Duration::from_secs(5), "the access log line", || {
-            std::fs::read_to_string(&log)
-                .ok()
-                .filter(|s| s.ends_with('\n'))
-        });
-        check(line.trim_end());
+        check(first_line(&log).trim_end());
         drop(r);
     }
+}
+
+/// The access log's first line, once it is written whole.
+fn first_line(log: &std::path::Path) -> String {
+    poll_until(Duration::from_secs(5), "the access log line", || {
+        std::fs::read_to_string(log)
+            .ok()
+            .filter(|s| s.ends_with('\n'))
+    })
 }
 
 /// Paths of `/seq/N` requests in log text, each once.

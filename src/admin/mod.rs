@@ -102,21 +102,30 @@ fn reply(status: StatusCode, content_type: &str, body: impl Into<Vec<u8>>) -> Re
         .expect("static response parts are valid")
 }
 
+fn with_header(
+    mut r: Response<Vec<u8>>,
+    name: http::HeaderName,
+    value: &'static str,
+) -> Response<Vec<u8>> {
+    r.headers_mut()
+        .insert(name, http::HeaderValue::from_static(value));
+    r
+}
+
 #[async_trait]
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let req = session.req_header();
         if req.method != http::Method::GET && req.method != http::Method::HEAD {
-            let mut r = reply(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "text/plain; charset=utf-8",
-                "405 Method Not Allowed: the admin service only reads (GET, HEAD)\n",
-            );
-            r.headers_mut().insert(
+            return with_header(
+                reply(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "text/plain; charset=utf-8",
+                    "405 Method Not Allowed: the admin service only reads (GET, HEAD)\n",
+                ),
                 http::header::ALLOW,
-                http::HeaderValue::from_static("GET, HEAD"),
+                "GET, HEAD",
             );
-            return r;
         }
         let path = req.uri.path().to_string();
         match path.as_str() {
@@ -132,16 +141,15 @@ impl ServeHttp for AdminApp {
             _ => {}
         }
         if !self.authorized(session, false) {
-            let mut r = reply(
-                StatusCode::UNAUTHORIZED,
-                "text/plain; charset=utf-8",
-                "401 Unauthorized: send \"Authorization: Bearer <admin.token>\"\n",
-            );
-            r.headers_mut().insert(
+            return with_header(
+                reply(
+                    StatusCode::UNAUTHORIZED,
+                    "text/plain; charset=utf-8",
+                    "401 Unauthorized: send \"Authorization: Bearer <admin.token>\"\n",
+                ),
                 http::header::WWW_AUTHENTICATE,
-                http::HeaderValue::from_static("Bearer"),
+                "Bearer",
             );
-            return r;
         }
         match path.as_str() {
             "/metrics" => {

@@ -309,7 +309,7 @@ impl ProxyHttp for RampartProxy {
     fn fail_to_connect(
         &self,
         _session: &mut Session,
-        peer: &HttpPeer,
+        _peer: &HttpPeer,
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
@@ -329,9 +329,9 @@ impl ProxyHttp for RampartProxy {
         if retrying {
             e.set_retry(true);
         }
-        match &ctx.backend {
-            Some(b) => failure_log::connect_failed(&pool.name, b, &e, retrying),
-            None => log::warn!("pool {}: cannot connect to {peer}: {e}", pool.name),
+        // `upstream_peer` chose it before Pingora connected.
+        if let Some(b) = &ctx.backend {
+            failure_log::connect_failed(&pool.name, b, &e, retrying);
         }
         e
     }

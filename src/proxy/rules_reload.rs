@@ -29,12 +29,7 @@ pub struct RulesReloader {
     /// The configuration file and how it looked at start: SIGHUP does not apply it, and says
     /// so when it changed (nginx users expect SIGHUP to reload the configuration).
     config_file: std::path::PathBuf,
-    config_at_start: Option<(SystemTime, u64)>,
-}
-
-fn file_look(path: &std::path::Path) -> Option<(SystemTime, u64)> {
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
+    config_at_start: Option<files::FileStamp>,
 }
 
 impl RulesReloader {
@@ -42,7 +37,7 @@ impl RulesReloader {
         let settling = std::sync::Mutex::new(vec![None; shared.projects.len()]);
         // Absolute: `run -d` changes to `/` before any SIGHUP.
         let config_file = std::path::absolute(&config_file).unwrap_or(config_file);
-        let config_at_start = file_look(&config_file);
+        let config_at_start = files::FileStamp::of(&config_file);
         RulesReloader {
             shared,
             settling,
@@ -52,7 +47,7 @@ impl RulesReloader {
     }
 
     fn warn_if_config_changed(&self) {
-        if file_look(&self.config_file) != self.config_at_start {
+        if files::FileStamp::of(&self.config_file) != self.config_at_start {
             log::warn!(
                 "{} changed since this process started; SIGHUP re-reads rules files only: apply the configuration with `systemctl reload rampart` (or `rampart run -u -d` then SIGQUIT to this process)",
                 self.config_file.display()

@@ -43,6 +43,24 @@ pub struct FileStamp {
     pub changed: (i64, i64),
 }
 
+impl FileStamp {
+    fn from_metadata(path: PathBuf, m: &std::fs::Metadata) -> FileStamp {
+        FileStamp {
+            modified: m.modified().ok(),
+            len: m.len(),
+            inode: m.ino(),
+            changed: (m.ctime(), m.ctime_nsec()),
+            path,
+        }
+    }
+
+    /// The stamp of one file, `None` when it cannot be read.
+    pub fn of(path: &std::path::Path) -> Option<FileStamp> {
+        let m = std::fs::metadata(path).ok()?;
+        Some(FileStamp::from_metadata(path.to_path_buf(), &m))
+    }
+}
+
 /// Where a rule of the combined list came from.
 enum Origin {
     Inline(usize),
@@ -130,13 +148,7 @@ fn collect(patterns: &[String]) -> (Vec<FileStamp>, Vec<FileError>) {
         }
         for path in paths {
             match std::fs::metadata(&path) {
-                Ok(m) if m.is_file() => out.push(FileStamp {
-                    modified: m.modified().ok(),
-                    len: m.len(),
-                    inode: m.ino(),
-                    changed: (m.ctime(), m.ctime_nsec()),
-                    path,
-                }),
+                Ok(m) if m.is_file() => out.push(FileStamp::from_metadata(path, &m)),
                 Ok(m) if m.is_dir() && !p.contains(['*', '?', '[']) => {
                     errors.push(io_error(format!(
                         "is a directory: name its files, e.g. {}/*.csv",

@@ -253,6 +253,17 @@ fn parse(file: &Path, text: &str, index: &PositionIndex) -> Result<RawConfig, Co
     })
 }
 
+/// Dot-separated labels of letters, digits, `-` and `_`, none empty: a host name as projects'
+/// `hosts` and a pool's `sni` take it.
+pub(super) fn is_dns_name(name: &str) -> bool {
+    name.split('.').all(|label| {
+        !label.is_empty()
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
 /// Builds Pingora's `ServerConf` from the `server:` mapping, accepting exactly its keys.
 fn server_conf(ck: &mut Checker, raw: serde_yaml::Mapping) -> ServerConf {
     let known = super::schema::server_keys();

@@ -248,13 +248,9 @@ fn sni_problem(sni: &str) -> Option<String> {
     if sni.contains('*') {
         return Some(format!("`{sni}` is a wildcard: write one name the backends' certificate covers (for `*.internal`, e.g. `api.internal`)"));
     }
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && l.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
-    if sni.len() > 253 || !sni.trim_end_matches('.').split('.').all(label_ok) {
+    let name = sni.trim_end_matches('.');
+    let too_long = sni.len() > 253 || name.split('.').any(|l| l.len() > 63);
+    if too_long || !super::is_dns_name(name) {
         return Some(format!(
             "`{sni}` is not a host name (letters, digits, `-` and `_` in dot-separated labels)"
         ));

@@ -162,15 +162,8 @@ fn hosts(ck: &mut Checker, key: &str, raw: &[String]) -> Vec<String> {
     for (j, h) in raw.iter().enumerate() {
         let host = h.trim().to_ascii_lowercase();
         let name = host.strip_prefix("*.").unwrap_or(&host);
-        let valid = host == "*"
-            || (!name.is_empty()
-                && !name.contains('*')
-                && name.split('.').all(|label| {
-                    !label.is_empty()
-                        && label
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-                }));
+        let valid =
+            host == "*" || (!name.is_empty() && !name.contains('*') && super::is_dns_name(name));
         if valid {
             out.push(host);
         } else {

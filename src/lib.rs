@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod alloc;
+pub mod cert_time;
 pub mod config;
 pub mod explain;
 pub mod log_throttle;

@@ -21,6 +21,7 @@ pub struct Metrics {
     pub rules_reloads: IntCounterVec,
     pub rules_reload_ok: IntGaugeVec,
     pub build_info: IntGaugeVec,
+    pub certificate_expiry: IntGaugeVec,
     pub access_log_dropped: IntCounter,
     /// Also what a stopping process waits on (`server/stop.rs`).
     pub requests_in_flight: IntGauge,
@@ -86,6 +87,12 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             &["version"]
         )
         .unwrap(),
+        certificate_expiry: register_int_gauge_vec!(
+            "rampart_tls_certificate_expiry_timestamp_seconds",
+            "When a certificate file a TLS listener serves expires (the earliest of its chain), Unix time",
+            &["listener", "cert"]
+        )
+        .unwrap(),
         access_log_dropped: register_int_counter!(
             "rampart_access_log_dropped_total",
             "Access log lines lost: the writer fell behind, or writing failed"
@@ -102,6 +109,21 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         .set(1);
     m
 });
+
+/// Reports when each served certificate expires: the certificates in use, read at start, so a
+/// renewed file that was not reloaded still shows its old date.
+pub fn certificates(served: &[crate::server::ServedCertificate]) {
+    for c in served {
+        let Some(at) = c.expires else { continue };
+        let secs = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        METRICS
+            .certificate_expiry
+            .with_label_values(&[&c.listener, &c.file.display().to_string()])
+            .set(i64::try_from(secs).unwrap_or(i64::MAX));
+    }
+}
 
 /// `reason` values of `rampart_fail_open_total`.
 pub const FAIL_OPEN_REASONS: [&str; 3] = ["rule_error", "all_backends_unhealthy", "rules_reload"];

@@ -614,13 +614,15 @@ fn a_pool_reports_all_its_mistakes_at_once_in_file_order() {
 #[test]
 fn warnings_for_expired_or_misnamed_certificates_and_an_open_admin() {
     let dir = tempfile::tempdir().unwrap();
-    let write_cert = |name: &str, names: &[&str], expired: bool| {
+    let soon = chrono::Utc::now().date_naive() + chrono::Days::new(6);
+    let write_cert = |name: &str, names: &[&str], end: Option<chrono::NaiveDate>| {
+        use chrono::Datelike;
         let mut params =
             rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
                 .unwrap();
-        if expired {
+        if let Some(end) = end {
             params.not_before = rcgen::date_time_ymd(2019, 1, 1);
-            params.not_after = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(end.year(), end.month() as u8, end.day() as u8);
         }
         let key = rcgen::KeyPair::generate().unwrap();
         let cert = params.self_signed(&key).unwrap();
@@ -632,9 +634,13 @@ fn warnings_for_expired_or_misnamed_certificates_and_an_open_admin() {
         std::fs::write(&k, key.serialize_pem()).unwrap();
         (c.display().to_string(), k.display().to_string())
     };
-    let (old_c, old_k) = write_cert("old", &["default.test"], true);
-    let (other_c, other_k) = write_cert("other", &["other.test"], false);
-    let (wild_c, wild_k) = write_cert("wild", &["*.shop.test"], false);
+    let (old_c, old_k) = write_cert(
+        "old",
+        &["default.test"],
+        chrono::NaiveDate::from_ymd_opt(2020, 1, 1),
+    );
+    let (other_c, other_k) = write_cert("other", &["other.test"], None);
+    let (wild_c, wild_k) = write_cert("wild", &["*.shop.test"], Some(soon));
     let yaml = format!(
         "admin: {{ listen: \"0.0.0.0:9090\" }}\naccess_log: {{ target: {}/nodir/access.log }}\nlisteners:\n  https: {{ address: \"127.0.0.1:8443\", tls: {{ cert: {old_c}, key: {old_k} }} }}\n  http: {{ address: \"127.0.0.1:8080\" }}\npools:\n  app:\n    backends: [127.0.0.1:3000]\nprojects:\n  - {{ name: a, hosts: [a.test], pool: app, tls: {{ cert: {other_c}, key: {other_k} }} }}\n  - {{ name: shop, hosts: [\"*.shop.test\", www.shop.test], pool: app, tls: {{ cert: {wild_c}, key: {wild_k} }} }}\n  - {{ name: all, hosts: [\"*\"], pool: app, tls: {{ cert: {wild_c}, key: {wild_k} }} }}\n  - {{ name: plain, hosts: [plain.test], listeners: [http], pool: app, tls: {{ cert: {other_c}, key: {other_k} }} }}\n",
         dir.path().display()
@@ -650,11 +656,16 @@ fn warnings_for_expired_or_misnamed_certificates_and_an_open_admin() {
         "access_log.target: warning: the directory of",
         "projects[2].tls: warning: the project serves only `*`",
         "projects[3].tls: warning: the project is on no TLS listener",
+        // Between 5 and 6 days, depending on the time of day.
+        format!("projects[1].tls.cert: warning: `{wild_c}` expires on ").as_str(),
+        "day(s): renew it, then reload Rampart",
     ] {
         assert!(c.stderr.contains(says), "`{says}` in:\n{}", c.stderr);
     }
     assert!(
-        !c.stderr.contains("projects[1]"),
+        !c.stderr.contains(&format!(
+            "projects[1].tls.cert: warning: `{wild_c}` does not name"
+        )),
         "a wildcard covers: {}",
         c.stderr
     );

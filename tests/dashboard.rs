@@ -4,6 +4,7 @@
 //! Rampart stops answering. Screenshots are saved under the target dir for people to look at.
 
 mod common;
+use chrono::Datelike;
 use common::*;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -178,7 +179,14 @@ fn admin_addr(r: &Rampart) -> String {
     r.admin_url("").trim_start_matches("http://").to_string()
 }
 
-fn config(admin: &str, http: &str, a: &Upstream, b: &Upstream, token: bool) -> String {
+fn config(
+    admin: &str,
+    http: &str,
+    a: &Upstream,
+    b: &Upstream,
+    token: bool,
+    (default_cert, shop_cert): (&Path, &Path),
+) -> String {
     let token = if token {
         format!(", token: {TOKEN}")
     } else {
@@ -190,6 +198,7 @@ admin: {{ listen: "{admin}"{token} }}
 access_log: {{ target: off }}
 listeners:
   http: {{ address: "{http}" }}
+  https: {{ address: "{https}", tls: {{ cert: "{dc}.crt", key: "{dc}.key" }} }}
 pools:
   app:
     backends: ["{a}", "{b}"]
@@ -201,6 +210,7 @@ projects:
   - name: shop
     hosts: [shop.test]
     pool: app
+    tls: {{ cert: "{sc}.crt", key: "{sc}.key" }}
     rules:
       - {{ id: moved, match: {{ path: /moved }}, redirect: {{ to: /new }} }}
       - {{ id: old, match: {{ path_prefix: /old/ }}, redirect: {{ to: /new }} }}
@@ -212,6 +222,9 @@ projects:
 "#,
         a = a.addr_string(),
         b = b.addr_string(),
+        https = free_addr(),
+        dc = default_cert.display(),
+        sc = shop_cert.display(),
     )
 }
 
@@ -226,7 +239,25 @@ fn start_with_one_backend_down(token: bool) -> (Rampart, Upstream, Upstream) {
         "- { id: archive, match: { path_prefix: /archive/ }, redirect: { to: /old } }\n- { id: feed, match: { path: /rss }, redirect: { to: /feed.xml } }\n",
     )
     .unwrap();
-    let r = Rampart::start_in(dir, &config(&free_addr(), &free_addr(), &a, &b, token));
+    // shop's certificate ends in 5 to 6 days: the page warns.
+    let soon = chrono::Utc::now().date_naive() + chrono::Days::new(6);
+    let ca = TestCa::new();
+    let (default_cert, shop_cert) = (dir.path().join("default"), dir.path().join("shop"));
+    ca.issue(&["default.test"]).copy_to(dir.path(), "default");
+    ca.issue_until(
+        &["shop.test"],
+        (soon.year(), soon.month() as u8, soon.day() as u8),
+    )
+    .copy_to(dir.path(), "shop");
+    let yaml = config(
+        &free_addr(),
+        &free_addr(),
+        &a,
+        &b,
+        token,
+        (&default_cert, &shop_cert),
+    );
+    let r = Rampart::start_in(dir, &yaml);
     let b_addr = b.addr_string();
     poll_until(Duration::from_secs(10), "b to be reported down", || {
         let s = r.status();
@@ -318,6 +349,12 @@ fn dashboard_shows_a_down_backend_in_headless_chromium() {
         summary.contains("1 project failed to reload rules"),
         "{summary}"
     );
+    assert!(
+        summary.contains("certificate of shop on https expires in 5 days")
+            || summary.contains("certificate of shop on https expires in 6 days"),
+        "{summary}"
+    );
+    assert!(!summary.contains("of default"), "{summary}");
     assert!(
         element(&dom, "div", r#"id="stale""#).contains("hidden"),
         "not stale:\n{dom}"

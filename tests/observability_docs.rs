@@ -17,9 +17,12 @@ fn alert_rules_use_exported_metrics() {
         .expect("a rules list");
     assert!(alerts.len() >= 5);
     let up = Upstream::start("up");
-    let (http, admin) = (free_addr(), free_addr());
+    let cert = self_signed(&["site.test"]);
+    let (http, https, admin) = (free_addr(), free_addr(), free_addr());
     let r = Rampart::start(&format!(
-        "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
+        "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\n  https: {{ address: \"{https}\", tls: {{ cert: \"{}\", key: \"{}\" }} }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
+        cert.cert(),
+        cert.key(),
         up.addr_string()
     ));
     assert_eq!(get(&format!("http://{http}/"), "a.test").status(), 200);

@@ -112,6 +112,77 @@ projects:
     assert_eq!(shop.hits() + blog.hits() + other.hits(), 8);
 }
 
+/// Operators alert on the certificates actually served (a renewed file that was not reloaded
+/// still expires): `/metrics` gives each file's end, the earliest of its chain, and `/status`
+/// lists the files with what they are served for.
+#[test]
+fn served_certificates_and_their_expiry_are_reported() {
+    let ca = TestCa::new();
+    let default_cert = ca.issue_until(&["default.test"], (2031, 5, 17));
+    let shop_cert = ca.issue_until(&["shop.test", "*.shop.test"], (2030, 2, 1));
+    // The default file carries an extra chain certificate that ends first.
+    let short = TestCa::new().issue_until(&["intermediate.test"], (2029, 3, 4));
+    let dir = tempfile::tempdir().unwrap();
+    let chain = dir.path().join("default-chain.pem");
+    std::fs::write(&chain, default_cert.cert_pem.clone() + &short.cert_pem).unwrap();
+    let up = Upstream::start("app");
+    let (https, admin) = (free_addr(), free_addr());
+    let yaml = format!(
+        "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  https: {{ address: \"{https}\", tls: {{ cert: \"{}\", key: \"{}\" }} }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: shop, hosts: [shop.test], pool: app, tls: {{ cert: \"{sc}\", key: \"{sk}\" }} }}\n  - {{ name: shop-eu, hosts: [eu.shop.test], pool: app, tls: {{ cert: \"{sc}\", key: \"{sk}\" }} }}\n  - {{ name: other, hosts: [\"*\"], pool: app }}\n",
+        chain.display(),
+        default_cert.key(),
+        up.addr_string(),
+        sc = shop_cert.cert(),
+        sk = shop_cert.key(),
+    );
+    let rampart = Rampart::start(&yaml);
+    let midnight = |y: i32, m: u32, d: u32| {
+        chrono::NaiveDate::from_ymd_opt(y, m, d)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp() as f64
+    };
+    let expiry = |file: &str| {
+        rampart.metric(&format!(
+            "rampart_tls_certificate_expiry_timestamp_seconds{{cert=\"{file}\",listener=\"https\"}}"
+        ))
+    };
+    assert_eq!(
+        expiry(&chain.display().to_string()),
+        Some(midnight(2029, 3, 4))
+    );
+    assert_eq!(expiry(&shop_cert.cert()), Some(midnight(2030, 2, 1)));
+
+    let status = rampart.status();
+    let certs = status["certificates"].as_array().unwrap();
+    assert_eq!(certs.len(), 2, "one entry per file: {certs:?}");
+    let shop = certs
+        .iter()
+        .find(|c| c["file"] == shop_cert.cert().as_str())
+        .unwrap();
+    assert_eq!(shop["listener"], "https");
+    assert_eq!(shop["served_for"], serde_json::json!(["shop", "shop-eu"]));
+    assert_eq!(
+        shop["names"],
+        serde_json::json!(["shop.test", "*.shop.test"])
+    );
+    assert_eq!(shop["expires"], "2030-02-01T00:00:00.000Z");
+    let now = status["now_ms"].as_f64().unwrap() / 1000.0;
+    let days_left = (midnight(2030, 2, 1) - now) / 86_400.0;
+    assert_eq!(shop["days_left"].as_f64(), Some(days_left.floor()));
+    let default = certs
+        .iter()
+        .find(|c| c["served_for"][0] == "default")
+        .unwrap();
+    assert_eq!(default["names"], serde_json::json!(["default.test"]));
+    assert_eq!(
+        default["expires_ms"].as_f64(),
+        Some(midnight(2029, 3, 4) * 1000.0)
+    );
+}
+
 #[test]
 fn tls_min_version_1_3_refuses_tls_1_2() {
     let ca = TestCa::new();

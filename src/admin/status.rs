@@ -54,6 +54,22 @@ fn pool(pool: &Pool) -> Value {
     })
 }
 
+fn certificate(c: &crate::server::ServedCertificate, now: SystemTime) -> Value {
+    json!({
+        "listener": c.listener,
+        "file": c.file.display().to_string(),
+        "served_for": c.served_for,
+        "names": c.names,
+        "expires_ms": c.expires.map(unix_ms),
+        "expires": c.expires.map(rfc3339),
+        // Negative once expired.
+        "days_left": c.expires.map(|at| match at.duration_since(now) {
+            Ok(d) => (d.as_secs() / 86_400) as i64,
+            Err(e) => -((e.duration().as_secs() / 86_400) as i64) - 1,
+        }),
+    })
+}
+
 pub fn status_json(shared: &Shared) -> Value {
     let now = SystemTime::now();
     let mut pools: Vec<&Arc<Pool>> = shared.pools.values().collect();
@@ -100,5 +116,6 @@ pub fn status_json(shared: &Shared) -> Value {
         },
         "pools": pools,
         "projects": projects,
+        "certificates": shared.certificates.iter().map(|c| certificate(c, now)).collect::<Vec<_>>(),
     })
 }

@@ -49,6 +49,8 @@ pub struct Shared {
     /// so keep-alive clients move to the new process while this one still answers, instead
     /// of having idle connections cut under them when Pingora's drain starts (server/signals.rs).
     pub draining: Arc<std::sync::atomic::AtomicBool>,
+    /// The certificates the TLS listeners serve (read at start only).
+    pub certificates: Vec<crate::server::ServedCertificate>,
 }
 
 impl Shared {
@@ -107,6 +109,7 @@ impl Shared {
             logger,
             started: std::time::SystemTime::now(),
             draining: Arc::default(),
+            certificates: Vec::new(),
         }
     }
 }

@@ -9,6 +9,8 @@ mod signals;
 mod stop;
 mod tls;
 
+pub use tls::ServedCertificate;
+
 use crate::admin::AdminApp;
 use crate::config::Config;
 use crate::proxy::{access_log, HostRouter, RampartProxy, Shared};
@@ -196,7 +198,26 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
         stop_now: stop_now.clone(),
     };
     server.add_service(GenBackgroundService::new("stop".into(), Arc::new(stop)));
-    let shared = Arc::new(Shared::new(&mut config, pools, logger));
+    // Loaded first so that `/status` can list them; one entry per listener, None for plain.
+    let mut listener_certs = Vec::new();
+    let mut certificates = Vec::new();
+    for listener in &config.listeners {
+        let Some(t) = &listener.tls else {
+            listener_certs.push(None);
+            continue;
+        };
+        let (certs, served) = tls::listener_certificates(&listener.name, t, &config.projects)
+            .map_err(|message| StartError::Listener {
+                listener: listener.name.clone(),
+                message,
+            })?;
+        listener_certs.push(Some((t.clone(), certs)));
+        certificates.extend(served);
+    }
+    crate::metrics::certificates(&certificates);
+    let mut shared = Shared::new(&mut config, pools, logger);
+    shared.certificates = certificates;
+    let shared = Arc::new(shared);
     let signals = signals::Signals {
         draining: shared.draining.clone(),
         upgrade_sock,
@@ -206,7 +227,7 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
         pid_file: public_pid_file.into(),
     };
 
-    for listener in &config.listeners {
+    for (listener, tls_certs) in config.listeners.iter().zip(listener_certs) {
         let mut router = HostRouter::default();
         for (i, p) in config.projects.iter().enumerate() {
             if p.listeners.contains(&listener.name) {
@@ -235,29 +256,13 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
             proxy.server_options = Some(options);
         }
         let addr = listener.address.to_string();
-        match &listener.tls {
+        match tls_certs {
             None => service.add_tcp(&addr),
-            Some(t) => {
-                let fail = |message: String| StartError::Listener {
+            Some((t, certs)) => {
+                let settings = tls::settings(&t, certs).map_err(|e| StartError::Listener {
                     listener: listener.name.clone(),
-                    message,
-                };
-                let default = tls::Certified::load(&t.cert).map_err(|e| fail(e.to_string()))?;
-                let mut certs = tls::SniCertificates::new(default);
-                for p in config
-                    .projects
-                    .iter()
-                    .filter(|p| p.listeners.contains(&listener.name))
-                {
-                    if let Some(pair) = &p.tls {
-                        let c = tls::Certified::load(pair)
-                            .map_err(|e| fail(format!("project {}: {e}", p.name)))?;
-                        for h in &p.hosts {
-                            certs.add(h, c.clone());
-                        }
-                    }
-                }
-                let settings = tls::settings(t, certs).map_err(|e| fail(e.to_string()))?;
+                    message: e.to_string(),
+                })?;
                 service.add_tls_with_settings(&addr, None, settings);
             }
         }

@@ -1,7 +1,8 @@
 //! Listener TLS: the default certificate plus per-project certificates chosen by SNI
 //! (exact name, then wildcard), minimum protocol version, h2 over ALPN.
 
-use crate::config::{CertPair, ListenerTls, TlsVersion};
+use crate::cert_time;
+use crate::config::{CertPair, ListenerTls, ProjectSettings, TlsVersion};
 use async_trait::async_trait;
 use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::listeners::TlsAccept;
@@ -10,12 +11,28 @@ use pingora_core::tls::pkey::{PKey, Private};
 use pingora_core::tls::ssl::{NameType, SslRef, SslVersion};
 use pingora_core::tls::x509::X509;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 /// A certificate chain (leaf first) and its key.
 pub struct Certified {
     chain: Vec<X509>,
     key: PKey<Private>,
+}
+
+/// A certificate file a TLS listener serves, as `/status` lists it and
+/// `rampart_tls_certificate_expiry_timestamp_seconds` reports it.
+#[derive(Debug, Clone)]
+pub struct ServedCertificate {
+    pub listener: String,
+    pub file: PathBuf,
+    /// `default`, and the projects whose hosts it is chosen for.
+    pub served_for: Vec<String>,
+    /// The DNS names of its first certificate.
+    pub names: Vec<String>,
+    /// When the first certificate of the chain expires.
+    pub expires: Option<SystemTime>,
 }
 
 impl Certified {
@@ -32,6 +49,58 @@ impl Certified {
         }
         Ok(Arc::new(Certified { chain, key }))
     }
+
+    fn names(&self) -> Vec<String> {
+        self.chain[0]
+            .subject_alt_names()
+            .map(|sans| {
+                sans.iter()
+                    .filter_map(|n| n.dnsname().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Loads the certificates `listener` serves: its default one and those of the projects on
+/// it, each file once. Returns what the handshakes pick from, and the files for reporting.
+pub fn listener_certificates(
+    listener: &str,
+    tls: &ListenerTls,
+    projects: &[ProjectSettings],
+) -> Result<(SniCertificates, Vec<ServedCertificate>), String> {
+    let mut served: Vec<(Arc<Certified>, ServedCertificate)> = Vec::new();
+    let mut load = |pair: &CertPair, user: &str| -> std::io::Result<Arc<Certified>> {
+        if let Some((c, s)) = served.iter_mut().find(|(_, s)| s.file == pair.cert) {
+            s.served_for.push(user.to_string());
+            return Ok(c.clone());
+        }
+        let c = Certified::load(pair)?;
+        served.push((
+            c.clone(),
+            ServedCertificate {
+                listener: listener.to_string(),
+                file: pair.cert.clone(),
+                served_for: vec![user.to_string()],
+                names: c.names(),
+                expires: cert_time::earliest_not_after(&c.chain),
+            },
+        ));
+        Ok(c)
+    };
+    let mut certs = SniCertificates::new(load(&tls.cert, "default").map_err(|e| e.to_string())?);
+    for p in projects
+        .iter()
+        .filter(|p| p.listeners.iter().any(|l| l == listener))
+    {
+        if let Some(pair) = &p.tls {
+            let c = load(pair, &p.name).map_err(|e| format!("project {}: {e}", p.name))?;
+            for h in &p.hosts {
+                certs.add(h, c.clone());
+            }
+        }
+    }
+    Ok((certs, served.into_iter().map(|(_, s)| s).collect()))
 }
 
 /// Picks the certificate for the SNI name of each handshake.

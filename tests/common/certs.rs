@@ -63,10 +63,19 @@ impl TestCa {
 
     /// A leaf certificate for `names` (DNS names, `*.wildcards` or IP addresses).
     pub fn issue(&self, names: &[&str]) -> CertFiles {
+        self.issue_with(leaf_params(names))
+    }
+
+    /// A leaf certificate for `names` that expires at midnight UTC on `(year, month, day)`.
+    pub fn issue_until(&self, names: &[&str], (year, month, day): (i32, u8, u8)) -> CertFiles {
+        let mut params = leaf_params(names);
+        params.not_after = rcgen::date_time_ymd(year, month, day);
+        self.issue_with(params)
+    }
+
+    fn issue_with(&self, params: CertificateParams) -> CertFiles {
         let key = KeyPair::generate().unwrap();
-        let cert = leaf_params(names)
-            .signed_by(&key, &self.cert, &self.key)
-            .unwrap();
+        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
         CertFiles::write(cert, key, Some((self.ca_pem(), self.ca_der())))
     }
 }

@@ -166,21 +166,29 @@ pub(super) fn cert_pair(
     })
 }
 
-/// An expired (or not yet valid) certificate, or one that names none of `hosts`' patterns
+/// `check` warns about a certificate that expires within this many days (Let's Encrypt's
+/// clients renew 30 days ahead, so a certificate this close to its end was not renewed, or
+/// was renewed and not reloaded).
+const EXPIRY_WARNING_DAYS: i64 = 14;
+
+/// An expired, soon to expire (or not yet valid) certificate, or one that names none of `hosts`' patterns
 /// (`*` aside): clients would refuse it, but the config still loads.
 fn cert_warnings(ck: &mut Checker, key: &str, path: &str, x509: &X509, hosts: &[String]) {
     let now = chrono::Utc::now().naive_utc();
-    // OpenSSL prints `Nov 23 12:00:00 2027 GMT`.
-    let time = |text: String| {
-        chrono::NaiveDateTime::parse_from_str(text.trim_end_matches(" GMT"), "%b %e %H:%M:%S %Y")
-            .ok()
-            .map(|at| (at, text))
-    };
-    if let Some((_, text)) = time(x509.not_after().to_string()).filter(|(at, _)| *at < now) {
-        ck.warn(
+    let time = |text: String| crate::cert_time::parse(&text).map(|at| (at, text));
+    match time(x509.not_after().to_string()) {
+        Some((at, text)) if at < now => ck.warn(
             key,
             format!("`{path}` expired on {text}: clients will refuse it"),
-        );
+        ),
+        Some((at, text)) if at - now < chrono::Duration::days(EXPIRY_WARNING_DAYS) => ck.warn(
+            key,
+            format!(
+                "`{path}` expires on {text}, in {} day(s): renew it, then reload Rampart (certificates are read at start)",
+                (at - now).num_days()
+            ),
+        ),
+        _ => {}
     }
     if let Some((_, text)) = time(x509.not_before().to_string()).filter(|(at, _)| *at > now) {
         ck.warn(key, format!("`{path}` is not valid before {text}"));

@@ -139,7 +139,7 @@ fn unknown_nested_key_is_a_typo() {
         2,
         11,
         "listeners.http.adress",
-        "adress: unknown field `adress`, expected one of `address`, `tls`, `keepalive_timeout` (did you mean `address`?",
+        "adress: unknown field `adress`, expected one of `address`, `tls`, `keepalive_timeout`, `keepalive_requests` (did you mean `address`?",
     );
 }
 
@@ -241,6 +241,26 @@ fn bad_duration() {
         17,
         "pools.app.timeouts.connect",
         "is not a duration",
+    );
+}
+
+#[test]
+fn keepalive_requests_must_be_a_positive_count() {
+    let yaml = "listeners:\n  http: { address: \"127.0.0.1:8080\", keepalive_requests: 0 }\nprojects:\n  - { name: shop, hosts: [a.test], rules: [ { id: r, respond: { status: 200 } } ] }\n";
+    assert_error(
+        yaml,
+        2,
+        38,
+        "listeners.http.keepalive_requests",
+        "must be at least 1 (1 closes each connection after its first request)",
+    );
+    let yaml = yaml.replace("keepalive_requests: 0", "keepalive_requests: -5");
+    assert_error(
+        &yaml,
+        2,
+        58,
+        "listeners.http.keepalive_requests",
+        "invalid type: integer `-5`, expected a whole number from 0 to 4294967295",
     );
 }
 

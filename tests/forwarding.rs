@@ -437,6 +437,43 @@ fn idle_client_connections_are_closed_after_keepalive_timeout() {
     );
 }
 
+/// After `keepalive_requests` answers an HTTP/1.1 connection is closed, the last answer saying
+/// so, as nginx does; requests the client pipelined after it are not answered.
+#[test]
+fn a_connection_is_closed_after_keepalive_requests() {
+    use std::io::{Read, Write};
+    let up = Upstream::start("up");
+    let http = free_addr();
+    let _r = Rampart::start(&format!(
+        "admin: {{ listen: \"{}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\", keepalive_requests: 3 }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
+        free_addr(),
+        up.addr_string()
+    ));
+    let mut conn = std::net::TcpStream::connect(&http).unwrap();
+    let request = "GET /a HTTP/1.1\r\nHost: a.test\r\n\r\n";
+    conn.write_all(request.repeat(5).as_bytes()).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut got = Vec::new();
+    if let Err(e) = conn.read_to_end(&mut got) {
+        panic!(
+            "the connection stayed open ({e}); got {}",
+            String::from_utf8_lossy(&got)
+        );
+    }
+    let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    let answers: Vec<&str> = text.split("http/1.1 ").skip(1).collect();
+    assert_eq!(answers.len(), 3, "{text}");
+    assert!(
+        answers[..2]
+            .iter()
+            .all(|a| a.contains("connection: keep-alive")),
+        "{text}"
+    );
+    assert!(answers[2].contains("connection: close"), "{text}");
+    assert_eq!(up.hits(), 3);
+}
+
 /// An HTTP/2 client may split its cookies into several fields; an HTTP/1.1 backend gets one
 /// `Cookie` line, joined with `; ` (RFC 9113 §8.2.3), as from nginx.
 #[test]

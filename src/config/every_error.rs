@@ -92,6 +92,23 @@ pub(crate) fn describe(key: &str, inner: &serde_yaml::Error) -> String {
     if message.starts_with("unknown field") {
         message.push_str(&unknown_field_hint(&message));
     }
+    // Rust's type names mean nothing to whoever writes the file.
+    for (rust, plain) in [
+        ("expected u8", "expected a whole number from 0 to 255"),
+        ("expected u16", "expected a whole number from 0 to 65535"),
+        (
+            "expected u32",
+            "expected a whole number from 0 to 4294967295",
+        ),
+        ("expected u64", "expected a whole number, 0 or more"),
+        ("expected usize", "expected a whole number, 0 or more"),
+        ("expected f64", "expected a number"),
+    ] {
+        if message.ends_with(rust) {
+            message.truncate(message.len() - rust.len());
+            message.push_str(plain);
+        }
+    }
     message
 }
 

@@ -45,6 +45,8 @@ pub struct ListenerSettings {
     pub tls: Option<ListenerTls>,
     /// Idle client connections are closed after this (whole seconds, at least 1).
     pub keepalive_timeout: std::time::Duration,
+    /// An HTTP/1.1 connection is closed after answering this many requests (at least 1).
+    pub keepalive_requests: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -84,6 +84,9 @@ pub struct RawListener {
     /// How long an idle client connection (HTTP/1.1 keep-alive, HTTP/2) stays open.
     #[serde(default)]
     pub keepalive_timeout: Option<String>,
+    /// Requests served on one HTTP/1.1 connection before it is closed.
+    #[serde(default)]
+    pub keepalive_requests: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

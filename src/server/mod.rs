@@ -253,6 +253,8 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
             // Without it Pingora keeps an idle HTTP/2 connection open for ever.
             let mut options = pingora_core::apps::HttpServerOptions::default();
             options.h2_idle_timeout = Some(listener.keepalive_timeout);
+            // Pingora counts the reuses after the first request.
+            options.keepalive_request_limit = Some(listener.keepalive_requests.saturating_sub(1));
             proxy.server_options = Some(options);
         }
         let addr = listener.address.to_string();

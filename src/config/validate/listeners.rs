@@ -9,6 +9,9 @@ use std::net::SocketAddr;
 
 /// nginx closes idle client connections after 75 s; Pingora never does between requests.
 const DEFAULT_KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// nginx's `keepalive_requests` default; Pingora's is no limit. Closing now and then frees a
+/// connection's memory and lets a fleet's load balancer spread clients again.
+const DEFAULT_KEEPALIVE_REQUESTS: u32 = 1000;
 
 pub(super) fn listeners(
     ck: &mut Checker,
@@ -77,6 +80,17 @@ pub(super) fn listeners(
                 }
             }
         };
+        let keepalive_requests = match l.keepalive_requests {
+            None => DEFAULT_KEEPALIVE_REQUESTS,
+            Some(0) => {
+                ck.error(
+                    format!("{key}.keepalive_requests"),
+                    "must be at least 1 (1 closes each connection after its first request)",
+                );
+                DEFAULT_KEEPALIVE_REQUESTS
+            }
+            Some(n) => n,
+        };
         if l.tls.is_some() && tls.is_none() {
             continue;
         }
@@ -85,6 +99,7 @@ pub(super) fn listeners(
             address,
             tls,
             keepalive_timeout,
+            keepalive_requests,
         });
     }
     out

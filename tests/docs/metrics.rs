@@ -95,7 +95,7 @@ fn exported(text: &str) -> BTreeMap<String, Family> {
 }
 
 /// The `/metrics` text of a real Rampart after traffic that touches every family: a rule hit,
-/// an unknown host, a health-checked pool, a rules file.
+/// an unknown host, a health-checked pool, a rules file, a TLS listener.
 fn scrape() -> String {
     let up = Upstream::start("app");
     let dir = tempfile::tempdir().unwrap();
@@ -104,7 +104,8 @@ fn scrape() -> String {
         "- { id: from-file, match: { path: /old }, redirect: { to: /new } }\n",
     )
     .unwrap();
-    let (http, admin) = (free_addr(), free_addr());
+    let cert = self_signed(&["site.test"]);
+    let (http, https, admin) = (free_addr(), free_addr(), free_addr());
     let r = Rampart::start_in(
         dir,
         &format!(
@@ -113,6 +114,7 @@ admin: {{ listen: "{admin}" }}
 access_log: {{ target: off }}
 listeners:
   http: {{ address: "{http}" }}
+  https: {{ address: "{https}", tls: {{ cert: "{cert}", key: "{key}" }} }}
 pools:
   app: {{ backends: ["{up}"], health_check: {{ path: /, interval: 1s }} }}
 projects:
@@ -123,7 +125,9 @@ projects:
     rules:
       - {{ id: tag, match: {{ path_prefix: /hit }}, request_headers: {{ set: {{ X-Tag: a }} }} }}
 "#,
-            up = up.addr_string()
+            up = up.addr_string(),
+            cert = cert.cert(),
+            key = cert.key(),
         ),
     );
     assert_eq!(

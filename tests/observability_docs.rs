@@ -5,7 +5,7 @@ mod common;
 use common::*;
 
 #[test]
-fn alert_rules_use_exported_metrics() {
+fn alert_rules_and_dashboard_queries_use_exported_metrics() {
     let rules = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/docs/prometheus-alerts.yaml"
@@ -20,33 +20,65 @@ fn alert_rules_use_exported_metrics() {
     let cert = self_signed(&["site.test"]);
     let (http, https, admin) = (free_addr(), free_addr(), free_addr());
     let r = Rampart::start(&format!(
-        "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\n  https: {{ address: \"{https}\", tls: {{ cert: \"{}\", key: \"{}\" }} }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
+        "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\n  https: {{ address: \"{https}\", tls: {{ cert: \"{}\", key: \"{}\" }} }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app, rules: [ {{ id: tag, match: {{ path: /tagged }}, request_headers: {{ set: {{ X-Tag: a }} }} }} ] }}\n",
         cert.cert(),
         cert.key(),
         up.addr_string()
     ));
-    assert_eq!(get(&format!("http://{http}/"), "a.test").status(), 200);
+    // A rule hit: its series exists only once the rule matched.
+    assert_eq!(
+        get(&format!("http://{http}/tagged"), "a.test").status(),
+        200
+    );
     poll_until(
         std::time::Duration::from_secs(5),
         "the request to be counted",
         || {
-            r.metrics()
-                .contains("rampart_requests_total{")
+            let m = r.metrics();
+            (m.contains("rampart_requests_total{") && m.contains("rampart_rule_hits_total{"))
                 .then_some(())
         },
     );
+    // The Grafana dashboard's queries too.
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/docs/grafana-dashboard.json"
+        ))
+        .unwrap(),
+    )
+    .expect("the dashboard is JSON");
+    let mut queries: Vec<(String, String)> = alerts
+        .iter()
+        .map(|a| {
+            let name = a["alert"].as_str().unwrap_or("?");
+            (
+                format!("alert {name}"),
+                a["expr"].as_str().expect("expr").to_string(),
+            )
+        })
+        .collect();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let title = panel["title"].as_str().unwrap_or("?");
+            let expr = target["expr"].as_str().expect("expr");
+            queries.push((format!("panel {title}"), expr.to_string()));
+        }
+    }
+    assert!(queries.len() >= alerts.len() + 14);
     let exported = r.metrics();
-    for alert in alerts {
-        let expr = alert["expr"].as_str().expect("expr");
+    for (what, expr) in queries {
         for name in expr
             .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .filter(|w| w.starts_with("rampart_"))
+            // Histograms are exported as NAME_bucket, NAME_sum, NAME_count.
+            .map(|w| w.trim_end_matches("_bucket"))
         {
             assert!(
                 exported.contains(&format!("\n{name}{{"))
-                    || exported.contains(&format!("\n{name} ")),
-                "alert {} uses {name}, which Rampart does not export",
-                alert["alert"].as_str().unwrap_or("?")
+                    || exported.contains(&format!("\n{name} "))
+                    || exported.contains(&format!("\n{name}_bucket{{")),
+                "{what} uses {name}, which Rampart does not export"
             );
         }
     }

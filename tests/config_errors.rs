@@ -370,7 +370,12 @@ fn a_required_key_of_the_wrong_type_is_not_also_missing() {
                 "pools.app.backends",
                 "invalid type: integer `5`, expected a sequence",
             ),
-            (4, 23, "pools.app.retries", "expected a whole number, 0 or more"),
+            (
+                4,
+                23,
+                "pools.app.retries",
+                "expected a whole number, 0 or more",
+            ),
             (6, 7, "projects[0].name", "expected a string"),
         ],
     );

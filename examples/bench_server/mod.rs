@@ -1,10 +1,12 @@
 //! The server the reference examples (`bare_pingora`, `bare_redirect`) run their `ProxyHttp`
 //! in: one listener, no grace periods, `threads` workers.
 
-// The same allocator as Rampart (src/alloc.rs), so the ratios against these references
-// compare proxy code, not allocators.
+// The same allocator as Rampart (the same source file), so the ratios against these
+// references compare proxy code, not allocators.
+#[path = "../../src/alloc/mimalloc.rs"]
+mod mimalloc;
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: mimalloc::Mimalloc = mimalloc::Mimalloc;
 
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::Server;

@@ -7,8 +7,10 @@
 //! rule sets are built on threads of their own ([`on_own_thread`]) so that their memory can
 //! come back at all.
 
+mod mimalloc;
+
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: mimalloc::Mimalloc = mimalloc::Mimalloc;
 
 /// Returns the calling thread's freed memory to the system now. For use after loading
 /// rules: parsing 100 000 rules frees more than the compiled set keeps, and without this the

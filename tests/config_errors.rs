@@ -696,6 +696,38 @@ fn warnings_for_expired_or_misnamed_certificates_and_an_open_admin() {
     );
 }
 
+/// A chain is refused once any of its certificates has ended: an intermediate that ends soon
+/// is warned about by name, even though the server's own certificate runs for years.
+#[test]
+fn a_chain_certificate_that_ends_soon_is_named() {
+    use chrono::Datelike;
+    let ca = TestCa::new();
+    let leaf = ca.issue(&["shop.test"]);
+    let soon = chrono::Utc::now().date_naive() + chrono::Days::new(6);
+    let short = TestCa::new().issue_until(
+        &["intermediate.test"],
+        (soon.year(), soon.month() as u8, soon.day() as u8),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let chain = dir.path().join("chain.crt");
+    std::fs::write(&chain, leaf.cert_pem.clone() + &short.cert_pem).unwrap();
+    let yaml = format!(
+        "listeners:\n  https: {{ address: \"127.0.0.1:8443\", tls: {{ cert: \"{}\", key: \"{}\" }} }}\nprojects:\n  - {{ name: a, hosts: [\"*\"], rules: [ {{ id: r, respond: {{ status: 200 }} }} ] }}\n",
+        chain.display(),
+        leaf.key()
+    );
+    let c = check(&yaml);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    assert!(
+        c.stderr.contains(&format!(
+            "listeners.https.tls.cert: warning: `{}` (its chain certificate CN=intermediate.test) expires on ",
+            chain.display()
+        )),
+        "{}",
+        c.stderr
+    );
+}
+
 /// A certificate file with the chain in the wrong order (intermediate first) is named as such,
 /// not as a key that does not match.
 #[test]

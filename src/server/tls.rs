@@ -31,7 +31,7 @@ pub struct ServedCertificate {
     pub served_for: Vec<String>,
     /// The DNS names of its first certificate.
     pub names: Vec<String>,
-    /// When the first certificate of the chain expires.
+    /// When the chain stops being valid: the earliest end among its certificates.
     pub expires: Option<SystemTime>,
 }
 

@@ -174,7 +174,8 @@ pub(super) fn cert_pair(
         ck.error(format!("{key_path}.key"), why);
         return None;
     }
-    cert_warnings(ck, &format!("{key_path}.cert"), cert, &x509, hosts);
+    let chain = X509::stack_from_pem(&cert_bytes).unwrap_or_default();
+    cert_warnings(ck, &format!("{key_path}.cert"), cert, &x509, &chain, hosts);
     Some(CertPair {
         cert: cert.into(),
         key: key.into(),
@@ -188,18 +189,36 @@ const EXPIRY_WARNING_DAYS: i64 = 14;
 
 /// An expired, soon to expire (or not yet valid) certificate, or one that names none of `hosts`' patterns
 /// (`*` aside): clients would refuse it, but the config still loads.
-fn cert_warnings(ck: &mut Checker, key: &str, path: &str, x509: &X509, hosts: &[String]) {
+fn cert_warnings(
+    ck: &mut Checker,
+    key: &str,
+    path: &str,
+    x509: &X509,
+    chain: &[X509],
+    hosts: &[String],
+) {
     let now = chrono::Utc::now().naive_utc();
     let time = |text: String| crate::cert_time::parse(&text).map(|at| (at, text));
-    match time(x509.not_after().to_string()) {
-        Some((at, text)) if at < now => ck.warn(
+    // The chain is refused once any of its certificates has expired, an intermediate too.
+    let ends_first = chain
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| Some((time(c.not_after().to_string())?, i)))
+        .min_by_key(|((at, _), _)| *at);
+    let which = |i: usize| match i {
+        0 => format!("`{path}`"),
+        _ => format!("`{path}` (its chain certificate {})", subject(&chain[i])),
+    };
+    match ends_first {
+        Some(((at, text), i)) if at < now => ck.warn(
             key,
-            format!("`{path}` expired on {text}: clients will refuse it"),
+            format!("{} expired on {text}: clients will refuse it", which(i)),
         ),
-        Some((at, text)) if at - now < chrono::Duration::days(EXPIRY_WARNING_DAYS) => ck.warn(
+        Some(((at, text), i)) if at - now < chrono::Duration::days(EXPIRY_WARNING_DAYS) => ck.warn(
             key,
             format!(
-                "`{path}` expires on {text}, in {} day(s): renew it, then reload Rampart (certificates are read at start)",
+                "{} expires on {text}, in {} day(s): renew it, then reload Rampart (certificates are read at start)",
+                which(i),
                 (at - now).num_days()
             ),
         ),

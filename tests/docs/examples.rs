@@ -33,6 +33,9 @@ projects:
 /// A document's files, in a temporary directory standing for the host.
 struct Host {
     dir: tempfile::TempDir,
+    /// One pair for every certificate file the document names, so that blocks naming the
+    /// same file agree on it.
+    pair: crate::common::CertFiles,
 }
 
 impl Host {
@@ -52,12 +55,15 @@ impl Host {
 
     /// Creates the certificates and keys `text` names under `/etc/rampart/tls/`.
     fn certificates(&self, text: &str) {
-        let pair = self_signed(&["example.com"]);
+        let pair = &self.pair;
         for (i, _) in text.match_indices("/etc/rampart/tls/") {
             let name: String = text[i..]
                 .chars()
                 .take_while(|c| c.is_ascii_alphanumeric() || "/._-".contains(*c))
                 .collect();
+            if name.ends_with('/') {
+                continue; // a directory, or a name built by a script (`tls/$name.crt`)
+            }
             let pem = if name.ends_with(".key") {
                 &pair.key_pem
             } else {
@@ -164,6 +170,7 @@ fn transcript(host: &Host, block: &CodeBlock) -> Vec<String> {
 fn check_doc(name: &str, blocks: &[CodeBlock]) -> (Vec<String>, usize) {
     let host = Host {
         dir: tempfile::tempdir().unwrap(),
+        pair: self_signed(&["example.com"]),
     };
     let mut problems = Vec::new();
     let mut checked = 0;

@@ -205,6 +205,7 @@ fn access_log_formats_and_targets() {
                 assert_eq!(v["project"], "shop");
                 assert_eq!(v["request_id"], "rid-42");
                 assert_eq!(v["client_ip"], "127.0.0.1");
+                assert!(v["tls_version"].is_null() && v["tls_cipher"].is_null(), "{v}");
             }) as &dyn Fn(&str),
         ),
         ("combined", &|line| {
@@ -213,10 +214,10 @@ fn access_log_formats_and_targets() {
             assert!(line.contains(" rid-42 "), "{line}");
         }),
         (
-            "\"{client_ip} {method} {path} {status} {request_id} {project} {upstream}\"",
+            "\"{client_ip} {method} {path} {status} {request_id} {project} {tls_version} {tls_cipher} {upstream}\"",
             &|line| {
                 assert!(
-                    line.starts_with("127.0.0.1 GET /logged 200 rid-42 shop 127.0.0.1:"),
+                    line.starts_with("127.0.0.1 GET /logged 200 rid-42 shop - - 127.0.0.1:"),
                     "{line}"
                 );
             },
@@ -233,6 +234,49 @@ fn access_log_formats_and_targets() {
         check(first_line(&log).trim_end());
         drop(r);
     }
+}
+
+/// Which TLS version and cipher each client used, e.g. to see who still needs TLS 1.2 before
+/// setting `min_version: "1.3"`.
+#[test]
+fn access_log_names_the_tls_version_and_cipher() {
+    let ca = TestCa::new();
+    let cert = ca.issue(&["shop.test"]);
+    let up = Upstream::start("up");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let (https, admin) = (free_addr(), free_addr());
+    let yaml = format!(
+        "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: {}, format: \"{{protocol}} {{tls_version}} {{tls_cipher}} {{path}}\" }}\nlisteners:\n  https: {{ address: \"{https}\", tls: {{ cert: \"{}\", key: \"{}\" }} }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: shop, hosts: [shop.test], pool: app }}\n",
+        log.display(),
+        cert.cert(),
+        cert.key(),
+        up.addr_string()
+    );
+    let _r = Rampart::start_in(dir, &yaml);
+    let addr: std::net::SocketAddr = https.parse().unwrap();
+    let url = |path: &str| format!("https://shop.test:{}{path}", addr.port());
+    let c = h2_client_blocking(&ca, &[("shop.test", addr)]);
+    assert_eq!(c.get(url("/h2")).send().unwrap().status(), 200);
+    let tls12 = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.ca_pem().as_bytes()).unwrap())
+        .resolve("shop.test", addr)
+        .no_proxy()
+        .max_tls_version(reqwest::tls::Version::TLS_1_2)
+        .http1_only()
+        .build()
+        .unwrap();
+    assert_eq!(tls12.get(url("/old")).send().unwrap().status(), 200);
+    let text = poll_until(Duration::from_secs(5), "both lines in the log", || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        (text.lines().count() == 2).then_some(text)
+    });
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("HTTP/2.0 TLSv1.3 TLS_"), "{text}");
+    assert!(lines[0].ends_with(" /h2"), "{text}");
+    let old: Vec<&str> = lines[1].split(' ').collect();
+    assert_eq!(old[..2], ["HTTP/1.1", "TLSv1.2"], "{text}");
+    assert!(old[2].starts_with("ECDHE-") && old[3] == "/old", "{text}");
 }
 
 #[test]

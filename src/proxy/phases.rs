@@ -590,6 +590,10 @@ impl ProxyHttp for RampartProxy {
                 request_id: ctx.request_id.clone(),
                 project: Some(metrics.name().clone()),
                 upstream: ctx.backend.as_ref().map(|b| b.addr),
+                tls: session
+                    .as_downstream()
+                    .digest()
+                    .and_then(|d| d.ssl_digest.clone()),
             });
         }
     }

@@ -57,6 +57,8 @@ pub enum Field {
     RequestId,
     Project,
     Upstream,
+    TlsVersion,
+    TlsCipher,
 }
 
 const FIELDS: &[(&str, Field)] = &[
@@ -76,6 +78,8 @@ const FIELDS: &[(&str, Field)] = &[
     ("request_id", Field::RequestId),
     ("project", Field::Project),
     ("upstream", Field::Upstream),
+    ("tls_version", Field::TlsVersion),
+    ("tls_cipher", Field::TlsCipher),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,6 +159,9 @@ pub struct LogRecord {
     pub request_id: http::HeaderValue,
     pub project: Option<Arc<str>>,
     pub upstream: Option<SocketAddr>,
+    /// The client connection's TLS parameters; None over plain HTTP. Shared with the
+    /// connection, read by the writer.
+    pub tls: Option<Arc<pingora_core::protocols::tls::SslDigest>>,
 }
 
 /// Appends `bytes` escaped as nginx escapes log variables: `"` and `\` with a backslash,
@@ -303,6 +310,8 @@ impl LogRecord {
             Field::UserAgent => header_bytes(&self.user_agent),
             Field::RequestId => self.request_id.as_bytes(),
             Field::Project => self.project.as_deref().unwrap_or("-").as_bytes(),
+            Field::TlsVersion => self.tls.as_ref().map_or("-", |t| &t.version).as_bytes(),
+            Field::TlsCipher => self.tls.as_ref().map_or("-", |t| &t.cipher).as_bytes(),
         };
         push_escaped(out, text);
     }
@@ -352,6 +361,8 @@ impl LogRecord {
                     "request_id": json_text(Some(&self.request_id)),
                     "project": self.project.as_deref(),
                     "upstream": self.upstream.map(|a| a.to_string()),
+                    "tls_version": self.tls.as_ref().map(|t| &*t.version),
+                    "tls_cipher": self.tls.as_ref().map(|t| &*t.cipher),
                 });
                 let _ = write!(out, "{v}");
             }
@@ -408,6 +419,7 @@ mod tests {
             request_id: http::HeaderValue::from_static("rid"),
             project: Some("shop".into()),
             upstream: None,
+            tls: None,
         }
     }
 

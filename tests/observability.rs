@@ -279,6 +279,49 @@ fn access_log_names_the_tls_version_and_cipher() {
     assert!(old[2].starts_with("ECDHE-") && old[3] == "/old", "{text}");
 }
 
+/// Which rules matched each request, e.g. which of 100 000 redirects sent a client away.
+#[test]
+fn access_log_names_the_rules_that_matched() {
+    let up = Upstream::start("up");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let (http, admin) = (free_addr(), free_addr());
+    std::fs::write(
+        dir.path().join("moves.csv"),
+        "/old-a,/new-a\n/old-b,/new-b\n",
+    )
+    .unwrap();
+    let yaml = format!(
+        "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: {}, format: \"{{status}} {{path}} {{rules}}\" }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - name: shop\n    hosts: [\"*\"]\n    pool: app\n    rules_files: [moves.csv]\n    rules:\n      - {{ id: tag, match: {{ path_prefix: /t/ }}, request_headers: {{ set: {{ X-Tag: a }} }} }}\n      - {{ id: moved, match: {{ path: /moved }}, redirect: {{ to: /new }} }}\n",
+        log.display(),
+        up.addr_string()
+    );
+    let _r = Rampart::start_in(dir, &yaml);
+    for path in ["/moved", "/t/x", "/old-b", "/other"] {
+        raw_request(
+            &http,
+            format!("GET {path} HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+    }
+    let text = poll_until(Duration::from_secs(5), "four lines in the log", || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        (text.lines().count() == 4).then_some(text)
+    });
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "301 /moved moved",
+            "200 /t/x tag",
+            "301 /old-b moves.csv:2",
+            "200 /other -"
+        ],
+        "{text}"
+    );
+}
+
 #[test]
 fn access_log_escapes_what_clients_send() {
     let up = Upstream::start("up");

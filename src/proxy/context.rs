@@ -15,6 +15,9 @@ pub struct RequestCtx {
     /// What the rules asked for, when anything (boxed: the context lives in Pingora's
     /// per-request future, which is moved to the heap on every request).
     pub plan: Option<Box<Plan>>,
+    /// Ids of the rules that matched, for the access log (empty, without an allocation,
+    /// when none did).
+    pub matched_rules: Vec<Arc<str>>,
     pub pool: Option<Arc<Pool>>,
     /// Backends already tried for this request (retries go elsewhere).
     pub tried: Vec<SocketAddr>,
@@ -59,6 +62,7 @@ impl RequestCtx {
             client_ip: None,
             request_id: http::HeaderValue::from_static(""),
             plan: None,
+            matched_rules: Vec::new(),
             pool: None,
             tried: Vec::new(),
             backend: None,

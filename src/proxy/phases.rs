@@ -163,8 +163,9 @@ impl ProxyHttp for RampartProxy {
             client_ip: ctx.client_ip,
             request_id: ctx.request_id.to_str().unwrap_or(""),
         };
-        let plan = rules.evaluate(&view);
+        let mut plan = rules.evaluate(&view);
         drop(rules);
+        ctx.matched_rules = std::mem::take(&mut plan.matched);
         if let Some(failure) = &plan.failure {
             project.metrics.fail_open("rule_error");
             crate::throttled!(
@@ -590,6 +591,7 @@ impl ProxyHttp for RampartProxy {
                 request_id: ctx.request_id.clone(),
                 project: Some(metrics.name().clone()),
                 upstream: ctx.backend.as_ref().map(|b| b.addr),
+                rules: std::mem::take(&mut ctx.matched_rules),
                 tls: session
                     .as_downstream()
                     .digest()

@@ -59,6 +59,7 @@ pub enum Field {
     Upstream,
     TlsVersion,
     TlsCipher,
+    Rules,
 }
 
 const FIELDS: &[(&str, Field)] = &[
@@ -80,6 +81,7 @@ const FIELDS: &[(&str, Field)] = &[
     ("upstream", Field::Upstream),
     ("tls_version", Field::TlsVersion),
     ("tls_cipher", Field::TlsCipher),
+    ("rules", Field::Rules),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,6 +164,8 @@ pub struct LogRecord {
     /// The client connection's TLS parameters; None over plain HTTP. Shared with the
     /// connection, read by the writer.
     pub tls: Option<Arc<pingora_core::protocols::tls::SslDigest>>,
+    /// Ids of the rules that matched, in evaluation order.
+    pub rules: Vec<Arc<str>>,
 }
 
 /// Appends `bytes` escaped as nginx escapes log variables: `"` and `\` with a backslash,
@@ -293,6 +297,18 @@ impl LogRecord {
             Field::Status => return push_int(out, self.status),
             Field::Bytes => return push_int(out, self.bytes),
             Field::DurationMs => return push_millis(out, self.duration),
+            Field::Rules => {
+                if self.rules.is_empty() {
+                    return out.push('-');
+                }
+                for (i, id) in self.rules.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    push_escaped(out, id.as_bytes());
+                }
+                return;
+            }
             Field::Upstream => {
                 let _ = match self.upstream {
                     Some(a) => write!(out, "{a}"),
@@ -363,6 +379,7 @@ impl LogRecord {
                     "upstream": self.upstream.map(|a| a.to_string()),
                     "tls_version": self.tls.as_ref().map(|t| &*t.version),
                     "tls_cipher": self.tls.as_ref().map(|t| &*t.cipher),
+                    "rules": self.rules.iter().map(|id| &**id).collect::<Vec<&str>>(),
                 });
                 let _ = write!(out, "{v}");
             }
@@ -420,6 +437,7 @@ mod tests {
             project: Some("shop".into()),
             upstream: None,
             tls: None,
+            rules: vec!["moved".into(), "old.csv:2".into()],
         }
     }
 
@@ -434,10 +452,18 @@ mod tests {
         assert_eq!(v["status"], 200);
         assert_eq!(v["project"], "shop");
         assert_eq!(v["time"], "1970-01-02T00:00:00.000Z");
+        assert_eq!(v["rules"], serde_json::json!(["moved", "old.csv:2"]));
         s.clear();
-        let t = LogFormat::parse("{client_ip} {method} {path} q={query} {status}").unwrap();
+        let t = LogFormat::parse("{client_ip} {method} {path} q={query} {status} {rules}").unwrap();
         record().format_into(&t, &mut s, &mut TimeCache::default());
-        assert_eq!(s, "10.1.2.3 GET /a q=b=1 200\n");
+        assert_eq!(s, "10.1.2.3 GET /a q=b=1 200 moved,old.csv:2\n");
+        s.clear();
+        let none = LogRecord {
+            rules: Vec::new(),
+            ..record()
+        };
+        none.format_into(&t, &mut s, &mut TimeCache::default());
+        assert_eq!(s, "10.1.2.3 GET /a q=b=1 200 -\n");
     }
 
     #[test]

@@ -89,7 +89,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         .unwrap(),
         certificate_expiry: register_int_gauge_vec!(
             "rampart_tls_certificate_expiry_timestamp_seconds",
-            "When a certificate file a TLS listener serves expires (the earliest of its chain), Unix time",
+            "When a certificate file a TLS listener serves stops working (the earlier end of the server's certificate and its issuer's), Unix time",
             &["listener", "cert"]
         )
         .unwrap(),
@@ -115,13 +115,10 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
 pub fn certificates(served: &[crate::server::ServedCertificate]) {
     for c in served {
         let Some(at) = c.expires else { continue };
-        let secs = at
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
         METRICS
             .certificate_expiry
             .with_label_values(&[&c.listener, &c.file.display().to_string()])
-            .set(i64::try_from(secs).unwrap_or(i64::MAX));
+            .set(crate::cert_time::unix_seconds(at));
     }
 }
 

@@ -250,9 +250,9 @@ fn keepalive_requests_must_be_a_positive_count() {
     assert_error(
         yaml,
         2,
-        38,
+        58,
         "listeners.http.keepalive_requests",
-        "must be at least 1 (1 closes each connection after its first request)",
+        "invalid value: integer `0`, expected a whole number from 1 to 4294967295",
     );
     let yaml = yaml.replace("keepalive_requests: 0", "keepalive_requests: -5");
     assert_error(
@@ -260,7 +260,7 @@ fn keepalive_requests_must_be_a_positive_count() {
         2,
         58,
         "listeners.http.keepalive_requests",
-        "invalid type: integer `-5`, expected a whole number from 0 to 4294967295",
+        "invalid type: integer `-5`, expected a whole number from 1 to 4294967295",
     );
 }
 
@@ -696,21 +696,24 @@ fn warnings_for_expired_or_misnamed_certificates_and_an_open_admin() {
     );
 }
 
-/// A chain is refused once any of its certificates has ended: an intermediate that ends soon
-/// is warned about by name, even though the server's own certificate runs for years.
+/// A chain is refused once the server's certificate or its issuer's has ended: an issuer that
+/// ends soon is warned about by name, even though the server's own certificate runs for years.
+/// An unrelated certificate left in the file that has long expired (an old cross-sign in a
+/// `fullchain.pem`) is not: clients do without it.
 #[test]
 fn a_chain_certificate_that_ends_soon_is_named() {
     use chrono::Datelike;
-    let ca = TestCa::new();
-    let leaf = ca.issue(&["shop.test"]);
     let soon = chrono::Utc::now().date_naive() + chrono::Days::new(6);
-    let short = TestCa::new().issue_until(
-        &["intermediate.test"],
-        (soon.year(), soon.month() as u8, soon.day() as u8),
-    );
+    let intermediate = TestCa::until((soon.year(), soon.month() as u8, soon.day() as u8));
+    let leaf = intermediate.issue(&["shop.test"]);
+    let old_cross_sign = TestCa::new().issue_until(&["old-root.test"], (2021, 9, 30));
     let dir = tempfile::tempdir().unwrap();
     let chain = dir.path().join("chain.crt");
-    std::fs::write(&chain, leaf.cert_pem.clone() + &short.cert_pem).unwrap();
+    std::fs::write(
+        &chain,
+        leaf.cert_pem.clone() + &intermediate.ca_pem() + &old_cross_sign.cert_pem,
+    )
+    .unwrap();
     let yaml = format!(
         "listeners:\n  https: {{ address: \"127.0.0.1:8443\", tls: {{ cert: \"{}\", key: \"{}\" }} }}\nprojects:\n  - {{ name: a, hosts: [\"*\"], rules: [ {{ id: r, respond: {{ status: 200 }} }} ] }}\n",
         chain.display(),
@@ -720,12 +723,13 @@ fn a_chain_certificate_that_ends_soon_is_named() {
     assert_eq!(c.code, 0, "{}", c.stderr);
     assert!(
         c.stderr.contains(&format!(
-            "listeners.https.tls.cert: warning: `{}` (its chain certificate CN=intermediate.test) expires on ",
+            "listeners.https.tls.cert: warning: `{}` (its chain certificate CN=Rampart Test CA) expires on ",
             chain.display()
         )),
         "{}",
         c.stderr
     );
+    assert!(!c.stderr.contains("expired"), "{}", c.stderr);
 }
 
 /// A certificate file with the chain in the wrong order (intermediate first) is named as such,

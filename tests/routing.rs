@@ -117,21 +117,43 @@ projects:
 /// lists the files with what they are served for.
 #[test]
 fn served_certificates_and_their_expiry_are_reported() {
+    // The default certificate's issuer, in its file, ends first; an unrelated certificate
+    // that ended long ago follows it, as an old cross-sign in a `fullchain.pem` does: clients
+    // do without it, so it does not count.
+    let intermediate = TestCa::until((2029, 3, 4));
+    let default_cert = intermediate.issue_until(&["default.test"], (2031, 5, 17));
+    let old_cross_sign = TestCa::new().issue_until(&["old-root.test"], (2021, 9, 30));
     let ca = TestCa::new();
-    let default_cert = ca.issue_until(&["default.test"], (2031, 5, 17));
     let shop_cert = ca.issue_until(&["shop.test", "*.shop.test"], (2030, 2, 1));
-    // The default file carries an extra chain certificate that ends first.
-    let short = TestCa::new().issue_until(&["intermediate.test"], (2029, 3, 4));
+    let unused = ca.issue(&["unused.test"]);
+    let ancient = ca.issue_until(&["ancient.test"], (1960, 6, 1));
     let dir = tempfile::tempdir().unwrap();
     let chain = dir.path().join("default-chain.pem");
-    std::fs::write(&chain, default_cert.cert_pem.clone() + &short.cert_pem).unwrap();
+    std::fs::write(
+        &chain,
+        default_cert.cert_pem.clone() + &intermediate.ca_pem() + &old_cross_sign.cert_pem,
+    )
+    .unwrap();
+    // The same file spelled another way is the same certificate.
+    let shop_again = shop_cert
+        .cert_path
+        .parent()
+        .unwrap()
+        .join(".")
+        .join("cert.pem");
     let up = Upstream::start("app");
     let (https, admin) = (free_addr(), free_addr());
     let yaml = format!(
-        "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  https: {{ address: \"{https}\", tls: {{ cert: \"{}\", key: \"{}\" }} }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: shop, hosts: [shop.test], pool: app, tls: {{ cert: \"{sc}\", key: \"{sk}\" }} }}\n  - {{ name: shop-eu, hosts: [eu.shop.test], pool: app, tls: {{ cert: \"{sc}\", key: \"{sk}\" }} }}\n  - {{ name: other, hosts: [\"*\"], pool: app }}\n",
+        "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  https: {{ address: \"{https}\", tls: {{ cert: \"{}\", key: \"{}\" }} }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: shop, hosts: [shop.test], pool: app, tls: {{ cert: \"{sc}\", key: \"{sk}\" }} }}\n  - {{ name: shop-eu, hosts: [eu.shop.test], pool: app, tls: {{ cert: \"{}\", key: \"{sk}\" }} }}\n  - {{ name: other, hosts: [\"*\"], pool: app, tls: {{ cert: \"{}\", key: \"{}\" }} }}\n  - {{ name: ancient, hosts: [ancient.test], pool: app, tls: {{ cert: \"{}\", key: \"{}\" }} }}\n",
         chain.display(),
         default_cert.key(),
         up.addr_string(),
+        shop_again.display(),
+        // Never presented: `*` gets the listener's default certificate.
+        unused.cert(),
+        unused.key(),
+        ancient.cert(),
+        ancient.key(),
         sc = shop_cert.cert(),
         sk = shop_cert.key(),
     );
@@ -157,7 +179,19 @@ fn served_certificates_and_their_expiry_are_reported() {
 
     let status = rampart.status();
     let certs = status["certificates"].as_array().unwrap();
-    assert_eq!(certs.len(), 2, "one entry per file: {certs:?}");
+    // Ended before 1970: negative times, not 1970 or a failure.
+    assert_eq!(expiry(&ancient.cert()), Some(midnight(1960, 6, 1)));
+    let old = certs
+        .iter()
+        .find(|c| c["served_for"][0] == "ancient")
+        .unwrap();
+    assert_eq!(old["expires"], "1960-06-01T00:00:00.000Z");
+    assert!(old["days_left"].as_i64().unwrap() < -20_000, "{old}");
+    assert_eq!(
+        certs.len(),
+        3,
+        "one entry per file, none for a certificate never presented: {certs:?}"
+    );
     let shop = certs
         .iter()
         .find(|c| c["file"] == shop_cert.cert().as_str())

@@ -60,8 +60,9 @@ fn certificate(c: &crate::server::ServedCertificate, now: SystemTime) -> Value {
         "file": c.file.display().to_string(),
         "served_for": c.served_for,
         "names": c.names,
-        "expires_ms": c.expires.map(unix_ms),
-        "expires": c.expires.map(rfc3339),
+        // A certificate may end before 1970: signed, and a formatter that takes it.
+        "expires_ms": c.expires.map(|at| crate::cert_time::unix_seconds(at) * 1000),
+        "expires": c.expires.map(crate::cert_time::rfc3339),
         // Negative once expired.
         "days_left": c.expires.map(|at| match at.duration_since(now) {
             Ok(d) => (d.as_secs() / 86_400) as i64,

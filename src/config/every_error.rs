@@ -100,6 +100,10 @@ pub(crate) fn describe(key: &str, inner: &serde_yaml::Error) -> String {
             "expected u32",
             "expected a whole number from 0 to 4294967295",
         ),
+        (
+            "expected a nonzero u32",
+            "expected a whole number from 1 to 4294967295",
+        ),
         ("expected u64", "expected a whole number, 0 or more"),
         ("expected usize", "expected a whole number, 0 or more"),
         ("expected f64", "expected a number"),

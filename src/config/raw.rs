@@ -86,7 +86,7 @@ pub struct RawListener {
     pub keepalive_timeout: Option<String>,
     /// Requests served on one HTTP/1.1 connection before it is closed.
     #[serde(default)]
-    pub keepalive_requests: Option<u32>,
+    pub keepalive_requests: Option<std::num::NonZeroU32>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

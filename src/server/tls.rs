@@ -31,7 +31,8 @@ pub struct ServedCertificate {
     pub served_for: Vec<String>,
     /// The DNS names of its first certificate.
     pub names: Vec<String>,
-    /// When the chain stops being valid: the earliest end among its certificates.
+    /// When the chain stops working ([`cert_time::chain_end`]: the server's own certificate
+    /// and its issuer's).
     pub expires: Option<SystemTime>,
 }
 
@@ -69,21 +70,24 @@ pub fn listener_certificates(
     tls: &ListenerTls,
     projects: &[ProjectSettings],
 ) -> Result<(SniCertificates, Vec<ServedCertificate>), String> {
-    let mut served: Vec<(Arc<Certified>, ServedCertificate)> = Vec::new();
+    // Keyed by the file itself: `certs/x.crt` and `./certs/x.crt` are one certificate.
+    let mut served: Vec<(PathBuf, Arc<Certified>, ServedCertificate)> = Vec::new();
     let mut load = |pair: &CertPair, user: &str| -> std::io::Result<Arc<Certified>> {
-        if let Some((c, s)) = served.iter_mut().find(|(_, s)| s.file == pair.cert) {
+        let key = std::fs::canonicalize(&pair.cert).unwrap_or_else(|_| pair.cert.clone());
+        if let Some((_, c, s)) = served.iter_mut().find(|(k, _, _)| *k == key) {
             s.served_for.push(user.to_string());
             return Ok(c.clone());
         }
         let c = Certified::load(pair)?;
         served.push((
+            key,
             c.clone(),
             ServedCertificate {
                 listener: listener.to_string(),
                 file: pair.cert.clone(),
                 served_for: vec![user.to_string()],
                 names: c.names(),
-                expires: cert_time::earliest_not_after(&c.chain),
+                expires: cert_time::chain_end(&c.chain).map(|(at, _)| at),
             },
         ));
         Ok(c)
@@ -93,14 +97,16 @@ pub fn listener_certificates(
         .iter()
         .filter(|p| p.listeners.iter().any(|l| l == listener))
     {
-        if let Some(pair) = &p.tls {
+        // Only names pick a project's certificate; `*` gets the listener's default one.
+        let named: Vec<&String> = p.hosts.iter().filter(|h| h.as_str() != "*").collect();
+        if let (Some(pair), false) = (&p.tls, named.is_empty()) {
             let c = load(pair, &p.name).map_err(|e| format!("project {}: {e}", p.name))?;
-            for h in &p.hosts {
+            for h in named {
                 certs.add(h, c.clone());
             }
         }
     }
-    Ok((certs, served.into_iter().map(|(_, s)| s).collect()))
+    Ok((certs, served.into_iter().map(|(_, _, s)| s).collect()))
 }
 
 /// Picks the certificate for the SNI name of each handshake.

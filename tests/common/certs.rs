@@ -35,7 +35,17 @@ impl Default for TestCa {
 
 impl TestCa {
     pub fn new() -> Self {
+        Self::with_params(CertificateParams::new(Vec::<String>::new()).unwrap())
+    }
+
+    /// A CA whose own certificate ends at midnight UTC on `(year, month, day)`.
+    pub fn until((year, month, day): (i32, u8, u8)) -> Self {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.not_after = rcgen::date_time_ymd(year, month, day);
+        Self::with_params(params)
+    }
+
+    fn with_params(mut params: CertificateParams) -> Self {
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         params
@@ -70,6 +80,10 @@ impl TestCa {
     pub fn issue_until(&self, names: &[&str], (year, month, day): (i32, u8, u8)) -> CertFiles {
         let mut params = leaf_params(names);
         params.not_after = rcgen::date_time_ymd(year, month, day);
+        if year < 1975 {
+            // rcgen's default start (1975) would come after the end.
+            params.not_before = rcgen::date_time_ymd(year - 1, 1, 1);
+        }
         self.issue_with(params)
     }
 

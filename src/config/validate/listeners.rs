@@ -80,17 +80,9 @@ pub(super) fn listeners(
                 }
             }
         };
-        let keepalive_requests = match l.keepalive_requests {
-            None => DEFAULT_KEEPALIVE_REQUESTS,
-            Some(0) => {
-                ck.error(
-                    format!("{key}.keepalive_requests"),
-                    "must be at least 1 (1 closes each connection after its first request)",
-                );
-                DEFAULT_KEEPALIVE_REQUESTS
-            }
-            Some(n) => n,
-        };
+        let keepalive_requests = l
+            .keepalive_requests
+            .map_or(DEFAULT_KEEPALIVE_REQUESTS, |n| n.get());
         if l.tls.is_some() && tls.is_none() {
             continue;
         }
@@ -199,12 +191,9 @@ fn cert_warnings(
 ) {
     let now = chrono::Utc::now().naive_utc();
     let time = |text: String| crate::cert_time::parse(&text).map(|at| (at, text));
-    // The chain is refused once any of its certificates has expired, an intermediate too.
-    let ends_first = chain
-        .iter()
-        .enumerate()
-        .filter_map(|(i, c)| Some((time(c.not_after().to_string())?, i)))
-        .min_by_key(|((at, _), _)| *at);
+    // The chain is refused once the server's certificate or its issuer's has expired.
+    let ends_first = crate::cert_time::chain_end(chain)
+        .and_then(|(_, i)| Some((time(chain[i].not_after().to_string())?, i)));
     let which = |i: usize| match i {
         0 => format!("`{path}`"),
         _ => format!("`{path}` (its chain certificate {})", subject(&chain[i])),

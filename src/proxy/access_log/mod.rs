@@ -290,6 +290,37 @@ impl LogRecord {
         }
     }
 
+    /// The rule ids, comma-separated, or `-`. Besides the usual escaping, a `,` or a space in
+    /// an id and an id that is `-` itself are written `\xHH`, so the list reads back
+    /// unambiguously.
+    fn write_rules(&self, out: &mut String) {
+        if self.rules.is_empty() {
+            return out.push('-');
+        }
+        for (i, id) in self.rules.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            if &**id == "-" {
+                out.push_str("\\x2D");
+                continue;
+            }
+            for piece in id.split_inclusive([',', ' ']) {
+                match piece.strip_suffix([',', ' ']) {
+                    Some(text) => {
+                        push_escaped(out, text.as_bytes());
+                        out.push_str(if piece.ends_with(',') {
+                            "\\x2C"
+                        } else {
+                            "\\x20"
+                        });
+                    }
+                    None => push_escaped(out, piece.as_bytes()),
+                }
+            }
+        }
+    }
+
     fn write_field(&self, out: &mut String, f: Field, clock: &mut TimeCache) {
         let text: &[u8] = match f {
             Field::ClientIp => return self.write_client_ip(out),
@@ -297,18 +328,7 @@ impl LogRecord {
             Field::Status => return push_int(out, self.status),
             Field::Bytes => return push_int(out, self.bytes),
             Field::DurationMs => return push_millis(out, self.duration),
-            Field::Rules => {
-                if self.rules.is_empty() {
-                    return out.push('-');
-                }
-                for (i, id) in self.rules.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    push_escaped(out, id.as_bytes());
-                }
-                return;
-            }
+            Field::Rules => return self.write_rules(out),
             Field::Upstream => {
                 let _ = match self.upstream {
                     Some(a) => write!(out, "{a}"),
@@ -464,6 +484,16 @@ mod tests {
         };
         none.format_into(&t, &mut s, &mut TimeCache::default());
         assert_eq!(s, "10.1.2.3 GET /a q=b=1 200 -\n");
+        s.clear();
+        let odd = LogRecord {
+            rules: vec!["a,b c".into(), "-".into(), "é\"".into()],
+            ..record()
+        };
+        odd.format_into(&t, &mut s, &mut TimeCache::default());
+        assert_eq!(
+            s,
+            "10.1.2.3 GET /a q=b=1 200 a\\x2Cb\\x20c,\\x2D,\\xC3\\xA9\\\"\n"
+        );
     }
 
     #[test]

@@ -730,6 +730,12 @@ fn a_chain_certificate_that_ends_soon_is_named() {
         c.stderr
     );
     assert!(!c.stderr.contains("expired"), "{}", c.stderr);
+    // The summary gives the day the chain stops working: the issuer's end.
+    let line = format!(
+        "tls (min 1.2, h2 on)  certificate until {}",
+        soon.format("%Y-%m-%d")
+    );
+    assert!(c.stdout.contains(&line), "{}", c.stdout);
 }
 
 /// A certificate file with the chain in the wrong order (intermediate first) is named as such,

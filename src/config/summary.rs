@@ -10,13 +10,14 @@ pub fn summary(c: &Config) -> String {
     for l in &c.listeners {
         let tls = match &l.tls {
             Some(t) => format!(
-                "tls (min {}, h2 {})",
+                "tls (min {}, h2 {}){}",
                 if t.min_version == TlsVersion::V1_3 {
                     "1.3"
                 } else {
                     "1.2"
                 },
-                if t.http2 { "on" } else { "off" }
+                if t.http2 { "on" } else { "off" },
+                cert_end(&t.cert)
             ),
             None => "plain http".into(),
         };
@@ -26,13 +27,14 @@ pub fn summary(c: &Config) -> String {
     for p in &c.projects {
         let _ = writeln!(
             s,
-            "  {:<12} hosts {}  listeners {}  pool {}  rules {}  fail_mode {}",
+            "  {:<12} hosts {}  listeners {}  pool {}  rules {}  fail_mode {}{}",
             p.name,
             p.hosts.join(","),
             p.listeners.join(","),
             p.pool.as_deref().unwrap_or("-"),
             p.rules.len(),
-            p.fail_mode
+            p.fail_mode,
+            p.tls.as_ref().map(cert_end).unwrap_or_default()
         );
     }
     let _ = writeln!(s, "pools:");
@@ -59,4 +61,12 @@ pub fn summary(c: &Config) -> String {
     }
     let _ = writeln!(s, "admin: http://{}", c.admin.listen);
     s
+}
+
+/// `  certificate until 2027-02-01`: the day a certificate file's chain stops working.
+fn cert_end(pair: &CertPair) -> String {
+    pair.ends.map_or_else(String::new, |at| {
+        let day = chrono::DateTime::<chrono::Utc>::from(at).format("%Y-%m-%d");
+        format!("  certificate until {day}")
+    })
 }

@@ -171,6 +171,7 @@ pub(super) fn cert_pair(
     Some(CertPair {
         cert: cert.into(),
         key: key.into(),
+        ends: crate::cert_time::chain_end(&chain).map(|(at, _)| at),
     })
 }
 

@@ -4,7 +4,7 @@
 
 pub mod admin;
 pub mod alloc;
-pub mod cert_time;
+pub mod certificates;
 pub mod config;
 pub mod explain;
 pub mod log_throttle;

@@ -118,7 +118,7 @@ pub fn certificates(served: &[crate::server::ServedCertificate]) {
         METRICS
             .certificate_expiry
             .with_label_values(&[&c.listener, &c.file.display().to_string()])
-            .set(crate::cert_time::unix_seconds(at));
+            .set(crate::certificates::unix_seconds(at));
     }
 }
 

@@ -61,8 +61,8 @@ fn certificate(c: &crate::server::ServedCertificate, now: SystemTime) -> Value {
         "served_for": c.served_for,
         "names": c.names,
         // A certificate may end before 1970: signed, and a formatter that takes it.
-        "expires_ms": c.expires.map(|at| crate::cert_time::unix_seconds(at) * 1000),
-        "expires": c.expires.map(crate::cert_time::rfc3339),
+        "expires_ms": c.expires.map(|at| crate::certificates::unix_seconds(at) * 1000),
+        "expires": c.expires.map(crate::certificates::rfc3339),
         // Negative once expired.
         "days_left": c.expires.map(|at| match at.duration_since(now) {
             Ok(d) => (d.as_secs() / 86_400) as i64,

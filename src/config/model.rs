@@ -66,7 +66,7 @@ pub struct ListenerTls {
 pub struct CertPair {
     pub cert: PathBuf,
     pub key: PathBuf,
-    /// When the file's chain stops working, as `check` read it ([`crate::cert_time::chain_end`]).
+    /// When the file's chain stops working, as `check` read it ([`crate::certificates::chain_end`]).
     pub ends: Option<std::time::SystemTime>,
 }
 

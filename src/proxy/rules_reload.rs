@@ -1,6 +1,6 @@
 //! Re-reads rules files when they changed and then stayed unchanged for a second (polled every
-//! second) or on SIGHUP, and swaps each project's rule set atomically. A set that fails to load leaves the previous one in force;
-//! the error is logged, counted and shown in /status.
+//! second) or on SIGHUP, and swaps each project's rule set atomically. A set that fails to
+//! load leaves the previous one in force; the error is logged, counted and shown in /status.
 
 use super::state::Shared;
 use crate::metrics::METRICS;

@@ -1,7 +1,7 @@
 //! Listener TLS: the default certificate plus per-project certificates chosen by SNI
 //! (exact name, then wildcard), minimum protocol version, h2 over ALPN.
 
-use crate::cert_time;
+use crate::certificates;
 use crate::config::{CertPair, ListenerTls, ProjectSettings, TlsVersion};
 use async_trait::async_trait;
 use pingora_core::listeners::tls::TlsSettings;
@@ -31,8 +31,7 @@ pub struct ServedCertificate {
     pub served_for: Vec<String>,
     /// The DNS names of its first certificate.
     pub names: Vec<String>,
-    /// When the chain stops working ([`cert_time::chain_end`]: the server's own certificate
-    /// and its issuer's).
+    /// When the chain stops working ([`crate::config::CertPair::ends`]).
     pub expires: Option<SystemTime>,
 }
 
@@ -49,17 +48,6 @@ impl Certified {
             )));
         }
         Ok(Arc::new(Certified { chain, key }))
-    }
-
-    fn names(&self) -> Vec<String> {
-        self.chain[0]
-            .subject_alt_names()
-            .map(|sans| {
-                sans.iter()
-                    .filter_map(|n| n.dnsname().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
     }
 }
 
@@ -86,8 +74,9 @@ pub fn listener_certificates(
                 listener: listener.to_string(),
                 file: pair.cert.clone(),
                 served_for: vec![user.to_string()],
-                names: c.names(),
-                expires: cert_time::chain_end(&c.chain).map(|(at, _)| at),
+                names: certificates::dns_names(&c.chain[0]),
+                // As `check` read the file at this start.
+                expires: pair.ends,
             },
         ));
         Ok(c)

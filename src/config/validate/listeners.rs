@@ -6,6 +6,7 @@ use crate::config::raw::RawListener;
 use pingora_core::tls::{pkey::PKey, x509::X509};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::time::SystemTime;
 
 /// nginx closes idle client connections after 75 s; Pingora never does between requests.
 const DEFAULT_KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -134,6 +135,8 @@ pub(super) fn cert_pair(
         );
         return None;
     };
+    // The whole file: the server's certificate first, then its chain.
+    let chain = X509::stack_from_pem(&cert_bytes).unwrap_or_else(|_| vec![x509.clone()]);
     // Never OpenSSL's default passphrase prompt: `check` would wait on the terminal, and a
     // service has none. An empty passphrase fails on an encrypted key.
     let Ok(pkey) = PKey::private_key_from_pem_callback(&key_bytes, |_| Ok(0)) else {
@@ -152,13 +155,11 @@ pub(super) fn cert_pair(
         .unwrap_or(false);
     if !matches {
         // A chain written intermediate first: the key is that of a later certificate.
-        let later = X509::stack_from_pem(&cert_bytes).ok().and_then(|chain| {
-            chain
-                .iter()
-                .skip(1)
-                .any(|c| c.public_key().is_ok_and(|p| p.public_eq(&pkey)))
-                .then(|| subject(&x509))
-        });
+        let later = chain
+            .iter()
+            .skip(1)
+            .any(|c| c.public_key().is_ok_and(|p| p.public_eq(&pkey)))
+            .then(|| subject(&x509));
         let why = match later {
             Some(first) => format!("`{key}` belongs to a later certificate of `{cert}`, not its first ({first}): the server's own certificate must come first, then the intermediates"),
             None => format!("`{key}` is not the private key of `{cert}`"),
@@ -166,65 +167,64 @@ pub(super) fn cert_pair(
         ck.error(format!("{key_path}.key"), why);
         return None;
     }
-    let chain = X509::stack_from_pem(&cert_bytes).unwrap_or_default();
-    cert_warnings(ck, &format!("{key_path}.cert"), cert, &x509, &chain, hosts);
+    let ends = crate::certificates::chain_end(&chain);
+    cert_warnings(ck, &format!("{key_path}.cert"), cert, &chain, ends, hosts);
     Some(CertPair {
         cert: cert.into(),
         key: key.into(),
-        ends: crate::cert_time::chain_end(&chain).map(|(at, _)| at),
+        ends: ends.map(|(at, _)| at),
     })
 }
 
 /// `check` warns about a certificate that expires within this many days (Let's Encrypt's
 /// clients renew 30 days ahead, so a certificate this close to its end was not renewed, or
 /// was renewed and not reloaded).
-const EXPIRY_WARNING_DAYS: i64 = 14;
+const EXPIRY_WARNING_DAYS: u64 = 14;
 
-/// An expired, soon to expire (or not yet valid) certificate, or one that names none of `hosts`' patterns
-/// (`*` aside): clients would refuse it, but the config still loads.
+/// An expired, soon to expire (or not yet valid) certificate, or one that names none of
+/// `hosts`' patterns (`*` aside): clients would refuse it, but the config still loads.
+/// `chain`: the file's certificates, the server's first; `ends`: when the chain stops working
+/// and which certificate ends it ([`crate::certificates::chain_end`]).
 fn cert_warnings(
     ck: &mut Checker,
     key: &str,
     path: &str,
-    x509: &X509,
     chain: &[X509],
+    ends: Option<(SystemTime, usize)>,
     hosts: &[String],
 ) {
-    let now = chrono::Utc::now().naive_utc();
-    let time = |text: String| crate::cert_time::parse(&text).map(|at| (at, text));
-    // The chain is refused once the server's certificate or its issuer's has expired.
-    let ends_first = crate::cert_time::chain_end(chain)
-        .and_then(|(_, i)| Some((time(chain[i].not_after().to_string())?, i)));
+    let Some(x509) = chain.first() else { return };
     let which = |i: usize| match i {
         0 => format!("`{path}`"),
         _ => format!("`{path}` (its chain certificate {})", subject(&chain[i])),
     };
-    match ends_first {
-        Some(((at, text), i)) if at < now => ck.warn(
-            key,
-            format!("{} expired on {text}: clients will refuse it", which(i)),
-        ),
-        Some(((at, text), i)) if at - now < chrono::Duration::days(EXPIRY_WARNING_DAYS) => ck.warn(
-            key,
-            format!(
-                "{} expires on {text}, in {} day(s): renew it, then reload Rampart (certificates are read at start)",
-                which(i),
-                (at - now).num_days()
+    if let Some((at, i)) = ends {
+        let text = chain[i].not_after().to_string();
+        match at.duration_since(SystemTime::now()) {
+            Err(_) => ck.warn(
+                key,
+                format!("{} expired on {text}: clients will refuse it", which(i)),
             ),
-        ),
-        _ => {}
+            Ok(left) if left.as_secs() < EXPIRY_WARNING_DAYS * 86_400 => ck.warn(
+                key,
+                format!(
+                    "{} expires on {text}, in {} day(s): renew it, then reload Rampart (certificates are read at start)",
+                    which(i),
+                    left.as_secs() / 86_400
+                ),
+            ),
+            Ok(_) => {}
+        }
     }
-    if let Some((_, text)) = time(x509.not_before().to_string()).filter(|(at, _)| *at > now) {
-        ck.warn(key, format!("`{path}` is not valid before {text}"));
+    let starts = x509.not_before().to_string();
+    let now = chrono::Utc::now().naive_utc();
+    if crate::certificates::parse(&starts).is_some_and(|at| at > now) {
+        ck.warn(key, format!("`{path}` is not valid before {starts}"));
     }
-    let names: Vec<String> = x509
-        .subject_alt_names()
-        .map(|sans| {
-            sans.iter()
-                .filter_map(|n| n.dnsname().map(str::to_ascii_lowercase))
-                .collect()
-        })
-        .unwrap_or_default();
+    let names: Vec<String> = crate::certificates::dns_names(x509)
+        .into_iter()
+        .map(|n| n.to_ascii_lowercase())
+        .collect();
     for host in hosts.iter().filter(|h| h.as_str() != "*") {
         if !names.iter().any(|n| covers(n, host)) {
             ck.warn(

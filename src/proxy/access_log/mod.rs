@@ -168,27 +168,43 @@ pub struct LogRecord {
     pub rules: Vec<Arc<str>>,
 }
 
+/// Which bytes go out as they are: printable ASCII but `"`, `\` and the bytes of `also`.
+/// A table, not comparisons, and no UTF-8 check: escaping runs on several fields of every line.
+const fn plain_bytes(also: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut b = 0x20;
+    while b < 0x7f {
+        t[b] = b != b'"' as usize && b != b'\\' as usize;
+        b += 1;
+    }
+    let mut i = 0;
+    while i < also.len() {
+        t[also[i] as usize] = false;
+        i += 1;
+    }
+    t
+}
+
+const PLAIN: [bool; 256] = plain_bytes(b"");
+/// In a comma-separated list (`{rules}`), where `,` and a space would split an item.
+const PLAIN_IN_LIST: [bool; 256] = plain_bytes(b", ");
+
 /// Appends `bytes` escaped as nginx escapes log variables: `"` and `\` with a backslash,
 /// control characters and bytes outside ASCII as `\xHH`. A client's `"` or `\` cannot end a
 /// quoted field early (shifting the fields a log parser reads), and a control character
 /// cannot forge a line or reach a terminal.
 fn push_escaped(out: &mut String, bytes: &[u8]) {
-    // A table, not comparisons, and no UTF-8 check: this runs on several fields of every line.
-    const PLAIN: [bool; 256] = {
-        let mut t = [false; 256];
-        let mut b = 0x20;
-        while b < 0x7f {
-            t[b] = b != b'"' as usize && b != b'\\' as usize;
-            b += 1;
-        }
-        t
-    };
+    escape_into(out, bytes, &PLAIN);
+}
+
+/// [`push_escaped`], with the bytes `plain` does not pass written `\xHH` too.
+fn escape_into(out: &mut String, bytes: &[u8], plain: &[bool; 256]) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     // SAFETY: only printable ASCII bytes and ASCII escapes are appended, so `out` stays UTF-8.
     let out = unsafe { out.as_mut_vec() };
     let mut run = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        if PLAIN[usize::from(b)] {
+        if plain[usize::from(b)] {
             continue;
         }
         out.extend_from_slice(&bytes[run..i]);
@@ -301,22 +317,9 @@ impl LogRecord {
             if i > 0 {
                 out.push(',');
             }
-            if &**id == "-" {
-                out.push_str("\\x2D");
-                continue;
-            }
-            for piece in id.split_inclusive([',', ' ']) {
-                match piece.strip_suffix([',', ' ']) {
-                    Some(text) => {
-                        push_escaped(out, text.as_bytes());
-                        out.push_str(if piece.ends_with(',') {
-                            "\\x2C"
-                        } else {
-                            "\\x20"
-                        });
-                    }
-                    None => push_escaped(out, piece.as_bytes()),
-                }
+            match &**id {
+                "-" => out.push_str("\\x2D"),
+                id => escape_into(out, id.as_bytes(), &PLAIN_IN_LIST),
             }
         }
     }

@@ -1,9 +1,21 @@
-//! Validity times of X.509 certificates, as `check` warns about them and as the expiry
-//! metric and `/status` report them: both look at the same certificates of a file.
+//! What Rampart reads from X.509 certificates: the names they are for and when a served chain
+//! stops working, as `check` warns about them and as the expiry metric and `/status` report
+//! them (all from the same certificates of a file).
 
 use chrono::NaiveDateTime;
-use pingora_core::tls::x509::{X509VerifyResult, X509};
+use pingora_core::tls::x509::{X509Ref, X509VerifyResult, X509};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The DNS names of a certificate's subject alternative names, as written in it.
+pub fn dns_names(x509: &X509Ref) -> Vec<String> {
+    x509.subject_alt_names()
+        .map(|sans| {
+            sans.iter()
+                .filter_map(|n| n.dnsname().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
 
 /// A time as OpenSSL prints it (`Nov 23 12:00:00 2027 GMT`), in UTC.
 pub fn parse(text: &str) -> Option<NaiveDateTime> {

@@ -183,9 +183,30 @@ fn dead_pool_answers_502_with_the_cause_logged_and_timeouts_504() {
         "    retries: 0\n    timeouts: { read: 300ms }",
         "",
     );
-    let _r = Rampart::start(&yaml);
+    let r = Rampart::start(&yaml);
     let resp = client().get(format!("{base}/slow?ms=3000")).send().unwrap();
     assert_eq!(resp.status(), 504);
+    drop(r);
+
+    // Timeouts of a second or more run on tokio's timers (server.fast_timeout_to_tokio_threshold_seconds
+    // defaults to 0), shorter ones on Pingora's: both must fire.
+    let (yaml, base, _) = config(
+        &[slow.addr_string()],
+        "    retries: 0\n    timeouts: { read: 1s }",
+        "",
+    );
+    let _r = Rampart::start(&yaml);
+    let asked = std::time::Instant::now();
+    let resp = client()
+        .get(format!("{base}/slow?ms=20000"))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 504);
+    assert!(
+        asked.elapsed() < Duration::from_secs(8),
+        "the 1 s read timeout fired after {:?}, not before the backend's answer",
+        asked.elapsed()
+    );
 }
 
 #[test]

@@ -303,6 +303,12 @@ fn server_conf(ck: &mut Checker, raw: serde_yaml::Mapping) -> ServerConf {
     if !given("daemon_wait_for_ready") {
         conf.daemon_wait_for_ready = true;
     }
+    // Pingora's own timeouts keep one ordered map of deadlines per thread, searched under a
+    // lock on every socket read that waits; tokio's timer wheel costs less per request
+    // (bench/proxy-instructions.sh: -2 %) for the second-scale timeouts of pools and listeners.
+    if !given("fast_timeout_to_tokio_threshold_seconds") {
+        conf.fast_timeout_to_tokio_threshold_seconds = Some(0);
+    }
     for (key, path) in [
         ("pid_file", &conf.pid_file),
         ("upgrade_sock", &conf.upgrade_sock),

@@ -170,6 +170,44 @@ fn rules_files_load_reload_and_survive_broken_files() {
     assert!(hits >= 3.0, "{hits}");
 }
 
+/// Teams keep their own `redirects.csv` in their own folder: the rules are named by as much
+/// of the path as tells the files apart (logs, metrics, `rules test`), not refused as
+/// duplicates.
+#[test]
+fn csv_files_of_one_name_in_two_folders_are_told_apart() {
+    let up = Upstream::start("up");
+    let dir = tempfile::tempdir().unwrap();
+    for team in ["shop", "blog"] {
+        let folder = dir.path().join("rules").join(team);
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(
+            folder.join("redirects.csv"),
+            format!("/{team}/old,/{team}/new\n"),
+        )
+        .unwrap();
+    }
+    let (http, admin) = (free_addr(), free_addr());
+    let yaml = format!(
+        "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - name: site\n    hosts: [\"*\"]\n    pool: app\n    rules_files: [\"rules/*/redirects.csv\"]\n",
+        up.addr_string()
+    );
+    let r = Rampart::start_in(dir, &yaml);
+    let base = format!("http://{http}");
+    for team in ["shop", "blog"] {
+        assert_eq!(
+            location(&base, &format!("/{team}/old"), "a.test"),
+            Some(format!("/{team}/new"))
+        );
+        assert_eq!(
+            r.metric(&format!(
+                "rampart_rule_hits_total{{project=\"site\",rule=\"{team}/redirects.csv:1\"}}"
+            )),
+            Some(1.0),
+            "{team}'s rule is named by its folder"
+        );
+    }
+}
+
 #[test]
 fn check_reports_rules_file_errors_with_file_and_line() {
     let dir = tempfile::tempdir().unwrap();

@@ -195,6 +195,12 @@ fn compile_files(
     // YAML texts, kept to locate rule errors: the position index costs a second parse of
     // the file, so it is built only when a rule in it fails to compile.
     let mut texts: Vec<Option<String>> = Vec::new();
+    let csv_paths: Vec<&Path> = stamps
+        .iter()
+        .map(|s| s.path.as_path())
+        .filter(|p| is_csv(p))
+        .collect();
+    let mut csv_names = super::csv_names::csv_rule_names(&csv_paths).into_iter();
     for (file, stamp) in stamps.iter().enumerate() {
         let text = match std::fs::read_to_string(&stamp.path) {
             // A byte-order mark (spreadsheets write one) is not part of the first line.
@@ -220,7 +226,8 @@ fn compile_files(
         if is_csv(&stamp.path) {
             texts.push(None);
             specs.reserve(text.lines().count());
-            let csv_errors = parse_csv(&stamp.path, &text, |line, spec| {
+            let name = csv_names.next().unwrap_or_default();
+            let csv_errors = parse_csv(&stamp.path, &name, &text, |line, spec| {
                 origins.push(Origin::Csv { file, line });
                 specs.push(spec);
             });
@@ -401,11 +408,14 @@ fn is_csv(path: &Path) -> bool {
 
 /// `source,target[,status]` per line; a first line starting with `source` is a header; `#`
 /// starts a comment line; fields may be quoted. `source` is a path, or `//host/path`. Each
-/// rule goes to `add` with its line; the errors are returned, none when the file is valid.
-fn parse_csv(path: &Path, text: &str, mut add: impl FnMut(usize, RuleSpec)) -> Vec<FileError> {
-    let name = path
-        .file_name()
-        .map_or_else(|| "rules.csv".into(), |n| n.to_string_lossy().into_owned());
+/// rule goes to `add` with its line, named `NAME:LINE`; the errors are returned, none when the
+/// file is valid.
+fn parse_csv(
+    path: &Path,
+    name: &str,
+    text: &str,
+    mut add: impl FnMut(usize, RuleSpec),
+) -> Vec<FileError> {
     let mut errors = Vec::new();
     let error = |line: usize, message: String| FileError {
         path: path.to_path_buf(),
@@ -502,7 +512,8 @@ mod tests {
 
     fn csv_rules(path: &Path, text: &str) -> Vec<(usize, RuleSpec)> {
         let mut rules = Vec::new();
-        let errors = parse_csv(path, text, |line, spec| rules.push((line, spec)));
+        let name = path.file_name().unwrap().to_string_lossy();
+        let errors = parse_csv(path, &name, text, |line, spec| rules.push((line, spec)));
         assert!(errors.is_empty(), "{errors:?}");
         rules
     }
@@ -608,6 +619,34 @@ mod tests {
             "an empty glob is fine"
         );
     }
+    #[test]
+    fn csv_files_of_one_name_in_two_folders_name_their_rules_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        for team in ["blog", "shop"] {
+            std::fs::create_dir(dir.path().join(team)).unwrap();
+            write(
+                &dir.path().join(team),
+                "redirects.csv",
+                &format!("/{team}/old,/{team}/new\n"),
+            );
+        }
+        write(dir.path(), "extra.csv", "/x,/y\n");
+        let patterns = [
+            format!("{}/*/redirects.csv", dir.path().display()),
+            format!("{}/extra.csv", dir.path().display()),
+        ];
+        let r = compile_project(&[], &patterns, &|_| true).unwrap();
+        let ids: Vec<&str> = r.set.rule_ids().collect();
+        assert_eq!(
+            ids,
+            [
+                "blog/redirects.csv:1",
+                "extra.csv:1",
+                "shop/redirects.csv:1"
+            ]
+        );
+    }
+
     #[test]
     fn a_byte_order_mark_repeats_and_directories() {
         let dir = tempfile::tempdir().unwrap();

@@ -25,6 +25,7 @@ mod actions;
 mod compile;
 mod compile_actions;
 mod compile_match;
+mod csv_names;
 mod dir_prefix;
 mod evaluate;
 pub mod files;

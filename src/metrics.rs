@@ -25,6 +25,8 @@ pub struct Metrics {
     pub access_log_dropped: IntCounter,
     /// Also what a stopping process waits on (`server/stop.rs`).
     pub requests_in_flight: IntGauge,
+    pub connections_open: IntGaugeVec,
+    pub connections_refused: IntCounterVec,
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -101,6 +103,18 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         requests_in_flight: register_int_gauge!(
             "rampart_requests_in_flight",
             "Requests read and not yet fully answered"
+        )
+        .unwrap(),
+        connections_open: register_int_gauge_vec!(
+            "rampart_connections_open",
+            "Client connections open, by listener (after the TLS handshake)",
+            &["listener"]
+        )
+        .unwrap(),
+        connections_refused: register_int_counter_vec!(
+            "rampart_connections_refused_total",
+            "Client connections closed at once because the listener had max_connections open",
+            &["listener"]
         )
         .unwrap(),
     };

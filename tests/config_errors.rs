@@ -139,7 +139,7 @@ fn unknown_nested_key_is_a_typo() {
         2,
         11,
         "listeners.http.adress",
-        "adress: unknown field `adress`, expected one of `address`, `tls`, `keepalive_timeout`, `keepalive_requests` (did you mean `address`?",
+        "adress: unknown field `adress`, expected one of `address`, `tls`, `keepalive_timeout`, `keepalive_requests`, `max_connections` (did you mean `address`?",
     );
 }
 
@@ -245,7 +245,7 @@ fn bad_duration() {
 }
 
 #[test]
-fn keepalive_requests_must_be_a_positive_count() {
+fn listener_counts_must_be_positive() {
     let yaml = "listeners:\n  http: { address: \"127.0.0.1:8080\", keepalive_requests: 0 }\nprojects:\n  - { name: shop, hosts: [a.test], rules: [ { id: r, respond: { status: 200 } } ] }\n";
     assert_error(
         yaml,
@@ -261,6 +261,14 @@ fn keepalive_requests_must_be_a_positive_count() {
         58,
         "listeners.http.keepalive_requests",
         "invalid type: integer `-5`, expected a whole number from 1 to 4294967295",
+    );
+    let yaml = yaml.replace("keepalive_requests: -5", "max_connections: 0");
+    assert_error(
+        &yaml,
+        2,
+        55,
+        "listeners.http.max_connections",
+        "invalid value: integer `0`, expected a whole number from 1 to 4294967295",
     );
 }
 

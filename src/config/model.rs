@@ -47,6 +47,8 @@ pub struct ListenerSettings {
     pub keepalive_timeout: std::time::Duration,
     /// An HTTP/1.1 connection is closed after answering this many requests (at least 1).
     pub keepalive_requests: u32,
+    /// Client connections open at once beyond which new ones are refused; `None`: no limit.
+    pub max_connections: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -87,6 +87,9 @@ pub struct RawListener {
     /// Requests served on one HTTP/1.1 connection before it is closed.
     #[serde(default)]
     pub keepalive_requests: Option<std::num::NonZeroU32>,
+    /// Client connections open at once; more are answered 503 and closed. Default: no limit.
+    #[serde(default)]
+    pub max_connections: Option<std::num::NonZeroU32>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

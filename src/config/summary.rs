@@ -21,7 +21,16 @@ pub fn summary(c: &Config) -> String {
             ),
             None => "plain http".into(),
         };
-        let _ = writeln!(s, "  {:<12} {:<22} {tls}", l.name, l.address.to_string());
+        let limit = l
+            .max_connections
+            .map(|n| format!(", max {n} connections"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "  {:<12} {:<22} {tls}{limit}",
+            l.name,
+            l.address.to_string()
+        );
     }
     let _ = writeln!(s, "projects:");
     for p in &c.projects {

@@ -2,6 +2,7 @@
 //! a health-check service per pool, the access log writer and the admin service.
 
 mod addresses;
+mod connections;
 mod drain;
 mod listening;
 mod pid_file;
@@ -246,17 +247,19 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
             },
             keepalive_secs: listener.keepalive_timeout.as_secs(),
         };
-        let name = format!("listener {}", listener.name);
-        let mut service =
-            pingora_proxy::http_proxy_service_with_name(&server.configuration, proxy, &name);
-        if let Some(proxy) = service.app_logic_mut() {
-            // Without it Pingora keeps an idle HTTP/2 connection open for ever.
-            let mut options = pingora_core::apps::HttpServerOptions::default();
-            options.h2_idle_timeout = Some(listener.keepalive_timeout);
-            // Pingora counts the reuses after the first request.
-            options.keepalive_request_limit = Some(listener.keepalive_requests.saturating_sub(1));
-            proxy.server_options = Some(options);
-        }
+        let mut proxy = pingora_proxy::HttpProxy::new(proxy, server.configuration.clone());
+        proxy.handle_init_modules();
+        // Without it Pingora keeps an idle HTTP/2 connection open for ever.
+        let mut options = pingora_core::apps::HttpServerOptions::default();
+        options.h2_idle_timeout = Some(listener.keepalive_timeout);
+        // Pingora counts the reuses after the first request.
+        options.keepalive_request_limit = Some(listener.keepalive_requests.saturating_sub(1));
+        proxy.server_options = Some(options);
+        let app = connections::Counted::new(proxy, &listener.name, listener.max_connections);
+        let mut service = pingora_core::services::listening::Service::new(
+            format!("listener {}", listener.name),
+            app,
+        );
         let addr = listener.address.to_string();
         match tls_certs {
             None => service.add_tcp(&addr),

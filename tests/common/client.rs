@@ -115,6 +115,17 @@ pub fn https_client_blocking(
         .unwrap()
 }
 
+/// Blocking `https1_client`.
+pub fn https1_client_blocking(
+    ca: &impl TrustPem,
+    resolve: &[(&str, SocketAddr)],
+) -> reqwest::blocking::Client {
+    tls!(reqwest::blocking::Client::builder(), ca, resolve)
+        .http1_only()
+        .build()
+        .unwrap()
+}
+
 /// Blocking `h2_client`.
 pub fn h2_client_blocking(
     ca: &impl TrustPem,

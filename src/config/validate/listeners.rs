@@ -93,6 +93,7 @@ pub(super) fn listeners(
             tls,
             keepalive_timeout,
             keepalive_requests,
+            max_connections: l.max_connections.map(|n| n.get()),
         });
     }
     out

@@ -69,7 +69,7 @@ fn connections_beyond_max_connections_get_503_and_are_counted() {
         Some(1.0)
     );
     r.wait_for_log(
-        "listener http: 2 connections open (max_connections)",
+        "listener http: max_connections (2) reached; refusing new connections",
         Duration::from_secs(5),
     );
     assert_eq!(

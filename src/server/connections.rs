@@ -73,7 +73,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Counted<A> {
             crate::throttled!(
                 warn,
                 self.refusal_log,
-                "listener {}: {max} connections open (max_connections); refusing new ones",
+                "listener {}: max_connections ({max}) reached; refusing new connections",
                 self.listener
             );
             refuse(stream).await;

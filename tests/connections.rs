@@ -40,6 +40,10 @@ fn connections_beyond_max_connections_get_503_and_are_counted() {
     );
     let r = Rampart::start(&yaml);
     let open = || r.metric("rampart_connections_open{listener=\"http\"}");
+    // The harness's readiness probes connect too: wait until they are gone.
+    poll_until(Duration::from_secs(5), "no connection open", || {
+        (open() == Some(0.0)).then_some(())
+    });
     let mut first = TcpStream::connect(&http).unwrap();
     let mut second = TcpStream::connect(&http).unwrap();
     assert!(ask(&mut first).starts_with("HTTP/1.1 200"));
@@ -108,6 +112,9 @@ fn tls_connections_are_limited_whatever_their_protocol() {
     ));
     let addr: std::net::SocketAddr = https.parse().unwrap();
     let url = format!("https://site.test:{}/x", addr.port());
+    poll_until(Duration::from_secs(5), "no connection open", || {
+        (r.metric("rampart_connections_open{listener=\"https\"}") == Some(0.0)).then_some(())
+    });
     // Each client keeps its own connection open in its pool.
     let h2 = h2_client_blocking(&ca, &[("site.test", addr)]);
     let resp = h2.get(&url).send().unwrap();

@@ -17,8 +17,14 @@ pub fn dns_names(x509: &X509Ref) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A certificate's time (`not_before()`, `not_after()`: OpenSSL's `Asn1Time`, which this
+/// crate's TLS re-exports do not name), before 1970 included.
+pub fn time(at: &impl std::fmt::Display) -> Option<SystemTime> {
+    parse(&at.to_string()).map(unix)
+}
+
 /// A time as OpenSSL prints it (`Nov 23 12:00:00 2027 GMT`), in UTC.
-pub fn parse(text: &str) -> Option<NaiveDateTime> {
+fn parse(text: &str) -> Option<NaiveDateTime> {
     NaiveDateTime::parse_from_str(text.trim_end_matches(" GMT"), "%b %e %H:%M:%S %Y").ok()
 }
 
@@ -36,7 +42,7 @@ pub fn chain_end(chain: &[X509]) -> Option<(SystemTime, usize)> {
         .find(|(_, c)| c.issued(leaf) == X509VerifyResult::OK);
     std::iter::once((0, leaf))
         .chain(issuer)
-        .filter_map(|(i, c)| Some((unix(parse(&c.not_after().to_string())?), i)))
+        .filter_map(|(i, c)| Some((time(c.not_after())?, i)))
         .min_by_key(|(at, _)| *at)
 }
 

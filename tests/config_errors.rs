@@ -704,6 +704,14 @@ fn warnings_for_expired_or_misnamed_certificates_and_an_open_admin() {
     );
 }
 
+/// One HTTPS listener serving `cert` with `key`, and a project answering on it.
+fn tls_listener_yaml(cert: &std::path::Path, key: &str) -> String {
+    format!(
+        "listeners:\n  https: {{ address: \"127.0.0.1:8443\", tls: {{ cert: \"{}\", key: \"{key}\" }} }}\nprojects:\n  - {{ name: a, hosts: [\"*\"], rules: [ {{ id: r, respond: {{ status: 200 }} }} ] }}\n",
+        cert.display()
+    )
+}
+
 /// A chain is refused once the server's certificate or its issuer's has ended: an issuer that
 /// ends soon is warned about by name, even though the server's own certificate runs for years.
 /// An unrelated certificate left in the file that has long expired (an old cross-sign in a
@@ -722,12 +730,7 @@ fn a_chain_certificate_that_ends_soon_is_named() {
         leaf.cert_pem.clone() + &intermediate.ca_pem() + &old_cross_sign.cert_pem,
     )
     .unwrap();
-    let yaml = format!(
-        "listeners:\n  https: {{ address: \"127.0.0.1:8443\", tls: {{ cert: \"{}\", key: \"{}\" }} }}\nprojects:\n  - {{ name: a, hosts: [\"*\"], rules: [ {{ id: r, respond: {{ status: 200 }} }} ] }}\n",
-        chain.display(),
-        leaf.key()
-    );
-    let c = check(&yaml);
+    let c = check(&tls_listener_yaml(&chain, &leaf.key()));
     assert_eq!(c.code, 0, "{}", c.stderr);
     assert!(
         c.stderr.contains(&format!(
@@ -756,12 +759,7 @@ fn a_chain_in_the_wrong_order_is_named() {
     let wrong = dir.path().join("wrong-order.crt");
     let leaf_pem = std::fs::read_to_string(leaf.cert()).unwrap();
     std::fs::write(&wrong, ca.ca_pem() + &leaf_pem).unwrap();
-    let yaml = format!(
-        "listeners:\n  https: {{ address: \"127.0.0.1:8443\", tls: {{ cert: \"{}\", key: \"{}\" }} }}\nprojects:\n  - {{ name: a, hosts: [\"*\"], rules: [ {{ id: r, respond: {{ status: 200 }} }} ] }}\n",
-        wrong.display(),
-        leaf.key()
-    );
-    let c = check(&yaml);
+    let c = check(&tls_listener_yaml(&wrong, &leaf.key()));
     assert_eq!(c.code, 1, "{}", c.stderr);
     assert!(
         c.stderr.contains("listeners.https.tls.key: ")

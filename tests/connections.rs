@@ -7,10 +7,11 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+const REQUEST: &[u8] = b"GET /a HTTP/1.1\r\nHost: a.test\r\n\r\n";
+
 /// Sends one keep-alive GET on `conn` and returns the answer's head.
 fn ask(conn: &mut TcpStream) -> String {
-    conn.write_all(b"GET /a HTTP/1.1\r\nHost: a.test\r\n\r\n")
-        .unwrap();
+    conn.write_all(REQUEST).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let mut got = Vec::new();
@@ -52,9 +53,7 @@ fn connections_beyond_max_connections_get_503_and_are_counted() {
 
     // A third is answered 503 and closed, though the two others are idle.
     let mut third = TcpStream::connect(&http).unwrap();
-    third
-        .write_all(b"GET /a HTTP/1.1\r\nHost: a.test\r\n\r\n")
-        .unwrap();
+    third.write_all(REQUEST).unwrap();
     third
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();

@@ -258,19 +258,13 @@ fn access_log_names_the_tls_version_and_cipher() {
     let url = |path: &str| format!("https://shop.test:{}{path}", addr.port());
     let c = h2_client_blocking(&ca, &[("shop.test", addr)]);
     assert_eq!(c.get(url("/h2")).send().unwrap().status(), 200);
-    let tls12 = reqwest::blocking::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(ca.ca_pem().as_bytes()).unwrap())
-        .resolve("shop.test", addr)
-        .no_proxy()
+    let tls12 = https_builder_blocking(&ca, &[("shop.test", addr)])
         .max_tls_version(reqwest::tls::Version::TLS_1_2)
         .http1_only()
         .build()
         .unwrap();
     assert_eq!(tls12.get(url("/old")).send().unwrap().status(), 200);
-    let text = poll_until(Duration::from_secs(5), "both lines in the log", || {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        (text.lines().count() == 2).then_some(text)
-    });
+    let text = log_lines(&log, 2);
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("HTTP/2.0 TLSv1.3 TLS_"), "{text}");
     assert!(lines[0].ends_with(" /h2"), "{text}");
@@ -305,10 +299,7 @@ fn access_log_names_the_rules_that_matched() {
         )
         .unwrap();
     }
-    let text = poll_until(Duration::from_secs(5), "four lines in the log", || {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        (text.lines().count() == 4).then_some(text)
-    });
+    let text = log_lines(&log, 4);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines,
@@ -363,6 +354,18 @@ fn first_line(log: &std::path::Path) -> String {
             .ok()
             .filter(|s| s.ends_with('\n'))
     })
+}
+
+/// The access log's text once it has `n` lines.
+fn log_lines(log: &std::path::Path, n: usize) -> String {
+    poll_until(
+        Duration::from_secs(5),
+        &format!("{n} lines in the log"),
+        || {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            (text.lines().count() == n).then_some(text)
+        },
+    )
 }
 
 /// Paths of `/seq/N` requests in log text, each once.

@@ -231,12 +231,7 @@ fn tls_min_version_1_3_refuses_tls_1_2() {
     );
     let _r = Rampart::start(&yaml);
     let addr: std::net::SocketAddr = https.parse().unwrap();
-    let base = || {
-        reqwest::blocking::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(ca.ca_pem().as_bytes()).unwrap())
-            .resolve("site.test", addr)
-            .no_proxy()
-    };
+    let base = || https_builder_blocking(&ca, &[("site.test", addr)]);
     let url = format!("https://site.test:{}/", addr.port());
     let ok = base()
         .min_tls_version(reqwest::tls::Version::TLS_1_3)

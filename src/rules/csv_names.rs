@@ -1,5 +1,6 @@
 //! The names CSV rules carry (`NAME:LINE`, in logs, metrics and `rules test`).
 
+use std::collections::HashMap;
 use std::path::{Component, Path};
 
 /// For each path, the name of its rules: the file's name (`redirects.csv`), or, when other
@@ -25,13 +26,13 @@ pub fn csv_rule_names(paths: &[&Path]) -> Vec<String> {
     let mut depth = vec![1; paths.len()];
     loop {
         let names: Vec<String> = (0..paths.len()).map(|i| name(i, depth[i])).collect();
+        let mut uses: HashMap<&str, usize> = HashMap::new();
+        for n in &names {
+            *uses.entry(n).or_default() += 1;
+        }
         let mut longer = false;
-        for i in 0..paths.len() {
-            let shared = names
-                .iter()
-                .enumerate()
-                .any(|(j, n)| j != i && *n == names[i]);
-            if shared && depth[i] < parts[i].len() {
+        for (i, n) in names.iter().enumerate() {
+            if uses[n.as_str()] > 1 && depth[i] < parts[i].len() {
                 depth[i] += 1;
                 longer = true;
             }

@@ -212,7 +212,7 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
                 listener: listener.name.clone(),
                 message,
             })?;
-        listener_certs.push(Some((t.clone(), certs)));
+        listener_certs.push(Some(certs));
         certificates.extend(served);
     }
     crate::metrics::certificates(&certificates);
@@ -261,15 +261,15 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
             app,
         );
         let addr = listener.address.to_string();
-        match tls_certs {
-            None => service.add_tcp(&addr),
-            Some((t, certs)) => {
-                let settings = tls::settings(&t, certs).map_err(|e| StartError::Listener {
+        match (&listener.tls, tls_certs) {
+            (Some(t), Some(certs)) => {
+                let settings = tls::settings(t, certs).map_err(|e| StartError::Listener {
                     listener: listener.name.clone(),
                     message: e.to_string(),
                 })?;
                 service.add_tls_with_settings(&addr, None, settings);
             }
+            _ => service.add_tcp(&addr),
         }
         server.add_service(service).add_dependency(&bootstrap);
     }

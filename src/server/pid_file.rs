@@ -38,10 +38,6 @@ pub fn remove_if_ours(path: &std::path::Path) {
 }
 
 impl PidFileWriter {
-    fn remove_if_ours(&self) {
-        remove_if_ours(&self.path);
-    }
-
     fn write(&self) -> std::io::Result<()> {
         let tmp = self
             .path
@@ -77,7 +73,7 @@ impl BackgroundService for PidFileWriter {
         ready_notifier.notify_ready();
         let _ = shutdown.changed().await;
         if written {
-            self.remove_if_ours();
+            remove_if_ours(&self.path);
         }
     }
 }

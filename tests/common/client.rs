@@ -105,14 +105,21 @@ pub fn h2c_client_blocking() -> reqwest::blocking::Client {
         .unwrap()
 }
 
+/// The builder of the blocking HTTPS clients below, for a client of other settings (e.g. a
+/// TLS version cap).
+pub fn https_builder_blocking(
+    ca: &impl TrustPem,
+    resolve: &[(&str, SocketAddr)],
+) -> reqwest::blocking::ClientBuilder {
+    tls!(reqwest::blocking::Client::builder(), ca, resolve)
+}
+
 /// Blocking `https_client`.
 pub fn https_client_blocking(
     ca: &impl TrustPem,
     resolve: &[(&str, SocketAddr)],
 ) -> reqwest::blocking::Client {
-    tls!(reqwest::blocking::Client::builder(), ca, resolve)
-        .build()
-        .unwrap()
+    https_builder_blocking(ca, resolve).build().unwrap()
 }
 
 /// Blocking `https1_client`.
@@ -120,7 +127,7 @@ pub fn https1_client_blocking(
     ca: &impl TrustPem,
     resolve: &[(&str, SocketAddr)],
 ) -> reqwest::blocking::Client {
-    tls!(reqwest::blocking::Client::builder(), ca, resolve)
+    https_builder_blocking(ca, resolve)
         .http1_only()
         .build()
         .unwrap()
@@ -131,7 +138,7 @@ pub fn h2_client_blocking(
     ca: &impl TrustPem,
     resolve: &[(&str, SocketAddr)],
 ) -> reqwest::blocking::Client {
-    tls!(reqwest::blocking::Client::builder(), ca, resolve)
+    https_builder_blocking(ca, resolve)
         .http2_prior_knowledge()
         .build()
         .unwrap()

@@ -199,9 +199,10 @@ fn cert_warnings(
         0 => format!("`{path}`"),
         _ => format!("`{path}` (its chain certificate {})", subject(&chain[i])),
     };
+    let now = SystemTime::now();
     if let Some((at, i)) = ends {
         let text = chain[i].not_after().to_string();
-        match at.duration_since(SystemTime::now()) {
+        match at.duration_since(now) {
             Err(_) => ck.warn(
                 key,
                 format!("{} expired on {text}: clients will refuse it", which(i)),
@@ -217,9 +218,8 @@ fn cert_warnings(
             Ok(_) => {}
         }
     }
-    let starts = x509.not_before().to_string();
-    let now = chrono::Utc::now().naive_utc();
-    if crate::certificates::parse(&starts).is_some_and(|at| at > now) {
+    if crate::certificates::time(x509.not_before()).is_some_and(|at| at > now) {
+        let starts = x509.not_before();
         ck.warn(key, format!("`{path}` is not valid before {starts}"));
     }
     let names: Vec<String> = crate::certificates::dns_names(x509)

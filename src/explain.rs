@@ -22,6 +22,8 @@ pub struct Explanation {
     pub matched: bool,
     /// A rule failed to render: the request would go unmodified (or get 503).
     pub failed: bool,
+    /// Said on stderr: the request as described cannot reach the project.
+    pub warning: Option<String>,
 }
 
 fn ops(out: &mut String, title: &str, ops: &[HeaderOp]) {
@@ -45,6 +47,27 @@ fn serves(patterns: &[String], host: &str) -> bool {
         router.add(p, 0);
     }
     router.route(host).is_some()
+}
+
+/// The answer Rampart (or Pingora before it) gives this request before any rule sees it:
+/// the same checks of the request head as the proxy's.
+fn refused(method: &str, uri: &http::Uri, headers: &HeaderMap, host: &str) -> Option<String> {
+    if method == "CONNECT" {
+        return Some("405 Method Not Allowed (Pingora does not proxy CONNECT)".to_string());
+    }
+    let target = uri.path_and_query().map_or("/", |q| q.as_str());
+    let mut head = pingora_http::RequestHeader::build(method, target.as_bytes(), None).ok()?;
+    for (name, value) in headers {
+        head.append_header(name.clone(), value.clone()).ok()?;
+    }
+    if !headers.contains_key(http::header::HOST) {
+        // A path alone, for a project of `*`, names no host: any valid one stands in.
+        let host = if host.is_empty() { "localhost" } else { host };
+        head.insert_header(http::header::HOST, host).ok()?;
+    }
+    let refusal = crate::proxy::request_head::requested_host(&head).err()?;
+    let status = http::StatusCode::from_u16(refusal.status).ok()?;
+    Some(format!("{status} ({})", refusal.reason))
 }
 
 pub fn explain(config: &Config, project: &str, req: &TestRequest) -> Result<Explanation, String> {
@@ -98,9 +121,46 @@ pub fn explain(config: &Config, project: &str, req: &TestRequest) -> Result<Expl
             p.hosts.join(", ")
         ));
     }
+    // The scheme says which listeners the request came in on: the project must be on one.
+    let served_over = |tls: bool| {
+        p.listeners.iter().any(|name| {
+            config
+                .listeners
+                .iter()
+                .any(|l| &l.name == name && l.tls.is_some() == tls)
+        })
+    };
+    let scheme = match uri.scheme_str() {
+        Some(s) => s,
+        None if served_over(false) => "http",
+        None => "https",
+    };
+    let warning = (!served_over(scheme == "https")).then(|| {
+        format!(
+            "project `{}` is on no {} listener (its listeners: {}): an {scheme} request never reaches it",
+            p.name,
+            if scheme == "https" { "TLS" } else { "plain HTTP" },
+            p.listeners.join(", ")
+        )
+    });
+    let method = req.method.to_ascii_uppercase();
+    let request_line = format!(
+        "project {} ({} rules), {method} {scheme}://{host}{}",
+        p.name,
+        p.rules.len(),
+        uri.path_and_query().map_or("/", |q| q.as_str())
+    );
+    if let Some(refusal) = refused(&method, &uri, &headers, &host) {
+        return Ok(Explanation {
+            warning: warning.clone(),
+            text: format!("{request_line}\nno rule evaluated: Rampart refuses the request first\noutcome: {refusal}\n"),
+            matched: false,
+            failed: false,
+        });
+    }
     let view = RequestView {
-        method: &req.method.to_ascii_uppercase(),
-        scheme: uri.scheme_str().unwrap_or("http"),
+        method: &method,
+        scheme,
         host: &host,
         path: uri.path(),
         query: uri.query(),
@@ -110,16 +170,7 @@ pub fn explain(config: &Config, project: &str, req: &TestRequest) -> Result<Expl
     };
     let (plan, trace) = p.rules.evaluate_traced(&view);
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "project {} ({} rules), {} {}://{}{}",
-        p.name,
-        p.rules.len(),
-        view.method,
-        view.scheme,
-        host,
-        uri.path_and_query().map_or("/", |q| q.as_str())
-    );
+    let _ = writeln!(out, "{request_line}");
     if let Some(f) = &plan.failure {
         let _ = writeln!(out, "rule `{}` FAILED: {}", f.rule_id, f.reason);
         let _ = writeln!(
@@ -133,6 +184,7 @@ pub fn explain(config: &Config, project: &str, req: &TestRequest) -> Result<Expl
             p.fail_mode
         );
         return Ok(Explanation {
+            warning: warning.clone(),
             text: out,
             matched: true,
             failed: true,
@@ -200,6 +252,7 @@ pub fn explain(config: &Config, project: &str, req: &TestRequest) -> Result<Expl
     }
     ops(&mut out, "response", &plan.response_headers);
     Ok(Explanation {
+        warning: warning.clone(),
         failed: false,
         text: out,
         matched: !plan.matched.is_empty(),

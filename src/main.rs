@@ -183,6 +183,9 @@ fn command(cli: Cli) -> Result<ExitCode> {
             };
             Ok(match rampart::explain::explain(&cfg, &t.project, &req) {
                 Ok(e) => {
+                    if let Some(warning) = &e.warning {
+                        eprintln!("rampart rules test: warning: {warning}");
+                    }
                     print_out(&e.text)?;
                     // A rule that fails to render is a broken rule: an error, for the CI of
                     // the people who write rules.

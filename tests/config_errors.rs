@@ -8,32 +8,8 @@ fn check(yaml: &str) -> CheckOutput {
     rampart_check(yaml)
 }
 
-/// Asserts exit 1 and, for each `(line, column, key, message)`, an error line
-/// `PATH:LINE:COL: KEY: ...MESSAGE...`, from one run of `rampart check`.
-fn assert_errors(yaml: &str, expected: &[(usize, usize, &str, &str)]) -> CheckOutput {
-    let c = check(yaml);
-    assert_eq!(
-        c.code, 1,
-        "must fail:\n{yaml}\nstdout: {}\nstderr: {}",
-        c.stdout, c.stderr
-    );
-    for (line, col, key, message) in expected {
-        let prefix = format!("{}:{line}:{col}: {key}: ", c.path);
-        let found = c
-            .stderr
-            .lines()
-            .any(|l| l.starts_with(&prefix) && l.contains(message));
-        assert!(
-            found,
-            "expected a line starting `{prefix}` containing `{message}`, got:\n{}",
-            c.stderr
-        );
-    }
-    c
-}
-
 fn assert_error(yaml: &str, line: usize, col: usize, key: &str, message: &str) {
-    assert_errors(yaml, &[(line, col, key, message)]);
+    assert_check_errors(yaml, &[(line, col, key, message)]);
 }
 
 /// `prefix`, then [`BASE`] and a project `shop` on `a.test`.
@@ -95,7 +71,7 @@ fn server_files_pingora_would_read_at_start() {
     let yaml = format!(
         "server:\n  ca_file: /nonexistent/ca.pem\n  error_log: /nonexistent/dir/error.log\n  max_blocking_threads: 0\n  listener_tasks_per_fd: 0\n{BASE}"
     );
-    assert_errors(
+    assert_check_errors(
         &yaml,
         &[
             (2, 3, "server.ca_file", "cannot read `/nonexistent/ca.pem`"),
@@ -125,7 +101,7 @@ fn unknown_top_level_key() {
 #[test]
 fn unknown_nested_key_is_a_typo() {
     let yaml = format!("{BASE}projects:\n  - name: shop\n    hostz: [a.test]\n    pool: app\n");
-    assert_errors(
+    assert_check_errors(
         &yaml,
         &[
             (8, 5, "projects[0].hostz", "unknown field `hostz`"),
@@ -181,7 +157,7 @@ fn bad_regex() {
         13,
         11,
         "projects[0].rules[0].match.path_regex",
-        "invalid regular expression (Rust regex syntax, no look-around): regex parse error: ^/p/([0-9+$ ^ error: unclosed character class",
+        "invalid regular expression (Rust regex syntax, no look-around): unclosed character class: `[` at character 6 of `^/p/([0-9+$`",
     );
 }
 
@@ -212,15 +188,12 @@ fn unreadable_certificate() {
 #[test]
 fn unset_environment_variable() {
     let yaml = shop_after("instance_name: ${RAMPART_TEST_SURELY_UNSET}\n");
-    let c = check(&yaml);
-    assert_eq!(c.code, 1);
-    assert!(
-        c.stderr.contains(&format!(
-            "{}:1:16: environment variable `RAMPART_TEST_SURELY_UNSET` is not set",
-            c.path
-        )),
-        "{}",
-        c.stderr
+    assert_error(
+        &yaml,
+        1,
+        16,
+        "instance_name",
+        "environment variable `RAMPART_TEST_SURELY_UNSET` is not set",
     );
 }
 
@@ -369,7 +342,7 @@ fn yaml_syntax_error_has_a_position() {
 #[test]
 fn a_required_key_of_the_wrong_type_is_not_also_missing() {
     let yaml = "listeners:\n  http: { address: \"127.0.0.1:8080\" }\npools:\n  app: { backends: 5, retries: x }\nprojects:\n  - { name: [s], hosts: [\"*\"], pool: app }\n";
-    let c = assert_errors(
+    let c = assert_check_errors(
         yaml,
         &[
             (
@@ -477,7 +450,7 @@ fn upstream_sni_must_be_a_host_name() {
 #[test]
 fn every_parse_error_is_reported_in_one_run() {
     let yaml = "admin: { listen: \"127.0.0.1:9090\", tokn: x }\nlisteners:\n  http: { adress: \"127.0.0.1:8080\" }\npools:\n  app: { backends: [\"127.0.0.1:3000\"], retries: many, timout: 1s }\n  api: { backends: [\"127.0.0.1:3001\"], selection: fastest }\nprojects:\n  - { name: site, hosts: [\"*\"], pool: [app], prio: 3 }\n  - { name: b, hosts: x, pool: api }\npoolz: {}\n";
-    let c = assert_errors(
+    let c = assert_check_errors(
         yaml,
         &[
             (1, 36, "admin.tokn", "did you mean `token`?"),
@@ -509,7 +482,7 @@ fn every_parse_error_is_reported_in_one_run() {
 #[test]
 fn a_key_given_twice_is_an_error_at_the_repeat() {
     let yaml = "listeners:\n  http: { address: \"127.0.0.1:8080\" }\n  http: { address: \"127.0.0.1:8081\" }\npools:\n  app:\n    backends: [127.0.0.1:3000]\nprojects:\n  - { name: shop, hosts: [a.test], pool: app, rules: [{ id: a, request_headers: { set: { X-A: '1', X-A: '2' } } }] }\n";
-    assert_errors(
+    assert_check_errors(
         yaml,
         &[
             (
@@ -541,7 +514,7 @@ fn a_byte_order_mark_is_ignored() {
 #[test]
 fn overlapping_listener_and_admin_addresses() {
     let yaml = "admin: { listen: \"127.0.0.1:8080\" }\nlisteners:\n  a: { address: \"127.0.0.1:8080\" }\n  b: { address: \"0.0.0.0:8080\" }\n  c: { address: \"[::]:8081\" }\n  d: { address: \"127.0.0.2:8081\" }\n  e: { address: \"127.0.0.1:8082\" }\n  f: { address: \"127.0.0.2:8082\" }\npools:\n  app:\n    backends: [127.0.0.1:3000]\nprojects:\n  - { name: shop, hosts: [a.test], pool: app }\n";
-    let c = assert_errors(
+    let c = assert_check_errors(
         yaml,
         &[
             (
@@ -594,7 +567,7 @@ rDCd2VcbG3t4VTYFkCi2mH+y+iO4GaMKQrDnj32/vzVt0F3mz4joThlDKwvkdKM=
         key_path.display(),
         certs.cert_path.display()
     );
-    let c = assert_errors(&yaml, &[(4, 12, "listeners.https.tls.key", "is encrypted")]);
+    let c = assert_check_errors(&yaml, &[(4, 12, "listeners.https.tls.key", "is encrypted")]);
     assert!(c.stderr.contains("openssl pkey -in"), "{}", c.stderr);
 }
 
@@ -603,7 +576,7 @@ rDCd2VcbG3t4VTYFkCi2mH+y+iO4GaMKQrDnj32/vzVt0F3mz4joThlDKwvkdKM=
 #[test]
 fn access_log_keywords_paths_and_templates() {
     let yaml = shop_after("access_log: { target: logs/access.log, format: common }\n");
-    assert_errors(
+    assert_check_errors(
         &yaml,
         &[
             (
@@ -625,7 +598,7 @@ fn access_log_keywords_paths_and_templates() {
 #[test]
 fn a_pool_reports_all_its_mistakes_at_once_in_file_order() {
     let yaml = "listeners:\n  http: { address: \"127.0.0.1:8080\" }\npools:\n  app:\n    backends: [127.0.0.1:3000]\n    hash_key: uri\n    health_check: { expect_status: [999], rise: 0 }\nprojects:\n  - { name: shop, hosts: [a.test], pool: app }\n";
-    let c = assert_errors(
+    let c = assert_check_errors(
         yaml,
         &[
             (6, 5, "pools.app.hash_key", "only used with"),

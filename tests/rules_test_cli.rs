@@ -184,3 +184,43 @@ fn exit_1_when_nothing_matches_and_2_on_errors() {
         out.stdout
     );
 }
+
+/// What the proxy refuses before its rules (checked against the real proxy: 400 for `%00`, 405
+/// for CONNECT, 501 for a gzip-coded body) is shown as the outcome, with exit 1: no rule
+/// sees the request. A request over a scheme the project is not served on is evaluated, with
+/// a warning.
+#[test]
+fn requests_the_proxy_refuses_and_schemes_it_does_not_serve() {
+    for (args, outcome) in [
+        (
+            &["--project", "shop", "http://shop.test/p/1%00"][..],
+            "outcome: 400 Bad Request (the request target holds a space, a control character or %00)",
+        ),
+        (
+            &["--project", "shop", "--method", "CONNECT", "http://shop.test/p/1"],
+            "outcome: 405 Method Not Allowed",
+        ),
+        (
+            &["--project", "shop", "--header", "Transfer-Encoding: gzip", "http://shop.test/p/1"],
+            "outcome: 501 Not Implemented",
+        ),
+    ] {
+        let out = test(args);
+        assert_eq!(out.code, 1, "{args:?}: {}", out.stdout);
+        assert!(
+            out.stdout.contains("no rule evaluated: Rampart refuses the request first")
+                && out.stdout.contains(outcome),
+            "{args:?}: {}",
+            out.stdout
+        );
+    }
+    let out = test(&["--project", "shop", "https://shop.test/p/42"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("warning: project `shop` is on no TLS listener (its listeners: http): an https request never reaches it"),
+        "{}",
+        out.stderr
+    );
+    let out = test(&["--project", "shop", "http://shop.test/p/42"]);
+    assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+}

@@ -219,7 +219,15 @@ impl Scanner<'_> {
         };
         let valid_name = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid_name || default.is_some_and(|d| d.contains("${")) {
+        if valid_name && default.is_some_and(|d| d.contains("${")) {
+            // The first `}` closed the inner variable: the text quoted would be cut short.
+            self.errors.push(fail(format!(
+                "the default of `${{{name}:-...}}` holds another variable, which is not supported: write a plain default, ${{{name}:-value}}"
+            )));
+            let rest = &tail[end + 1..];
+            return at + end + 1 + rest.find('}').map_or(0, |i| i + 1);
+        }
+        if !valid_name {
             self.errors.push(fail(format!(
                 "`${{{body}}}` is not supported: write ${{NAME}} or ${{NAME:-default}} (a plain default)"
             )));
@@ -422,7 +430,10 @@ mod tests {
                 "environment variable `MISSING` is not set (set it, or give a default: ${MISSING:-value})".to_string()
             )]
         );
-        for bad in ["t: ${X:?m}", "t: ${}", "t: ${A:-${B}}", "t: ${X-d}"] {
+        assert!(err("t: ${A:-${B}}")[0]
+            .2
+            .starts_with("the default of `${A:-...}` holds another variable"));
+        for bad in ["t: ${X:?m}", "t: ${}", "t: ${X-d}"] {
             assert!(err(bad)[0].2.contains("is not supported"), "{bad}");
         }
         assert!(err("t: ${NOPE")[0].2.contains("unclosed"));

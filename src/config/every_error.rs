@@ -23,10 +23,24 @@ pub(crate) fn errors_of<T: DeserializeOwned>(
         p => format!("{prefix}.{p}"),
     };
     let mut removed: Vec<String> = Vec::new();
-    for _ in 0..ERRORS_PER_ENTRY {
-        let Err(e) = serde_path_to_error::deserialize::<_, T>(&value) else {
+    for found in 0.. {
+        // Read from text, as the file itself is: from a `Value`, serde_yaml would refuse a
+        // plain `123` where a string is expected, which the file's own parse accepts.
+        let text = serde_yaml::to_string(&value).unwrap_or_default();
+        let read = serde_yaml::Deserializer::from_str(&text);
+        let Err(e) = serde_path_to_error::deserialize::<_, T>(read) else {
             return;
         };
+        if found == ERRORS_PER_ENTRY {
+            // Said, not silently dropped: the reader would fix these and be surprised.
+            out.push((
+                full_key("."),
+                serde::de::Error::custom(format!(
+                    "more errors in this entry than the {ERRORS_PER_ENTRY} listed: fix these and run `rampart check` again"
+                )),
+            ));
+            return;
+        }
         let key = full_key(&e.path().to_string());
         let missing = missing_field(&e.inner().to_string()).map(|field| match key.as_str() {
             "" => field.to_string(),
@@ -34,45 +48,57 @@ pub(crate) fn errors_of<T: DeserializeOwned>(
         });
         let went = remove_key(&mut value, e.path());
         if !missing.is_some_and(|m| removed.contains(&m)) {
-            out.push((key.clone(), e.into_inner()));
+            out.push((key, e.into_inner()));
         }
-        if !went {
-            return;
+        match went {
+            Some(path) => removed.push(full_key(&path)),
+            None => return,
         }
-        removed.push(key);
     }
 }
 
 /// `field` of serde's ``missing field `field` ``.
 fn missing_field(message: &str) -> Option<&str> {
-    message.strip_prefix("missing field `")?.split('`').next()
+    // serde_yaml may put the path first (`respond: missing field ...`).
+    let (_, field) = message.split_once("missing field `")?;
+    field.split('`').next()
 }
 
-/// Removes the mapping key at the end of `path`; false when the path does not end with one
-/// (an error on a list item or the whole value: removing it would shift or lose the rest).
-fn remove_key(value: &mut Value, path: &serde_path_to_error::Path) -> bool {
+/// Removes the mapping key closest to the end of `path`: the key in error, or the list that
+/// holds the item in error (removing an item would shift the others' positions). Returns
+/// the path of the key removed, None when there is none (an error on the whole value).
+fn remove_key(value: &mut Value, path: &serde_path_to_error::Path) -> Option<String> {
     use serde_path_to_error::Segment;
     let segments: Vec<&Segment> = path.iter().collect();
-    let Some((Segment::Map { key }, parents)) = segments.split_last() else {
-        return false;
+    let last_key = segments
+        .iter()
+        .rposition(|s| matches!(s, Segment::Map { .. }))?;
+    let Segment::Map { key } = segments[last_key] else {
+        return None;
     };
     let mut at = value;
-    for segment in parents {
+    let mut removed = String::new();
+    for segment in &segments[..last_key] {
         at = match (segment, at) {
-            (Segment::Map { key }, Value::Mapping(m)) => match m.get_mut(key.as_str()) {
-                Some(v) => v,
-                None => return false,
-            },
-            (Segment::Seq { index }, Value::Sequence(items)) => match items.get_mut(*index) {
-                Some(v) => v,
-                None => return false,
-            },
-            _ => return false,
+            (Segment::Map { key }, Value::Mapping(m)) => {
+                removed.push_str(&format!(".{key}"));
+                m.get_mut(key.as_str())?
+            }
+            (Segment::Seq { index }, Value::Sequence(items)) => {
+                removed.push_str(&format!("[{index}]"));
+                items.get_mut(*index)?
+            }
+            _ => return None,
         };
     }
+    removed.push_str(&format!(".{key}"));
     match at {
-        Value::Mapping(m) => m.remove(key.as_str()).is_some(),
-        _ => false,
+        // `shift_remove`: `remove` swaps the last key into the hole, and the next error found
+        // would then be the file's last instead of its next.
+        Value::Mapping(m) => m
+            .shift_remove(key.as_str())
+            .map(|_| removed.strip_prefix('.').unwrap_or(&removed).to_string()),
+        _ => None,
     }
 }
 
@@ -85,12 +111,31 @@ pub(crate) fn describe(key: &str, inner: &serde_yaml::Error) -> String {
     }
     // serde_yaml names the parent mapping itself, e.g. `listeners.http: unknown field`.
     if let Some((prefix, rest)) = message.split_once(": ") {
-        if key.starts_with(prefix) && !prefix.contains(' ') {
+        // (relative to the value read, which may be one entry of a larger file).
+        let names_key =
+            key.starts_with(prefix) || key.ends_with(prefix) || key.contains(&format!("{prefix}."));
+        if names_key && !prefix.contains(' ') {
             message = rest.to_string();
         }
     }
+    if message.starts_with("unknown field `<<`") {
+        // serde_yaml reads `<<` as a key like any other.
+        return "YAML merge keys (`<<: *anchor`) are not supported: write the keys out, or make the whole value an alias (`key: *anchor`)".to_string();
+    }
     if message.starts_with("unknown field") {
         message.push_str(&unknown_field_hint(&message));
+    }
+    if message.contains("found character that cannot start any token") {
+        message.push_str(" (YAML indents with spaces, never tabs)");
+    }
+    // The whole file, or a rules file, that is not the mapping or list it must be.
+    for (rust, plain) in [
+        ("expected struct RawConfig", "expected a mapping of sections (`listeners:`, `pools:`, `projects:`, ...)"),
+        ("expected struct RuleSpec", "expected a rule, a mapping such as `{ id: old-page, match: { path: /old }, redirect: { to: /new } }`"),
+    ] {
+        if let Some(i) = message.find(rust) {
+            message.replace_range(i..i + rust.len(), plain);
+        }
     }
     // Rust's type names mean nothing to whoever writes the file.
     for (rust, plain) in [

@@ -29,7 +29,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             line: 0,
             column: 0,
             key: String::new(),
-            message: format!("cannot read the configuration file: {e} (check the path given with -c and its permissions)"),
+            message: if e.kind() == std::io::ErrorKind::InvalidData {
+                "the configuration file is not UTF-8 text: save it as UTF-8".to_string()
+            } else {
+                format!("cannot read the configuration file: {e} (check the path given with -c and its permissions)")
+            },
         })
     })?;
     // A byte-order mark (editors on Windows write one) is not YAML.
@@ -44,6 +48,8 @@ pub fn load_str(
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigErrors> {
     let text = interpolate(text, env).map_err(|errors| {
+        // Named by key path too, found in the text before interpolation (`${X}` is YAML).
+        let index = position::PositionIndex::build(text);
         ConfigErrors(
             errors
                 .into_iter()
@@ -51,7 +57,10 @@ pub fn load_str(
                     file: path.to_path_buf(),
                     line: e.line,
                     column: e.column,
-                    key: String::new(),
+                    key: index
+                        .key_at(e.line, e.column)
+                        .unwrap_or_default()
+                        .to_string(),
                     message: e.message,
                 })
                 .collect(),

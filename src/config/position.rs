@@ -42,6 +42,16 @@ impl PositionIndex {
         &self.duplicates
     }
 
+    /// The innermost key path at or before (`line`, `column`): the key whose value holds
+    /// that place, for an error found in the text itself (an unset `${VAR}`).
+    pub fn key_at(&self, line: usize, column: usize) -> Option<&str> {
+        self.positions
+            .iter()
+            .filter(|(_, &at)| at <= (line, column))
+            .max_by_key(|(path, &at)| (at, path.len()))
+            .map(|(path, _)| path.as_str())
+    }
+
     /// Position of `path`, or of its closest indexed ancestor.
     pub fn locate(&self, path: &str) -> (usize, usize) {
         let mut p = path;

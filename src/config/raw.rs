@@ -139,14 +139,27 @@ pub enum Selection {
 }
 
 /// `- 10.0.0.1:80` or `- { address: 10.0.0.1:80, weight: 2 }`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(
-    untagged,
-    expecting = "a backend: \"host:port\" or { address: \"host:port\", weight: N }"
-)]
+#[derive(Debug, JsonSchema)]
+#[serde(untagged)]
 pub enum RawBackend {
     Address(String),
     Weighted(RawWeightedBackend),
+}
+
+/// By hand rather than `untagged`: serde's untagged enums take a one-item list for a string
+/// and report a misspelt key of the mapping form only as "not a backend".
+impl<'de> Deserialize<'de> for RawBackend {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        const EXPECTED: &str = "a backend: \"host:port\" or { address: \"host:port\", weight: N }";
+        match serde_yaml::Value::deserialize(deserializer)? {
+            serde_yaml::Value::String(address) => Ok(RawBackend::Address(address)),
+            map @ serde_yaml::Value::Mapping(_) => serde_yaml::from_value(map)
+                .map(RawBackend::Weighted)
+                .map_err(D::Error::custom),
+            _ => Err(D::Error::custom(format!("expected {EXPECTED}"))),
+        }
+    }
 }
 
 impl RawBackend {

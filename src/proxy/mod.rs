@@ -5,7 +5,7 @@ mod context;
 mod failure_log;
 mod forward;
 mod phases;
-mod request_head;
+pub(crate) mod request_head;
 mod respond;
 mod retry;
 mod router;

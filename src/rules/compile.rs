@@ -60,7 +60,14 @@ impl Errors<'_> {
 
     pub fn regex(&mut self, field: &str, src: &str) -> Option<Regex> {
         Regex::new(src)
-            .map_err(|e| self.add(field, invalid_regex(e)))
+            .map_err(|e| match e {
+                // Re-parsed for the position: regex's message draws it over several lines.
+                regex::Error::Syntax(_) => match regex_syntax::Parser::new().parse(src) {
+                    Err(e) => self.add(field, invalid_regex(syntax_message(src, &e))),
+                    Ok(_) => self.add(field, invalid_regex(e)),
+                },
+                e => self.add(field, invalid_regex(e)),
+            })
             .ok()
     }
 
@@ -123,6 +130,23 @@ pub fn compile_rule(
         cond,
         actions,
     })
+}
+
+/// A regex syntax error on one line: what is wrong and where, as `rampart check` prints one
+/// line per error (the regex crate's message points at the place with a caret on the line
+/// below the pattern).
+pub(super) fn syntax_message(source: &str, e: &regex_syntax::Error) -> String {
+    let (kind, span) = match e {
+        regex_syntax::Error::Parse(e) => (e.kind().to_string(), *e.span()),
+        regex_syntax::Error::Translate(e) => (e.kind().to_string(), *e.span()),
+        other => return other.to_string(),
+    };
+    let at = source
+        .get(..span.start.offset)
+        .map_or(0, |s| s.chars().count())
+        + 1;
+    let part = source.get(span.start.offset..span.end.offset).unwrap_or("");
+    format!("{kind}: `{part}` at character {at} of `{source}`")
 }
 
 fn invalid_regex(e: impl std::fmt::Display) -> String {

@@ -254,30 +254,31 @@ fn compile_files(
     errors
         .files
         .extend(repeated_csv_sources(&specs, &origins, &stamps));
-    if !errors.files.is_empty() {
-        return Err(errors);
-    }
-    let rule_errors = match RuleSet::compile(&specs) {
-        Ok(set) => {
-            let undefined: Vec<RuleError> = set
-                .pools()
-                .filter(|(_, _, pool)| !pool_defined(pool))
-                .map(|(_, index, pool)| RuleError {
-                    index,
-                    other: None,
-                    field: "pool".to_string(),
-                    message: format!(
-                        "a rule routes to pool `{pool}`, which is not defined under `pools:`"
-                    ),
-                })
-                .collect();
-            if undefined.is_empty() {
-                return Ok(ProjectRules { set, stamps });
-            }
-            undefined
+    // Every kind of mistake in one report: the file errors above, each rule's own, and the
+    // pools rules route to (checked on the specs, so that a rule that does not compile does
+    // not hide them).
+    let mut rule_errors: Vec<RuleError> = specs
+        .iter()
+        .enumerate()
+        .filter_map(|(index, spec)| {
+            let pool = spec.pool.as_deref().filter(|p| !p.trim().is_empty())?;
+            (!pool_defined(pool)).then(|| RuleError {
+                index,
+                other: None,
+                field: "pool".to_string(),
+                message: format!(
+                    "a rule routes to pool `{pool}`, which is not defined under `pools:`"
+                ),
+            })
+        })
+        .collect();
+    match RuleSet::compile(&specs) {
+        Ok(set) if rule_errors.is_empty() && errors.files.is_empty() => {
+            return Ok(ProjectRules { set, stamps });
         }
-        Err(rule_errors) => rule_errors,
-    };
+        Ok(_) => {}
+        Err(compile_errors) => rule_errors.extend(compile_errors),
+    }
     let mut indexes: Vec<Option<PositionIndex>> = texts.iter().map(|_| None).collect();
     for mut e in rule_errors {
         // "also the id of rule 8" counts across inline rules and files: name the place.
@@ -434,6 +435,15 @@ fn parse_csv(
         }
         // Only quotes (and a stray CR, a record end to the CSV reader) need the CSV reader,
         // whose setup costs more than the rest of the line's work.
+        // Quotes come in pairs (`""` is a quote inside a field); the CSV reader would read an
+        // unclosed one to the end of the line as one field.
+        if raw.bytes().filter(|&b| b == b'"').count() % 2 == 1 {
+            errors.push(error(
+                line,
+                "a quoted field is not closed: a `\"` is missing".to_string(),
+            ));
+            continue;
+        }
         let record = if raw.contains(['"', '\r']) {
             let mut reader = csv::ReaderBuilder::new()
                 .has_headers(false)
@@ -557,7 +567,8 @@ mod tests {
         let csv = write(dir.path(), "bad.csv", "/a,/b\n/c\n/d,/e,abc\n/f,/g,200\n");
         let e = compile_project(&[], &[csv], &|_| true).unwrap_err();
         let lines: Vec<usize> = e.files.iter().map(|f| f.line).collect();
-        assert_eq!(lines, [2, 3], "{e}");
+        // Lines that do not read (2, 3) do not hide the rule that does not compile (4).
+        assert_eq!(lines, [2, 3, 4], "{e}");
         let yaml = write(
             dir.path(),
             "bad.yaml",

@@ -30,11 +30,11 @@ pub struct Checked {
 }
 
 impl PathRegex {
-    /// Finds every error `Regex::new(source)` would report, with the same message.
+    /// Finds every error `Regex::new(source)` would report (syntax errors on one line).
     pub fn check(source: &str) -> Result<Checked, String> {
         let hir = regex_syntax::Parser::new()
             .parse(source)
-            .map_err(|e| regex::Error::Syntax(e.to_string()).to_string())?;
+            .map_err(|e| super::compile::syntax_message(source, &e))?;
         let nfa = thompson::Compiler::new()
             .configure(
                 thompson::Config::new()
@@ -135,8 +135,27 @@ mod tests {
                     .map(|n| n.map(str::to_string))
                     .collect::<Vec<_>>()
             });
-            assert_eq!(ours, reference.map_err(|e| e.to_string()), "{src}");
+            match (ours, reference) {
+                (Ok(ours), Ok(reference)) => assert_eq!(ours, reference, "{src}"),
+                (Err(ours), Err(regex::Error::Syntax(_))) => {
+                    assert!(ours.contains(&format!("of `{src}`")), "{src}: {ours}")
+                }
+                (Err(ours), Err(reference)) => assert_eq!(ours, reference.to_string(), "{src}"),
+                (ours, reference) => panic!("{src}: {ours:?} but Regex::new gives {reference:?}"),
+            }
         }
+    }
+
+    /// A syntax error says what and where on one line: `check` prints one line per error.
+    #[test]
+    fn syntax_errors_name_the_place() {
+        let message = PathRegex::check("^/(a").err().expect("an error");
+        assert_eq!(message, "unclosed group: `(` at character 3 of `^/(a`");
+        let message = PathRegex::check("^/é[z-a]").err().expect("an error");
+        assert!(
+            message.ends_with("`z-a` at character 5 of `^/é[z-a]`"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -398,6 +398,30 @@ pub fn rampart_check(yaml: &str) -> CheckOutput {
     rampart_check_with_env(yaml, &[])
 }
 
+/// Asserts exit 1 and, for each `(line, column, key, message)`, an error line
+/// `PATH:LINE:COL: KEY: ...MESSAGE...`, from one run of `rampart check`.
+pub fn assert_check_errors(yaml: &str, expected: &[(usize, usize, &str, &str)]) -> CheckOutput {
+    let c = rampart_check(yaml);
+    assert_eq!(
+        c.code, 1,
+        "must fail:\n{yaml}\nstdout: {}\nstderr: {}",
+        c.stdout, c.stderr
+    );
+    for (line, col, key, message) in expected {
+        let prefix = format!("{}:{line}:{col}: {key}: ", c.path);
+        let found = c
+            .stderr
+            .lines()
+            .any(|l| l.starts_with(&prefix) && l.contains(message));
+        assert!(
+            found,
+            "expected a line starting `{prefix}` containing `{message}`, got:\n{}",
+            c.stderr
+        );
+    }
+    c
+}
+
 /// `rampart check -c FILE` with extra environment variables.
 pub fn rampart_check_with_env(yaml: &str, env: &[(&str, &str)]) -> CheckOutput {
     rampart_with_config(tempfile::tempdir().unwrap(), yaml, &["check"], env)

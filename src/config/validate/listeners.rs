@@ -46,21 +46,22 @@ pub(super) fn listeners(
         }
         seen.push((address, name));
         let tls = l.tls.as_ref().and_then(|t| {
-            let cert = cert_pair(ck, &format!("{key}.tls"), &t.cert, &t.key, &[])?;
+            // Both checked, so that a certificate error does not hide the version's.
+            let cert = cert_pair(ck, &format!("{key}.tls"), &t.cert, &t.key, &[]);
             let min_version = match t.min_version.as_deref().unwrap_or("1.2") {
-                "1.2" => TlsVersion::V1_2,
-                "1.3" => TlsVersion::V1_3,
+                "1.2" => Some(TlsVersion::V1_2),
+                "1.3" => Some(TlsVersion::V1_3),
                 other => {
                     ck.error(
                         format!("{key}.tls.min_version"),
                         format!("`{other}` is not supported: use \"1.2\" or \"1.3\""),
                     );
-                    return None;
+                    None
                 }
             };
             Some(ListenerTls {
-                cert,
-                min_version,
+                cert: cert?,
+                min_version: min_version?,
                 http2: t.http2,
             })
         });
@@ -210,9 +211,12 @@ fn cert_warnings(
             Ok(left) if left.as_secs() < EXPIRY_WARNING_DAYS * 86_400 => ck.warn(
                 key,
                 format!(
-                    "{} expires on {text}, in {} day(s): renew it, then reload Rampart (certificates are read at start)",
+                    "{} expires on {text}, in {}: renew it, then reload Rampart (certificates are read at start)",
                     which(i),
-                    left.as_secs() / 86_400
+                    match left.as_secs() {
+                        s if s >= 86_400 => format!("{} day(s)", s / 86_400),
+                        s => format!("{} hour(s)", s / 3_600),
+                    }
                 ),
             ),
             Ok(_) => {}

@@ -253,6 +253,33 @@ fn parse(file: &Path, text: &str, index: &PositionIndex) -> Result<RawConfig, Co
     })
 }
 
+/// The `server:` mapping's unknown keys and wrongly typed values, each under its key path,
+/// and the mapping of its known keys. Pingora's `ServerConf` takes unknown keys silently.
+pub(super) fn server_errors(
+    raw: serde_yaml::Mapping,
+) -> (serde_yaml::Mapping, Vec<(String, serde_yaml::Error)>) {
+    let known = super::schema::server_keys();
+    let mut ok = serde_yaml::Mapping::new();
+    let mut errors = Vec::new();
+    for (k, v) in raw {
+        let name = k.as_str().unwrap_or_default().to_string();
+        if known.contains(&name) {
+            ok.insert(k, v);
+        } else {
+            errors.push((
+                format!("server.{name}"),
+                serde::de::Error::custom("unknown key: not a Pingora server setting (see `threads`, `pid_file`, `upgrade_sock`, `grace_period_seconds`, ... in docs/configuration.md)"),
+            ));
+        }
+    }
+    super::every_error::errors_of::<ServerConf>(
+        "server",
+        serde_yaml::Value::Mapping(ok.clone()),
+        &mut errors,
+    );
+    (ok, errors)
+}
+
 /// Dot-separated labels of letters, digits, `-` and `_`, none empty: a host name as projects'
 /// `hosts` and a pool's `sni` take it.
 pub(super) fn is_dns_name(name: &str) -> bool {
@@ -266,27 +293,14 @@ pub(super) fn is_dns_name(name: &str) -> bool {
 
 /// Builds Pingora's `ServerConf` from the `server:` mapping, accepting exactly its keys.
 fn server_conf(ck: &mut Checker, raw: serde_yaml::Mapping) -> ServerConf {
-    let known = super::schema::server_keys();
-    let mut ok = serde_yaml::Mapping::new();
-    for (k, v) in raw {
-        let name = k.as_str().unwrap_or_default().to_string();
-        if known.contains(&name) {
-            ok.insert(k, v);
-        } else {
-            ck.error(
-                format!("server.{name}"),
-                "unknown key: not a Pingora server setting (see `threads`, `pid_file`, `upgrade_sock`, `grace_period_seconds`, ... in docs/configuration.md)",
-            );
-        }
+    let (ok, errors) = server_errors(raw);
+    for (key, inner) in errors {
+        let message = describe(&key, &inner);
+        ck.error(key, message);
     }
-    let mut conf: ServerConf = match serde_yaml::from_value(serde_yaml::Value::Mapping(ok.clone()))
-    {
-        Ok(c) => c,
-        Err(e) => {
-            ck.error("server", format!("{e}"));
-            ServerConf::default()
-        }
-    };
+    let conf: Option<ServerConf> =
+        serde_yaml::from_value(serde_yaml::Value::Mapping(ok.clone())).ok();
+    let mut conf = conf.unwrap_or_default();
     let given = |key: &str| ok.contains_key(key);
     if !given("pid_file") {
         conf.pid_file = "/run/rampart/rampart.pid".into();
@@ -309,12 +323,23 @@ fn server_conf(ck: &mut Checker, raw: serde_yaml::Mapping) -> ServerConf {
     if !given("fast_timeout_to_tokio_threshold_seconds") {
         conf.fast_timeout_to_tokio_threshold_seconds = Some(0);
     }
-    for (key, path) in [
-        ("pid_file", &conf.pid_file),
-        ("upgrade_sock", &conf.upgrade_sock),
+    for (key, path, why) in [
+        (
+            "pid_file",
+            &conf.pid_file,
+            "systemd and the upgrade find the process by it",
+        ),
+        (
+            "upgrade_sock",
+            &conf.upgrade_sock,
+            "the upgrade hands sockets over by this path",
+        ),
     ] {
         if !Path::new(path).is_absolute() {
-            ck.error(format!("server.{key}"), format!("`{path}` must be an absolute path (the upgrade hands sockets over by this path)"));
+            ck.error(
+                format!("server.{key}"),
+                format!("`{path}` must be an absolute path ({why})"),
+            );
         }
     }
     if conf.threads == 0 {
@@ -326,6 +351,49 @@ fn server_conf(ck: &mut Checker, raw: serde_yaml::Mapping) -> ServerConf {
             "server.max_blocking_threads",
             "must be at least 1 (or left out)",
         );
+    }
+    // Pingora checks these only in configurations it loads from a file itself.
+    if conf.runtime_metrics_poll_time_histogram_resolution_micros == Some(0) {
+        ck.error(
+            "server.runtime_metrics_poll_time_histogram_resolution_micros",
+            "must be at least 1 (or left out)",
+        );
+    }
+    if let Some(n) = conf
+        .runtime_metrics_poll_time_histogram_buckets
+        .filter(|n| !(1..=1024).contains(n))
+    {
+        ck.error(
+            "server.runtime_metrics_poll_time_histogram_buckets",
+            format!("{n} buckets: must be from 1 to 1024 (or left out)"),
+        );
+    }
+    // Pingora leaves offloading off, silently, unless both keys are set above 0.
+    let (pools, threads) = (
+        "upstream_connect_offload_threadpools",
+        "upstream_connect_offload_thread_per_pool",
+    );
+    match (
+        conf.upstream_connect_offload_threadpools,
+        conf.upstream_connect_offload_thread_per_pool,
+    ) {
+        (None, None) | (Some(1..), Some(1..)) => {}
+        (Some(0), _) => ck.error(
+            format!("server.{pools}"),
+            "must be at least 1 (or left out with its pair)",
+        ),
+        (_, Some(0)) => ck.error(
+            format!("server.{threads}"),
+            "must be at least 1 (or left out with its pair)",
+        ),
+        (Some(_), None) => ck.error(
+            format!("server.{pools}"),
+            format!("needs `{threads}` too: Pingora offloads only when both are set"),
+        ),
+        (None, Some(_)) => ck.error(
+            format!("server.{threads}"),
+            format!("needs `{pools}` too: Pingora offloads only when both are set"),
+        ),
     }
     if conf.listener_tasks_per_fd == 0 {
         ck.error("server.listener_tasks_per_fd", "must be at least 1");
@@ -376,7 +444,16 @@ fn access_log(ck: &mut Checker, raw: &super::raw::RawAccessLog) -> Option<Access
     // line is written. A warning, not an error: the configuration may be checked on another
     // machine than the one it is for (the packages create /var/log/rampart).
     if let Some(LogTarget::File(path)) = &target {
-        if path.parent().is_some_and(|d| !d.is_dir()) {
+        if path.is_dir() {
+            ck.error(
+                "access_log.target",
+                format!(
+                    "`{}` is a directory: name the file to write, e.g. `{}/access.log`",
+                    path.display(),
+                    path.display()
+                ),
+            );
+        } else if path.parent().is_some_and(|d| !d.is_dir()) {
             ck.warn(
                 "access_log.target",
                 format!(

@@ -42,6 +42,17 @@ fn pool(ck: &mut Checker, key: &str, name: &str, p: &RawPool) -> Option<PoolSett
             );
             continue;
         }
+        if let Some((host, _)) = addr
+            .rsplit_once(':')
+            .filter(|(h, _)| h.contains(':') && !h.starts_with('['))
+        {
+            // `::1:81` is also a whole IPv6 address without a port.
+            ck.error(
+                bkey,
+                format!("`{addr}`: write an IPv6 backend in brackets, `[{host}]:PORT`"),
+            );
+            continue;
+        }
         let Some(address) = resolve(addr) else {
             ck.error(
                 bkey,
@@ -49,6 +60,13 @@ fn pool(ck: &mut Checker, key: &str, name: &str, p: &RawPool) -> Option<PoolSett
             );
             continue;
         };
+        if address.port() == 0 {
+            ck.error(
+                bkey,
+                format!("`{addr}`: port 0 is not a port a backend listens on"),
+            );
+            continue;
+        }
         if !seen.insert(address) {
             ck.error(
                 bkey,

@@ -42,8 +42,19 @@ pub(super) fn projects(
         let on: Vec<String> = match &p.listeners {
             None => listener_names.iter().map(|s| s.to_string()).collect(),
             Some(list) => {
+                if list.is_empty() {
+                    ck.error(
+                        format!("{key}.listeners"),
+                        "lists no listener, so nothing would reach the project: name its listeners, or leave `listeners` out to serve it on all of them",
+                    );
+                }
                 for (j, l) in list.iter().enumerate() {
-                    if !listener_names.contains(&l.as_str()) {
+                    if list[..j].contains(l) {
+                        ck.error(
+                            format!("{key}.listeners[{j}]"),
+                            format!("listener `{l}` is listed twice: keep one"),
+                        );
+                    } else if !listener_names.contains(&l.as_str()) {
                         ck.error(
                             format!("{key}.listeners[{j}]"),
                             format!(
@@ -53,7 +64,14 @@ pub(super) fn projects(
                         );
                     }
                 }
-                list.clone()
+                // Each once (a repeat is reported above), in the order given.
+                let mut unique: Vec<String> = Vec::with_capacity(list.len());
+                for l in list {
+                    if !unique.contains(l) {
+                        unique.push(l.clone());
+                    }
+                }
+                unique
             }
         };
         for l in &on {
@@ -164,7 +182,12 @@ fn hosts(ck: &mut Checker, key: &str, raw: &[String]) -> Vec<String> {
         let name = host.strip_prefix("*.").unwrap_or(&host);
         let valid =
             host == "*" || (!name.is_empty() && !name.contains('*') && super::is_dns_name(name));
-        if valid {
+        if valid && out.contains(&host) {
+            ck.error(
+                format!("{key}.hosts[{j}]"),
+                format!("`{h}` is listed twice (host names are compared without case): keep one"),
+            );
+        } else if valid {
             out.push(host);
         } else {
             ck.error(format!("{key}.hosts[{j}]"), format!("`{h}` is not a host name: use `example.com`, `*.example.com` or `*` (no port, no scheme)"));

@@ -17,6 +17,14 @@ pub(super) fn section_errors(document: Value) -> Vec<(String, serde_yaml::Error)
     };
     for (key, value) in top {
         match key.as_str().unwrap_or_default() {
+            "server" => match value {
+                Value::Mapping(server) => out.extend(super::server_errors(server).1),
+                other => errors_of::<RawConfig>(
+                    "",
+                    Value::Mapping(Mapping::from_iter([(key, other)])),
+                    &mut out,
+                ),
+            },
             "listeners" => each_entry::<RawListener>("listeners", value, &mut out),
             "pools" => each_entry::<RawPool>("pools", value, &mut out),
             "projects" => match value {

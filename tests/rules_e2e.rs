@@ -16,6 +16,10 @@ const RULES: &str = r#"
         priority: 50
         match: { path_regex: '/(?P<page>[a-z]+)\.php$' }
         redirect: { to: "/pages/{page}", status: 308 }
+      - id: docs-trailing-slash
+        priority: 50
+        match: { path_regex: '^/docs/[^.]*[^/]$' }
+        redirect: { to: "{path}/" }
       - id: blocked
         priority: 50
         match: { path: /admin }
@@ -93,6 +97,15 @@ fn redirect_respond_rewrite_pool_and_headers() {
     assert_eq!(resp.text().unwrap(), "Forbidden for 127.0.0.1\n");
     let resp = c.head(format!("{base}/admin")).send().unwrap();
     assert_eq!(resp.status(), 403);
+
+    // `{path}` is the path the rule matched: the raw `//evil.test/..` would have made the
+    // Location another site's (an open redirect).
+    let addr = base.trim_start_matches("http://");
+    let resp = raw_get(addr, "//evil.test/../docs/intro", &[]).unwrap();
+    assert_eq!(
+        (resp.status, resp.header("location")),
+        (301, Some("/docs/intro/"))
+    );
 
     let resp = c
         .get(format!("{base}/shop/cart"))

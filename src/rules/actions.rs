@@ -102,6 +102,12 @@ impl Redirect {
         let mut to =
             String::with_capacity(self.to.size_hint(req, hit) + query.map_or(0, |q| q.len() + 1));
         self.to.render_uri_into(&mut to, req, hit);
+        // `//host/...` is another site to a browser: only the rule's own text may say so,
+        // never a value from the request (`to: "/{rest}"` with a rest of `/evil.test`).
+        if to.starts_with("//") && !self.to.starts_with_text("//") {
+            let slashes = to.bytes().take_while(|&b| b == b'/').count();
+            to.replace_range(..slashes, "/");
+        }
         if let Some(q) = query {
             let end = to.find('#').unwrap_or(to.len());
             let sep = if to[..end].contains('?') { '&' } else { '?' };

@@ -68,6 +68,8 @@ pub struct OtherConditions {
 /// What a matching path yields to templates.
 #[derive(Debug, Default)]
 pub struct PathHit<'p> {
+    /// The normalized path the rule matched: `{path}`.
+    pub path: &'p str,
     /// For `path_prefix` rules, the normalized path after the prefix.
     pub rest: &'p str,
     pub caps: Option<Captures<'p>>,
@@ -112,7 +114,7 @@ impl Conditions {
             PathMatch::Regex(re) if self.needs_captures => re.captures(path),
             _ => None,
         };
-        Some(PathHit { rest, caps })
+        Some(PathHit { path, rest, caps })
     }
 
     pub fn host(&self) -> Option<&HostMatch> {

@@ -1,5 +1,5 @@
 //! Templates in `redirect.to`, `rewrite.path`/`rewrite.query`, header values and
-//! `respond.body`: `{path}` (raw path) `{query}` (raw query) `{host}` `{scheme}` `{method}`
+//! `respond.body`: `{path}` (the normalized path rules match) `{query}` (raw query) `{host}` `{scheme}` `{method}`
 //! `{client_ip}` `{request_id}`, the path regex's groups `{1}`..`{9}` and `{name}`, and `{rest}`
 //! for `path_prefix` rules (the normalized path after the prefix). `{{` and `}}` are literal
 //! braces. Parsed at compile time, so an unknown name is a config error; rendered into one
@@ -159,6 +159,11 @@ impl Template {
         }
     }
 
+    /// Whether the template itself, not a variable's value, begins with `prefix`.
+    pub fn starts_with_text(&self, prefix: &str) -> bool {
+        matches!(self.segments.first(), Some(Segment::Text(t)) if t.starts_with(prefix))
+    }
+
     /// The literal pieces of text between the variables.
     pub fn literal_texts(&self) -> impl Iterator<Item = &str> {
         self.segments.iter().filter_map(|s| match s {
@@ -177,7 +182,7 @@ impl Template {
 /// The text of a variable (`{client_ip}` is formatted by the caller).
 fn value<'a>(v: Var, req: &RequestView<'a>, hit: &'a PathHit<'_>) -> &'a str {
     match v {
-        Var::Path => req.path,
+        Var::Path => hit.path,
         Var::Query => req.query.unwrap_or(""),
         Var::Host => req.host,
         Var::Scheme => req.scheme,
@@ -258,6 +263,7 @@ mod tests {
         .unwrap();
         let r = req("/p/42?a=1");
         let hit = PathHit {
+            path: "/p/42",
             rest: "tail",
             caps: re.captures("/p/42"),
         };

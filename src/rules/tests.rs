@@ -339,6 +339,37 @@ fn templates_captures_rest_braces_and_keep_query() {
     );
 }
 
+/// A redirect built from the request cannot send the client to another site: `{path}` is the
+/// normalized path the rule matched (no `//evil.test/..` from the raw one), and a target that
+/// a value makes start with `//` keeps one slash. The rule's own `//host` stays.
+#[test]
+fn redirects_built_from_the_request_stay_on_the_site() {
+    let set = rules(
+        r#"
+- {id: slash, match: {path_regex: '^/docs/[^.]*[^/]$'}, redirect: {to: "{path}/"}}
+- {id: rest, match: {path_prefix: /go}, redirect: {to: "/{rest}"}}
+- {id: other, match: {path: /cdn}, redirect: {to: "//cdn.shop.test{path}"}}
+"#,
+    );
+    assert_eq!(
+        location(&req("//evil.test/../docs/intro").eval(&set)),
+        (301, "/docs/intro/")
+    );
+    assert_eq!(
+        location(&req("/go//evil.test/x").eval(&set)),
+        (301, "/evil.test/x")
+    );
+    assert_eq!(location(&req("/go/a").eval(&set)), (301, "/a"));
+    assert_eq!(
+        location(&req("/%63dn").eval(&set)),
+        (301, "//cdn.shop.test/cdn")
+    );
+    assert_eq!(
+        location(&req("/docs/A%7eB").eval(&set)),
+        (301, "/docs/A~B/")
+    );
+}
+
 #[test]
 fn normalization_defeats_bypasses() {
     let set = rules(

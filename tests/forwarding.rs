@@ -526,3 +526,35 @@ fn cookies_split_by_an_h2_client_reach_the_backend_as_one_line() {
         Some(vec!["a=1; b=2".to_string()])
     );
 }
+
+/// A dual-stack `[::]` listener sees IPv4 clients as `::ffff:127.0.0.1`: the backend gets
+/// `127.0.0.1`, as from nginx. Runs where the machine has dual-stack IPv6 sockets (Linux's
+/// default), and says so where it has not.
+#[test]
+fn ipv4_clients_of_a_dual_stack_listener_are_forwarded_as_ipv4() {
+    let Ok(probe) = std::net::TcpListener::bind("[::]:0") else {
+        eprintln!("no IPv6 on this machine: dual-stack forwarding not tested");
+        return;
+    };
+    let port = probe.local_addr().unwrap().port();
+    if std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        eprintln!("IPv6 sockets are not dual-stack here: dual-stack forwarding not tested");
+        return;
+    }
+    drop(probe);
+    let up = Upstream::start("up");
+    let yaml = format!(
+        "admin: {{ listen: \"{}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"[::]:{port}\" }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app, rules: [{{ id: ip, request_headers: {{ set: {{ X-Client: \"{{client_ip}}\" }} }} }}] }}\n",
+        free_addr(),
+        up.addr_string()
+    );
+    let _r = Rampart::start(&yaml);
+    let e = get_echo(&format!("http://127.0.0.1:{port}/x"), "a.test");
+    assert_eq!(e.header("x-real-ip"), Some("127.0.0.1"));
+    assert_eq!(e.header("x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(
+        e.header("x-client"),
+        Some("127.0.0.1"),
+        "rules' {{client_ip}}"
+    );
+}

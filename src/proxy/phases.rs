@@ -112,10 +112,12 @@ impl ProxyHttp for RampartProxy {
             session.set_keepalive(None);
         }
         let req = session.req_header();
+        // A dual-stack `[::]` listener sees IPv4 clients as `::ffff:a.b.c.d`: backends, logs and
+        // rules get the plain IPv4 address, as from nginx.
         ctx.client_ip = session
             .client_addr()
             .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
+            .map(|a| a.ip().to_canonical());
         ctx.request_id = forward::request_id(&req.headers);
         let raw_host = match request_head::requested_host(req) {
             Ok(host) => host,

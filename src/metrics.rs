@@ -27,6 +27,7 @@ pub struct Metrics {
     pub requests_in_flight: IntGauge,
     pub connections_open: IntGaugeVec,
     pub connections_refused: IntCounterVec,
+    pub header_timeouts: IntCounterVec,
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -114,6 +115,12 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         connections_refused: register_int_counter_vec!(
             "rampart_connections_refused_total",
             "Client connections closed at once because the listener had max_connections open",
+            &["listener"]
+        )
+        .unwrap(),
+        header_timeouts: register_int_counter_vec!(
+            "rampart_header_timeouts_total",
+            "Client connections answered 408 and closed because a request head took longer than header_timeout",
             &["listener"]
         )
         .unwrap(),

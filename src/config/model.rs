@@ -49,6 +49,8 @@ pub struct ListenerSettings {
     pub keepalive_requests: u32,
     /// Client connections open at once beyond which new ones are refused; `None`: no limit.
     pub max_connections: Option<u32>,
+    /// The longest a whole HTTP/1 request head may take to arrive, from its first byte.
+    pub header_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

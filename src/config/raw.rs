@@ -90,6 +90,9 @@ pub struct RawListener {
     /// Client connections open at once; more are answered 503 and closed. Default: no limit.
     #[serde(default)]
     pub max_connections: Option<std::num::NonZeroU32>,
+    /// The longest a whole HTTP/1 request head may take to arrive (answered 408 after).
+    #[serde(default)]
+    pub header_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -3,6 +3,7 @@
 //! Pingora accepts without limit: a flood of clients would take every file descriptor and
 //! the memory of their buffers, and the backends' connections with them.
 
+use super::head_deadline::{HeadDeadline, HeadLimit};
 use async_trait::async_trait;
 use pingora_core::apps::ServerApp;
 use pingora_core::protocols::{Stream, ALPN};
@@ -27,6 +28,8 @@ pub struct Counted<A> {
     inner: Arc<A>,
     listener: String,
     max: Option<u32>,
+    /// For each HTTP/1 request head (see `head_deadline`).
+    heads: Arc<HeadLimit>,
     count: AtomicU32,
     open: IntGauge,
     refused: IntCounter,
@@ -34,15 +37,22 @@ pub struct Counted<A> {
 }
 
 impl<A> Counted<A> {
-    pub fn new(inner: A, listener: &str, max: Option<u32>) -> Self {
+    pub fn new(inner: A, listener: &crate::config::ListenerSettings) -> Self {
         let m = &crate::metrics::METRICS;
+        let (name, max) = (listener.name.as_str(), listener.max_connections);
         Counted {
             inner: Arc::new(inner),
-            listener: listener.to_string(),
+            listener: name.to_string(),
             max,
+            heads: Arc::new(HeadLimit {
+                listener: name.to_string(),
+                limit: listener.header_timeout,
+                late: m.header_timeouts.with_label_values(&[name]),
+                log: Default::default(),
+            }),
             count: AtomicU32::new(0),
-            open: m.connections_open.with_label_values(&[listener]),
-            refused: m.connections_refused.with_label_values(&[listener]),
+            open: m.connections_open.with_label_values(&[name]),
+            refused: m.connections_refused.with_label_values(&[name]),
             refusal_log: Default::default(),
         }
     }
@@ -79,6 +89,11 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Counted<A> {
             refuse(stream).await;
             return None;
         }
+        // HTTP/2 frames its requests itself (and has no slow-head problem of this kind).
+        let stream = match stream.selected_alpn_proto() {
+            Some(ALPN::H2) => stream,
+            _ => HeadDeadline::wrap(stream, self.heads.clone()),
+        };
         let mut next = self.inner.process_new(stream, shutdown).await;
         while let Some(stream) = next {
             next = self.inner.process_new(stream, shutdown).await;

@@ -4,6 +4,7 @@
 mod addresses;
 mod connections;
 mod drain;
+mod head_deadline;
 mod listening;
 mod pid_file;
 mod signals;
@@ -255,7 +256,7 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
         // Pingora counts the reuses after the first request.
         options.keepalive_request_limit = Some(listener.keepalive_requests.saturating_sub(1));
         proxy.server_options = Some(options);
-        let app = connections::Counted::new(proxy, &listener.name, listener.max_connections);
+        let app = connections::Counted::new(proxy, listener);
         let mut service = pingora_core::services::listening::Service::new(
             format!("listener {}", listener.name),
             app,

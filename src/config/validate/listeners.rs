@@ -10,6 +10,8 @@ use std::time::SystemTime;
 
 /// nginx closes idle client connections after 75 s; Pingora never does between requests.
 const DEFAULT_KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// nginx's `client_header_timeout`.
+const DEFAULT_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// nginx's `keepalive_requests` default; Pingora's is no limit. Closing now and then frees a
 /// connection's memory and lets a fleet's load balancer spread clients again.
 const DEFAULT_KEEPALIVE_REQUESTS: u32 = 1000;
@@ -82,6 +84,11 @@ pub(super) fn listeners(
                 }
             }
         };
+        let header_timeout = l
+            .header_timeout
+            .as_ref()
+            .and_then(|v| ck.duration(&format!("{key}.header_timeout"), v))
+            .unwrap_or(DEFAULT_HEADER_TIMEOUT);
         let keepalive_requests = l
             .keepalive_requests
             .map_or(DEFAULT_KEEPALIVE_REQUESTS, |n| n.get());
@@ -95,6 +102,7 @@ pub(super) fn listeners(
             keepalive_timeout,
             keepalive_requests,
             max_connections: l.max_connections.map(|n| n.get()),
+            header_timeout,
         });
     }
     out

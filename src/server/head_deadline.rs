@@ -1,0 +1,283 @@
+//! A deadline for a whole HTTP/1 request head, as nginx's `client_header_timeout`: Pingora
+//! times each read of a head alone (60 s), so a client sending a byte every few seconds
+//! (slowloris) keeps its connection, and its place under `max_connections`, for ever.
+//!
+//! The client's stream is wrapped: reads look for the blank line that ends a head, writes
+//! show that the request was answered (a new head may then begin). The timer is armed only
+//! when a read leaves a head incomplete; a head that arrives in one read (nearly all) costs a
+//! scan of its bytes. When the deadline passes, the client is told `408` and the read fails.
+
+use async_trait::async_trait;
+use pingora_core::protocols::raw_connect::ProxyDigest;
+use pingora_core::protocols::tls::{SslDigest, TlsRef};
+use pingora_core::protocols::{GetProxyDigest, GetSocketDigest, GetTimingDigest};
+use pingora_core::protocols::{Peek, Shutdown, Ssl, Stream, UniqueID, UniqueIDType, ALPN};
+use pingora_core::protocols::{SocketDigest, TimingDigest};
+use std::future::Future;
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+const TIMED_OUT: &[u8] =
+    b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Between requests: no head begun (Pingora's keep-alive timeout applies).
+    Idle,
+    /// Part of a head arrived; `tail` holds its last bytes, for an end split across reads.
+    Head { tail: [u8; 3] },
+    /// The head is in; its body, if any, may take its time.
+    Body,
+    /// After a `101 Switching Protocols`: no longer HTTP.
+    Tunnel,
+}
+
+/// What a listener's heads are held to, and where a late one is told.
+#[derive(Debug)]
+pub struct HeadLimit {
+    pub listener: String,
+    pub limit: Duration,
+    pub late: prometheus::IntCounter,
+    pub log: crate::log_throttle::Throttle,
+}
+
+#[derive(Debug)]
+pub struct HeadDeadline {
+    inner: Stream,
+    limit: Arc<HeadLimit>,
+    state: State,
+    /// Kept across requests and reset: creating a timer per slow head would cost more.
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl HeadDeadline {
+    pub fn wrap(inner: Stream, limit: Arc<HeadLimit>) -> Stream {
+        Box::new(HeadDeadline {
+            inner,
+            limit,
+            state: State::Idle,
+            timer: None,
+        })
+    }
+
+    /// Follows the bytes a read brought; true when a head began and is still incomplete.
+    fn saw(&mut self, new: &[u8]) -> bool {
+        let tail = match self.state {
+            State::Idle => [0; 3],
+            State::Head { tail } => tail,
+            State::Body | State::Tunnel => return false,
+        };
+        if new.is_empty() {
+            return false;
+        }
+        let mut joined = [0u8; 6];
+        let take = new.len().min(3);
+        joined[..3].copy_from_slice(&tail);
+        joined[3..3 + take].copy_from_slice(&new[..take]);
+        let ended = memchr::memmem::find(&joined[..3 + take], b"\r\n\r\n").is_some()
+            || memchr::memmem::find(new, b"\r\n\r\n").is_some();
+        if ended {
+            self.state = State::Body;
+            return false;
+        }
+        let began = self.state == State::Idle;
+        // The last three bytes of what came so far.
+        let mut next = [0u8; 3];
+        if new.len() >= 3 {
+            next.copy_from_slice(&new[new.len() - 3..]);
+        } else {
+            let kept = 3 - new.len();
+            next[..kept].copy_from_slice(&tail[3 - kept..]);
+            next[kept..].copy_from_slice(new);
+        }
+        let tail = next;
+        self.state = State::Head { tail };
+        if began {
+            let deadline = Instant::now() + self.limit.limit;
+            match &mut self.timer {
+                Some(timer) => timer.as_mut().reset(deadline),
+                None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+        }
+        true
+    }
+
+    /// The head's deadline passed: a `408` if the socket takes it now, then an error.
+    fn time_out(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let _ = Pin::new(&mut self.inner).poll_write(cx, TIMED_OUT);
+        let _ = Pin::new(&mut self.inner).poll_flush(cx);
+        self.state = State::Body;
+        let limit = &self.limit;
+        limit.late.inc();
+        crate::throttled!(
+            warn,
+            limit.log,
+            "listener {}: a client took longer than header_timeout ({:?}) to send a request head; answered 408 and closed",
+            limit.listener,
+            limit.limit
+        );
+        Poll::Ready(Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the request head did not arrive within the listener's header_timeout",
+        )))
+    }
+
+    /// What a response written to the client says about the next bytes read.
+    fn answered(&mut self, first: &[u8]) {
+        if self.state == State::Tunnel {
+            return;
+        }
+        let status = first
+            .strip_prefix(b"HTTP/1.1 ")
+            .or(first.strip_prefix(b"HTTP/1.0 "));
+        match status.and_then(|s| s.get(..3)) {
+            Some(b"101") => self.state = State::Tunnel,
+            // `100 Continue`, `103 Early Hints`: the request's body is still to come.
+            Some([b'1', ..]) => {}
+            _ => self.state = State::Idle,
+        }
+    }
+}
+
+impl AsyncRead for HeadDeadline {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let incomplete = this.saw(&buf.filled()[before..]);
+                let late = this
+                    .timer
+                    .as_ref()
+                    .is_some_and(|t| t.deadline() <= Instant::now());
+                if incomplete && late {
+                    return this.time_out(cx);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending if matches!(this.state, State::Head { .. }) => {
+                match this.timer.as_mut().map(|t| t.as_mut().poll(cx)) {
+                    Some(Poll::Ready(())) => this.time_out(cx),
+                    _ => Poll::Pending,
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+impl AsyncWrite for HeadDeadline {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let n = ready!(Pin::new(&mut self.inner).poll_write(cx, buf))?;
+        if n > 0 {
+            self.answered(buf);
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let n = ready!(Pin::new(&mut self.inner).poll_write_vectored(cx, bufs))?;
+        if n > 0 {
+            let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| b);
+            self.answered(first);
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[async_trait]
+impl Shutdown for HeadDeadline {
+    async fn shutdown(&mut self) {
+        self.inner.shutdown().await
+    }
+}
+
+impl UniqueID for HeadDeadline {
+    fn id(&self) -> UniqueIDType {
+        self.inner.id()
+    }
+}
+
+impl Ssl for HeadDeadline {
+    fn get_ssl(&self) -> Option<&TlsRef> {
+        self.inner.get_ssl()
+    }
+
+    fn get_ssl_digest(&self) -> Option<Arc<SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+
+    fn selected_alpn_proto(&self) -> Option<ALPN> {
+        self.inner.selected_alpn_proto()
+    }
+}
+
+impl GetTimingDigest for HeadDeadline {
+    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
+        self.inner.get_timing_digest()
+    }
+
+    fn get_read_pending_time(&self) -> Duration {
+        self.inner.get_read_pending_time()
+    }
+
+    fn get_write_pending_time(&self) -> Duration {
+        self.inner.get_write_pending_time()
+    }
+}
+
+impl GetProxyDigest for HeadDeadline {
+    fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
+        self.inner.get_proxy_digest()
+    }
+
+    fn set_proxy_digest(&mut self, digest: ProxyDigest) {
+        self.inner.set_proxy_digest(digest)
+    }
+}
+
+impl GetSocketDigest for HeadDeadline {
+    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
+        self.inner.get_socket_digest()
+    }
+
+    fn set_socket_digest(&mut self, digest: SocketDigest) {
+        self.inner.set_socket_digest(digest)
+    }
+}
+
+#[async_trait]
+impl Peek for HeadDeadline {
+    async fn try_peek(&mut self, buf: &mut [u8]) -> std::io::Result<bool> {
+        self.inner.try_peek(buf).await
+    }
+}

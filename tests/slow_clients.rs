@@ -1,0 +1,124 @@
+//! `listeners.*.header_timeout`: a request head must arrive whole within it (nginx's
+//! `client_header_timeout`), so clients trickling their headers (slowloris) cannot hold
+//! connections, and `max_connections` places, for ever. Bodies and idle keep-alive
+//! connections are not limited by it.
+
+mod common;
+use common::*;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+fn start(up: &Upstream) -> (Rampart, String) {
+    let http = free_addr();
+    let yaml = format!(
+        "admin: {{ listen: \"{}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\", header_timeout: 1s, max_connections: 2 }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
+        free_addr(),
+        up.addr_string()
+    );
+    (Rampart::start(&yaml), http)
+}
+
+/// Reads what the server sends until it closes (or 10 s pass).
+fn read_to_close(conn: &mut TcpStream) -> String {
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = conn.read_to_end(&mut got);
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Sends `bytes` one at a time, `gap` apart, until done or the server closes.
+fn trickle(conn: &mut TcpStream, bytes: &[u8], gap: Duration) -> usize {
+    for (i, b) in bytes.iter().enumerate() {
+        if conn.write_all(&[*b]).is_err() {
+            return i;
+        }
+        std::thread::sleep(gap);
+    }
+    bytes.len()
+}
+
+#[test]
+fn a_head_trickled_past_header_timeout_gets_408_and_frees_its_place() {
+    let up = Upstream::start("up");
+    let (r, http) = start(&up);
+    // Two trickling clients take both places.
+    let began = Instant::now();
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            let http = http.clone();
+            std::thread::spawn(move || {
+                let mut conn = TcpStream::connect(&http).unwrap();
+                conn.write_all(b"GET /slow HTTP/1.1\r\nHost: a.test\r\n")
+                    .unwrap();
+                // 40 bytes, 150 ms apart: 6 s, each read well within Pingora's 60 s.
+                let sent = trickle(
+                    &mut conn,
+                    b"X-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                    Duration::from_millis(150),
+                );
+                (sent, read_to_close(&mut conn), began.elapsed())
+            })
+        })
+        .collect();
+    for t in slow {
+        let (sent, answer, after) = t.join().unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.1 408 Request Timeout"),
+            "{answer:?}"
+        );
+        assert!(
+            sent < 40 && after < Duration::from_secs(5),
+            "cut after {sent} bytes, {after:?}"
+        );
+    }
+    // Their places are free again.
+    let answer = raw_get(&http, "/after", &[]).unwrap();
+    assert_eq!(answer.status, 200);
+    assert_eq!(up.hits(), 1, "the slow heads never reached the backend");
+    assert_eq!(
+        r.metric("rampart_header_timeouts_total{listener=\"http\"}"),
+        Some(2.0)
+    );
+    r.wait_for_log(
+        "listener http: a client took longer than header_timeout (1s) to send a request head; answered 408 and closed",
+        Duration::from_secs(5),
+    );
+}
+
+#[test]
+fn slow_bodies_and_idle_keepalive_connections_are_not_cut() {
+    let up = Upstream::start("up");
+    let (_r, http) = start(&up);
+    let mut conn = TcpStream::connect(&http).unwrap();
+    // The head at once, then a body over about 2 s: the body is not the head's business.
+    conn.write_all(b"POST /upload HTTP/1.1\r\nHost: a.test\r\nContent-Length: 10\r\n\r\n")
+        .unwrap();
+    assert_eq!(
+        trickle(&mut conn, b"0123456789", Duration::from_millis(200)),
+        10
+    );
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut got = [0u8; 12];
+    conn.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"HTTP/1.1 200", "{}", String::from_utf8_lossy(&got));
+    // Idle for longer than header_timeout between requests: keepalive_timeout's business.
+    std::thread::sleep(Duration::from_millis(1500));
+    let answer = raw_get(&http, "/next", &[]).unwrap();
+    assert_eq!(answer.status, 200);
+    // A head split over a few quick reads is fine.
+    let mut conn = TcpStream::connect(&http).unwrap();
+    for part in [
+        &b"GET /split HT"[..],
+        b"TP/1.1\r\nHost: a.te",
+        b"st\r\nConnection: close\r\n\r",
+        b"\n",
+    ] {
+        conn.write_all(part).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let answer = read_to_close(&mut conn);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+}

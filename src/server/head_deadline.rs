@@ -79,8 +79,11 @@ impl HeadDeadline {
         let take = new.len().min(3);
         joined[..3].copy_from_slice(&tail);
         joined[3..3 + take].copy_from_slice(&new[..take]);
-        let ended = memchr::memmem::find(&joined[..3 + take], b"\r\n\r\n").is_some()
-            || memchr::memmem::find(new, b"\r\n\r\n").is_some();
+        // Built once: `memmem::find` would build its searcher on every read.
+        static END: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+            std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\r\n\r\n"));
+        let ended = joined[..3 + take].windows(4).any(|w| w == b"\r\n\r\n")
+            || END.find(new).is_some();
         if ended {
             self.state = State::Body;
             return false;

@@ -82,8 +82,8 @@ impl HeadDeadline {
         // Built once: `memmem::find` would build its searcher on every read.
         static END: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
             std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\r\n\r\n"));
-        let ended = joined[..3 + take].windows(4).any(|w| w == b"\r\n\r\n")
-            || END.find(new).is_some();
+        let ended =
+            joined[..3 + take].windows(4).any(|w| w == b"\r\n\r\n") || END.find(new).is_some();
         if ended {
             self.state = State::Body;
             return false;

@@ -152,7 +152,7 @@ pub fn explain(config: &Config, project: &str, req: &TestRequest) -> Result<Expl
     );
     if let Some(refusal) = refused(&method, &uri, &headers, &host) {
         return Ok(Explanation {
-            warning: warning.clone(),
+            warning,
             text: format!("{request_line}\nno rule evaluated: Rampart refuses the request first\noutcome: {refusal}\n"),
             matched: false,
             failed: false,
@@ -184,7 +184,7 @@ pub fn explain(config: &Config, project: &str, req: &TestRequest) -> Result<Expl
             p.fail_mode
         );
         return Ok(Explanation {
-            warning: warning.clone(),
+            warning,
             text: out,
             matched: true,
             failed: true,
@@ -252,7 +252,7 @@ pub fn explain(config: &Config, project: &str, req: &TestRequest) -> Result<Expl
     }
     ops(&mut out, "response", &plan.response_headers);
     Ok(Explanation {
-        warning: warning.clone(),
+        warning,
         failed: false,
         text: out,
         matched: !plan.matched.is_empty(),

@@ -156,3 +156,14 @@ fn messages_name_the_real_mistake() {
         ],
     );
 }
+
+/// A `server:` value is read as the file writes it: `pid_file: 123` is the text `123` (not an
+/// absolute path), not a reason to drop every server setting silently.
+#[test]
+fn server_values_are_read_as_the_file_writes_them() {
+    let yaml = format!("server:\n  pid_file: 123\n  threads: 3\n{LISTENER}pools:\n  app: {{ backends: [127.0.0.1:3000] }}\nprojects:\n  - {{ name: s, hosts: [a.test], pool: app }}\n");
+    assert_check_errors(
+        &yaml,
+        &[(2, 3, "server.pid_file", "`123` must be an absolute path")],
+    );
+}

@@ -10,12 +10,13 @@ const ERRORS_PER_ENTRY: usize = 16;
 
 /// Deserializes `value` as a `T`, and after each error removes the offending key and tries
 /// again, so that an entry's several mistakes are listed together. A "missing field" error
-/// for a key removed this way is not reported: its real error already was.
+/// for a key removed this way is not reported: its real error already was. Returns the `T`
+/// when `value` has no error.
 pub(crate) fn errors_of<T: DeserializeOwned>(
     prefix: &str,
     mut value: Value,
     out: &mut Vec<(String, serde_yaml::Error)>,
-) {
+) -> Option<T> {
     let full_key = |path: &str| match path {
         "." => prefix.to_string(),
         p if prefix.is_empty() => p.to_string(),
@@ -28,8 +29,10 @@ pub(crate) fn errors_of<T: DeserializeOwned>(
         // plain `123` where a string is expected, which the file's own parse accepts.
         let text = serde_yaml::to_string(&value).unwrap_or_default();
         let read = serde_yaml::Deserializer::from_str(&text);
-        let Err(e) = serde_path_to_error::deserialize::<_, T>(read) else {
-            return;
+        let e = match serde_path_to_error::deserialize::<_, T>(read) {
+            Ok(whole) if found == 0 => return Some(whole),
+            Ok(_) => return None,
+            Err(e) => e,
         };
         if found == ERRORS_PER_ENTRY {
             // Said, not silently dropped: the reader would fix these and be surprised.
@@ -39,7 +42,7 @@ pub(crate) fn errors_of<T: DeserializeOwned>(
                     "more errors in this entry than the {ERRORS_PER_ENTRY} listed: fix these and run `rampart check` again"
                 )),
             ));
-            return;
+            return None;
         }
         let key = full_key(&e.path().to_string());
         let missing = missing_field(&e.inner().to_string()).map(|field| match key.as_str() {
@@ -50,11 +53,9 @@ pub(crate) fn errors_of<T: DeserializeOwned>(
         if !missing.is_some_and(|m| removed.contains(&m)) {
             out.push((key, e.into_inner()));
         }
-        match went {
-            Some(path) => removed.push(full_key(&path)),
-            None => return,
-        }
+        removed.push(full_key(&went?));
     }
+    None
 }
 
 /// `field` of serde's ``missing field `field` ``.

@@ -60,13 +60,15 @@ impl Errors<'_> {
 
     pub fn regex(&mut self, field: &str, src: &str) -> Option<Regex> {
         Regex::new(src)
-            .map_err(|e| match e {
+            .map_err(|e| {
                 // Re-parsed for the position: regex's message draws it over several lines.
-                regex::Error::Syntax(_) => match regex_syntax::Parser::new().parse(src) {
-                    Err(e) => self.add(field, invalid_regex(syntax_message(src, &e))),
-                    Ok(_) => self.add(field, invalid_regex(e)),
-                },
-                e => self.add(field, invalid_regex(e)),
+                let why = match regex_syntax::Parser::new().parse(src) {
+                    Err(syntax) if matches!(e, regex::Error::Syntax(_)) => {
+                        syntax_message(src, &syntax)
+                    }
+                    _ => e.to_string(),
+                };
+                self.add(field, invalid_regex(why))
             })
             .ok()
     }

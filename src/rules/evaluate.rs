@@ -19,8 +19,6 @@ pub struct RuleSet {
     /// In evaluation order: priority descending, then input order.
     rules: Vec<CompiledRule>,
     index: RuleIndex,
-    /// Positions by input index.
-    by_input: Vec<u32>,
     /// Requests each rule matched, by position: one relaxed add per match instead of a
     /// labelled Prometheus lookup (a hash over up to 100 000 series); read at scrape time.
     hits: Box<[AtomicU64]>,
@@ -68,15 +66,10 @@ impl RuleSet {
         }
         // Unstable is enough (indexes are unique) and needs no buffer of moved rules.
         rules.sort_unstable_by(|a, b| b.priority.cmp(&a.priority).then(a.index.cmp(&b.index)));
-        let mut by_input = vec![0; rules.len()];
-        for (pos, rule) in rules.iter().enumerate() {
-            by_input[rule.index] = pos as u32;
-        }
         Ok(RuleSet {
             index: RuleIndex::build(&rules),
             hits: rules.iter().map(|_| AtomicU64::new(0)).collect(),
             rules,
-            by_input,
         })
     }
 
@@ -91,14 +84,6 @@ impl RuleSet {
     /// Rule ids in evaluation order (priority descending, then file order).
     pub fn rule_ids(&self) -> impl Iterator<Item = &str> {
         self.rules.iter().map(|r| &*r.id)
-    }
-
-    /// `(rule id, input index, pool)` of every rule with `pool:`, in input (file) order.
-    pub fn pools(&self) -> impl Iterator<Item = (&str, usize, &str)> {
-        self.by_input.iter().filter_map(|&pos| {
-            let r = &self.rules[pos as usize];
-            Some((&*r.id, r.index, r.actions.pool.as_deref()?))
-        })
     }
 
     /// `(rule id, requests matched)` of every rule that matched at least once, in evaluation
@@ -215,16 +200,12 @@ mod tests {
     }
 
     #[test]
-    fn accessors_report_order_and_pools() {
+    fn accessors_report_order() {
         let set = crate::rules::testutil::rules(
             "[{id: a, pool: p1}, {id: b, priority: 5}, {id: c, priority: 5, pool: p2}, {id: d, match: {path: /x}}]",
         );
         assert_eq!((set.len(), set.is_empty()), (4, false));
         assert_eq!(set.rule_ids().collect::<Vec<_>>(), ["b", "c", "a", "d"]);
-        assert_eq!(
-            set.pools().collect::<Vec<_>>(),
-            [("a", 0, "p1"), ("c", 2, "p2")]
-        );
         assert!(RuleSet::compile(&[]).unwrap().is_empty());
     }
 

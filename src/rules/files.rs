@@ -435,16 +435,16 @@ fn parse_csv(
         }
         // Only quotes (and a stray CR, a record end to the CSV reader) need the CSV reader,
         // whose setup costs more than the rest of the line's work.
-        // Quotes come in pairs (`""` is a quote inside a field); the CSV reader would read an
-        // unclosed one to the end of the line as one field.
-        if raw.bytes().filter(|&b| b == b'"').count() % 2 == 1 {
-            errors.push(error(
-                line,
-                "a quoted field is not closed: a `\"` is missing".to_string(),
-            ));
-            continue;
-        }
         let record = if raw.contains(['"', '\r']) {
+            // Quotes come in pairs (`""` is a quote inside a field); the CSV reader would read
+            // an unclosed one to the end of the line as one field.
+            if raw.bytes().filter(|&b| b == b'"').count() % 2 == 1 {
+                errors.push(error(
+                    line,
+                    "a quoted field is not closed: a `\"` is missing".to_string(),
+                ));
+                continue;
+            }
             let mut reader = csv::ReaderBuilder::new()
                 .has_headers(false)
                 .flexible(true)

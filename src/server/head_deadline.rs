@@ -89,16 +89,14 @@ impl HeadDeadline {
             return false;
         }
         let began = self.state == State::Idle;
-        // The last three bytes of what came so far.
-        let mut next = [0u8; 3];
-        if new.len() >= 3 {
-            next.copy_from_slice(&new[new.len() - 3..]);
+        // The last three bytes of what came so far: of `new`, or of the old tail and `new`.
+        let seen = if new.len() >= 3 {
+            new
         } else {
-            let kept = 3 - new.len();
-            next[..kept].copy_from_slice(&tail[3 - kept..]);
-            next[kept..].copy_from_slice(new);
-        }
-        let tail = next;
+            &joined[..3 + take]
+        };
+        let mut tail = [0u8; 3];
+        tail.copy_from_slice(&seen[seen.len() - 3..]);
         self.state = State::Head { tail };
         if began {
             let deadline = Instant::now() + self.limit.limit;
@@ -157,12 +155,13 @@ impl AsyncRead for HeadDeadline {
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                let incomplete = this.saw(&buf.filled()[before..]);
-                let late = this
-                    .timer
-                    .as_ref()
-                    .is_some_and(|t| t.deadline() <= Instant::now());
-                if incomplete && late {
+                // The clock is read only for a head still incomplete.
+                let late = this.saw(&buf.filled()[before..])
+                    && this
+                        .timer
+                        .as_ref()
+                        .is_some_and(|t| t.deadline() <= Instant::now());
+                if late {
                     return this.time_out(cx);
                 }
                 Poll::Ready(Ok(()))

@@ -253,11 +253,17 @@ fn parse(file: &Path, text: &str, index: &PositionIndex) -> Result<RawConfig, Co
     })
 }
 
-/// The `server:` mapping's unknown keys and wrongly typed values, each under its key path,
-/// and the mapping of its known keys. Pingora's `ServerConf` takes unknown keys silently.
+/// The `server:` mapping's unknown keys and wrongly typed values, each under its key path;
+/// Pingora's `ServerConf` takes unknown keys silently. Also the mapping of its known keys,
+/// and the `ServerConf` they make when they have no error (read as the file is: a plain
+/// `123` is text where text is expected).
 pub(super) fn server_errors(
     raw: serde_yaml::Mapping,
-) -> (serde_yaml::Mapping, Vec<(String, serde_yaml::Error)>) {
+) -> (
+    serde_yaml::Mapping,
+    Option<ServerConf>,
+    Vec<(String, serde_yaml::Error)>,
+) {
     let known = super::schema::server_keys();
     let mut ok = serde_yaml::Mapping::new();
     let mut errors = Vec::new();
@@ -272,12 +278,12 @@ pub(super) fn server_errors(
             ));
         }
     }
-    super::every_error::errors_of::<ServerConf>(
+    let conf = super::every_error::errors_of::<ServerConf>(
         "server",
         serde_yaml::Value::Mapping(ok.clone()),
         &mut errors,
     );
-    (ok, errors)
+    (ok, conf, errors)
 }
 
 /// Dot-separated labels of letters, digits, `-` and `_`, none empty: a host name as projects'
@@ -293,13 +299,11 @@ pub(super) fn is_dns_name(name: &str) -> bool {
 
 /// Builds Pingora's `ServerConf` from the `server:` mapping, accepting exactly its keys.
 fn server_conf(ck: &mut Checker, raw: serde_yaml::Mapping) -> ServerConf {
-    let (ok, errors) = server_errors(raw);
+    let (ok, conf, errors) = server_errors(raw);
     for (key, inner) in errors {
         let message = describe(&key, &inner);
         ck.error(key, message);
     }
-    let conf: Option<ServerConf> =
-        serde_yaml::from_value(serde_yaml::Value::Mapping(ok.clone())).ok();
     let mut conf = conf.unwrap_or_default();
     let given = |key: &str| ok.contains_key(key);
     if !given("pid_file") {

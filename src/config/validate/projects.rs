@@ -48,13 +48,17 @@ pub(super) fn projects(
                         "lists no listener, so nothing would reach the project: name its listeners, or leave `listeners` out to serve it on all of them",
                     );
                 }
+                // Each once, in the order given; a repeat is an error.
+                let mut unique: Vec<String> = Vec::with_capacity(list.len());
                 for (j, l) in list.iter().enumerate() {
-                    if list[..j].contains(l) {
+                    if unique.contains(l) {
                         ck.error(
                             format!("{key}.listeners[{j}]"),
                             format!("listener `{l}` is listed twice: keep one"),
                         );
-                    } else if !listener_names.contains(&l.as_str()) {
+                        continue;
+                    }
+                    if !listener_names.contains(&l.as_str()) {
                         ck.error(
                             format!("{key}.listeners[{j}]"),
                             format!(
@@ -63,13 +67,7 @@ pub(super) fn projects(
                             ),
                         );
                     }
-                }
-                // Each once (a repeat is reported above), in the order given.
-                let mut unique: Vec<String> = Vec::with_capacity(list.len());
-                for l in list {
-                    if !unique.contains(l) {
-                        unique.push(l.clone());
-                    }
+                    unique.push(l.clone());
                 }
                 unique
             }

@@ -18,12 +18,14 @@ pub(super) fn section_errors(document: Value) -> Vec<(String, serde_yaml::Error)
     for (key, value) in top {
         match key.as_str().unwrap_or_default() {
             "server" => match value {
-                Value::Mapping(server) => out.extend(super::server_errors(server).1),
-                other => errors_of::<RawConfig>(
-                    "",
-                    Value::Mapping(Mapping::from_iter([(key, other)])),
-                    &mut out,
-                ),
+                Value::Mapping(server) => out.extend(super::server_errors(server).2),
+                other => {
+                    errors_of::<RawConfig>(
+                        "",
+                        Value::Mapping(Mapping::from_iter([(key, other)])),
+                        &mut out,
+                    );
+                }
             },
             "listeners" => each_entry::<RawListener>("listeners", value, &mut out),
             "pools" => each_entry::<RawPool>("pools", value, &mut out),
@@ -33,15 +35,19 @@ pub(super) fn section_errors(document: Value) -> Vec<(String, serde_yaml::Error)
                         errors_of::<RawProject>(&format!("projects[{i}]"), item, &mut out);
                     }
                 }
-                other => errors_of::<Vec<RawProject>>("projects", other, &mut out),
+                other => {
+                    errors_of::<Vec<RawProject>>("projects", other, &mut out);
+                }
             },
             // Any other key, known or not, read alone as a whole file: its own errors (and
             // an unknown key's, with the expected names) under its full path.
-            _ => errors_of::<RawConfig>(
-                "",
-                Value::Mapping(Mapping::from_iter([(key, value)])),
-                &mut out,
-            ),
+            _ => {
+                errors_of::<RawConfig>(
+                    "",
+                    Value::Mapping(Mapping::from_iter([(key, value)])),
+                    &mut out,
+                );
+            }
         }
     }
     out
@@ -61,6 +67,8 @@ fn each_entry<T: DeserializeOwned>(
                 errors_of::<T>(&format!("{name}.{key}"), entry, out);
             }
         }
-        other => errors_of::<BTreeMap<String, T>>(name, other, out),
+        other => {
+            errors_of::<BTreeMap<String, T>>(name, other, out);
+        }
     }
 }

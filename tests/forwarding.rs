@@ -350,6 +350,20 @@ fn ambiguous_request_heads_are_refused() {
             "OPTIONS * HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
             200,
         ),
+        // `Connection` options are dropped on the way: naming Host or a forwarding header
+        // would make the backend trust what the client sent, or lose the site's name.
+        (
+            "GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close, X-Forwarded-For\r\n\r\n",
+            400,
+        ),
+        (
+            "GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close, Host\r\n\r\n",
+            400,
+        ),
+        (
+            "GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close, \"x-a\"\r\n\r\n",
+            400,
+        ),
     ] {
         assert_eq!(status(request), Some(want), "{request:?}");
     }
@@ -365,6 +379,36 @@ fn ambiguous_request_heads_are_refused() {
     let out = raw_request(&http, b"GET /x HTTP/1.0\r\n\r\n").unwrap();
     let e: Echo = serde_json::from_str(&RawResponse::parse(&out).unwrap().text()).unwrap();
     assert_eq!(e.header("host"), Some(up.addr_string().as_str()));
+}
+
+/// Hop-by-hop request headers stay at the proxy; of the upgrades, only WebSocket's goes on
+/// (asked for as RFC 9110 says: `Upgrade` listed in `Connection`).
+#[test]
+fn hop_by_hop_request_headers_and_other_upgrades_are_not_forwarded() {
+    let up = Upstream::start("up");
+    let (_r, http) = start("", &up.addr_string());
+    let echo = |extra: &str| {
+        let request = format!("GET /p HTTP/1.1\r\nHost: a.test\r\n{extra}\r\n");
+        let out = raw_request(&http, request.as_bytes()).unwrap();
+        let resp = RawResponse::parse(&out).expect("a response");
+        assert_eq!(resp.status, 200, "{extra:?}: {}", resp.text());
+        serde_json::from_str::<Echo>(&resp.text()).unwrap()
+    };
+    let e = echo("Connection: close, Upgrade, HTTP2-Settings, X-Hop\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\nX-Hop: 1\r\nTrailer: X-Sum\r\nProxy-Connection: keep-alive\r\nX-Kept: yes\r\n");
+    for h in [
+        "connection",
+        "upgrade",
+        "http2-settings",
+        "x-hop",
+        "trailer",
+        "proxy-connection",
+    ] {
+        assert_eq!(e.header(h), None, "{h} must not be forwarded");
+    }
+    assert_eq!(e.header("x-kept"), Some("yes"));
+    // `Upgrade: websocket` that `Connection` does not list asks for nothing.
+    let e = echo("Connection: close\r\nUpgrade: websocket\r\n");
+    assert_eq!(e.header("upgrade"), None);
 }
 
 /// Requests a client pipelines on one connection are all answered, in order (Pingora alone

@@ -3,7 +3,10 @@
 
 use crate::rules::{is_hop_by_hop, HeaderOp};
 use http::header::Entry;
-use http::header::{HeaderName, CONNECTION, UPGRADE};
+use http::header::{
+    HeaderName, CONNECTION, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER,
+    TRANSFER_ENCODING, UPGRADE,
+};
 use http::{HeaderMap, HeaderValue};
 use pingora_http::{RequestHeader, ResponseHeader};
 use rand::rngs::SmallRng;
@@ -115,27 +118,93 @@ fn is_forwarding_header(name: &HeaderName) -> bool {
     name.starts_with("x-forwarded-") || name == "x-real-ip" || name == "forwarded"
 }
 
-/// Sets X-Forwarded-For/Proto/Host, X-Real-IP and X-Request-Id. Without trust, whatever the
-/// client sent in these (and `Forwarded`) is dropped first. `host` is the client's Host.
+/// How the client's request may go on, for [`strip_request_headers`].
+#[derive(Clone, Copy)]
+pub struct Hops {
+    /// `trust_proxy_headers`: the client's forwarding headers are kept.
+    pub trust: bool,
+    /// An HTTP/1.1 client to an HTTP/1.1 backend: a WebSocket upgrade can go through.
+    pub upgrade: bool,
+    /// An HTTP/2 client to an HTTP/2 backend: `TE: trailers` (gRPC) goes through.
+    pub te_trailers: bool,
+}
+
+/// The request headers that are not for the backend: the hop-by-hop ones (those of
+/// Pingora's default upstream request policy, which Rampart turns off to do this work in one
+/// pass over the names present instead of ~14 hash removals per request) and, unless
+/// trusted, the forwarding headers.
+fn is_dropped_request_header(name: &HeaderName, hops: Hops) -> bool {
+    [
+        CONNECTION,
+        UPGRADE,
+        TRAILER,
+        TRANSFER_ENCODING,
+        PROXY_AUTHORIZATION,
+        PROXY_AUTHENTICATE,
+    ]
+    .contains(name)
+        || (*name == TE && !hops.te_trailers)
+        || matches!(
+            name.as_str(),
+            "keep-alive" | "proxy-connection" | "http2-settings"
+        )
+        || (!hops.trust && is_forwarding_header(name))
+}
+
+/// The options a `Connection` header lists, trimmed (`request_head` has refused requests
+/// whose options are not header names or name a protected header).
+fn connection_options(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Removes from the upstream request what is not for the backend (see
+/// [`is_dropped_request_header`]) and the headers the client's `Connection` names. A
+/// WebSocket upgrade (`Upgrade: websocket` listed in `Connection`, RFC 9110 §7.8) keeps
+/// `Connection: Upgrade` and `Upgrade: websocket`; other upgrades (`h2c`) are not forwarded.
+pub fn strip_request_headers(headers: &mut HeaderMap, hops: Hops) {
+    // One pass over the (few) request headers; nearly every request stops here.
+    if !headers.keys().any(|n| is_dropped_request_header(n, hops)) {
+        return;
+    }
+    let websocket = hops.upgrade
+        && headers
+            .get(UPGRADE)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
+        && connection_options(headers).any(|t| t.eq_ignore_ascii_case("upgrade"));
+    let named: SmallVec<[&str; 4]> = connection_options(headers).collect();
+    let doomed: SmallVec<[HeaderName; 4]> = headers
+        .keys()
+        .filter(|n| {
+            is_dropped_request_header(n, hops)
+                || named.iter().any(|t| t.eq_ignore_ascii_case(n.as_str()))
+        })
+        .cloned()
+        .collect();
+    drop(named);
+    for name in doomed {
+        headers.remove(name);
+    }
+    if websocket {
+        headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+        headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    }
+}
+
+/// Sets X-Forwarded-For/Proto/Host, X-Real-IP and X-Request-Id, after
+/// [`strip_request_headers`]. `host` is the client's Host.
 pub fn set_forwarded(
     headers: &mut HeaderMap,
     client_ip: Option<IpAddr>,
     scheme: &'static str,
     host: Option<HeaderValue>,
     request_id: &HeaderValue,
-    trust: bool,
 ) {
-    // One pass over the (few) request headers is cheaper than five hash removals.
-    if !trust && headers.keys().any(is_forwarding_header) {
-        let spoofed: SmallVec<[HeaderName; 4]> = headers
-            .keys()
-            .filter(|n| is_forwarding_header(n))
-            .cloned()
-            .collect();
-        for name in spoofed {
-            headers.remove(name);
-        }
-    }
     // Room for the five headers below at once: growing one at a time rehashes three times.
     headers.reserve(5);
     if let Some(ip) = client_ip {
@@ -171,22 +240,14 @@ pub fn set_forwarded(
     headers.insert(X_REQUEST_ID, request_id.clone());
 }
 
-/// Removes the hop-by-hop headers of a backend's response, and those its `Connection` names
-/// (requests need no such list: Pingora's default upstream request policy strips the
-/// standard hop-by-hop and `Connection`-named headers before `upstream_request_filter`);
+/// Removes the hop-by-hop headers of a backend's response, and those its `Connection` names;
 /// `Connection` and `Upgrade` stay on a 101 (the switched connection needs them).
 pub fn strip_hop_by_hop_response(status: http::StatusCode, headers: &mut HeaderMap) {
     let upgrade = status == http::StatusCode::SWITCHING_PROTOCOLS;
     // Names `Connection` lists beyond the usual `keep-alive`/`close`/`upgrade` (rare).
-    let named: SmallVec<[&str; 4]> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
+    let named: SmallVec<[&str; 4]> = connection_options(headers)
         .filter(|t| {
-            !(t.is_empty()
-                || t.eq_ignore_ascii_case("keep-alive")
+            !(t.eq_ignore_ascii_case("keep-alive")
                 || t.eq_ignore_ascii_case("close")
                 || t.eq_ignore_ascii_case("upgrade"))
         })
@@ -284,6 +345,43 @@ mod tests {
         ]);
         strip_hop_by_hop_response(http::StatusCode::OK, &mut h);
         assert_eq!(names(&h), ["content-type", "x-kept"]);
+    }
+
+    #[test]
+    fn request_hop_by_hop_and_spoofed_headers_are_removed() {
+        let client = [
+            ("connection", "keep-alive, X-Hop, upgrade"),
+            ("upgrade", "WebSocket"),
+            ("x-hop", "1"),
+            ("te", "trailers"),
+            ("http2-settings", "x"),
+            ("x-forwarded-port", "1"),
+            ("x-real-ip", "6.6.6.6"),
+            ("accept", "*/*"),
+        ];
+        let hops = Hops {
+            trust: false,
+            upgrade: true,
+            te_trailers: false,
+        };
+        let mut h = headers(&client);
+        strip_request_headers(&mut h, hops);
+        assert_eq!(names(&h), ["accept", "connection", "upgrade"]);
+        assert_eq!(h["connection"], "Upgrade");
+        assert_eq!(h["upgrade"], "websocket");
+        // Trusted forwarding headers stay; an h2 backend gets no upgrade but gRPC's TE.
+        let mut h = headers(&client);
+        let hops = Hops {
+            trust: true,
+            upgrade: false,
+            te_trailers: true,
+        };
+        strip_request_headers(&mut h, hops);
+        assert_eq!(names(&h), ["accept", "te", "x-forwarded-port", "x-real-ip"]);
+        // Nothing to remove: the map is left as it is.
+        let mut h = headers(&[("host", "a"), ("accept", "*/*")]);
+        strip_request_headers(&mut h, hops);
+        assert_eq!(names(&h), ["accept", "host"]);
     }
 
     #[test]

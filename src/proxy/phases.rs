@@ -418,17 +418,24 @@ impl ProxyHttp for RampartProxy {
         };
         let plan = ctx.plan.as_ref();
         let from_h2 = req.version == http::Version::HTTP_2;
+        // Pingora has set the version the backend connection speaks.
+        let to_h2 = upstream.version == http::Version::HTTP_2;
+        let hops = forward::Hops {
+            trust: project.settings.trust_proxy_headers,
+            upgrade: req.version == http::Version::HTTP_11 && !to_h2,
+            te_trailers: from_h2 && to_h2,
+        };
         forward::edit_upstream_headers(upstream, |headers| {
             if from_h2 {
                 forward::join_cookies(headers);
             }
+            forward::strip_request_headers(headers, hops);
             forward::set_forwarded(
                 headers,
                 ctx.client_ip,
                 self.scheme,
                 original_host.clone(),
                 &ctx.request_id,
-                project.settings.trust_proxy_headers,
             );
             match backend_host {
                 Some(Some(host)) => {

@@ -3,10 +3,12 @@
 //! a target that is not a path (rules see `/`, the backend `secret`), an absolute-form
 //! target naming another site than the Host routed on, a Host that is not a host name, or
 //! framing headers the backend may read differently (`Content-Length: 4, 4`,
-//! `Transfer-Encoding: gzip, chunked`).
+//! `Transfer-Encoding: gzip, chunked`), or a `Connection` header asking the proxy to drop the
+//! Host or a forwarding header on the way (refused as by Pingora's default policy, which
+//! Rampart replaces: see `forward::strip_request_headers`).
 
 use super::router::is_valid_host;
-use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{Method, Version};
 use pingora_core::protocols::http::authority::{raw_target_authority, RawTargetAuthority};
 use pingora_http::RequestHeader;
@@ -30,6 +32,7 @@ pub fn requested_host(req: &RequestHeader) -> Result<&str, Refusal> {
     // One pass over the (few) headers costs less than three hash lookups.
     let (mut host_header, mut lengths, mut codings) = (None, 0, 0);
     let (mut length_ok, mut chunked) = (true, true);
+    let mut connection_options = 0;
     for (name, value) in req.headers.iter() {
         if *name == HOST {
             // A Host that is not visible ASCII reads as "\0": refused below as invalid.
@@ -44,6 +47,8 @@ pub fn requested_host(req: &RequestHeader) -> Result<&str, Refusal> {
                 .as_bytes()
                 .trim_ascii()
                 .eq_ignore_ascii_case(b"chunked");
+        } else if *name == CONNECTION {
+            check_connection(value.as_bytes(), &mut connection_options)?;
         }
     }
     if lengths > 1 || !length_ok {
@@ -65,6 +70,48 @@ pub fn requested_host(req: &RequestHeader) -> Result<&str, Refusal> {
         return Err(refuse(400, "the Host header is not a host name"));
     }
     Ok(host)
+}
+
+/// Options a request's `Connection` headers may list (Pingora's limit).
+const MAX_CONNECTION_OPTIONS: usize = 9;
+
+/// The options of one `Connection` header (`count` runs over all of them): each must be a
+/// token (RFC 9110 §5.6.2) and may not name the Host or a forwarding header, which the proxy
+/// would otherwise drop as hop-by-hop before the backend reads it.
+fn check_connection(value: &[u8], count: &mut usize) -> Result<(), Refusal> {
+    for option in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+        if option.is_empty() {
+            continue;
+        }
+        *count += 1;
+        if *count > MAX_CONNECTION_OPTIONS {
+            return Err(refuse(400, "the Connection header lists too many options"));
+        }
+        if !option.iter().all(|&b| is_tchar(b)) {
+            return Err(refuse(
+                400,
+                "the Connection header lists something that is not a header name",
+            ));
+        }
+        let protected = [
+            &b"host"[..],
+            b"x-forwarded-for",
+            b"x-forwarded-host",
+            b"x-forwarded-proto",
+        ];
+        if protected.iter().any(|p| option.eq_ignore_ascii_case(p)) {
+            return Err(refuse(
+                400,
+                "the Connection header may not name Host or X-Forwarded-For/Host/Proto",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A byte of an HTTP token (RFC 9110 §5.6.2).
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// The authority of an absolute-form HTTP/1 target; refuses targets that are neither a path
@@ -168,6 +215,30 @@ mod tests {
         assert_eq!(host(Version::HTTP_2, b"/x", &h), Ok("a.test".into()));
         options.set_version(Version::HTTP_2);
         assert_eq!(requested_host(&options), Ok("a.test"));
+    }
+
+    #[test]
+    fn connection_may_list_header_names_only_and_not_protected_ones() {
+        let with = |value: &str| {
+            host(
+                Version::HTTP_11,
+                b"/",
+                &[("Host", "a"), ("Connection", value)],
+            )
+        };
+        assert!(with("keep-alive, X-Hop").is_ok());
+        assert!(with("Upgrade, HTTP2-Settings").is_ok());
+        assert!(with("a,b,c,d,e,f,g,h,i").is_ok());
+        for bad in [
+            "a,b,c,d,e,f,g,h,i,j",
+            "\"x-hop\"",
+            ":authority",
+            "close, Host",
+            "X-Forwarded-For",
+            "x-forwarded-proto",
+        ] {
+            assert_eq!(with(bad), Err(400), "{bad}");
+        }
     }
 
     #[test]

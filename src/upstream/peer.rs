@@ -2,7 +2,7 @@
 
 use crate::config::PoolSettings;
 use pingora_core::tls::x509::X509;
-use pingora_core::upstreams::peer::HttpPeer;
+use pingora_core::upstreams::peer::{HttpPeer, HttpUpstreamRequestPolicy};
 use std::sync::Arc;
 
 pub fn template(p: &PoolSettings) -> std::io::Result<HttpPeer> {
@@ -13,6 +13,10 @@ pub fn template(p: &PoolSettings) -> std::io::Result<HttpPeer> {
         tls.map(|t| t.sni.clone()).unwrap_or_default(),
     );
     let o = &mut peer.options;
+    // Rampart strips hop-by-hop and `Connection`-named request headers itself, in the pass
+    // that finds spoofed forwarding headers (`proxy::forward::strip_request_headers`), and
+    // refuses malformed `Connection` options before routing (`proxy::request_head`).
+    o.http_upstream_request_policy = HttpUpstreamRequestPolicy::preserve();
     o.connection_timeout = p.timeouts.connect;
     o.read_timeout = p.timeouts.read;
     o.write_timeout = p.timeouts.write;

@@ -580,32 +580,33 @@ impl ProxyHttp for RampartProxy {
         metrics.observe(status, elapsed.as_secs_f64());
         if self.shared.logger.enabled() {
             let req = session.req_header();
-            let header = |n: http::HeaderName| req.headers.get(n).cloned();
-            self.shared.logger.log(crate::proxy::access_log::LogRecord {
-                time: std::time::SystemTime::now() - elapsed,
-                client_ip: ctx.client_ip,
-                method: req.method.clone(),
-                uri: req.uri.clone(),
-                host: std::mem::take(&mut ctx.host),
-                protocol: match req.version {
-                    http::Version::HTTP_10 => "HTTP/1.0",
-                    http::Version::HTTP_2 => "HTTP/2.0",
-                    _ => "HTTP/1.1",
-                },
-                status,
-                bytes: session.body_bytes_sent(),
-                duration: elapsed,
-                referer: header(http::header::REFERER),
-                user_agent: header(http::header::USER_AGENT),
-                request_id: ctx.request_id.clone(),
-                project: Some(metrics.name().clone()),
-                upstream: ctx.backend.as_ref().map(|b| b.addr),
-                rules: std::mem::take(&mut ctx.matched_rules),
-                tls: session
-                    .as_downstream()
-                    .digest()
-                    .and_then(|d| d.ssl_digest.clone()),
-            });
+            self.shared
+                .logger
+                .log(&crate::proxy::access_log::LogRecord {
+                    time: std::time::SystemTime::now() - elapsed,
+                    client_ip: ctx.client_ip,
+                    method: &req.method,
+                    uri: &req.uri,
+                    host: &ctx.host,
+                    protocol: match req.version {
+                        http::Version::HTTP_10 => "HTTP/1.0",
+                        http::Version::HTTP_2 => "HTTP/2.0",
+                        _ => "HTTP/1.1",
+                    },
+                    status,
+                    bytes: session.body_bytes_sent(),
+                    duration: elapsed,
+                    referer: req.headers.get(http::header::REFERER),
+                    user_agent: req.headers.get(http::header::USER_AGENT),
+                    request_id: &ctx.request_id,
+                    project: Some(metrics.name()),
+                    upstream: ctx.backend.as_ref().map(|b| b.addr),
+                    rules: &ctx.matched_rules,
+                    tls: session
+                        .as_downstream()
+                        .digest()
+                        .and_then(|d| d.ssl_digest.as_deref()),
+                });
         }
     }
 }

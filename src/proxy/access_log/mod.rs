@@ -1,9 +1,11 @@
-//! Access log: the request path only builds a small record and hands it to a bounded channel
-//! (never blocking; a full channel drops the line and counts it); a background service formats
-//! and writes the lines in batches (`writer`).
+//! Access log: the request path formats its line into its thread's pending text (`queue`;
+//! never waiting on I/O, and dropping the line, counted, when the writer has fallen far behind);
+//! a background service takes each thread's text and writes it in batches (`writer`).
 
+mod queue;
 mod writer;
 
+pub use queue::AccessLogger;
 pub use writer::{access_log, AccessLogFinisher, AccessLogWriter};
 
 use std::fmt::Write as _;
@@ -11,7 +13,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::sync::mpsc;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogTarget {
@@ -143,29 +144,28 @@ impl LogFormat {
     }
 }
 
-/// What is known about one finished request.
+/// What is known about one finished request, borrowed from it: the line is formatted before
+/// the request is dropped.
 #[derive(Debug, Clone)]
-pub struct LogRecord {
+pub struct LogRecord<'a> {
     pub time: SystemTime,
     pub client_ip: Option<IpAddr>,
-    pub method: http::Method,
-    /// Cloning a `Uri` or a `HeaderValue` shares the request's buffer: no copy per request.
-    pub uri: http::Uri,
-    pub host: String,
+    pub method: &'a http::Method,
+    pub uri: &'a http::Uri,
+    pub host: &'a str,
     pub protocol: &'static str,
     pub status: u16,
     pub bytes: usize,
     pub duration: Duration,
-    pub referer: Option<http::HeaderValue>,
-    pub user_agent: Option<http::HeaderValue>,
-    pub request_id: http::HeaderValue,
-    pub project: Option<Arc<str>>,
+    pub referer: Option<&'a http::HeaderValue>,
+    pub user_agent: Option<&'a http::HeaderValue>,
+    pub request_id: &'a http::HeaderValue,
+    pub project: Option<&'a str>,
     pub upstream: Option<SocketAddr>,
-    /// The client connection's TLS parameters; None over plain HTTP. Shared with the
-    /// connection, read by the writer.
-    pub tls: Option<Arc<pingora_core::protocols::tls::SslDigest>>,
+    /// The client connection's TLS parameters; None over plain HTTP.
+    pub tls: Option<&'a pingora_core::protocols::tls::SslDigest>,
     /// Ids of the rules that matched, in evaluation order.
-    pub rules: Vec<Arc<str>>,
+    pub rules: &'a [Arc<str>],
 }
 
 /// Which bytes go out as they are: printable ASCII but `"`, `\` and the bytes of `also`.
@@ -290,11 +290,11 @@ impl TimeCache {
 }
 
 /// A header's bytes, `-` when absent.
-fn header_bytes(v: &Option<http::HeaderValue>) -> &[u8] {
-    v.as_ref().map_or(b"-", |v| v.as_bytes())
+fn header_bytes(v: Option<&http::HeaderValue>) -> &[u8] {
+    v.map_or(b"-", |v| v.as_bytes())
 }
 
-impl LogRecord {
+impl LogRecord<'_> {
     fn path_and_query(&self) -> &str {
         self.uri.path_and_query().map_or("/", |p| p.as_str())
     }
@@ -345,12 +345,12 @@ impl LogRecord {
             Field::Query => self.uri.query().unwrap_or("").as_bytes(),
             Field::Host => self.host.as_bytes(),
             Field::Protocol => self.protocol.as_bytes(),
-            Field::Referer => header_bytes(&self.referer),
-            Field::UserAgent => header_bytes(&self.user_agent),
+            Field::Referer => header_bytes(self.referer),
+            Field::UserAgent => header_bytes(self.user_agent),
             Field::RequestId => self.request_id.as_bytes(),
-            Field::Project => self.project.as_deref().unwrap_or("-").as_bytes(),
-            Field::TlsVersion => self.tls.as_ref().map_or("-", |t| &t.version).as_bytes(),
-            Field::TlsCipher => self.tls.as_ref().map_or("-", |t| &t.cipher).as_bytes(),
+            Field::Project => self.project.unwrap_or("-").as_bytes(),
+            Field::TlsVersion => self.tls.map_or("-", |t| &t.version).as_bytes(),
+            Field::TlsCipher => self.tls.map_or("-", |t| &t.cipher).as_bytes(),
         };
         push_escaped(out, text);
     }
@@ -373,9 +373,9 @@ impl LogRecord {
                 out.push(' ');
                 push_int(out, self.bytes);
                 out.push_str(" \"");
-                push_escaped(out, header_bytes(&self.referer));
+                push_escaped(out, header_bytes(self.referer));
                 out.push_str("\" \"");
-                push_escaped(out, header_bytes(&self.user_agent));
+                push_escaped(out, header_bytes(self.user_agent));
                 out.push_str("\" ");
                 push_escaped(out, self.request_id.as_bytes());
                 out.push(' ');
@@ -395,13 +395,13 @@ impl LogRecord {
                     "bytes": self.bytes,
                     // Microseconds in milliseconds: 81.873, not 81.87330399999999.
                     "duration_ms": self.duration.as_micros() as f64 / 1000.0,
-                    "referer": json_text(self.referer.as_ref()),
-                    "user_agent": json_text(self.user_agent.as_ref()),
-                    "request_id": json_text(Some(&self.request_id)),
-                    "project": self.project.as_deref(),
+                    "referer": json_text(self.referer),
+                    "user_agent": json_text(self.user_agent),
+                    "request_id": json_text(Some(self.request_id)),
+                    "project": self.project,
                     "upstream": self.upstream.map(|a| a.to_string()),
-                    "tls_version": self.tls.as_ref().map(|t| &*t.version),
-                    "tls_cipher": self.tls.as_ref().map(|t| &*t.cipher),
+                    "tls_version": self.tls.map(|t| &*t.version),
+                    "tls_cipher": self.tls.map(|t| &*t.cipher),
                     "rules": self.rules.iter().map(|id| &**id).collect::<Vec<&str>>(),
                 });
                 let _ = write!(out, "{v}");
@@ -419,53 +419,40 @@ impl LogRecord {
     }
 }
 
-/// The request-path side: cheap to clone, never blocks.
-#[derive(Clone)]
-pub struct AccessLogger {
-    tx: Option<mpsc::Sender<LogRecord>>,
-}
-
-impl AccessLogger {
-    pub fn enabled(&self) -> bool {
-        self.tx.is_some()
-    }
-
-    pub fn log(&self, record: LogRecord) {
-        if let Some(tx) = &self.tx {
-            if tx.try_send(record).is_err() {
-                crate::metrics::METRICS.access_log_dropped.inc();
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn record() -> LogRecord {
+    fn base<'a>(uri: &'a http::Uri, headers: &'a [http::HeaderValue; 2]) -> LogRecord<'a> {
         LogRecord {
             time: SystemTime::UNIX_EPOCH + Duration::from_secs(86_400),
             client_ip: Some("10.1.2.3".parse().unwrap()),
-            method: http::Method::GET,
-            uri: http::Uri::from_static("/a?b=1"),
-            host: "shop.test".into(),
+            method: &http::Method::GET,
+            uri,
+            host: "shop.test",
             protocol: "HTTP/1.1",
             status: 200,
             bytes: 12,
             duration: Duration::from_micros(1500),
             referer: None,
-            user_agent: Some(http::HeaderValue::from_static("curl/8")),
-            request_id: http::HeaderValue::from_static("rid"),
-            project: Some("shop".into()),
+            user_agent: Some(&headers[0]),
+            request_id: &headers[1],
+            project: Some("shop"),
             upstream: None,
             tls: None,
-            rules: vec!["moved".into(), "old.csv:2".into()],
+            rules: &[],
         }
     }
 
     #[test]
     fn formats_combined_json_and_template() {
+        let uri = http::Uri::from_static("/a?b=1");
+        let headers = ["curl/8", "rid"].map(http::HeaderValue::from_static);
+        let ids: [Arc<str>; 2] = ["moved".into(), "old.csv:2".into()];
+        let record = || LogRecord {
+            rules: &ids,
+            ..base(&uri, &headers)
+        };
         let mut s = String::new();
         record().format_into(&LogFormat::Combined, &mut s, &mut TimeCache::default());
         assert_eq!(s, "10.1.2.3 - - [02/Jan/1970:00:00:00 +0000] \"GET /a?b=1 HTTP/1.1\" 200 12 \"-\" \"curl/8\" rid 1.500\n");
@@ -481,16 +468,14 @@ mod tests {
         record().format_into(&t, &mut s, &mut TimeCache::default());
         assert_eq!(s, "10.1.2.3 GET /a q=b=1 200 moved,old.csv:2\n");
         s.clear();
-        let none = LogRecord {
-            rules: Vec::new(),
-            ..record()
-        };
+        let none = base(&uri, &headers);
         none.format_into(&t, &mut s, &mut TimeCache::default());
         assert_eq!(s, "10.1.2.3 GET /a q=b=1 200 -\n");
         s.clear();
+        let odd_ids: [Arc<str>; 3] = ["a,b c".into(), "-".into(), "é\"".into()];
         let odd = LogRecord {
-            rules: vec!["a,b c".into(), "-".into(), "é\"".into()],
-            ..record()
+            rules: &odd_ids,
+            ..base(&uri, &headers)
         };
         odd.format_into(&t, &mut s, &mut TimeCache::default());
         assert_eq!(

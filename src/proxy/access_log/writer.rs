@@ -1,5 +1,5 @@
-//! The access log's writer, a Pingora background service: it drains the queue on a timer,
-//! formats the lines and writes them in batches.
+//! The access log's writer, a Pingora background service: on a timer, it takes the lines
+//! each thread has formatted and writes them, one write per thread's batch.
 //!
 //! It goes on writing after Pingora's shutdown begins (requests still in flight then are
 //! logged too) until the process, about to exit, asks it to write what is queued and stop
@@ -10,7 +10,8 @@
 //! second. No signal is needed, nor `copytruncate`, which loses the lines written between its
 //! copy and its truncation; SIGUSR1 (nginx's "reopen") opens the path again at once.
 
-use super::{AccessLogger, LogFormat, LogRecord, LogTarget, TimeCache};
+use super::queue::{merge, LogQueue};
+use super::{AccessLogger, LogFormat, LogTarget};
 use crate::metrics::METRICS;
 use async_trait::async_trait;
 use pingora_core::server::ShutdownWatch;
@@ -18,35 +19,20 @@ use pingora_core::services::background::BackgroundService;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
-/// Lines that may wait for the writer before new ones are dropped.
-const QUEUE: usize = 65_536;
 /// How often the writer drains the queue.
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
 /// How often a log file's path is compared with the file being written.
 const ROTATION_CHECK_EVERY: Duration = Duration::from_secs(1);
 
-/// Moves up to 4096 queued records into `batch`; false once every sender is gone.
-fn drain(rx: &mut mpsc::Receiver<LogRecord>, batch: &mut Vec<LogRecord>) -> bool {
-    while batch.len() < 4096 {
-        match rx.try_recv() {
-            Ok(r) => batch.push(r),
-            Err(mpsc::error::TryRecvError::Empty) => return true,
-            Err(mpsc::error::TryRecvError::Disconnected) => return false,
-        }
-    }
-    true
-}
-
 /// The writer, run as a Pingora background service.
 pub struct AccessLogWriter {
-    rx: Mutex<Option<mpsc::Receiver<LogRecord>>>,
+    queue: Arc<LogQueue>,
     target: LogTarget,
-    format: LogFormat,
     finish: Arc<Notify>,
     finished: Arc<Notify>,
     /// Set by SIGUSR1: open the file again now.
@@ -87,20 +73,19 @@ pub fn access_log(
     reopen: Arc<AtomicBool>,
 ) -> (AccessLogger, Option<(AccessLogWriter, AccessLogFinisher)>) {
     if target == LogTarget::Off {
-        return (AccessLogger { tx: None }, None);
+        return (AccessLogger::new(None), None);
     }
-    let (tx, rx) = mpsc::channel(QUEUE);
+    let queue = Arc::new(LogQueue::new(format));
     let (finish, finished) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
     let writer = AccessLogWriter {
-        rx: Mutex::new(Some(rx)),
+        queue: queue.clone(),
         target,
-        format,
         finish: finish.clone(),
         finished: finished.clone(),
         reopen,
     };
     (
-        AccessLogger { tx: Some(tx) },
+        AccessLogger::new(Some(queue)),
         Some((writer, AccessLogFinisher { finish, finished })),
     )
 }
@@ -229,9 +214,6 @@ impl Output {
 impl BackgroundService for AccessLogWriter {
     async fn start(&self, _shutdown: ShutdownWatch) {
         let _finished = NotifyOnDrop(self.finished.clone());
-        let Some(mut rx) = self.rx.lock().ok().and_then(|mut r| r.take()) else {
-            return;
-        };
         let mut out = match Output::open(&self.target).await {
             Ok(o) => o,
             Err(e) => {
@@ -242,54 +224,34 @@ impl BackgroundService for AccessLogWriter {
                 return;
             }
         };
-        // Wake on a timer and drain, rather than per record: a receiver parked in recv() would
-        // make every request pay for waking this thread.
+        // Wake on a timer, rather than per line: a writer waiting for lines would make every
+        // request pay for waking this thread.
         let mut tick = tokio::time::interval(FLUSH_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut batch = Vec::with_capacity(4096);
-        let mut text = String::with_capacity(256 * 1024);
-        let mut clock = TimeCache::default();
+        let (mut spares, mut taken) = (Vec::new(), Vec::new());
+        let mut text = String::new();
         loop {
             let stopping = tokio::select! {
                 _ = tick.tick() => false,
                 _ = self.finish.notified() => true,
             };
             out.follow_rotation(self.reopen.swap(false, Relaxed)).await;
-            loop {
-                let open = drain(&mut rx, &mut batch);
-                self.write_batch(&mut out, &mut batch, &mut text, &mut clock)
-                    .await;
-                if !open {
-                    return;
-                }
-                if rx.is_empty() {
-                    break;
+            self.queue.take(&mut spares, &mut taken);
+            match taken.as_slice() {
+                [] => {}
+                [one] => out.write(&one.text, one.ends.len()).await,
+                several => {
+                    text.clear();
+                    let lines = merge(several, &mut text);
+                    out.write(&text, lines).await;
                 }
             }
-            if stopping {
+            spares.append(&mut taken);
+            // No logger left (the proxy is gone): nothing more will come.
+            if stopping || Arc::strong_count(&self.queue) == 1 {
                 break;
             }
         }
         let _ = out.out.flush().await; // stdout and stderr may hold a partial write
-    }
-}
-
-impl AccessLogWriter {
-    async fn write_batch(
-        &self,
-        out: &mut Output,
-        batch: &mut Vec<LogRecord>,
-        text: &mut String,
-        clock: &mut TimeCache,
-    ) {
-        if batch.is_empty() {
-            return;
-        }
-        text.clear();
-        let lines = batch.len();
-        for r in batch.drain(..) {
-            r.format_into(&self.format, text, clock);
-        }
-        out.write(text, lines).await;
     }
 }

@@ -3,10 +3,7 @@
 
 use crate::rules::{is_hop_by_hop, HeaderOp};
 use http::header::Entry;
-use http::header::{
-    HeaderName, CONNECTION, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER,
-    TRANSFER_ENCODING, UPGRADE,
-};
+use http::header::{HeaderName, CONNECTION, TE, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderValue};
 use pingora_http::{RequestHeader, ResponseHeader};
 use rand::rngs::SmallRng;
@@ -134,20 +131,10 @@ pub struct Hops {
 /// pass over the names present instead of ~14 hash removals per request) and, unless
 /// trusted, the forwarding headers.
 fn is_dropped_request_header(name: &HeaderName, hops: Hops) -> bool {
-    [
-        CONNECTION,
-        UPGRADE,
-        TRAILER,
-        TRANSFER_ENCODING,
-        PROXY_AUTHORIZATION,
-        PROXY_AUTHENTICATE,
-    ]
-    .contains(name)
+    is_hop_by_hop(name)
+        || *name == TRANSFER_ENCODING
         || (*name == TE && !hops.te_trailers)
-        || matches!(
-            name.as_str(),
-            "keep-alive" | "proxy-connection" | "http2-settings"
-        )
+        || name.as_str() == "http2-settings"
         || (!hops.trust && is_forwarding_header(name))
 }
 
@@ -172,12 +159,12 @@ pub fn strip_request_headers(headers: &mut HeaderMap, hops: Hops) {
     if !headers.keys().any(|n| is_dropped_request_header(n, hops)) {
         return;
     }
+    let named: SmallVec<[&str; 4]> = connection_options(headers).collect();
     let websocket = hops.upgrade
+        && named.iter().any(|t| t.eq_ignore_ascii_case("upgrade"))
         && headers
             .get(UPGRADE)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
-        && connection_options(headers).any(|t| t.eq_ignore_ascii_case("upgrade"));
-    let named: SmallVec<[&str; 4]> = connection_options(headers).collect();
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
     let doomed: SmallVec<[HeaderName; 4]> = headers
         .keys()
         .filter(|n| {
@@ -261,7 +248,7 @@ pub fn strip_hop_by_hop_response(status: http::StatusCode, headers: &mut HeaderM
             }
             // TE is a request header; a backend's is not for the client either.
             is_hop_by_hop(name)
-                || *name == http::header::TE
+                || *name == TE
                 || named.iter().any(|t| t.eq_ignore_ascii_case(name.as_str()))
         })
         .cloned()

@@ -74,6 +74,13 @@ pub fn requested_host(req: &RequestHeader) -> Result<&str, Refusal> {
 
 /// Options a request's `Connection` headers may list (Pingora's limit).
 const MAX_CONNECTION_OPTIONS: usize = 9;
+/// Headers a `Connection` option may not name: the backend needs them.
+const PROTECTED: [&[u8]; 4] = [
+    b"host",
+    b"x-forwarded-for",
+    b"x-forwarded-host",
+    b"x-forwarded-proto",
+];
 
 /// The options of one `Connection` header (`count` runs over all of them): each must be a
 /// token (RFC 9110 §5.6.2) and may not name the Host or a forwarding header, which the proxy
@@ -93,13 +100,7 @@ fn check_connection(value: &[u8], count: &mut usize) -> Result<(), Refusal> {
                 "the Connection header lists something that is not a header name",
             ));
         }
-        let protected = [
-            &b"host"[..],
-            b"x-forwarded-for",
-            b"x-forwarded-host",
-            b"x-forwarded-proto",
-        ];
-        if protected.iter().any(|p| option.eq_ignore_ascii_case(p)) {
+        if PROTECTED.iter().any(|p| option.eq_ignore_ascii_case(p)) {
             return Err(refuse(
                 400,
                 "the Connection header may not name Host or X-Forwarded-For/Host/Proto",

@@ -26,9 +26,8 @@ const REFUSAL_TIME: Duration = Duration::from_secs(1);
 /// serve every request of a connection in one call).
 pub struct Counted<A> {
     inner: Arc<A>,
-    listener: String,
     max: Option<u32>,
-    /// For each HTTP/1 request head (see `head_deadline`).
+    /// For each HTTP/1 request head (see `head_deadline`); also names the listener.
     heads: Arc<HeadLimit>,
     count: AtomicU32,
     open: IntGauge,
@@ -42,7 +41,6 @@ impl<A> Counted<A> {
         let (name, max) = (listener.name.as_str(), listener.max_connections);
         Counted {
             inner: Arc::new(inner),
-            listener: name.to_string(),
             max,
             heads: Arc::new(HeadLimit {
                 listener: name.to_string(),
@@ -84,7 +82,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Counted<A> {
                 warn,
                 self.refusal_log,
                 "listener {}: max_connections ({max}) reached; refusing new connections",
-                self.listener
+                self.heads.listener
             );
             refuse(stream).await;
             return None;

@@ -19,13 +19,7 @@ pub(super) fn section_errors(document: Value) -> Vec<(String, serde_yaml::Error)
         match key.as_str().unwrap_or_default() {
             "server" => match value {
                 Value::Mapping(server) => out.extend(super::server_errors(server).2),
-                other => {
-                    errors_of::<RawConfig>(
-                        "",
-                        Value::Mapping(Mapping::from_iter([(key, other)])),
-                        &mut out,
-                    );
-                }
+                other => read_alone(key, other, &mut out),
             },
             "listeners" => each_entry::<RawListener>("listeners", value, &mut out),
             "pools" => each_entry::<RawPool>("pools", value, &mut out),
@@ -39,18 +33,17 @@ pub(super) fn section_errors(document: Value) -> Vec<(String, serde_yaml::Error)
                     errors_of::<Vec<RawProject>>("projects", other, &mut out);
                 }
             },
-            // Any other key, known or not, read alone as a whole file: its own errors (and
-            // an unknown key's, with the expected names) under its full path.
-            _ => {
-                errors_of::<RawConfig>(
-                    "",
-                    Value::Mapping(Mapping::from_iter([(key, value)])),
-                    &mut out,
-                );
-            }
+            // Any other key, known or not.
+            _ => read_alone(key, value, &mut out),
         }
     }
     out
+}
+
+/// The errors of the top-level `key` read alone as a whole file: its own (and an unknown
+/// key's, with the expected names) under its full path.
+fn read_alone(key: Value, value: Value, out: &mut Vec<(String, serde_yaml::Error)>) {
+    errors_of::<RawConfig>("", Value::Mapping(Mapping::from_iter([(key, value)])), out);
 }
 
 fn each_entry<T: DeserializeOwned>(

@@ -114,23 +114,21 @@ impl LogQueue {
 /// Appends the lines of every batch of `taken` to `out` in number order (each batch is in
 /// order already); returns how many.
 pub fn merge(taken: &[Lines], out: &mut String) -> usize {
-    // Where each batch is: its next line's index, and that line's start in its text.
-    let mut heads: Vec<(usize, usize)> = vec![(0, 0); taken.len()];
-    let mut count = 0;
-    loop {
-        let next = taken
-            .iter()
-            .zip(&heads)
-            .enumerate()
-            .filter_map(|(b, (lines, &(i, _)))| lines.ends.get(i).map(|&(n, _)| (n, b)))
-            .min();
-        let Some((_, b)) = next else { return count };
-        let (i, start) = heads[b];
-        let end = taken[b].ends[i].1;
-        out.push_str(&taken[b].text[start..end]);
-        heads[b] = (i + 1, end);
-        count += 1;
+    // Each batch's next line.
+    let mut next = vec![0; taken.len()];
+    while let Some((_, b)) = taken
+        .iter()
+        .zip(&next)
+        .enumerate()
+        .filter_map(|(b, (lines, &i))| lines.ends.get(i).map(|&(n, _)| (n, b)))
+        .min()
+    {
+        let (lines, i) = (&taken[b], next[b]);
+        let start = i.checked_sub(1).map_or(0, |before| lines.ends[before].1);
+        out.push_str(&lines.text[start..lines.ends[i].1]);
+        next[b] += 1;
     }
+    next.iter().sum()
 }
 
 /// The request-path side: cheap to clone, never waits on I/O.

@@ -1,5 +1,5 @@
 //! The access log's writer, a Pingora background service: on a timer, it takes the lines
-//! each thread has formatted and writes them, one write per thread's batch.
+//! each thread has formatted and writes them, in order, in one write.
 //!
 //! It goes on writing after Pingora's shutdown begins (requests still in flight then are
 //! logged too) until the process, about to exit, asks it to write what is queued and stop

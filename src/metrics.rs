@@ -273,18 +273,23 @@ fn own_cpu_seconds() -> Option<f64> {
 mod cpu_tests {
     #[test]
     fn cpu_seconds_have_fractions() {
-        // Burn a little CPU so the value is not 0, then compare with getrusage.
+        let rusage = || {
+            let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+            unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+            let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+            tv(usage.ru_utime) + tv(usage.ru_stime)
+        };
+        // Burn at least 50 ms of CPU (several of /proc's 10 ms ticks), whatever the build's
+        // optimisations make of the loop, then compare with getrusage.
         let mut x = 0u64;
-        for i in 0..20_000_000u64 {
-            x = x.wrapping_add(i * i);
+        while rusage() < 0.05 {
+            for i in 0..1_000_000u64 {
+                x = std::hint::black_box(x.wrapping_add(i * i));
+            }
         }
-        std::hint::black_box(x);
         let ours = super::own_cpu_seconds().unwrap();
         assert!(ours > 0.0, "{ours}");
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-        let rusage = tv(usage.ru_utime) + tv(usage.ru_stime);
+        let rusage = rusage();
         assert!((ours - rusage).abs() < 0.1, "{ours} vs {rusage}");
     }
 }

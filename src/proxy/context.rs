@@ -2,6 +2,7 @@
 
 use crate::rules::Plan;
 use crate::upstream::{BackendState, InFlight, Pool};
+use smallvec::SmallVec;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,15 +13,15 @@ pub struct RequestCtx {
     pub host: String,
     pub client_ip: Option<IpAddr>,
     pub request_id: http::HeaderValue,
-    /// What the rules asked for, when anything (boxed: the context lives in Pingora's
-    /// per-request future, which is moved to the heap on every request).
+    /// What the rules asked for, when anything.
     pub plan: Option<Box<Plan>>,
     /// Ids of the rules that matched, for the access log (empty, without an allocation,
     /// when none did).
     pub matched_rules: Vec<Arc<str>>,
     pub pool: Option<Arc<Pool>>,
-    /// Backends already tried for this request (retries go elsewhere).
-    pub tried: Vec<SocketAddr>,
+    /// Backends already tried for this request (retries go elsewhere); the first tries
+    /// without an allocation.
+    pub tried: SmallVec<[SocketAddr; 2]>,
     pub backend: Option<Arc<BackendState>>,
     pub in_flight: Option<InFlight>,
     /// Fail-open for an all-unhealthy pool is counted once per request.
@@ -64,7 +65,7 @@ impl RequestCtx {
             plan: None,
             matched_rules: Vec::new(),
             pool: None,
-            tried: Vec::new(),
+            tried: SmallVec::new(),
             backend: None,
             in_flight: None,
             counted_unhealthy: false,

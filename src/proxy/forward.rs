@@ -2,6 +2,7 @@
 //! header operations rules ask for.
 
 use crate::rules::{is_hop_by_hop, HeaderOp};
+use bytes::BytesMut;
 use http::header::Entry;
 use http::header::{HeaderName, CONNECTION, TE, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderValue};
@@ -25,17 +26,34 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
             return v.clone();
         }
     }
+    new_request_id()
+}
+
+/// 32 hex digits of a fast per-thread generator seeded from the OS: ids must be unique, not
+/// secret. They are cut from a per-thread buffer shared by reference count, so the copies
+/// sent upstream, echoed and logged cost no allocation each.
+fn new_request_id() -> HeaderValue {
     const HEX: &[u8; 16] = b"0123456789abcdef";
+    /// Ids per buffer: one allocation per 64 requests; a buffer is freed when its last id is.
+    const IDS_PER_BUFFER: usize = 64;
     thread_local! {
-        // Ids must be unique, not secret: a fast generator per thread, seeded from the OS.
-        static IDS: std::cell::RefCell<SmallRng> = std::cell::RefCell::new(SmallRng::from_entropy());
+        static IDS: std::cell::RefCell<(SmallRng, BytesMut)> =
+            std::cell::RefCell::new((SmallRng::from_entropy(), BytesMut::new()));
     }
-    let mut id = [0u8; 32];
-    let n: u128 = IDS.with(|rng| rng.borrow_mut().gen());
-    for (i, digit) in id.iter_mut().enumerate() {
-        *digit = HEX[((n >> (124 - 4 * i)) & 0xf) as usize];
-    }
-    HeaderValue::from_bytes(&id).expect("hex is a valid header value")
+    IDS.with(|ids| {
+        let (rng, buffer) = &mut *ids.borrow_mut();
+        if buffer.capacity() < 32 {
+            *buffer = BytesMut::with_capacity(32 * IDS_PER_BUFFER);
+        }
+        let mut id = [0u8; 32];
+        for (pair, byte) in id.chunks_exact_mut(2).zip(rng.gen::<u128>().to_be_bytes()) {
+            pair[0] = HEX[usize::from(byte >> 4)];
+            pair[1] = HEX[usize::from(byte & 15)];
+        }
+        buffer.extend_from_slice(&id);
+        HeaderValue::from_maybe_shared(buffer.split().freeze())
+            .expect("hex is a valid header value")
+    })
 }
 
 /// Edits the upstream request's headers directly in its `HeaderMap`.
@@ -230,6 +248,26 @@ pub fn set_forwarded(
 /// Removes the hop-by-hop headers of a backend's response, and those its `Connection` names;
 /// `Connection` and `Upgrade` stay on a 101 (the switched connection needs them).
 pub fn strip_hop_by_hop_response(status: http::StatusCode, headers: &mut HeaderMap) {
+    // Nearly every response has no hop-by-hop header but `Connection: keep-alive` (or
+    // `close`), which Pingora itself replaces on a final answer over HTTP/1 and drops over
+    // HTTP/2: nothing to remove then.
+    let (mut connection, mut other) = (false, false);
+    for name in headers.keys() {
+        if *name == CONNECTION {
+            connection = true;
+        } else if is_hop_by_hop(name) || *name == TE {
+            other = true;
+            break;
+        }
+    }
+    let rewritten_by_pingora = || {
+        !status.is_informational()
+            && connection_options(headers)
+                .all(|t| t.eq_ignore_ascii_case("keep-alive") || t.eq_ignore_ascii_case("close"))
+    };
+    if !other && (!connection || rewritten_by_pingora()) {
+        return;
+    }
     let upgrade = status == http::StatusCode::SWITCHING_PROTOCOLS;
     // Names `Connection` lists beyond the usual `keep-alive`/`close`/`upgrade` (rare).
     let named: SmallVec<[&str; 4]> = connection_options(headers)
@@ -256,6 +294,15 @@ pub fn strip_hop_by_hop_response(status: http::StatusCode, headers: &mut HeaderM
     drop(named);
     for name in doomed {
         headers.remove(name);
+    }
+}
+
+/// Pingora's own inserts on a response (`Date`, `Connection`) reserve room for a new header
+/// even when they replace one: a full map would be grown and rehashed just to replace a value
+/// (~500 instructions). The backend's `Connection`, which Pingora rewrites, makes the room.
+pub fn leave_room_for_pingora(headers: &mut HeaderMap) {
+    if headers.keys_len() == headers.capacity() {
+        headers.remove(CONNECTION);
     }
 }
 
@@ -332,6 +379,27 @@ mod tests {
         ]);
         strip_hop_by_hop_response(http::StatusCode::OK, &mut h);
         assert_eq!(names(&h), ["content-type", "x-kept"]);
+        // A Connection naming a header, alone among the hop-by-hop ones.
+        let mut h = headers(&[("connection", "close, X-Private"), ("x-private", "1")]);
+        strip_hop_by_hop_response(http::StatusCode::OK, &mut h);
+        assert!(h.is_empty(), "{h:?}");
+    }
+
+    #[test]
+    fn a_plain_connection_header_is_left_to_pingora_on_final_answers_only() {
+        let plain = [("connection", "Keep-Alive"), ("content-type", "text/plain")];
+        // Pingora replaces it on a final HTTP/1 answer (and drops it over HTTP/2).
+        let mut h = headers(&plain);
+        strip_hop_by_hop_response(http::StatusCode::OK, &mut h);
+        assert_eq!(names(&h), ["connection", "content-type"]);
+        // Not on an informational one, which it passes as is.
+        let mut h = headers(&plain);
+        strip_hop_by_hop_response(http::StatusCode::EARLY_HINTS, &mut h);
+        assert_eq!(names(&h), ["content-type"]);
+        // With another hop-by-hop header, both go.
+        let mut h = headers(&[("connection", "close"), ("keep-alive", "timeout=5")]);
+        strip_hop_by_hop_response(http::StatusCode::OK, &mut h);
+        assert!(h.is_empty(), "{h:?}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use super::router::{normalize_host, HostRouter};
 use super::state::{Project, Shared};
 use crate::config::HashKey;
 use crate::rules::{Outcome, RequestView};
+use crate::server::HeadDeadline;
 use async_trait::async_trait;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorType, Result};
@@ -84,24 +85,35 @@ impl RampartProxy {
 
 #[async_trait]
 impl ProxyHttp for RampartProxy {
-    type CTX = RequestCtx;
+    /// Boxed: Pingora keeps the context in its per-request future, which is copied whole
+    /// to the heap for each request (and holds the context more than once).
+    type CTX = Box<RequestCtx>;
 
-    fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::new()
+    fn new_ctx(&self) -> Self::CTX {
+        Box::new(RequestCtx::new())
     }
 
-    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
         // Requests a client pipelines are answered in order, as by nginx; without this, Pingora
         // answers the first and closes the connection, dropping the others unlogged.
         let downstream = session.as_downstream_mut();
         downstream.set_pipelining_enabled(true);
         // Pingora keeps an idle HTTP/1.1 connection open for ever between requests (or as long
-        // as the client's Keep-Alive header asks): a client could hold sockets at no cost.
-        if downstream
-            .get_keepalive()
-            .is_some_and(|t| t == 0 || t > self.keepalive_secs)
-        {
-            downstream.set_keepalive(Some(self.keepalive_secs));
+        // as the client's Keep-Alive header asks): a client could hold sockets at no cost. The
+        // listener's `keepalive_timeout` is kept by the stream's wrapper (`HeadDeadline`),
+        // Pingora's only for a client asking for less.
+        let asked = downstream.get_keepalive();
+        match downstream.stream().and_then(HeadDeadline::of) {
+            Some(conn) => {
+                conn.request_began();
+                if asked.is_some_and(|t| t > self.keepalive_secs) {
+                    downstream.set_keepalive(Some(0));
+                }
+            }
+            None if asked.is_some_and(|t| t == 0 || t > self.keepalive_secs) => {
+                downstream.set_keepalive(Some(self.keepalive_secs));
+            }
+            None => {}
         }
         if self
             .shared
@@ -229,7 +241,7 @@ impl ProxyHttp for RampartProxy {
     async fn upstream_peer(
         &self,
         session: &mut Session,
-        ctx: &mut RequestCtx,
+        ctx: &mut Self::CTX,
     ) -> Result<Box<HttpPeer>> {
         let project = self
             .project(ctx)
@@ -301,7 +313,7 @@ impl ProxyHttp for RampartProxy {
         _peer: &HttpPeer,
         _fd: std::os::unix::io::RawFd,
         _digest: Option<&pingora_core::protocols::Digest>,
-        ctx: &mut RequestCtx,
+        ctx: &mut Self::CTX,
     ) -> Result<()> {
         if let Some(b) = &ctx.backend {
             b.connect_succeeded();
@@ -313,7 +325,7 @@ impl ProxyHttp for RampartProxy {
         &self,
         _session: &mut Session,
         _peer: &HttpPeer,
-        ctx: &mut RequestCtx,
+        ctx: &mut Self::CTX,
         mut e: Box<Error>,
     ) -> Box<Error> {
         ctx.in_flight = None;
@@ -344,7 +356,7 @@ impl ProxyHttp for RampartProxy {
         peer: &HttpPeer,
         session: &mut Session,
         e: Box<Error>,
-        ctx: &mut RequestCtx,
+        ctx: &mut Self::CTX,
         client_reused: bool,
     ) -> Box<Error> {
         // A client that went away is not the backend's error.
@@ -393,7 +405,7 @@ impl ProxyHttp for RampartProxy {
         &self,
         session: &mut Session,
         upstream: &mut RequestHeader,
-        ctx: &mut RequestCtx,
+        ctx: &mut Self::CTX,
     ) -> Result<()> {
         let project = self
             .project(ctx)
@@ -470,7 +482,7 @@ impl ProxyHttp for RampartProxy {
         &self,
         session: &mut Session,
         resp: &mut ResponseHeader,
-        ctx: &mut RequestCtx,
+        ctx: &mut Self::CTX,
     ) -> Result<()> {
         ctx.answered = true;
         // Rampart speaks HTTP/1.1 whatever the backend spoke, as nginx: an HTTP/1.0 status
@@ -491,6 +503,7 @@ impl ProxyHttp for RampartProxy {
                 forward::apply_ops(headers, &plan.response_headers);
             }
             headers.insert(forward::X_REQUEST_ID, ctx.request_id.clone());
+            forward::leave_room_for_pingora(headers);
         });
         Ok(())
     }
@@ -499,7 +512,7 @@ impl ProxyHttp for RampartProxy {
         &self,
         session: &mut Session,
         e: &Error,
-        ctx: &mut RequestCtx,
+        ctx: &mut Self::CTX,
     ) -> FailToProxy {
         let code = match e.etype() {
             ErrorType::HTTPStatus(code) => *code,
@@ -547,7 +560,7 @@ impl ProxyHttp for RampartProxy {
         }
     }
 
-    fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, _e: &Error) -> bool {
+    fn suppress_error_log(&self, _session: &Session, ctx: &Self::CTX, _e: &Error) -> bool {
         // `fail_to_proxy` logged it (throttled) once the request had a project.
         ctx.project.is_some()
     }
@@ -555,7 +568,7 @@ impl ProxyHttp for RampartProxy {
     fn suppress_proxy_warn_log(
         &self,
         _session: &Session,
-        _ctx: &RequestCtx,
+        _ctx: &Self::CTX,
         _e: &Error,
         _context: pingora_proxy::ProxyWarnLogContext,
     ) -> bool {
@@ -563,7 +576,7 @@ impl ProxyHttp for RampartProxy {
         true
     }
 
-    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {
         ctx.in_flight = None;
         // A client that went away before any answer is logged 499, as nginx does (not 0).
         let gone = e.is_some_and(|e| e.esource() == &pingora_error::ErrorSource::Downstream);
@@ -573,6 +586,9 @@ impl ProxyHttp for RampartProxy {
             None => 0,
         };
         let elapsed = ctx.start.elapsed();
+        if let Some(conn) = session.as_downstream().stream().and_then(HeadDeadline::of) {
+            conn.request_done(ctx.start + elapsed);
+        }
         let metrics = match self.project(ctx) {
             Some(p) => &p.metrics,
             None => &self.shared.unrouted,

@@ -3,6 +3,7 @@
 use super::forward::{apply_ops, X_REQUEST_ID};
 use crate::rules::HeaderOp;
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use http::HeaderValue;
 use pingora_error::{ErrorType::InternalError, OrErr};
 use pingora_http::ResponseHeader;
@@ -31,7 +32,19 @@ impl Answer<'_> {
 }
 
 /// Writes `answer` (no body for HEAD). Errors mean the client went away.
-pub async fn send(
+///
+/// Boxed: a phase that may answer awaits this on a rare path, and Pingora copies each phase's
+/// future to the heap on every request; inline, this one (Pingora's write path) would make
+/// `request_filter`'s several times larger.
+pub fn send<'a>(
+    session: &'a mut Session,
+    answer: Answer<'a>,
+    request_id: &'a HeaderValue,
+) -> BoxFuture<'a, pingora_error::Result<()>> {
+    Box::pin(send_now(session, answer, request_id))
+}
+
+async fn send_now(
     session: &mut Session,
     answer: Answer<'_>,
     request_id: &HeaderValue,

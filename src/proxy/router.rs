@@ -45,30 +45,46 @@ impl HostRouter {
 /// name, an IPv4 address or a bracketed IPv6 address, with an optional numeric port, as
 /// nginx requires: `Host: evil.test/x` or `a:b` would otherwise reach `{host}` in redirects.
 pub fn is_valid_host(raw: &str) -> bool {
-    let (host, port) = match raw.strip_prefix('[') {
-        Some(v6) => match v6.split_once(']') {
-            Some((addr, rest)) if addr.parse::<std::net::Ipv6Addr>().is_ok() => ("", rest),
-            _ => return false,
-        },
-        None => match raw.split_once(':') {
-            Some((h, _)) => (h, &raw[h.len()..]),
-            None => (raw, ""),
-        },
-    };
-    let port_ok = match port.strip_prefix(':') {
+    let bytes = raw.as_bytes();
+    if let Some(v6) = raw.strip_prefix('[') {
+        return match v6.split_once(']') {
+            Some((addr, port)) => addr.parse::<std::net::Ipv6Addr>().is_ok() && is_port(port),
+            None => false,
+        };
+    }
+    // One pass: allowed bytes, no leading dot, no empty label (`..`), up to a port.
+    let mut prev = b'.';
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b':' {
+            return is_port(&raw[i..]);
+        }
+        if !HOST_BYTES[usize::from(b)] || (b == b'.' && prev == b'.') {
+            return false;
+        }
+        prev = b;
+    }
+    true
+}
+
+/// Nothing, or `:` and at most five digits.
+fn is_port(port: &str) -> bool {
+    match port.strip_prefix(':') {
         Some(digits) => digits.len() <= 5 && digits.bytes().all(|b| b.is_ascii_digit()),
         None => port.is_empty(),
-    };
-    // One pass: allowed bytes, no leading dot, no empty label (`..`).
-    let mut prev = b'.';
-    port_ok
-        && host.bytes().all(|b| {
-            let ok =
-                b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || (b == b'.' && prev != b'.');
-            prev = b;
-            ok
-        })
+    }
 }
+
+/// The bytes of a host name: letters, digits, `-`, `_` and `.`.
+const HOST_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.';
+        b += 1;
+    }
+    table
+};
 
 /// The request's host, lowercased, without port (IPv6 brackets kept).
 pub fn normalize_host(raw: &str) -> String {

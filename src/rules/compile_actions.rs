@@ -9,8 +9,8 @@ use crate::rules::template::{Scope, Template};
 use crate::rules::uri::{check_chars, check_path_and_query, check_uri_reference};
 use bytes::Bytes;
 use http::header::{
-    CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE,
-    TRAILER, TRANSFER_ENCODING, UPGRADE,
+    CONTENT_LENGTH, CONTENT_TYPE, HOST, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE,
+    TRANSFER_ENCODING,
 };
 use http::{HeaderName, HeaderValue};
 use std::collections::BTreeMap;
@@ -166,16 +166,17 @@ fn check_uri_texts(e: &mut Errors<'_>, key: &str, template: &Template) {
 /// responses lose them (`proxy::forward`), rules may not write them. (`TE` and
 /// `Transfer-Encoding` are hop-by-hop too, but Pingora writes them with the message framing.)
 pub fn is_hop_by_hop(name: &HeaderName) -> bool {
-    // Standard names compare as enum tags; only the two custom ones compare text.
-    [
-        CONNECTION,
-        UPGRADE,
-        TRAILER,
-        PROXY_AUTHORIZATION,
-        PROXY_AUTHENTICATE,
-    ]
-    .contains(name)
-        || matches!(name.as_str(), "keep-alive" | "proxy-connection")
+    // One match on the text: it runs for every header of every response.
+    matches!(
+        name.as_str(),
+        "connection"
+            | "upgrade"
+            | "trailer"
+            | "proxy-authorization"
+            | "proxy-authenticate"
+            | "keep-alive"
+            | "proxy-connection"
+    )
 }
 
 /// Why a rule may not touch header `name` in `field` (`request_headers.set`, `respond.headers`,

@@ -45,6 +45,7 @@ impl<A> Counted<A> {
             heads: Arc::new(HeadLimit {
                 listener: name.to_string(),
                 limit: listener.header_timeout,
+                keepalive: listener.keepalive_timeout,
                 late: m.header_timeouts.with_label_values(&[name]),
                 log: Default::default(),
             }),

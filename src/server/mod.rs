@@ -5,6 +5,7 @@ mod addresses;
 mod connections;
 mod drain;
 mod head_deadline;
+pub use head_deadline::HeadDeadline;
 mod listening;
 mod pid_file;
 mod signals;

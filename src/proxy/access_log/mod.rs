@@ -290,6 +290,14 @@ impl TimeCache {
 }
 
 /// A header's bytes, `-` when absent.
+/// A header's value escaped, or `-` when the request has none.
+fn push_header(out: &mut String, v: Option<&http::HeaderValue>) {
+    match v {
+        Some(v) => push_escaped(out, v.as_bytes()),
+        None => out.push('-'),
+    }
+}
+
 fn header_bytes(v: Option<&http::HeaderValue>) -> &[u8] {
     v.map_or(b"-", |v| v.as_bytes())
 }
@@ -363,7 +371,8 @@ impl LogRecord<'_> {
                 out.push_str(" - - [");
                 out.push_str(clock.combined(self.time));
                 out.push_str("] \"");
-                push_escaped(out, self.method.as_str().as_bytes());
+                // A method is a token (RFC 9110 §9.1): nothing in it needs escaping.
+                out.push_str(self.method.as_str());
                 out.push(' ');
                 push_escaped(out, self.path_and_query().as_bytes());
                 out.push(' ');
@@ -373,9 +382,9 @@ impl LogRecord<'_> {
                 out.push(' ');
                 push_int(out, self.bytes);
                 out.push_str(" \"");
-                push_escaped(out, header_bytes(self.referer));
+                push_header(out, self.referer);
                 out.push_str("\" \"");
-                push_escaped(out, header_bytes(self.user_agent));
+                push_header(out, self.user_agent);
                 out.push_str("\" ");
                 push_escaped(out, self.request_id.as_bytes());
                 out.push(' ');

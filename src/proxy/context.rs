@@ -11,6 +11,11 @@ pub struct RequestCtx {
     pub start: Instant,
     pub project: Option<usize>,
     pub host: String,
+    /// The client's Host header (a share of the request's buffer), for the upstream request.
+    pub host_header: Option<http::HeaderValue>,
+    /// The client's Referer and User-Agent, for the access log, when the head was read (the
+    /// request was not refused before): found in the same pass as the Host.
+    pub logged_headers: Option<[Option<http::HeaderValue>; 2]>,
     pub client_ip: Option<IpAddr>,
     pub request_id: http::HeaderValue,
     /// What the rules asked for, when anything.
@@ -60,6 +65,8 @@ impl RequestCtx {
             start: Instant::now(),
             project: None,
             host: String::new(),
+            host_header: None,
+            logged_headers: None,
             client_ip: None,
             request_id: http::HeaderValue::from_static(""),
             plan: None,

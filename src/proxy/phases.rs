@@ -130,10 +130,17 @@ impl ProxyHttp for RampartProxy {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip().to_canonical());
-        ctx.request_id = forward::request_id(&req.headers);
-        let raw_host = match request_head::requested_host(req) {
-            Ok(host) => host,
+        let raw_host = match request_head::read_head(req) {
+            Ok(head) => {
+                ctx.request_id = forward::request_id(head.request_id);
+                ctx.host_header = head.host_header.cloned();
+                if self.shared.logger.enabled() {
+                    ctx.logged_headers = Some([head.referer.cloned(), head.user_agent.cloned()]);
+                }
+                head.host
+            }
             Err(refusal) => {
+                ctx.request_id = forward::request_id(req.headers.get(forward::X_REQUEST_ID));
                 let body = format!("{}\n", refusal.reason);
                 // What follows the head (a body?) cannot be trusted to be framed as said.
                 session.set_keepalive(None);
@@ -412,14 +419,14 @@ impl ProxyHttp for RampartProxy {
             .ok_or_else(|| status_error(500, "no project"))?;
         // The client's Host (h2 clients send :authority instead), shared, not copied.
         let req = session.req_header();
-        let original_host = req.headers.get(http::header::HOST).cloned().or_else(|| {
+        let original_host = ctx.host_header.clone().or_else(|| {
             req.uri
                 .authority()
                 .map(|a| a.as_str())
                 .or_else(|| request_head::target_authority_str(req))
                 .and_then(|a| http::HeaderValue::from_str(a).ok())
         });
-        let had_host = req.headers.contains_key(http::header::HOST);
+        let had_host = ctx.host_header.is_some();
         // The backend's name when the client's Host is not preserved, or when the client
         // named none (HTTP/1.0): HTTP/1.1 backends need one.
         let backend_host = match &ctx.backend {
@@ -596,6 +603,13 @@ impl ProxyHttp for RampartProxy {
         metrics.observe(status, elapsed.as_secs_f64());
         if self.shared.logger.enabled() {
             let req = session.req_header();
+            let [referer, user_agent] = match &ctx.logged_headers {
+                Some([r, u]) => [r.as_ref(), u.as_ref()],
+                None => [
+                    req.headers.get(http::header::REFERER),
+                    req.headers.get(http::header::USER_AGENT),
+                ],
+            };
             self.shared
                 .logger
                 .log(&crate::proxy::access_log::LogRecord {
@@ -612,8 +626,8 @@ impl ProxyHttp for RampartProxy {
                     status,
                     bytes: session.body_bytes_sent(),
                     duration: elapsed,
-                    referer: req.headers.get(http::header::REFERER),
-                    user_agent: req.headers.get(http::header::USER_AGENT),
+                    referer,
+                    user_agent,
                     request_id: &ctx.request_id,
                     project: Some(metrics.name()),
                     upstream: ctx.backend.as_ref().map(|b| b.addr),

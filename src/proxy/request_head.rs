@@ -7,9 +7,10 @@
 //! Host or a forwarding header on the way (refused as by Pingora's default policy, which
 //! Rampart replaces: see `forward::strip_request_headers`).
 
+use super::forward::X_REQUEST_ID;
 use super::router::is_valid_host;
-use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
-use http::{Method, Version};
+use http::header::{CONNECTION, CONTENT_LENGTH, HOST, REFERER, TRANSFER_ENCODING, USER_AGENT};
+use http::{HeaderValue, Method, Version};
 use pingora_core::protocols::http::authority::{raw_target_authority, RawTargetAuthority};
 use pingora_http::RequestHeader;
 
@@ -24,19 +25,37 @@ const fn refuse(status: u16, reason: &'static str) -> Refusal {
     Refusal { status, reason }
 }
 
+/// What the proxy reads from a request's head, in its one pass over the headers.
+pub struct Head<'a> {
+    /// The name the request is for, as sent (see [`requested_host`]).
+    pub host: &'a str,
+    /// The Host header, when the request has one.
+    pub host_header: Option<&'a HeaderValue>,
+    /// The client's X-Request-Id, when the request has one (the first).
+    pub request_id: Option<&'a HeaderValue>,
+    /// For the access log.
+    pub referer: Option<&'a HeaderValue>,
+    pub user_agent: Option<&'a HeaderValue>,
+}
+
 /// The name the request is for, as sent (port included): the absolute-form target's
 /// authority, else `:authority` (h2), else the Host header; empty for an HTTP/1.0 request
 /// with neither. Refuses the request when its head is malformed.
 pub fn requested_host(req: &RequestHeader) -> Result<&str, Refusal> {
+    read_head(req).map(|head| head.host)
+}
+
+/// [`requested_host`], with the headers the proxy needs later found in the same pass.
+pub fn read_head(req: &RequestHeader) -> Result<Head<'_>, Refusal> {
     let target_host = target_authority(req)?;
-    // One pass over the (few) headers costs less than three hash lookups.
-    let (mut host_header, mut lengths, mut codings) = (None, 0, 0);
+    // One pass over the (few) headers costs less than a hash lookup for each name needed.
+    let (mut host_value, mut request_id, mut referer, mut user_agent) = (None, None, None, None);
+    let (mut lengths, mut codings) = (0, 0);
     let (mut length_ok, mut chunked) = (true, true);
     let mut connection_options = 0;
     for (name, value) in req.headers.iter() {
         if *name == HOST {
-            // A Host that is not visible ASCII reads as "\0": refused below as invalid.
-            host_header = Some(value.to_str().unwrap_or("\0"));
+            host_value = Some(value);
         } else if *name == CONTENT_LENGTH {
             lengths += 1;
             let digits = value.as_bytes();
@@ -49,8 +68,16 @@ pub fn requested_host(req: &RequestHeader) -> Result<&str, Refusal> {
                 .eq_ignore_ascii_case(b"chunked");
         } else if *name == CONNECTION {
             check_connection(value.as_bytes(), &mut connection_options)?;
+        } else if *name == USER_AGENT {
+            user_agent.get_or_insert(value);
+        } else if *name == REFERER {
+            referer.get_or_insert(value);
+        } else if *name == X_REQUEST_ID {
+            request_id.get_or_insert(value);
         }
     }
+    // A Host that is not visible ASCII reads as "\0": refused below as invalid.
+    let host_header = host_value.map(|v| v.to_str().unwrap_or("\0"));
     if lengths > 1 || !length_ok {
         return Err(refuse(400, "the Content-Length header is not one number"));
     }
@@ -69,7 +96,13 @@ pub fn requested_host(req: &RequestHeader) -> Result<&str, Refusal> {
     if (host.is_empty() && host_header.is_some()) || (!host.is_empty() && !is_valid_host(host)) {
         return Err(refuse(400, "the Host header is not a host name"));
     }
-    Ok(host)
+    Ok(Head {
+        host,
+        host_header: host_value,
+        request_id,
+        referer,
+        user_agent,
+    })
 }
 
 /// Options a request's `Connection` headers may list (Pingora's limit).

@@ -88,20 +88,25 @@ const HOST_BYTES: [bool; 256] = {
 
 /// The request's host, lowercased, without port (IPv6 brackets kept).
 pub fn normalize_host(raw: &str) -> String {
-    let raw = raw.trim();
-    let without_port = if raw.starts_with('[') {
-        raw.find(']').map_or(raw, |i| &raw[..=i])
+    // Byte searches: on every request, `trim` and `rsplit_once` cost several times more.
+    let raw = raw.trim_ascii();
+    let bytes = raw.as_bytes();
+    let without_port = if bytes.first() == Some(&b'[') {
+        bytes
+            .iter()
+            .position(|&b| b == b']')
+            .map_or(raw, |i| &raw[..=i])
     } else {
-        raw.rsplit_once(':').map_or(raw, |(h, p)| {
-            if p.bytes().all(|b| b.is_ascii_digit()) {
-                h
-            } else {
-                raw
-            }
-        })
+        match bytes.iter().rposition(|&b| b == b':') {
+            Some(i) if bytes[i + 1..].iter().all(u8::is_ascii_digit) => &raw[..i],
+            _ => raw,
+        }
     };
-    let h = without_port.trim_end_matches('.');
-    h.to_ascii_lowercase()
+    let kept = without_port
+        .bytes()
+        .rposition(|b| b != b'.')
+        .map_or(0, |i| i + 1);
+    without_port[..kept].to_ascii_lowercase()
 }
 
 #[cfg(test)]

@@ -62,6 +62,9 @@ pub struct HeadDeadline {
     state: State,
     /// Kept across requests and reset: creating a timer per slow head would cost more.
     timer: Option<Pin<Box<Sleep>>>,
+    /// The keep-alive check polled `timer` since it was last set: it will wake this
+    /// connection's task (the only one reading it) when it fires, with no need to poll again.
+    timer_polled: bool,
     /// When the connection was accepted: the origin of `idle_since`.
     opened: Instant,
     /// Milliseconds after `opened` at which the last request was done, plus one; 0 while a
@@ -77,6 +80,7 @@ impl HeadDeadline {
             limit,
             state: State::Idle,
             timer: None,
+            timer_polled: false,
             opened: Instant::now(),
             idle_since: AtomicU64::new(0),
         })
@@ -115,6 +119,10 @@ impl HeadDeadline {
         // Set for an earlier idle time or a head (or a later head deadline): moved now.
         if timer.deadline() > deadline {
             timer.as_mut().reset(deadline);
+            self.timer_polled = false;
+        }
+        if self.timer_polled && !timer.is_elapsed() {
+            return Poll::Pending;
         }
         while timer.as_mut().poll(cx).is_ready() {
             if timer.deadline() >= deadline {
@@ -122,6 +130,7 @@ impl HeadDeadline {
             }
             timer.as_mut().reset(deadline);
         }
+        self.timer_polled = true;
         Poll::Pending
     }
 
@@ -164,6 +173,7 @@ impl HeadDeadline {
                 Some(timer) => timer.as_mut().reset(deadline),
                 None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
             }
+            self.timer_polled = false;
         }
         true
     }

@@ -289,7 +289,6 @@ impl TimeCache {
     }
 }
 
-/// A header's bytes, `-` when absent.
 /// A header's value escaped, or `-` when the request has none.
 fn push_header(out: &mut String, v: Option<&http::HeaderValue>) {
     match v {
@@ -298,6 +297,7 @@ fn push_header(out: &mut String, v: Option<&http::HeaderValue>) {
     }
 }
 
+/// A header's bytes, `-` when absent.
 fn header_bytes(v: Option<&http::HeaderValue>) -> &[u8] {
     v.map_or(b"-", |v| v.as_bytes())
 }

@@ -297,15 +297,6 @@ pub fn strip_hop_by_hop_response(status: http::StatusCode, headers: &mut HeaderM
     }
 }
 
-/// Pingora's own inserts on a response (`Date`, `Connection`) reserve room for a new header
-/// even when they replace one: a full map would be grown and rehashed just to replace a value
-/// (~500 instructions). The backend's `Connection`, which Pingora rewrites, makes the room.
-pub fn leave_room_for_pingora(headers: &mut HeaderMap) {
-    if headers.keys_len() == headers.capacity() {
-        headers.remove(CONNECTION);
-    }
-}
-
 /// Applies rule header operations, in order.
 pub fn apply_ops(headers: &mut HeaderMap, ops: &[HeaderOp]) {
     for op in ops {

@@ -100,20 +100,15 @@ impl ProxyHttp for RampartProxy {
         downstream.set_pipelining_enabled(true);
         // Pingora keeps an idle HTTP/1.1 connection open for ever between requests (or as long
         // as the client's Keep-Alive header asks): a client could hold sockets at no cost. The
-        // listener's `keepalive_timeout` is kept by the stream's wrapper (`HeadDeadline`),
-        // Pingora's only for a client asking for less.
+        // listener's `keepalive_timeout` is kept by the stream's wrapper (`HeadDeadline`, under
+        // every HTTP/1 stream: `server::connections`), Pingora's only for a client asking for
+        // less. HTTP/2 connections have no wrapper and their own idle timeout.
         let asked = downstream.get_keepalive();
-        match downstream.stream().and_then(HeadDeadline::of) {
-            Some(conn) => {
-                conn.request_began();
-                if asked.is_some_and(|t| t > self.keepalive_secs) {
-                    downstream.set_keepalive(Some(0));
-                }
+        if let Some(conn) = downstream.stream().and_then(HeadDeadline::of) {
+            conn.request_began();
+            if asked.is_some_and(|t| t > self.keepalive_secs) {
+                downstream.set_keepalive(Some(0));
             }
-            None if asked.is_some_and(|t| t == 0 || t > self.keepalive_secs) => {
-                downstream.set_keepalive(Some(self.keepalive_secs));
-            }
-            None => {}
         }
         if self
             .shared
@@ -510,7 +505,6 @@ impl ProxyHttp for RampartProxy {
                 forward::apply_ops(headers, &plan.response_headers);
             }
             headers.insert(forward::X_REQUEST_ID, ctx.request_id.clone());
-            forward::leave_room_for_pingora(headers);
         });
         Ok(())
     }

@@ -77,7 +77,7 @@ pub fn read_head(req: &RequestHeader) -> Result<Head<'_>, Refusal> {
         }
     }
     // A Host that is not visible ASCII reads as "\0": refused below as invalid.
-    let host_header = host_value.map(|v| v.to_str().unwrap_or("\0"));
+    let host_text = host_value.map(|v| v.to_str().unwrap_or("\0"));
     if lengths > 1 || !length_ok {
         return Err(refuse(400, "the Content-Length header is not one number"));
     }
@@ -85,15 +85,15 @@ pub fn read_head(req: &RequestHeader) -> Result<Head<'_>, Refusal> {
     if codings > 1 || !chunked {
         return Err(refuse(501, "only the chunked transfer coding is supported"));
     }
-    if req.version == Version::HTTP_11 && host_header.is_none() {
+    if req.version == Version::HTTP_11 && host_text.is_none() {
         // RFC 9112 §3.2: even with an absolute-form target.
         return Err(refuse(400, "an HTTP/1.1 request needs a Host header"));
     }
     let host = target_host
         .or_else(|| req.uri.authority().map(|a| a.as_str()))
-        .or(host_header)
+        .or(host_text)
         .unwrap_or("");
-    if (host.is_empty() && host_header.is_some()) || (!host.is_empty() && !is_valid_host(host)) {
+    if (host.is_empty() && host_text.is_some()) || (!host.is_empty() && !is_valid_host(host)) {
         return Err(refuse(400, "the Host header is not a host name"));
     }
     Ok(Head {

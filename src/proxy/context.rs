@@ -1,5 +1,6 @@
 //! What one request carries from phase to phase.
 
+use super::forward::IpText;
 use crate::rules::Plan;
 use crate::upstream::{BackendState, InFlight, Pool};
 use smallvec::SmallVec;
@@ -17,6 +18,8 @@ pub struct RequestCtx {
     /// request was not refused before): found in the same pass as the Host.
     pub logged_headers: Option<[Option<http::HeaderValue>; 2]>,
     pub client_ip: Option<IpAddr>,
+    /// `client_ip` as text, formatted once for the forwarding headers and the access log.
+    pub client_ip_text: Option<IpText>,
     pub request_id: http::HeaderValue,
     /// What the rules asked for, when anything.
     pub plan: Option<Box<Plan>>,
@@ -68,6 +71,7 @@ impl RequestCtx {
             host_header: None,
             logged_headers: None,
             client_ip: None,
+            client_ip_text: None,
             request_id: http::HeaderValue::from_static(""),
             plan: None,
             matched_rules: Vec::new(),

@@ -125,6 +125,7 @@ impl ProxyHttp for RampartProxy {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip().to_canonical());
+        ctx.client_ip_text = ctx.client_ip.map(forward::IpText::new);
         let raw_host = match request_head::read_head(req) {
             Ok(head) => {
                 ctx.request_id = forward::request_id(head.request_id);
@@ -446,7 +447,7 @@ impl ProxyHttp for RampartProxy {
             forward::strip_request_headers(headers, hops);
             forward::set_forwarded(
                 headers,
-                ctx.client_ip,
+                ctx.client_ip_text.as_ref(),
                 self.scheme,
                 original_host.clone(),
                 &ctx.request_id,
@@ -608,7 +609,7 @@ impl ProxyHttp for RampartProxy {
                 .logger
                 .log(&crate::proxy::access_log::LogRecord {
                     time: std::time::SystemTime::now() - elapsed,
-                    client_ip: ctx.client_ip,
+                    client_ip: ctx.client_ip_text.as_ref(),
                     method: &req.method,
                     uri: &req.uri,
                     host: &ctx.host,

@@ -144,6 +144,11 @@ impl HeadDeadline {
         if new.is_empty() {
             return false;
         }
+        // A head that came in one read (nearly all) ends it: no search.
+        if new.ends_with(b"\r\n\r\n") {
+            self.state = State::Body;
+            return false;
+        }
         let mut joined = [0u8; 6];
         let take = new.len().min(3);
         joined[..3].copy_from_slice(&tail);

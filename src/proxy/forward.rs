@@ -30,8 +30,7 @@ pub fn request_id(client: Option<&HeaderValue>) -> HeaderValue {
 }
 
 /// 32 hex digits of a fast per-thread generator seeded from the OS: ids must be unique, not
-/// secret. They are cut from a per-thread buffer shared by reference count, so the copies
-/// sent upstream, echoed and logged cost no allocation each.
+/// secret.
 fn new_request_id() -> HeaderValue {
     /// Each byte's two hex digits: one load per byte rather than two.
     const HEX_PAIRS: [[u8; 2]; 256] = {
@@ -44,28 +43,41 @@ fn new_request_id() -> HeaderValue {
         }
         t
     };
-    /// Ids per buffer: one allocation per 64 requests; a buffer is freed when its last id is.
-    const IDS_PER_BUFFER: usize = 64;
     thread_local! {
-        static IDS: std::cell::RefCell<(SmallRng, BytesMut)> =
-            std::cell::RefCell::new((SmallRng::from_entropy(), BytesMut::new()));
+        static RNG: std::cell::RefCell<SmallRng> =
+            std::cell::RefCell::new(SmallRng::from_entropy());
     }
-    IDS.with(|ids| {
-        let (rng, buffer) = &mut *ids.borrow_mut();
-        if buffer.capacity() < 32 {
-            *buffer = BytesMut::with_capacity(32 * IDS_PER_BUFFER);
+    let mut id = [[0u8; 2]; 16];
+    let random = RNG.with(|rng| rng.borrow_mut().gen::<u128>());
+    for (pair, byte) in id.iter_mut().zip(random.to_be_bytes()) {
+        *pair = HEX_PAIRS[usize::from(byte)];
+    }
+    shared_value(id.as_flattened())
+}
+
+/// A header value of visible ASCII made per request (request ids, client addresses), cut from
+/// a per-thread buffer shared by reference count: one allocation per ~2 KiB of values, and
+/// the copies sent upstream, echoed and logged cost no allocation each (a value of its own
+/// allocates, and allocates again when first cloned).
+fn shared_value(text: &[u8]) -> HeaderValue {
+    const BUFFER: usize = 2048;
+    thread_local! {
+        static VALUES: std::cell::RefCell<BytesMut> = std::cell::RefCell::new(BytesMut::new());
+    }
+    debug_assert!(text.iter().all(u8::is_ascii_graphic));
+    let value = VALUES.with(|values| {
+        let buffer = &mut *values.borrow_mut();
+        if buffer.capacity() < text.len() {
+            // The old buffer is freed when its last value is.
+            *buffer = BytesMut::with_capacity(BUFFER.max(text.len()));
         }
-        let mut id = [[0u8; 2]; 16];
-        for (pair, byte) in id.iter_mut().zip(rng.gen::<u128>().to_be_bytes()) {
-            *pair = HEX_PAIRS[usize::from(byte)];
-        }
-        buffer.extend_from_slice(id.as_flattened());
-        let id = buffer.split().freeze();
-        debug_assert!(id.iter().all(u8::is_ascii_hexdigit));
-        // SAFETY: hex digits are visible ASCII, valid in a header value (checking them again
-        // cost ~120 instructions per request).
-        unsafe { HeaderValue::from_maybe_shared_unchecked(id) }
-    })
+        buffer.extend_from_slice(text);
+        buffer.split().freeze()
+    });
+    // SAFETY: the callers' text is visible ASCII (hex digits; digits, dots, colons and hex
+    // letters of an address), valid in a header value; checking it again cost ~120
+    // instructions per request for an id.
+    unsafe { HeaderValue::from_maybe_shared_unchecked(value) }
 }
 
 /// Edits the upstream request's headers directly in its `HeaderMap`.
@@ -263,7 +275,7 @@ pub fn set_forwarded(
     // Room for the five headers below at once: growing one at a time rehashes three times.
     headers.reserve(5);
     if let Some(text) = client_ip {
-        let ip_value = HeaderValue::from_bytes(text.as_bytes()).expect("an IP is a valid value");
+        let ip_value = shared_value(text.as_bytes());
         // One hash per header: `entry` finds the slot that an insert would look up again.
         match headers.entry(X_FORWARDED_FOR) {
             Entry::Occupied(mut prev) => {
@@ -506,6 +518,18 @@ mod tests {
         for o in 0..=255u8 {
             let ip = IpAddr::from([o, 255 - o, o / 10, 9]);
             assert_eq!(IpText::new(ip).as_bytes(), ip.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn values_cut_from_the_shared_buffer_keep_their_text_across_buffers() {
+        // Enough values to fill several 2 KiB buffers, all alive at once.
+        let texts: Vec<String> = (0..600)
+            .map(|i| format!("10.{}.{}.{i}", i % 7, i % 300))
+            .collect();
+        let values: Vec<HeaderValue> = texts.iter().map(|t| shared_value(t.as_bytes())).collect();
+        for (text, value) in texts.iter().zip(&values) {
+            assert_eq!(value.as_bytes(), text.as_bytes());
         }
     }
 

@@ -743,3 +743,23 @@ fn a_chain_in_the_wrong_order_is_named() {
         c.stderr
     );
 }
+
+#[test]
+fn unreadable_config_file_has_no_made_up_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.yaml");
+    let out = std::process::Command::new(rampart_bin())
+        .args(["check", "-c"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "{}: cannot read the configuration file: No such file or directory",
+            missing.display()
+        )),
+        "{stderr}"
+    );
+}

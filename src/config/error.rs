@@ -19,12 +19,34 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
-        if !self.key.is_empty() {
-            write!(f, "{}: ", self.key)?;
-        }
-        f.write_str(&self.message)
+        write_located(
+            f,
+            &self.file,
+            (self.line, self.column),
+            &self.key,
+            &self.message,
+        )
     }
+}
+
+/// `FILE:LINE:COLUMN: key: message`, as compilers print (editors jump to it); a problem with
+/// no position (an unreadable file) is `FILE: message`, not a made-up `FILE:0:0`.
+pub fn write_located(
+    f: &mut fmt::Formatter<'_>,
+    file: &std::path::Path,
+    (line, column): (usize, usize),
+    key: &str,
+    message: &str,
+) -> fmt::Result {
+    write!(f, "{}:", file.display())?;
+    if line > 0 {
+        write!(f, "{line}:{column}:")?;
+    }
+    f.write_str(" ")?;
+    if !key.is_empty() {
+        write!(f, "{key}: ")?;
+    }
+    f.write_str(message)
 }
 
 /// All the problems of one configuration file (never empty).

@@ -1,7 +1,7 @@
 //! Configuration: environment interpolation, strict parsing, validation into [`Config`].
 
 mod env;
-mod error;
+pub(crate) mod error;
 pub(crate) mod every_error;
 mod model;
 pub(crate) mod position;

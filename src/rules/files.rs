@@ -23,11 +23,13 @@ pub struct FileError {
 
 impl std::fmt::Display for FileError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}:{}: ", self.path.display(), self.line, self.column)?;
-        if !self.key.is_empty() {
-            write!(f, "{}: ", self.key)?;
-        }
-        f.write_str(&self.message)
+        crate::config::error::write_located(
+            f,
+            &self.path,
+            (self.line, self.column),
+            &self.key,
+            &self.message,
+        )
     }
 }
 

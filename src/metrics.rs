@@ -152,6 +152,7 @@ pub const UPSTREAM_ERROR_KINDS: [&str; 4] = ["connect", "timeout", "closed", "io
 pub const NO_PROJECT: &str = "_none";
 
 /// Cached metric handles and counters of one project.
+#[derive(Debug)]
 pub struct ProjectMetrics {
     name: Arc<str>,
     by_code: Box<[OnceLock<IntCounter>]>,

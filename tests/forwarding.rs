@@ -2,6 +2,7 @@
 
 mod common;
 use common::*;
+use std::time::Duration;
 
 /// Rampart with one catch-all project on a pool of `backend`; returns it and its listener's
 /// address (`host:port`).
@@ -107,7 +108,7 @@ fn trusted_proxy_headers_are_extended_and_request_id_kept() {
 #[test]
 fn http_1_0_is_served_and_garbage_gets_400() {
     let up = Upstream::start("up");
-    let (_r, addr) = start("", &up.addr_string());
+    let (r, addr) = start("", &up.addr_string());
     let answer = |request: &[u8]| {
         String::from_utf8_lossy(&raw_request(&addr, request).unwrap()).into_owned()
     };
@@ -161,6 +162,21 @@ fn http_1_0_is_served_and_garbage_gets_400() {
     assert!(
         out.starts_with("HTTP/1.1 400"),
         "HTTP/0.9 gets 400, got: {out:?}"
+    );
+    // Pingora's own answer, before any phase of Rampart's: a header line without a colon.
+    let out = answer(b"GET / HTTP/1.1\r\nHost a.test\r\n\r\n");
+    assert!(out.starts_with("HTTP/1.1 400"), "{out:?}");
+
+    // Every 400 above is counted with the requests that reached no project: the five
+    // Rampart refused (bad or missing Host) and the two Pingora could not parse, which no
+    // phase of the proxy sees.
+    let sample = "rampart_requests_total{code=\"400\",project=\"_none\"}";
+    poll_until(Duration::from_secs(10), "seven 400s counted", || {
+        (r.metric(sample) == Some(7.0)).then_some(())
+    });
+    r.wait_for_log(
+        "answered 400 to a request head from 127.0.0.1:",
+        Duration::from_secs(10),
     );
 }
 
@@ -263,7 +279,7 @@ fn websocket_echo_backend() -> String {
 fn websocket_round_trip(http: &str) -> Result<(), String> {
     use std::io::{Read, Write};
     let mut conn = std::net::TcpStream::connect(http).unwrap();
-    conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     conn.write_all(
         b"GET /chat HTTP/1.1\r\nHost: site.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",

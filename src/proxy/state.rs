@@ -42,7 +42,7 @@ pub struct Shared {
     pub projects: Vec<Project>,
     pub pools: HashMap<String, Arc<Pool>>,
     /// Metrics of requests that reached no project.
-    pub unrouted: ProjectMetrics,
+    pub unrouted: Arc<ProjectMetrics>,
     pub logger: AccessLogger,
     pub started: std::time::SystemTime,
     /// Set when SIGQUIT (upgrade) or SIGTERM arrives: responses then carry `Connection: close`
@@ -105,7 +105,7 @@ impl Shared {
             instance_name: config.instance_name.clone(),
             projects,
             pools,
-            unrouted: ProjectMetrics::new(crate::metrics::NO_PROJECT),
+            unrouted: Arc::new(ProjectMetrics::new(crate::metrics::NO_PROJECT)),
             logger,
             started: std::time::SystemTime::now(),
             draining: Arc::default(),

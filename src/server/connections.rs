@@ -36,7 +36,12 @@ pub struct Counted<A> {
 }
 
 impl<A> Counted<A> {
-    pub fn new(inner: A, listener: &crate::config::ListenerSettings) -> Self {
+    /// `unrouted`: where answers Pingora gives on its own are counted (see `head_deadline`).
+    pub fn new(
+        inner: A,
+        listener: &crate::config::ListenerSettings,
+        unrouted: Arc<crate::metrics::ProjectMetrics>,
+    ) -> Self {
         let m = &crate::metrics::METRICS;
         let (name, max) = (listener.name.as_str(), listener.max_connections);
         Counted {
@@ -48,6 +53,8 @@ impl<A> Counted<A> {
                 keepalive: listener.keepalive_timeout,
                 late: m.header_timeouts.with_label_values(&[name]),
                 log: Default::default(),
+                unrouted,
+                own_answer_log: Default::default(),
             }),
             count: AtomicU32::new(0),
             open: m.connections_open.with_label_values(&[name]),

@@ -12,6 +12,12 @@
 //! timer for every request (~2 100 instructions, a quarter of what Rampart adds to a bare
 //! Pingora proxy). Here the timer moves only when it fires: while requests keep coming it
 //! fires once per `keepalive_timeout` and is set again for the connection's latest idle time.
+//!
+//! The writes also show the answers Pingora gives on its own, before any of Rampart's phases:
+//! a head it cannot parse gets `400` and the connection closes, with no hook called. A status
+//! line written while a head is in and the proxy was not handed it is such an answer: it is
+//! counted with the requests that reached no project and logged (throttled), so malformed
+//! requests show in the metrics as they would in nginx's log.
 
 use async_trait::async_trait;
 use pingora_core::protocols::raw_connect::ProxyDigest;
@@ -22,7 +28,7 @@ use pingora_core::protocols::{SocketDigest, TimingDigest};
 use std::future::Future;
 use std::io::IoSlice;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -53,6 +59,9 @@ pub struct HeadLimit {
     pub keepalive: Duration,
     pub late: prometheus::IntCounter,
     pub log: crate::log_throttle::Throttle,
+    /// Where Pingora's own answers are counted: with the requests that reached no project.
+    pub unrouted: Arc<crate::metrics::ProjectMetrics>,
+    pub own_answer_log: crate::log_throttle::Throttle,
 }
 
 #[derive(Debug)]
@@ -71,6 +80,8 @@ pub struct HeadDeadline {
     /// request is in hand. Atomic because the proxy's phases reach the stream only by shared
     /// reference.
     idle_since: AtomicU64,
+    /// The proxy's phases took the current request (until its answer begins).
+    handed: AtomicBool,
 }
 
 impl HeadDeadline {
@@ -83,6 +94,7 @@ impl HeadDeadline {
             timer_polled: false,
             opened: Instant::now(),
             idle_since: AtomicU64::new(0),
+            handed: AtomicBool::new(false),
         })
     }
 
@@ -96,6 +108,7 @@ impl HeadDeadline {
     /// by the proxy, as a pipelined request's head never passes through here on its own.
     pub fn request_began(&self) {
         self.idle_since.store(0, Relaxed);
+        self.handed.store(true, Relaxed);
     }
 
     /// The request was answered in full at `at`: the connection idles until the next one.
@@ -215,8 +228,36 @@ impl HeadDeadline {
             Some(b"101") => self.state = State::Tunnel,
             // `100 Continue`, `103 Early Hints`: the request's body is still to come.
             Some([b'1', ..]) => {}
-            _ => self.state = State::Idle,
+            code => {
+                // A response's later writes (its body) come in `Idle`: never taken for one.
+                let handed = std::mem::take(self.handed.get_mut());
+                if let (Some(code), false, false) = (code, handed, self.state == State::Idle) {
+                    self.own_answer(code);
+                }
+                self.state = State::Idle;
+            }
         }
+    }
+
+    /// Pingora answered a head the proxy never saw (one it could not parse): counted and
+    /// logged, as the proxy's `logging` phase does for the others.
+    #[cold]
+    fn own_answer(&self, code: &[u8]) {
+        let Some(code) = std::str::from_utf8(code).ok().and_then(|c| c.parse().ok()) else {
+            return;
+        };
+        let limit = &self.limit;
+        limit.unrouted.observe(code, 0.0);
+        let client = self.inner.get_socket_digest();
+        let client = client.as_ref().and_then(|d| d.peer_addr());
+        crate::throttled!(
+            warn,
+            limit.own_answer_log,
+            "listener {}: answered {code} to a request head from {} that could not be parsed (Pingora's own answer; counted in rampart_requests_total{{project=\"{}\"}})",
+            limit.listener,
+            client.map_or_else(|| "an unknown address".to_string(), |a| a.to_string()),
+            crate::metrics::NO_PROJECT,
+        );
     }
 }
 

@@ -257,7 +257,7 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
         // Pingora counts the reuses after the first request.
         options.keepalive_request_limit = Some(listener.keepalive_requests.saturating_sub(1));
         proxy.server_options = Some(options);
-        let app = connections::Counted::new(proxy, listener);
+        let app = connections::Counted::new(proxy, listener, shared.unrouted.clone());
         let mut service = pingora_core::services::listening::Service::new(
             format!("listener {}", listener.name),
             app,

@@ -33,6 +33,9 @@ measure() {
 }
 
 bare_req=0; bare_cpu=0; ramp_req=0; ramp_cpu=0
+# Each round's own ratio (Rampart's CPU per request over the bare proxy's, measured a few
+# seconds apart): their spread shows how much the host moved during the run.
+round_ratios=()
 printf "%-8s %-6s %12s %10s %14s\n" proxy round requests req/s "cpu µs/req" >&2
 for round in $(seq "$ROUNDS"); do
   taskset -c 0 target/release/examples/bare_pingora "127.0.0.1:$BARE" "127.0.0.1:$UP" 1 2>/dev/null &
@@ -40,12 +43,14 @@ for round in $(seq "$ROUNDS"); do
   read -r req cpu < <(measure bare "$pid" "$BARE")
   stop "$pid"
   bare_req=$((bare_req + req)); bare_cpu=$((bare_cpu + cpu)); row bare "$round" "$req" "$cpu"
+  bare_round_req=$req; bare_round_cpu=$cpu
 
   RUST_LOG=warn taskset -c 0 target/release/rampart run -c "$tmp/rampart.yaml" 2>"$tmp/rampart.err" &
   pid=$!
   read -r req cpu < <(measure rampart "$pid" "$RAMP")
   stop "$pid"
   ramp_req=$((ramp_req + req)); ramp_cpu=$((ramp_cpu + cpu)); row rampart "$round" "$req" "$cpu"
+  round_ratios+=("$(awk -v br="$bare_round_req" -v bc="$bare_round_cpu" -v rr="$req" -v rc="$cpu" 'BEGIN { printf "%.3f", (rc/rr)/(bc/br) }')")
 done
 lines=$(wc -l < "$tmp/access.log")
 awk -v br="$bare_req" -v bc="$bare_cpu" -v rr="$ramp_req" -v rc="$ramp_cpu" -v hz="$HZ" -v d="$DURATION" \
@@ -55,3 +60,5 @@ awk -v br="$bare_req" -v bc="$bare_cpu" -v rr="$ramp_req" -v rc="$ramp_cpu" -v h
   printf "rampart (%d rules, access log on, %d lines written): %.2f µs CPU/request, %.0f req/s\n", rules, lines, r, rr/(d*n)
   printf "CPU per request, rampart/bare: %.3f    requests/s, rampart/bare: %.3f\n", r/b, rr/br
 }'
+printf "per-round ratios: %s; median %s\n" "${round_ratios[*]}" \
+  "$(printf "%s\n" "${round_ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')"

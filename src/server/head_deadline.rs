@@ -231,7 +231,8 @@ impl HeadDeadline {
             code => {
                 // A response's later writes (its body) come in `Idle`: never taken for one.
                 let handed = std::mem::take(self.handed.get_mut());
-                if let (Some(code), false, false) = (code, handed, self.state == State::Idle) {
+                let head_in = self.state != State::Idle;
+                if let Some(code) = code.filter(|_| head_in && !handed) {
                     self.own_answer(code);
                 }
                 self.state = State::Idle;

@@ -347,6 +347,45 @@ fn access_log_escapes_what_clients_send() {
     }
 }
 
+/// A head Pingora cannot parse gets its `400` before any phase of Rampart runs: the line is
+/// still in the access log, with `-` for the request it could not read, as nginx writes it.
+#[test]
+fn access_log_has_the_400_for_a_head_that_could_not_be_parsed() {
+    let up = Upstream::start("up");
+    // A header line without a colon.
+    let garbage = b"GET /x HTTP/1.1\r\nHost shop.test\r\n\r\n";
+    for (format, check) in [
+        (
+            "combined",
+            &(|line: &str| {
+                assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
+                assert!(line.ends_with(r#"] "-" 400 0 "-" "-" - 0.000"#), "{line}");
+            }) as &dyn Fn(&str),
+        ),
+        ("json", &|line| {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(v["status"], 400);
+            assert_eq!(v["client_ip"], "127.0.0.1");
+            assert_eq!(v["method"], serde_json::Value::Null);
+            assert_eq!(v["uri"], serde_json::Value::Null);
+            assert_eq!(v["project"], "_none");
+        }),
+        (
+            "\"{method} {path} {protocol} {status} {project}\"",
+            &|line| {
+                assert_eq!(line, "- - - 400 _none");
+            },
+        ),
+    ] {
+        let (r, log, http) = start_logging_to_file(&up, Some(format));
+        let answer = raw_request(&http, garbage).unwrap();
+        assert!(answer.starts_with(b"HTTP/1.1 400 "), "{answer:?}");
+        check(first_line(&log).trim_end());
+        drop(r);
+    }
+    assert_eq!(up.hits(), 0);
+}
+
 /// The access log's first line, once it is written whole.
 fn first_line(log: &std::path::Path) -> String {
     poll_until(Duration::from_secs(5), "the access log line", || {

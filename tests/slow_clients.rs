@@ -9,14 +9,18 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-fn start(up: &Upstream) -> (Rampart, String) {
+/// Rampart with `header_timeout: 1s`, logging to `access.log` in its directory (returned).
+fn start(up: &Upstream) -> (Rampart, String, std::path::PathBuf) {
     let http = free_addr();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
     let yaml = format!(
-        "admin: {{ listen: \"{}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\", header_timeout: 1s, max_connections: 2 }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
+        "admin: {{ listen: \"{}\" }}\naccess_log: {{ target: {}, format: \"{{client_ip}} {{method}} {{status}} {{project}} {{duration_ms}}\" }}\nlisteners:\n  http: {{ address: \"{http}\", header_timeout: 1s, max_connections: 2 }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
         free_addr(),
+        log.display(),
         up.addr_string()
     );
-    (Rampart::start(&yaml), http)
+    (Rampart::start_in(dir, &yaml), http, log)
 }
 
 /// Reads what the server sends until it closes (or 10 s pass).
@@ -42,7 +46,7 @@ fn trickle(conn: &mut TcpStream, bytes: &[u8], gap: Duration) -> usize {
 #[test]
 fn a_head_trickled_past_header_timeout_gets_408_and_frees_its_place() {
     let up = Upstream::start("up");
-    let (r, http) = start(&up);
+    let (r, http, log) = start(&up);
     // Two trickling clients take both places.
     let began = Instant::now();
     let slow: Vec<_> = (0..2)
@@ -85,12 +89,36 @@ fn a_head_trickled_past_header_timeout_gets_408_and_frees_its_place() {
         "listener http: a client took longer than header_timeout (1s) to send a request head; answered 408 and closed",
         Duration::from_secs(5),
     );
+    // Counted and logged with the requests that reached no project, as nginx logs its 408s:
+    // no request line was read, and the head had been coming for the whole timeout.
+    assert_eq!(
+        r.metric("rampart_requests_total{code=\"408\",project=\"_none\"}"),
+        Some(2.0)
+    );
+    let text = poll_until(Duration::from_secs(5), "three lines in the log", || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        (text.lines().count() == 3).then_some(text)
+    });
+    let mut timed_out = 0;
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        match fields[..] {
+            ["127.0.0.1", "-", "408", "_none", ms] => {
+                let ms: f64 = ms.parse().unwrap();
+                assert!((1000.0..3000.0).contains(&ms), "{line}");
+                timed_out += 1;
+            }
+            ["127.0.0.1", "GET", "200", "site", _] => {}
+            _ => panic!("unexpected line: {line}"),
+        }
+    }
+    assert_eq!(timed_out, 2, "{text}");
 }
 
 #[test]
 fn slow_bodies_and_idle_keepalive_connections_are_not_cut() {
     let up = Upstream::start("up");
-    let (_r, http) = start(&up);
+    let (_r, http, _) = start(&up);
     let mut conn = TcpStream::connect(&http).unwrap();
     // The head at once, then a body over about 2 s: the body is not the head's business.
     conn.write_all(b"POST /upload HTTP/1.1\r\nHost: a.test\r\nContent-Length: 10\r\n\r\n")

@@ -610,14 +610,16 @@ impl ProxyHttp for RampartProxy {
                 .log(&crate::proxy::access_log::LogRecord {
                     time: std::time::SystemTime::now() - elapsed,
                     client_ip: ctx.client_ip_text.as_ref(),
-                    method: &req.method,
-                    uri: &req.uri,
+                    request: Some(crate::proxy::access_log::RequestLine {
+                        method: &req.method,
+                        uri: &req.uri,
+                        protocol: match req.version {
+                            http::Version::HTTP_10 => "HTTP/1.0",
+                            http::Version::HTTP_2 => "HTTP/2.0",
+                            _ => "HTTP/1.1",
+                        },
+                    }),
                     host: &ctx.host,
-                    protocol: match req.version {
-                        http::Version::HTTP_10 => "HTTP/1.0",
-                        http::Version::HTTP_2 => "HTTP/2.0",
-                        _ => "HTTP/1.1",
-                    },
                     status,
                     bytes: session.body_bytes_sent(),
                     duration: elapsed,

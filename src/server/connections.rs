@@ -41,6 +41,7 @@ impl<A> Counted<A> {
         inner: A,
         listener: &crate::config::ListenerSettings,
         unrouted: Arc<crate::metrics::ProjectMetrics>,
+        access_log: crate::proxy::access_log::AccessLogger,
     ) -> Self {
         let m = &crate::metrics::METRICS;
         let (name, max) = (listener.name.as_str(), listener.max_connections);
@@ -54,6 +55,7 @@ impl<A> Counted<A> {
                 late: m.header_timeouts.with_label_values(&[name]),
                 log: Default::default(),
                 unrouted,
+                access_log,
                 own_answer_log: Default::default(),
             }),
             count: AtomicU32::new(0),

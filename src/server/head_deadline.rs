@@ -15,9 +15,9 @@
 //!
 //! The writes also show the answers Pingora gives on its own, before any of Rampart's phases:
 //! a head it cannot parse gets `400` and the connection closes, with no hook called. A status
-//! line written while a head is in and the proxy was not handed it is such an answer: it is
-//! counted with the requests that reached no project and logged (throttled), so malformed
-//! requests show in the metrics as they would in nginx's log.
+//! line written while a head is in and the proxy was not handed it is such an answer. It and
+//! the `408` above are counted with the requests that reached no project and written to the
+//! access log (`head_answers`), so malformed and stalled requests show where nginx shows them.
 
 use async_trait::async_trait;
 use pingora_core::protocols::raw_connect::ProxyDigest;
@@ -61,6 +61,8 @@ pub struct HeadLimit {
     pub log: crate::log_throttle::Throttle,
     /// Where Pingora's own answers are counted: with the requests that reached no project.
     pub unrouted: Arc<crate::metrics::ProjectMetrics>,
+    /// Where they are logged, as the proxy logs the requests it answers.
+    pub access_log: crate::proxy::access_log::AccessLogger,
     pub own_answer_log: crate::log_throttle::Throttle,
 }
 
@@ -203,6 +205,9 @@ impl HeadDeadline {
         self.state = State::Body;
         let limit = &self.limit;
         limit.late.inc();
+        let began = self.timer.as_ref().map(|t| t.deadline() - limit.limit);
+        let waited = began.map_or(limit.limit, |b| b.elapsed());
+        super::head_answers::account(limit, &self.inner, 408, waited);
         crate::throttled!(
             warn,
             limit.log,
@@ -248,7 +253,8 @@ impl HeadDeadline {
             return;
         };
         let limit = &self.limit;
-        limit.unrouted.observe(code, 0.0);
+        // The head came in at once, nearly always: no clock was read for it.
+        super::head_answers::account(limit, &self.inner, code, Duration::ZERO);
         let client = self.inner.get_socket_digest();
         let client = client.as_ref().and_then(|d| d.peer_addr());
         crate::throttled!(

@@ -4,6 +4,7 @@
 mod addresses;
 mod connections;
 mod drain;
+mod head_answers;
 mod head_deadline;
 pub use head_deadline::HeadDeadline;
 mod listening;
@@ -257,7 +258,12 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
         // Pingora counts the reuses after the first request.
         options.keepalive_request_limit = Some(listener.keepalive_requests.saturating_sub(1));
         proxy.server_options = Some(options);
-        let app = connections::Counted::new(proxy, listener, shared.unrouted.clone());
+        let app = connections::Counted::new(
+            proxy,
+            listener,
+            shared.unrouted.clone(),
+            shared.logger.clone(),
+        );
         let mut service = pingora_core::services::listening::Service::new(
             format!("listener {}", listener.name),
             app,

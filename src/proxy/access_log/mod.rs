@@ -151,10 +151,10 @@ impl LogFormat {
 pub struct LogRecord<'a> {
     pub time: SystemTime,
     pub client_ip: Option<&'a IpText>,
-    pub method: &'a http::Method,
-    pub uri: &'a http::Uri,
+    /// None when no request line was read: a head Pingora could not parse (it answers 400
+    /// itself) or one cut by `header_timeout` (408). Such lines show `-` there, as nginx's.
+    pub request: Option<RequestLine<'a>>,
     pub host: &'a str,
-    pub protocol: &'static str,
     pub status: u16,
     pub bytes: usize,
     pub duration: Duration,
@@ -167,6 +167,19 @@ pub struct LogRecord<'a> {
     pub tls: Option<&'a pingora_core::protocols::tls::SslDigest>,
     /// Ids of the rules that matched, in evaluation order.
     pub rules: &'a [Arc<str>],
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLine<'a> {
+    pub method: &'a http::Method,
+    pub uri: &'a http::Uri,
+    pub protocol: &'static str,
+}
+
+impl RequestLine<'_> {
+    fn path_and_query(&self) -> &str {
+        self.uri.path_and_query().map_or("/", |p| p.as_str())
+    }
 }
 
 /// Which bytes go out as they are: printable ASCII but `"`, `\` and the bytes of `also`.
@@ -330,10 +343,6 @@ fn header_bytes(v: Option<&http::HeaderValue>) -> &[u8] {
 }
 
 impl LogRecord<'_> {
-    fn path_and_query(&self) -> &str {
-        self.uri.path_and_query().map_or("/", |p| p.as_str())
-    }
-
     fn write_client_ip(&self, out: &mut String) {
         match self.client_ip {
             // Digits, dots, colons and hex digits: nothing to escape.
@@ -375,12 +384,20 @@ impl LogRecord<'_> {
                 };
                 return;
             }
-            Field::Method => self.method.as_str().as_bytes(),
-            Field::Uri => self.path_and_query().as_bytes(),
-            Field::Path => self.uri.path().as_bytes(),
-            Field::Query => self.uri.query().unwrap_or("").as_bytes(),
+            Field::Method | Field::Uri | Field::Path | Field::Query | Field::Protocol => {
+                let Some(line) = &self.request else {
+                    return out.push('-');
+                };
+                match f {
+                    Field::Method => line.method.as_str(),
+                    Field::Uri => line.path_and_query(),
+                    Field::Path => line.uri.path(),
+                    Field::Query => line.uri.query().unwrap_or(""),
+                    _ => line.protocol,
+                }
+                .as_bytes()
+            }
             Field::Host => self.host.as_bytes(),
-            Field::Protocol => self.protocol.as_bytes(),
             Field::Referer => header_bytes(self.referer),
             Field::UserAgent => header_bytes(self.user_agent),
             Field::RequestId => self.request_id.as_bytes(),
@@ -399,12 +416,17 @@ impl LogRecord<'_> {
                 out.push_str(" - - [");
                 out.push_str(clock.combined(self.time));
                 out.push_str("] \"");
-                // A method is a token (RFC 9110 §9.1): nothing in it needs escaping.
-                out.push_str(self.method.as_str());
-                out.push(' ');
-                push_escaped(out, self.path_and_query().as_bytes());
-                out.push(' ');
-                out.push_str(self.protocol);
+                match &self.request {
+                    Some(line) => {
+                        // A method is a token (RFC 9110 §9.1): nothing in it needs escaping.
+                        out.push_str(line.method.as_str());
+                        out.push(' ');
+                        push_escaped(out, line.path_and_query().as_bytes());
+                        out.push(' ');
+                        out.push_str(line.protocol);
+                    }
+                    None => out.push('-'),
+                }
                 out.push_str("\" ");
                 push_int(out, self.status);
                 out.push(' ');
@@ -424,10 +446,10 @@ impl LogRecord<'_> {
                 let v = serde_json::json!({
                     "time": time,
                     "client_ip": self.client_ip.map(IpText::as_str),
-                    "method": self.method.as_str(),
-                    "uri": self.path_and_query(),
+                    "method": self.request.map(|l| l.method.as_str()),
+                    "uri": self.request.as_ref().map(RequestLine::path_and_query),
                     "host": self.host,
-                    "protocol": self.protocol,
+                    "protocol": self.request.map(|l| l.protocol),
                     "status": self.status,
                     "bytes": self.bytes,
                     // Microseconds in milliseconds: 81.873, not 81.87330399999999.
@@ -467,10 +489,12 @@ mod tests {
         LogRecord {
             time: SystemTime::UNIX_EPOCH + Duration::from_secs(86_400),
             client_ip: Some(ip),
-            method: &http::Method::GET,
-            uri,
+            request: Some(RequestLine {
+                method: &http::Method::GET,
+                uri,
+                protocol: "HTTP/1.1",
+            }),
             host: "shop.test",
-            protocol: "HTTP/1.1",
             status: 200,
             bytes: 12,
             duration: Duration::from_micros(1500),

@@ -137,6 +137,14 @@ pub struct AccessLogger {
     queue: Option<Arc<LogQueue>>,
 }
 
+impl std::fmt::Debug for AccessLogger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessLogger")
+            .field("enabled", &self.enabled())
+            .finish()
+    }
+}
+
 impl AccessLogger {
     pub(super) fn new(queue: Option<Arc<LogQueue>>) -> Self {
         AccessLogger { queue }
@@ -166,10 +174,12 @@ mod tests {
         queue.log(&LogRecord {
             time: SystemTime::UNIX_EPOCH,
             client_ip: None,
-            method: &http::Method::GET,
-            uri: &uri,
+            request: Some(crate::proxy::access_log::RequestLine {
+                method: &http::Method::GET,
+                uri: &uri,
+                protocol: "HTTP/1.1",
+            }),
             host: "a.test",
-            protocol: "HTTP/1.1",
             status: 200,
             bytes: 0,
             duration: Duration::ZERO,

@@ -1,0 +1,42 @@
+//! Answers given to request heads that no phase of the proxy saw: Pingora's own `400` for a
+//! head it cannot parse, and the `408` of `header_timeout` (`head_deadline`). They are
+//! counted with the requests that reached no project and written to the access log here, as
+//! the proxy's `logging` phase does for the others (and as nginx logs both), so that an
+//! operator looking for 4xx finds them where the rest are.
+
+use super::head_deadline::HeadLimit;
+use crate::proxy::access_log::LogRecord;
+use crate::proxy::IpText;
+use pingora_core::protocols::Stream;
+use std::time::{Duration, SystemTime};
+
+/// Counts and logs one such answer; `waited`: how long the head had been coming.
+#[cold]
+pub(super) fn account(limit: &HeadLimit, client: &Stream, status: u16, waited: Duration) {
+    limit.unrouted.observe(status, waited.as_secs_f64());
+    if !limit.access_log.enabled() {
+        return;
+    }
+    let ip = client
+        .get_socket_digest()
+        .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()))
+        .map(|ip| IpText::new(ip.to_canonical()));
+    let tls = client.get_ssl_digest();
+    static NO_ID: http::HeaderValue = http::HeaderValue::from_static("-");
+    limit.access_log.log(&LogRecord {
+        time: SystemTime::now() - waited,
+        client_ip: ip.as_ref(),
+        request: None,
+        host: "",
+        status,
+        bytes: 0,
+        duration: waited,
+        referer: None,
+        user_agent: None,
+        request_id: &NO_ID,
+        project: Some(limit.unrouted.name()),
+        upstream: None,
+        tls: tls.as_deref(),
+        rules: &[],
+    });
+}

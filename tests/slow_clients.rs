@@ -115,6 +115,44 @@ fn a_head_trickled_past_header_timeout_gets_408_and_frees_its_place() {
     assert_eq!(timed_out, 2, "{text}");
 }
 
+/// A connection that never sends a byte is closed after `header_timeout` (nginx: after
+/// `client_header_timeout`), not after Pingora's own 60 s, and frees its place.
+#[test]
+fn a_connection_that_sends_nothing_is_closed_after_header_timeout() {
+    let up = Upstream::start("up");
+    let (r, http, log) = start(&up);
+    let began = Instant::now();
+    let silent: Vec<_> = (0..2)
+        .map(|_| {
+            let mut conn = TcpStream::connect(&http).unwrap();
+            std::thread::spawn(move || (read_to_close(&mut conn), began.elapsed()))
+        })
+        .collect();
+    for t in silent {
+        let (answer, after) = t.join().unwrap();
+        // Closed quietly: there was no request to answer.
+        assert_eq!(answer, "");
+        assert!(
+            after >= Duration::from_millis(900) && after < Duration::from_secs(5),
+            "closed after {after:?}"
+        );
+    }
+    // Both places of max_connections are free again.
+    assert_eq!(raw_get(&http, "/after", &[]).unwrap().status, 200);
+    // Nothing to log or count for a request that never began.
+    let text = poll_until(Duration::from_secs(5), "the request in the log", || {
+        std::fs::read_to_string(&log).ok().filter(|t| !t.is_empty())
+    });
+    assert!(
+        text.starts_with("127.0.0.1 GET 200 site ") && text.lines().count() == 1,
+        "{text}"
+    );
+    assert_eq!(
+        r.metric("rampart_header_timeouts_total{listener=\"http\"}"),
+        Some(0.0)
+    );
+}
+
 #[test]
 fn slow_bodies_and_idle_keepalive_connections_are_not_cut() {
     let up = Upstream::start("up");

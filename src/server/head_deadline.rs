@@ -12,6 +12,7 @@
 //! timer for every request (~2 100 instructions, a quarter of what Rampart adds to a bare
 //! Pingora proxy). Here the timer moves only when it fires: while requests keep coming it
 //! fires once per `keepalive_timeout` and is set again for the connection's latest idle time.
+//! A new connection that sends nothing is closed after `header_timeout`, as nginx does.
 //!
 //! The writes also show the answers Pingora gives on its own, before any of Rampart's phases:
 //! a head it cannot parse gets `400` and the connection closes, with no hook called. A status
@@ -37,6 +38,9 @@ use tokio::time::{Instant, Sleep};
 
 const TIMED_OUT: &[u8] =
     b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+/// `HeadDeadline::idle_since` of a connection that has not begun a request yet.
+const NEW: u64 = u64::MAX;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -79,8 +83,8 @@ pub struct HeadDeadline {
     /// When the connection was accepted: the origin of `idle_since`.
     opened: Instant,
     /// Milliseconds after `opened` at which the last request was done, plus one; 0 while a
-    /// request is in hand. Atomic because the proxy's phases reach the stream only by shared
-    /// reference.
+    /// request is in hand; [`NEW`] until the first request. Atomic because the proxy's phases
+    /// reach the stream only by shared reference.
     idle_since: AtomicU64,
     /// The proxy's phases took the current request (until its answer begins).
     handed: AtomicBool,
@@ -95,7 +99,7 @@ impl HeadDeadline {
             timer: None,
             timer_polled: false,
             opened: Instant::now(),
-            idle_since: AtomicU64::new(0),
+            idle_since: AtomicU64::new(NEW),
             handed: AtomicBool::new(false),
         })
     }
@@ -121,13 +125,15 @@ impl HeadDeadline {
 
     /// Between requests, with nothing to read: end of file for Pingora (which then closes
     /// the connection quietly, as after its own keep-alive timeout) once the connection has
-    /// idled for `keepalive_timeout`.
+    /// idled for `keepalive_timeout`, or, before its first request, for `header_timeout`.
     fn poll_keepalive(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let since = self.idle_since.load(Relaxed);
-        if since == 0 {
-            return Poll::Pending;
-        }
-        let deadline = self.opened + Duration::from_millis(since - 1) + self.limit.keepalive;
+        let deadline = match self.idle_since.load(Relaxed) {
+            0 => return Poll::Pending,
+            // Pingora would wait 60 s whatever the listener says; nginx waits for
+            // `client_header_timeout`, and closes as quietly.
+            NEW => self.opened + self.limit.limit,
+            since => self.opened + Duration::from_millis(since - 1) + self.limit.keepalive,
+        };
         let timer = self
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));

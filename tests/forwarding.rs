@@ -545,3 +545,43 @@ fn ipv4_clients_of_a_dual_stack_listener_are_forwarded_as_ipv4() {
         "rules' {{client_ip}}"
     );
 }
+
+/// A backend that answers `101 Switching Protocols` to every request, asked or not, then
+/// keeps the connection open without a byte more.
+fn unsolicited_switch_backend() -> String {
+    use std::io::{Read, Write};
+    socket_backend(|mut conn| {
+        let mut buf = [0u8; 4096];
+        let mut seen = Vec::new();
+        while let Ok(n @ 1..) = conn.read(&mut buf) {
+            seen.extend_from_slice(&buf[..n]);
+            if seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                let _ = conn.write_all(
+                    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+                );
+                // Held open: the client must not wait on it.
+                while let Ok(1..) = conn.read(&mut buf) {}
+                return;
+            }
+        }
+    })
+}
+
+/// A backend may switch protocols only when asked to (RFC 9110 §15.2.2); otherwise the client
+/// would get a 101 it cannot use and wait on a connection that says nothing more.
+#[test]
+fn a_101_the_client_did_not_ask_for_is_a_502() {
+    let (r, http) = start("", &unsolicited_switch_backend());
+    let began = std::time::Instant::now();
+    let resp = raw_get(&http, "/plain", &[]).unwrap();
+    assert_eq!(resp.status, 502, "{:?}", resp.text());
+    assert!(began.elapsed() < Duration::from_secs(5));
+    r.wait_for_log(
+        "GET /plain answered 502 after 1 try: backend 127.0.0.1:",
+        Duration::from_secs(5),
+    );
+    r.wait_for_log(
+        "answered 101 Switching Protocols to a request that asked for no upgrade",
+        Duration::from_secs(5),
+    );
+}

@@ -36,6 +36,9 @@ pub struct RequestCtx {
     pub counted_unhealthy: bool,
     /// A backend's response head arrived: the request can no longer be tried again.
     pub answered: bool,
+    /// The request went to the backend as a WebSocket upgrade: only then may it switch
+    /// protocols (`101`).
+    pub upgrade_sent: bool,
     /// What the last failed try met, for the final answer.
     pub last_failure: Option<super::retry::LastFailure>,
     /// The backend timed out while the client had not sent its whole request body: the
@@ -81,6 +84,7 @@ impl RequestCtx {
             in_flight: None,
             counted_unhealthy: false,
             answered: false,
+            upgrade_sent: false,
             last_failure: None,
             body_late: false,
             _counted: InFlightRequest::new(),

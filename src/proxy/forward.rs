@@ -234,10 +234,12 @@ fn connection_options(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 /// [`is_dropped_request_header`]) and the headers the client's `Connection` names. A
 /// WebSocket upgrade (`Upgrade: websocket` listed in `Connection`, RFC 9110 §7.8) keeps
 /// `Connection: Upgrade` and `Upgrade: websocket`; other upgrades (`h2c`) are not forwarded.
-pub fn strip_request_headers(headers: &mut HeaderMap, hops: Hops) {
-    // One pass over the (few) request headers; nearly every request stops here.
+/// True when the request goes on as such an upgrade.
+pub fn strip_request_headers(headers: &mut HeaderMap, hops: Hops) -> bool {
+    // One pass over the (few) request headers; nearly every request stops here (`Upgrade`
+    // is hop-by-hop: without it there is no upgrade either).
     if !headers.keys().any(|n| is_dropped_request_header(n, hops)) {
-        return;
+        return false;
     }
     let named: SmallVec<[&str; 4]> = connection_options(headers).collect();
     let websocket = hops.upgrade
@@ -261,6 +263,7 @@ pub fn strip_request_headers(headers: &mut HeaderMap, hops: Hops) {
         headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
         headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
     }
+    websocket
 }
 
 /// Sets X-Forwarded-For/Proto/Host, X-Real-IP and X-Request-Id, after
@@ -471,7 +474,7 @@ mod tests {
             te_trailers: false,
         };
         let mut h = headers(&client);
-        strip_request_headers(&mut h, hops);
+        assert!(strip_request_headers(&mut h, hops), "goes on as an upgrade");
         assert_eq!(names(&h), ["accept", "connection", "upgrade"]);
         assert_eq!(h["connection"], "Upgrade");
         assert_eq!(h["upgrade"], "websocket");
@@ -482,11 +485,11 @@ mod tests {
             upgrade: false,
             te_trailers: true,
         };
-        strip_request_headers(&mut h, hops);
+        assert!(!strip_request_headers(&mut h, hops));
         assert_eq!(names(&h), ["accept", "te", "x-forwarded-port", "x-real-ip"]);
         // Nothing to remove: the map is left as it is.
         let mut h = headers(&[("host", "a"), ("accept", "*/*")]);
-        strip_request_headers(&mut h, hops);
+        assert!(!strip_request_headers(&mut h, hops));
         assert_eq!(names(&h), ["accept", "host"]);
     }
 

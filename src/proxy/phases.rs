@@ -444,7 +444,7 @@ impl ProxyHttp for RampartProxy {
             if from_h2 {
                 forward::join_cookies(headers);
             }
-            forward::strip_request_headers(headers, hops);
+            ctx.upgrade_sent = forward::strip_request_headers(headers, hops);
             forward::set_forwarded(
                 headers,
                 ctx.client_ip_text.as_ref(),
@@ -488,6 +488,15 @@ impl ProxyHttp for RampartProxy {
         ctx: &mut Self::CTX,
     ) -> Result<()> {
         ctx.answered = true;
+        if resp.status == http::StatusCode::SWITCHING_PROTOCOLS && !ctx.upgrade_sent {
+            // A protocol the client never asked for (RFC 9110 §15.2.2): Pingora would pass
+            // the 101 on and leave the client waiting on a connection that says nothing.
+            return Err(Error::explain(
+                ErrorType::InvalidHTTPHeader,
+                "answered 101 Switching Protocols to a request that asked for no upgrade",
+            )
+            .into_up());
+        }
         // Rampart speaks HTTP/1.1 whatever the backend spoke, as nginx: an HTTP/1.0 status
         // line would tell an HTTP/1.1 client the connection is not kept alive.
         resp.set_version(http::Version::HTTP_11);

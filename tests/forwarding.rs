@@ -192,22 +192,26 @@ fn socket_backend(serve: fn(std::net::TcpStream)) -> String {
     addr
 }
 
-/// A backend that answers every request on its connections with `RESPONSE`, byte for byte.
-fn raw_backend() -> String {
+/// Answers every request head `conn` brings with `response`, byte for byte, until the client
+/// closes.
+fn answer_every_head(mut conn: std::net::TcpStream, response: &[u8]) {
     use std::io::{Read, Write};
-    socket_backend(|mut conn| {
-        let mut buf = [0u8; 4096];
-        let mut seen = Vec::new();
-        while let Ok(n @ 1..) = conn.read(&mut buf) {
-            seen.extend_from_slice(&buf[..n]);
-            while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
-                seen.drain(..end + 4);
-                if conn.write_all(RESPONSE).is_err() {
-                    return;
-                }
+    let mut buf = [0u8; 4096];
+    let mut seen = Vec::new();
+    while let Ok(n @ 1..) = conn.read(&mut buf) {
+        seen.extend_from_slice(&buf[..n]);
+        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+            seen.drain(..end + 4);
+            if conn.write_all(response).is_err() {
+                return;
             }
         }
-    })
+    }
+}
+
+/// A backend that answers every request on its connections with `RESPONSE`.
+fn raw_backend() -> String {
+    socket_backend(|conn| answer_every_head(conn, RESPONSE))
 }
 
 const RESPONSE: &[u8] = b"HTTP/1.1 200 All Good\r\nContent-Length: 2\r\nConnection: keep-alive, x-private\r\nX-Private: secret\r\nKeep-Alive: timeout=5\r\nProxy-Authenticate: Basic\r\nX-Powered-By: raw\r\n\r\nok";
@@ -547,23 +551,13 @@ fn ipv4_clients_of_a_dual_stack_listener_are_forwarded_as_ipv4() {
 }
 
 /// A backend that answers `101 Switching Protocols` to every request, asked or not, then
-/// keeps the connection open without a byte more.
+/// keeps the connection open without a byte more (until the client closes).
 fn unsolicited_switch_backend() -> String {
-    use std::io::{Read, Write};
-    socket_backend(|mut conn| {
-        let mut buf = [0u8; 4096];
-        let mut seen = Vec::new();
-        while let Ok(n @ 1..) = conn.read(&mut buf) {
-            seen.extend_from_slice(&buf[..n]);
-            if seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                let _ = conn.write_all(
-                    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
-                );
-                // Held open: the client must not wait on it.
-                while let Ok(1..) = conn.read(&mut buf) {}
-                return;
-            }
-        }
+    socket_backend(|conn| {
+        answer_every_head(
+            conn,
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+        )
     })
 }
 

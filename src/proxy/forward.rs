@@ -129,6 +129,13 @@ pub fn edit_response_headers(resp: &mut ResponseHeader, edit: impl FnOnce(&mut H
     }
 }
 
+/// The client's IP from its socket address. A dual-stack `[::]` listener sees IPv4 clients as
+/// `::ffff:a.b.c.d`: backends, logs and rules get the plain IPv4 address, as from nginx.
+pub fn client_ip(addr: Option<&pingora_core::protocols::l4::socket::SocketAddr>) -> Option<IpAddr> {
+    addr.and_then(|a| a.as_inet())
+        .map(|a| a.ip().to_canonical())
+}
+
 /// An IP address as text, formatted on the stack: IPv4 digit by digit (`fmt` costs ~1 000
 /// instructions per address, `itoa` and a `push_str` per octet ~220), IPv6 through `Display`.
 #[derive(Clone, Copy)]

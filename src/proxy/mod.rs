@@ -14,7 +14,7 @@ mod state;
 
 pub use context::RequestCtx;
 pub use failure_log::Brief;
-pub use forward::IpText;
+pub use forward::{client_ip, IpText};
 pub use phases::RampartProxy;
 pub use router::{normalize_host, HostRouter};
 pub use rules_reload::{ReloadStatus, RulesReloader};

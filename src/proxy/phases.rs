@@ -119,12 +119,7 @@ impl ProxyHttp for RampartProxy {
             session.set_keepalive(None);
         }
         let req = session.req_header();
-        // A dual-stack `[::]` listener sees IPv4 clients as `::ffff:a.b.c.d`: backends, logs and
-        // rules get the plain IPv4 address, as from nginx.
-        ctx.client_ip = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip().to_canonical());
+        ctx.client_ip = forward::client_ip(session.client_addr());
         ctx.client_ip_text = ctx.client_ip.map(forward::IpText::new);
         let raw_host = match request_head::read_head(req) {
             Ok(head) => {

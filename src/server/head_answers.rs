@@ -6,7 +6,7 @@
 
 use super::head_deadline::HeadLimit;
 use crate::proxy::access_log::LogRecord;
-use crate::proxy::IpText;
+use crate::proxy::{client_ip, IpText};
 use pingora_core::protocols::Stream;
 use std::time::{Duration, SystemTime};
 
@@ -17,10 +17,8 @@ pub(super) fn account(limit: &HeadLimit, client: &Stream, status: u16, waited: D
     if !limit.access_log.enabled() {
         return;
     }
-    let ip = client
-        .get_socket_digest()
-        .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()))
-        .map(|ip| IpText::new(ip.to_canonical()));
+    let digest = client.get_socket_digest();
+    let ip = client_ip(digest.as_ref().and_then(|d| d.peer_addr())).map(IpText::new);
     let tls = client.get_ssl_digest();
     static NO_ID: http::HeaderValue = http::HeaderValue::from_static("-");
     limit.access_log.log(&LogRecord {

@@ -29,7 +29,7 @@ use pingora_core::protocols::{SocketDigest, TimingDigest};
 use std::future::Future;
 use std::io::IoSlice;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -44,7 +44,8 @@ const NEW: u64 = u64::MAX;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    /// Between requests: no head begun (Pingora's keep-alive timeout applies).
+    /// Between requests: no head begun (`keepalive_timeout` applies, or `header_timeout` before
+    /// the first request: `poll_keepalive`).
     Idle,
     /// Part of a head arrived; `tail` holds its last bytes, for an end split across reads.
     Head { tail: [u8; 3] },
@@ -83,11 +84,9 @@ pub struct HeadDeadline {
     /// When the connection was accepted: the origin of `idle_since`.
     opened: Instant,
     /// Milliseconds after `opened` at which the last request was done, plus one; 0 while a
-    /// request is in hand; [`NEW`] until the first request. Atomic because the proxy's phases
-    /// reach the stream only by shared reference.
+    /// request is in hand (the proxy's phases took it); [`NEW`] until the first request.
+    /// Atomic because the proxy's phases reach the stream only by shared reference.
     idle_since: AtomicU64,
-    /// The proxy's phases took the current request (until its answer begins).
-    handed: AtomicBool,
 }
 
 impl HeadDeadline {
@@ -100,7 +99,6 @@ impl HeadDeadline {
             timer_polled: false,
             opened: Instant::now(),
             idle_since: AtomicU64::new(NEW),
-            handed: AtomicBool::new(false),
         })
     }
 
@@ -110,11 +108,11 @@ impl HeadDeadline {
         (**stream).as_any().downcast_ref()
     }
 
-    /// A request is in hand: the keep-alive timeout does not run, however long it takes. Told
-    /// by the proxy, as a pipelined request's head never passes through here on its own.
+    /// A request is in hand: the keep-alive timeout does not run, however long it takes, and
+    /// its answer is the proxy's, not one of Pingora's own (`answered`). Told by the proxy, as
+    /// a pipelined request's head never passes through here on its own.
     pub fn request_began(&self) {
         self.idle_since.store(0, Relaxed);
-        self.handed.store(true, Relaxed);
     }
 
     /// The request was answered in full at `at`: the connection idles until the next one.
@@ -241,7 +239,7 @@ impl HeadDeadline {
             Some([b'1', ..]) => {}
             code => {
                 // A response's later writes (its body) come in `Idle`: never taken for one.
-                let handed = std::mem::take(self.handed.get_mut());
+                let handed = *self.idle_since.get_mut() == 0;
                 let head_in = self.state != State::Idle;
                 if let Some(code) = code.filter(|_| head_in && !handed) {
                     self.own_answer(code);

@@ -115,7 +115,7 @@ fn unknown_nested_key_is_a_typo() {
         2,
         11,
         "listeners.http.adress",
-        "adress: unknown field `adress`, expected one of `address`, `tls`, `keepalive_timeout`, `keepalive_requests`, `max_connections`, `header_timeout` (did you mean `address`?",
+        "adress: unknown field `adress`, expected one of `address`, `tls`, `keepalive_timeout`, `keepalive_requests`, `max_connections`, `header_timeout`, `max_header_size` (did you mean `address`?",
     );
 }
 
@@ -243,6 +243,40 @@ fn listener_counts_must_be_positive() {
         "listeners.http.max_connections",
         "invalid value: integer `0`, expected a whole number from 1 to 4294967295",
     );
+}
+
+#[test]
+fn max_header_size_is_a_size_within_what_a_listener_can_hold() {
+    let yaml = "listeners:\n  http: { address: \"127.0.0.1:8080\", max_header_size: 64 kilos }\nprojects:\n  - { name: shop, hosts: [a.test], rules: [ { id: r, respond: { status: 200 } } ] }\n";
+    assert_error(
+        yaml,
+        2,
+        38,
+        "listeners.http.max_header_size",
+        "`64 kilos` is not a size: write bytes, or e.g. \"64KiB\" (1 KiB = 1024 bytes, 1 kB = 1000)",
+    );
+    let yaml = yaml.replace("64 kilos", "512");
+    assert_error(
+        &yaml,
+        2,
+        38,
+        "listeners.http.max_header_size",
+        "512 bytes is outside 1KiB to 1MiB - 1 byte",
+    );
+    let yaml = yaml.replace("512", "2MiB");
+    assert_error(
+        &yaml,
+        2,
+        38,
+        "listeners.http.max_header_size",
+        "2097152 bytes is outside 1KiB to 1MiB - 1 byte",
+    );
+    // A plain number of bytes and the units of nginx's users are taken.
+    for ok in ["16384", "16KiB", "16k", "1048575"] {
+        let yaml = yaml.replace("2MiB", ok);
+        let c = check(&yaml);
+        assert_eq!(c.code, 0, "{ok}: {}", c.stderr);
+    }
 }
 
 #[test]

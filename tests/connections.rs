@@ -101,15 +101,7 @@ fn tls_connections_are_limited_whatever_their_protocol() {
     let ca = TestCa::new();
     let cert = ca.issue(&["site.test"]);
     let up = Upstream::start("up");
-    let https = free_addr();
-    let r = Rampart::start(&format!(
-        "admin: {{ listen: \"{}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  https: {{ address: \"{https}\", max_connections: 1, tls: {{ cert: \"{}\", key: \"{}\" }} }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
-        free_addr(),
-        cert.cert(),
-        cert.key(),
-        up.addr_string()
-    ));
-    let addr: std::net::SocketAddr = https.parse().unwrap();
+    let (r, addr) = Rampart::start_tls_site(&cert, "max_connections: 1, ", &up);
     let url = format!("https://site.test:{}/x", addr.port());
     poll_until(Duration::from_secs(5), "no connection open", || {
         (r.metric("rampart_connections_open{listener=\"https\"}") == Some(0.0)).then_some(())

@@ -494,15 +494,7 @@ fn cookies_split_by_an_h2_client_reach_the_backend_as_one_line() {
     let ca = TestCa::new();
     let cert = ca.issue(&["site.test"]);
     let up = Upstream::start("up");
-    let https = free_addr();
-    let _r = Rampart::start(&format!(
-        "admin: {{ listen: \"{}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  https: {{ address: \"{https}\", tls: {{ cert: \"{}\", key: \"{}\" }} }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
-        free_addr(),
-        cert.cert(),
-        cert.key(),
-        up.addr_string()
-    ));
-    let addr: std::net::SocketAddr = https.parse().unwrap();
+    let (_r, addr) = Rampart::start_tls_site(&cert, "", &up);
     let c = h2_client_blocking(&ca, &[("site.test", addr)]);
     let resp = c
         .get(format!("https://site.test:{}/c", addr.port()))

@@ -93,6 +93,10 @@ pub struct RawListener {
     /// The longest a whole HTTP/1 request head may take to arrive (answered 408 after).
     #[serde(default)]
     pub header_timeout: Option<String>,
+    /// The largest request head accepted (request line and headers), e.g. "64KiB";
+    /// larger ones are answered 431 (414 when the request line alone is too long).
+    #[serde(default)]
+    pub max_header_size: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -1,5 +1,6 @@
 //! Answers given to request heads that no phase of the proxy saw: Pingora's own `400` for a
-//! head it cannot parse, and the `408` of `header_timeout` (`head_deadline`). They are
+//! head it cannot parse, the `408` of `header_timeout` and the `431`/`414` of `max_header_size`
+//! (`head_deadline`). They are
 //! counted with the requests that reached no project and written to the access log here, as
 //! the proxy's `logging` phase does for the others (and as nginx logs both), so that an
 //! operator looking for 4xx finds them where the rest are.
@@ -10,9 +11,16 @@ use crate::proxy::{client_ip, IpText};
 use pingora_core::protocols::Stream;
 use std::time::{Duration, SystemTime};
 
-/// Counts and logs one such answer; `waited`: how long the head had been coming.
+/// Counts and logs one such answer; `waited`: how long the head had been coming; `body`:
+/// the bytes of the answer's body.
 #[cold]
-pub(super) fn account(limit: &HeadLimit, client: &Stream, status: u16, waited: Duration) {
+pub(super) fn account(
+    limit: &HeadLimit,
+    client: &Stream,
+    status: u16,
+    waited: Duration,
+    body: usize,
+) {
     limit.unrouted.observe(status, waited.as_secs_f64());
     if !limit.access_log.enabled() {
         return;
@@ -27,7 +35,7 @@ pub(super) fn account(limit: &HeadLimit, client: &Stream, status: u16, waited: D
         request: None,
         host: "",
         status,
-        bytes: 0,
+        bytes: body,
         duration: waited,
         referer: None,
         user_agent: None,

@@ -258,6 +258,11 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
         // Pingora counts the reuses after the first request.
         options.keepalive_request_limit = Some(listener.keepalive_requests.saturating_sub(1));
         proxy.server_options = Some(options);
+        // The same limit for HTTP/2 header lists (Pingora's default: 64 KiB); the HTTP/1 head is
+        // held to it by the client stream's wrapper (`head_deadline`).
+        let mut h2 = pingora_core::protocols::http::v2::server::default_h2_options();
+        h2.max_header_list_size(listener.max_header_size as u32);
+        proxy.h2_options = Some(h2);
         let app = connections::Counted::new(
             proxy,
             listener,

@@ -63,6 +63,25 @@ impl Rampart {
         r
     }
 
+    /// One TLS listener `https` serving `cert` (with `listener_options`, e.g.
+    /// `"max_connections: 1, "`), a pool `app` of `up` and a catch-all project `site`, no
+    /// access log; also returns the listener's address.
+    pub fn start_tls_site(
+        cert: &super::CertFiles,
+        listener_options: &str,
+        up: &super::Upstream,
+    ) -> (Rampart, SocketAddr) {
+        let https = super::free_addr();
+        let r = Self::start(&format!(
+            "admin: {{ listen: \"{}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  https: {{ address: \"{https}\", {listener_options}tls: {{ cert: \"{}\", key: \"{}\" }} }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
+            super::free_addr(),
+            cert.cert(),
+            cert.key(),
+            up.addr_string()
+        ));
+        (r, https.parse().unwrap())
+    }
+
     /// Starts the process without waiting for it (e.g. `--upgrade`); see `wait_ready`.
     pub fn spawn(
         dir: tempfile::TempDir,

@@ -15,6 +15,13 @@ const DEFAULT_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_se
 /// nginx's `keepalive_requests` default; Pingora's is no limit. Closing now and then frees a
 /// connection's memory and lets a fleet's load balancer spread clients again.
 const DEFAULT_KEEPALIVE_REQUESTS: u32 = 1000;
+/// Pingora's own HTTP/2 limit on a request's header list; its HTTP/1 limit is 1 MiB.
+/// nginx: 8 KiB per line, 32 KiB in all; HAProxy: ~15 KiB; Envoy: 60 KiB.
+const DEFAULT_MAX_HEADER_SIZE: usize = 64 * 1024;
+/// Below this, ordinary browser requests would be refused.
+const MIN_HEADER_SIZE: usize = 1024;
+/// Pingora answers a larger HTTP/1 head 400 itself.
+const MAX_HEADER_SIZE: usize = 1024 * 1024 - 1;
 
 pub(super) fn listeners(
     ck: &mut Checker,
@@ -89,6 +96,11 @@ pub(super) fn listeners(
             .as_ref()
             .and_then(|v| ck.duration(&format!("{key}.header_timeout"), v))
             .unwrap_or(DEFAULT_HEADER_TIMEOUT);
+        let max_header_size = l
+            .max_header_size
+            .as_ref()
+            .and_then(|v| header_size(ck, &format!("{key}.max_header_size"), v))
+            .unwrap_or(DEFAULT_MAX_HEADER_SIZE);
         let keepalive_requests = l
             .keepalive_requests
             .map_or(DEFAULT_KEEPALIVE_REQUESTS, |n| n.get());
@@ -103,9 +115,32 @@ pub(super) fn listeners(
             keepalive_requests,
             max_connections: l.max_connections.map(|n| n.get()),
             header_timeout,
+            max_header_size,
         });
     }
     out
+}
+
+/// A size such as `"64KiB"` within what a listener can hold heads to.
+fn header_size(ck: &mut Checker, key: &str, value: &str) -> Option<usize> {
+    let size = match value.trim().parse::<bytesize::ByteSize>() {
+        Ok(size) => size.as_u64(),
+        Err(_) => {
+            ck.error(
+                key,
+                format!("`{value}` is not a size: write bytes, or e.g. \"64KiB\" (1 KiB = 1024 bytes, 1 kB = 1000)"),
+            );
+            return None;
+        }
+    };
+    if !(MIN_HEADER_SIZE as u64..=MAX_HEADER_SIZE as u64).contains(&size) {
+        ck.error(
+            key,
+            format!("{size} bytes is outside 1KiB to 1MiB - 1 byte (Pingora refuses larger heads itself; nginx allows 32 KiB, HAProxy ~15 KiB)"),
+        );
+        return None;
+    }
+    Some(size as usize)
 }
 
 /// True when a socket bound to `a` and one bound to `b` would take the same connections:

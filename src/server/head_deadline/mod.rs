@@ -6,6 +6,8 @@
 //! show that the request was answered (a new head may then begin). The timer is armed only
 //! when a read leaves a head incomplete; a head that arrives in one read (nearly all) costs a
 //! scan of its bytes. When the deadline passes, the client is told `408` and the read fails.
+//! The same scan counts a head's bytes against the listener's `max_header_size` (`oversized`):
+//! Pingora alone takes HTTP/1 heads of up to 1 MiB.
 //!
 //! The same timer closes a connection idle between requests for the listener's
 //! `keepalive_timeout`, in place of Pingora's keep-alive timeout, which creates and drops a
@@ -16,16 +18,11 @@
 //!
 //! The writes also show the answers Pingora gives on its own, before any of Rampart's phases:
 //! a head it cannot parse gets `400` and the connection closes, with no hook called. A status
-//! line written while a head is in and the proxy was not handed it is such an answer. It and
-//! the `408` above are counted with the requests that reached no project and written to the
+//! line written while a head is in and the proxy was not handed it is such an answer. It, the
+//! `408` above and the `431`/`414` of an oversized head are counted with the requests that reached no project and written to the
 //! access log (`head_answers`), so malformed and stalled requests show where nginx shows them.
 
-use async_trait::async_trait;
-use pingora_core::protocols::raw_connect::ProxyDigest;
-use pingora_core::protocols::tls::{SslDigest, TlsRef};
-use pingora_core::protocols::{GetProxyDigest, GetSocketDigest, GetTimingDigest};
-use pingora_core::protocols::{Peek, Shutdown, Ssl, Stream, UniqueID, UniqueIDType, ALPN};
-use pingora_core::protocols::{SocketDigest, TimingDigest};
+use pingora_core::protocols::Stream;
 use std::future::Future;
 use std::io::IoSlice;
 use std::pin::Pin;
@@ -35,6 +32,9 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
+
+mod oversized;
+mod passthrough;
 
 const TIMED_OUT: &[u8] =
     b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
@@ -47,12 +47,20 @@ enum State {
     /// Between requests: no head begun (`keepalive_timeout` applies, or `header_timeout` before
     /// the first request: `poll_keepalive`).
     Idle,
-    /// Part of a head arrived; `tail` holds its last bytes, for an end split across reads.
-    Head { tail: [u8; 3] },
+    /// Part of a head arrived: `len` bytes, ending with `tail` (for an end split across
+    /// reads); `line_ended`: the request line is among them.
+    Head {
+        tail: [u8; 3],
+        len: usize,
+        line_ended: bool,
+    },
     /// The head is in; its body, if any, may take its time.
     Body,
     /// After a `101 Switching Protocols`: no longer HTTP.
     Tunnel,
+    /// A head too large was answered: what the client still sends is read and dropped, for
+    /// at most a second, before the connection closes (`oversized`).
+    Closing,
 }
 
 /// What a listener's heads are held to, and where a late one is told.
@@ -60,6 +68,8 @@ enum State {
 pub struct HeadLimit {
     pub listener: String,
     pub limit: Duration,
+    /// The listener's `max_header_size`: the largest head, in bytes.
+    pub max_size: usize,
     /// The listener's `keepalive_timeout`: how long a connection may idle between requests.
     pub keepalive: Duration,
     pub late: prometheus::IntCounter,
@@ -69,6 +79,17 @@ pub struct HeadLimit {
     /// Where they are logged, as the proxy logs the requests it answers.
     pub access_log: crate::proxy::access_log::AccessLogger,
     pub own_answer_log: crate::log_throttle::Throttle,
+    pub too_large_log: crate::log_throttle::Throttle,
+}
+
+/// Where a read left the request head it brought bytes of.
+enum Head {
+    /// Ended (or no head was being read: a body, a tunnel).
+    Complete,
+    /// Begun and not ended yet.
+    Incomplete,
+    /// Past `max_header_size`.
+    TooLarge { line_ended: bool },
 }
 
 #[derive(Debug)]
@@ -153,20 +174,25 @@ impl HeadDeadline {
         Poll::Pending
     }
 
-    /// Follows the bytes a read brought; true when a head began and is still incomplete.
-    fn saw(&mut self, new: &[u8]) -> bool {
-        let tail = match self.state {
-            State::Idle => [0; 3],
-            State::Head { tail } => tail,
-            State::Body | State::Tunnel => return false,
+    /// Follows the bytes a read brought: where the head they belong to stands.
+    fn saw(&mut self, new: &[u8]) -> Head {
+        let (tail, before, line_ended) = match self.state {
+            State::Idle => ([0; 3], 0, false),
+            State::Head {
+                tail,
+                len,
+                line_ended,
+            } => (tail, len, line_ended),
+            State::Body | State::Tunnel | State::Closing => return Head::Complete,
         };
         if new.is_empty() {
-            return false;
+            return Head::Complete;
         }
+        let max = self.limit.max_size;
         // A head that came in one read (nearly all) ends it: no search.
-        if new.ends_with(b"\r\n\r\n") {
+        if new.ends_with(b"\r\n\r\n") && before + new.len() <= max {
             self.state = State::Body;
-            return false;
+            return Head::Complete;
         }
         let mut joined = [0u8; 6];
         let take = new.len().min(3);
@@ -175,13 +201,23 @@ impl HeadDeadline {
         // Built once: `memmem::find` would build its searcher on every read.
         static END: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
             std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\r\n\r\n"));
-        let ended =
-            joined[..3 + take].windows(4).any(|w| w == b"\r\n\r\n") || END.find(new).is_some();
-        if ended {
-            self.state = State::Body;
-            return false;
+        // How many of `new`'s bytes belong to the head, when it ends in them.
+        let end = match joined[..3 + take].windows(4).position(|w| w == b"\r\n\r\n") {
+            Some(at) => Some(at + 1),
+            None => END.find(new).map(|at| at + 4),
+        };
+        let len = before + end.unwrap_or(new.len());
+        if len > max {
+            // Whether the request line ended within the limit: 431 if so, 414 if not.
+            let within = &new[..(max - before).min(new.len())];
+            return Head::TooLarge {
+                line_ended: line_ended || memchr::memchr(b'\n', within).is_some(),
+            };
         }
-        let began = self.state == State::Idle;
+        if end.is_some() {
+            self.state = State::Body;
+            return Head::Complete;
+        }
         // The last three bytes of what came so far: of `new`, or of the old tail and `new`.
         let seen = if new.len() >= 3 {
             new
@@ -190,8 +226,12 @@ impl HeadDeadline {
         };
         let mut tail = [0u8; 3];
         tail.copy_from_slice(&seen[seen.len() - 3..]);
-        self.state = State::Head { tail };
-        if began {
+        self.state = State::Head {
+            tail,
+            len,
+            line_ended: line_ended || memchr::memchr(b'\n', new).is_some(),
+        };
+        if before == 0 {
             let deadline = Instant::now() + self.limit.limit;
             match &mut self.timer {
                 Some(timer) => timer.as_mut().reset(deadline),
@@ -199,7 +239,7 @@ impl HeadDeadline {
             }
             self.timer_polled = false;
         }
-        true
+        Head::Incomplete
     }
 
     /// The head's deadline passed: a `408` if the socket takes it now, then an error.
@@ -211,7 +251,7 @@ impl HeadDeadline {
         limit.late.inc();
         let began = self.timer.as_ref().map(|t| t.deadline() - limit.limit);
         let waited = began.map_or(limit.limit, |b| b.elapsed());
-        super::head_answers::account(limit, &self.inner, 408, waited);
+        crate::server::head_answers::account(limit, &self.inner, 408, waited, 0);
         crate::throttled!(
             warn,
             limit.log,
@@ -227,7 +267,7 @@ impl HeadDeadline {
 
     /// What a response written to the client says about the next bytes read.
     fn answered(&mut self, first: &[u8]) {
-        if self.state == State::Tunnel {
+        if matches!(self.state, State::Tunnel | State::Closing) {
             return;
         }
         let status = first
@@ -258,7 +298,7 @@ impl HeadDeadline {
         };
         let limit = &self.limit;
         // The head came in at once, nearly always: no clock was read for it.
-        super::head_answers::account(limit, &self.inner, code, Duration::ZERO);
+        crate::server::head_answers::account(limit, &self.inner, code, Duration::ZERO, 0);
         let client = self.inner.get_socket_digest();
         let client = client.as_ref().and_then(|d| d.peer_addr());
         crate::throttled!(
@@ -279,27 +319,33 @@ impl AsyncRead for HeadDeadline {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = &mut *self;
+        if this.state == State::Closing {
+            return this.linger(cx);
+        }
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Ready(Ok(())) => {
+            Poll::Ready(Ok(())) => match this.saw(&buf.filled()[before..]) {
+                Head::Complete => Poll::Ready(Ok(())),
                 // The clock is read only for a head still incomplete.
-                let late = this.saw(&buf.filled()[before..])
-                    && this
+                Head::Incomplete => {
+                    let late = this
                         .timer
                         .as_ref()
                         .is_some_and(|t| t.deadline() <= Instant::now());
-                if late {
-                    return this.time_out(cx);
+                    if late {
+                        return this.time_out(cx);
+                    }
+                    Poll::Ready(Ok(()))
                 }
-                Poll::Ready(Ok(()))
-            }
+                Head::TooLarge { line_ended } => this.too_large(cx, line_ended),
+            },
             Poll::Pending => match this.state {
                 State::Head { .. } => match this.timer.as_mut().map(|t| t.as_mut().poll(cx)) {
                     Some(Poll::Ready(())) => this.time_out(cx),
                     _ => Poll::Pending,
                 },
                 State::Idle => this.poll_keepalive(cx),
-                State::Body | State::Tunnel => Poll::Pending,
+                State::Body | State::Tunnel | State::Closing => Poll::Pending,
             },
             other => other,
         }
@@ -342,73 +388,5 @@ impl AsyncWrite for HeadDeadline {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-#[async_trait]
-impl Shutdown for HeadDeadline {
-    async fn shutdown(&mut self) {
-        self.inner.shutdown().await
-    }
-}
-
-impl UniqueID for HeadDeadline {
-    fn id(&self) -> UniqueIDType {
-        self.inner.id()
-    }
-}
-
-impl Ssl for HeadDeadline {
-    fn get_ssl(&self) -> Option<&TlsRef> {
-        self.inner.get_ssl()
-    }
-
-    fn get_ssl_digest(&self) -> Option<Arc<SslDigest>> {
-        self.inner.get_ssl_digest()
-    }
-
-    fn selected_alpn_proto(&self) -> Option<ALPN> {
-        self.inner.selected_alpn_proto()
-    }
-}
-
-impl GetTimingDigest for HeadDeadline {
-    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
-        self.inner.get_timing_digest()
-    }
-
-    fn get_read_pending_time(&self) -> Duration {
-        self.inner.get_read_pending_time()
-    }
-
-    fn get_write_pending_time(&self) -> Duration {
-        self.inner.get_write_pending_time()
-    }
-}
-
-impl GetProxyDigest for HeadDeadline {
-    fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
-        self.inner.get_proxy_digest()
-    }
-
-    fn set_proxy_digest(&mut self, digest: ProxyDigest) {
-        self.inner.set_proxy_digest(digest)
-    }
-}
-
-impl GetSocketDigest for HeadDeadline {
-    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
-        self.inner.get_socket_digest()
-    }
-
-    fn set_socket_digest(&mut self, digest: SocketDigest) {
-        self.inner.set_socket_digest(digest)
-    }
-}
-
-#[async_trait]
-impl Peek for HeadDeadline {
-    async fn try_peek(&mut self, buf: &mut [u8]) -> std::io::Result<bool> {
-        self.inner.try_peek(buf).await
     }
 }

@@ -1,0 +1,96 @@
+//! Request heads larger than the listener's `max_header_size` (nginx:
+//! `large_client_header_buffers`): answered `431`, or `414` when the request line alone is too
+//! long, then closed once the client has stopped sending.
+
+use super::{HeadDeadline, State};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
+
+const HEAD_TOO_LARGE: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain\r\nContent-Length: 33\r\nConnection: close\r\n\r\nRequest header fields too large.\n";
+const URI_TOO_LONG: &[u8] = b"HTTP/1.1 414 URI Too Long\r\nContent-Type: text/plain\r\nContent-Length: 14\r\nConnection: close\r\n\r\nURI too long.\n";
+/// How long a connection refused for its head's size reads on before it closes.
+const LINGER: Duration = Duration::from_secs(1);
+
+impl HeadDeadline {
+    /// The head passed `max_header_size`: `431` (`414` when the request line alone is too
+    /// long) if the socket takes it now, then an error, as nginx does.
+    #[cold]
+    pub(super) fn too_large(
+        &mut self,
+        cx: &mut Context<'_>,
+        line_ended: bool,
+    ) -> Poll<std::io::Result<()>> {
+        let (answer, code) = match line_ended {
+            true => (HEAD_TOO_LARGE, 431),
+            false => (URI_TOO_LONG, 414),
+        };
+        let _ = Pin::new(&mut self.inner).poll_write(cx, answer);
+        let _ = Pin::new(&mut self.inner).poll_flush(cx);
+        let limit = &self.limit;
+        let body =
+            memchr::memmem::find(answer, b"\r\n\r\n").map_or(0, |end| answer.len() - end - 4);
+        // A head that began in an earlier read set the timer to its header_timeout then.
+        let waited = match (self.state, &self.timer) {
+            (State::Head { .. }, Some(t)) => (t.deadline() - limit.limit).elapsed(),
+            _ => Duration::ZERO,
+        };
+        crate::server::head_answers::account(limit, &self.inner, code, waited, body);
+        crate::throttled!(
+            warn,
+            limit.too_large_log,
+            "listener {}: a request head was larger than max_header_size ({} bytes); answered {code} and closed",
+            limit.listener,
+            limit.max_size
+        );
+        self.state = State::Closing;
+        let deadline = Instant::now() + LINGER;
+        match &mut self.timer {
+            Some(timer) => timer.as_mut().reset(deadline),
+            None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+        }
+        self.linger(cx)
+    }
+
+    /// Reads and drops what the client still sends (the rest of its head) until it stops or
+    /// [`LINGER`] passes, then fails the read so that Pingora closes the connection. Closed
+    /// with unread bytes, the socket would reset, and the client could lose the answer (as
+    /// nginx's `lingering_close` avoids).
+    #[cold]
+    pub(super) fn linger(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let mut scratch = [0u8; 8192];
+        let closed = || {
+            Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the request head is larger than the listener's max_header_size",
+            )))
+        };
+        // Bounded per poll: a client sending fast must not hold the thread.
+        for _ in 0..16 {
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.inner).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return closed(),
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(_)) => return closed(),
+                Poll::Pending => {
+                    return match self.timer.as_mut().map(|t| t.as_mut().poll(cx)) {
+                        Some(Poll::Pending) => Poll::Pending,
+                        _ => closed(),
+                    }
+                }
+            }
+        }
+        if self
+            .timer
+            .as_ref()
+            .is_none_or(|t| t.deadline() <= Instant::now())
+        {
+            return closed();
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}

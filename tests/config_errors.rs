@@ -280,6 +280,22 @@ fn max_header_size_is_a_size_within_what_a_listener_can_hold() {
 }
 
 #[test]
+fn max_body_size_is_a_size() {
+    let yaml = shop_after("").replace("pool: app }", "pool: app, max_body_size: ten megs }");
+    let c = check(&yaml);
+    assert_eq!(c.code, 1);
+    assert!(
+        c.stderr.contains(
+            ": projects[0].max_body_size: `ten megs` is not a size: write bytes, or e.g. \"64KiB\""
+        ),
+        "{}",
+        c.stderr
+    );
+    let c = check(&yaml.replace("ten megs", "10MiB"));
+    assert_eq!(c.code, 0, "{}", c.stderr);
+}
+
+#[test]
 fn zero_weight_and_bad_selection() {
     let yaml = "listeners:\n  http: { address: \"127.0.0.1:8080\" }\npools:\n  app:\n    backends:\n      - { address: 127.0.0.1:3000, weight: 0 }\nprojects:\n  - { name: shop, hosts: [a.test], pool: app }\n";
     assert_error(

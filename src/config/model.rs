@@ -146,6 +146,8 @@ pub struct ProjectSettings {
     pub preserve_host: bool,
     pub trust_proxy_headers: bool,
     pub fail_mode: FailMode,
+    /// Request bodies larger than this (bytes) are answered 413; `None`: no limit.
+    pub max_body_size: Option<u64>,
     /// The rules compiled at load. The serving state takes this set out (leaving an empty
     /// one) and swaps it on reload.
     pub rules: Arc<RuleSet>,

@@ -276,6 +276,9 @@ pub struct RawProject {
     pub trust_proxy_headers: bool,
     #[serde(default)]
     pub fail_mode: FailMode,
+    /// The largest request body forwarded, e.g. "10MiB"; larger ones are answered 413.
+    #[serde(default)]
+    pub max_body_size: Option<String>,
     #[serde(default)]
     pub rules: Vec<RuleSpec>,
     #[serde(default)]

@@ -44,6 +44,8 @@ pub struct RequestCtx {
     /// The backend timed out while the client had not sent its whole request body: the
     /// client's delay (408), not the backend's (504).
     pub body_late: bool,
+    /// Bytes of request body the project's `max_body_size` still allows; `None`: no limit.
+    pub body_left: Option<u64>,
     /// This request's share of `rampart_requests_in_flight` (`in_flight` is the backend's).
     _counted: InFlightRequest,
 }
@@ -87,6 +89,7 @@ impl RequestCtx {
             upgrade_sent: false,
             last_failure: None,
             body_late: false,
+            body_left: None,
             _counted: InFlightRequest::new(),
         }
     }

@@ -1,6 +1,7 @@
 //! The request path: one `ProxyHttp` implementation whose phases live in their own files.
 
 pub mod access_log;
+mod body_limit;
 mod context;
 mod failure_log;
 mod forward;
@@ -8,6 +9,7 @@ mod phases;
 pub(crate) mod request_head;
 mod respond;
 mod retry;
+mod route_and_rules;
 mod router;
 mod rules_reload;
 mod state;

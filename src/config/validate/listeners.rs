@@ -123,16 +123,7 @@ pub(super) fn listeners(
 
 /// A size such as `"64KiB"` within what a listener can hold heads to.
 fn header_size(ck: &mut Checker, key: &str, value: &str) -> Option<usize> {
-    let size = match value.trim().parse::<bytesize::ByteSize>() {
-        Ok(size) => size.as_u64(),
-        Err(_) => {
-            ck.error(
-                key,
-                format!("`{value}` is not a size: write bytes, or e.g. \"64KiB\" (1 KiB = 1024 bytes, 1 kB = 1000)"),
-            );
-            return None;
-        }
-    };
+    let size = ck.size(key, value)?;
     if !(MIN_HEADER_SIZE as u64..=MAX_HEADER_SIZE as u64).contains(&size) {
         ck.error(
             key,

@@ -95,6 +95,20 @@ impl Checker {
         }
     }
 
+    /// A number of bytes, written as a number or with a unit (`"64KiB"`, `"10MB"`).
+    pub(super) fn size(&mut self, key: &str, value: &str) -> Option<u64> {
+        match value.trim().parse::<bytesize::ByteSize>() {
+            Ok(size) => Some(size.as_u64()),
+            Err(_) => {
+                self.error(
+                    key,
+                    format!("`{value}` is not a size: write bytes, or e.g. \"64KiB\" (1 KiB = 1024 bytes, 1 kB = 1000)"),
+                );
+                None
+            }
+        }
+    }
+
     /// Checks that a file exists and is readable, returning its content.
     pub(super) fn read_file(&mut self, key: &str, path: &str) -> Option<Vec<u8>> {
         match std::fs::read(path) {

@@ -121,6 +121,10 @@ pub(super) fn projects(
                 }
             })
             .collect();
+        let max_body_size = p
+            .max_body_size
+            .as_ref()
+            .and_then(|v| ck.size(&format!("{key}.max_body_size"), v));
         let loaded =
             match files::compile_project(&p.rules, &rules_files, &|pool| pool_names.contains(pool))
             {
@@ -157,6 +161,7 @@ pub(super) fn projects(
             preserve_host: p.preserve_host,
             trust_proxy_headers: p.trust_proxy_headers,
             fail_mode: p.fail_mode,
+            max_body_size,
             rules: Arc::new(rules),
             inline_rules: Arc::new(p.rules),
             rules_files,

@@ -1,0 +1,174 @@
+//! The request's first decision: which project it belongs to (listener and Host), then what
+//! the project's rules make of it (a redirect, a response, or changes for the backend).
+
+use super::context::RequestCtx;
+use super::forward;
+use super::request_head;
+use super::respond::{send, Answer};
+use super::router::normalize_host;
+use super::RampartProxy;
+use crate::rules::{Outcome, RequestView};
+use crate::server::HeadDeadline;
+use pingora_error::Result;
+use pingora_proxy::Session;
+
+impl RampartProxy {
+    /// Routes the request to its project and applies the project's rules: true when
+    /// answered (refused, redirected, responded), false when it goes to a backend.
+    pub(super) async fn route_and_apply_rules(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<bool> {
+        // Requests a client pipelines are answered in order, as by nginx; without this, Pingora
+        // answers the first and closes the connection, dropping the others unlogged.
+        let downstream = session.as_downstream_mut();
+        downstream.set_pipelining_enabled(true);
+        // Pingora keeps an idle HTTP/1.1 connection open for ever between requests (or as long
+        // as the client's Keep-Alive header asks): a client could hold sockets at no cost. The
+        // listener's `keepalive_timeout` is kept by the stream's wrapper (`HeadDeadline`, under
+        // every HTTP/1 stream: `server::connections`), Pingora's only for a client asking for
+        // less. HTTP/2 connections have no wrapper and their own idle timeout.
+        let asked = downstream.get_keepalive();
+        if let Some(conn) = downstream.stream().and_then(HeadDeadline::of) {
+            conn.request_began();
+            if asked.is_some_and(|t| t > self.keepalive_secs) {
+                downstream.set_keepalive(Some(0));
+            }
+        }
+        if self
+            .shared
+            .draining
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            // This response is the connection's last: the client reconnects to the new process.
+            session.set_keepalive(None);
+        }
+        let req = session.req_header();
+        ctx.client_ip = forward::client_ip(session.client_addr());
+        ctx.client_ip_text = ctx.client_ip.map(forward::IpText::new);
+        let raw_host = match request_head::read_head(req) {
+            Ok(head) => {
+                ctx.request_id = forward::request_id(head.request_id);
+                ctx.host_header = head.host_header.cloned();
+                if self.shared.logger.enabled() {
+                    ctx.logged_headers = Some([head.referer.cloned(), head.user_agent.cloned()]);
+                }
+                head.host
+            }
+            Err(refusal) => {
+                ctx.request_id = forward::request_id(req.headers.get(forward::X_REQUEST_ID));
+                let body = format!("{}\n", refusal.reason);
+                // What follows the head (a body?) cannot be trusted to be framed as said.
+                session.set_keepalive(None);
+                send(
+                    session,
+                    Answer::text(refusal.status, &body),
+                    &ctx.request_id,
+                )
+                .await?;
+                return Ok(true);
+            }
+        };
+        ctx.host = normalize_host(raw_host);
+        let Some(index) = self.router.route(&ctx.host) else {
+            send(
+                session,
+                Answer::text(
+                    421,
+                    "Misdirected Request: no site is configured for this host name\n",
+                ),
+                &ctx.request_id,
+            )
+            .await?;
+            return Ok(true);
+        };
+        ctx.project = Some(index);
+        let project = &self.shared.projects[index];
+
+        let rules = project.rules.load();
+        if rules.is_empty() {
+            return Ok(false);
+        }
+        let req = session.req_header();
+        let view = RequestView {
+            method: req.method.as_str(),
+            scheme: self.scheme,
+            host: &ctx.host,
+            path: req.uri.path(),
+            query: req.uri.query(),
+            headers: &req.headers,
+            client_ip: ctx.client_ip,
+            request_id: ctx.request_id.to_str().unwrap_or(""),
+        };
+        let mut plan = rules.evaluate(&view);
+        drop(rules);
+        ctx.matched_rules = std::mem::take(&mut plan.matched);
+        if let Some(failure) = &plan.failure {
+            project.metrics.fail_open("rule_error");
+            crate::throttled!(
+                warn,
+                project.rule_failure_log,
+                "project {}: rule `{}` failed ({}); {} for {} {}",
+                project.name,
+                failure.rule_id,
+                failure.reason,
+                if project.fail_closed() {
+                    "answering 503 (fail_mode: closed)"
+                } else {
+                    "request passes unmodified (fail-open)"
+                },
+                session.req_header().method,
+                session.req_header().uri
+            );
+            if project.fail_closed() {
+                return self.fail_closed(session, ctx).await;
+            }
+            return Ok(false);
+        }
+        match &plan.outcome {
+            Outcome::Forward => {}
+            Outcome::Redirect { status, location } => {
+                let answer = Answer {
+                    status: *status,
+                    content_type: None,
+                    body: bytes::Bytes::new(),
+                    headers: vec![(http::header::LOCATION, location.clone())],
+                    rule_ops: &plan.response_headers,
+                };
+                send(session, answer, &ctx.request_id).await?;
+                return Ok(true);
+            }
+            Outcome::Respond {
+                status,
+                body,
+                content_type,
+                headers,
+            } => {
+                let answer = Answer {
+                    status: *status,
+                    content_type: Some(content_type.clone()),
+                    body: body.clone(),
+                    headers: headers.clone(),
+                    rule_ops: &plan.response_headers,
+                };
+                send(session, answer, &ctx.request_id).await?;
+                return Ok(true);
+            }
+        }
+        if !plan.is_noop() {
+            ctx.plan = Some(Box::new(plan));
+        }
+        Ok(false)
+    }
+
+    async fn fail_closed(&self, session: &mut Session, ctx: &RequestCtx) -> Result<bool> {
+        send(
+            session,
+            Answer::text(503, "Service Unavailable\n"),
+            &ctx.request_id,
+        )
+        .await?;
+        Ok(true)
+    }
+}

@@ -84,6 +84,30 @@ impl ProxyHttp for RampartProxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
+        // Requests a client pipelines are answered in order, as by nginx; without this, Pingora
+        // answers the first and closes the connection, dropping the others unlogged.
+        let downstream = session.as_downstream_mut();
+        downstream.set_pipelining_enabled(true);
+        // Pingora keeps an idle HTTP/1.1 connection open for ever between requests (or as long
+        // as the client's Keep-Alive header asks): a client could hold sockets at no cost. The
+        // listener's `keepalive_timeout` is kept by the stream's wrapper (`HeadDeadline`, under
+        // every HTTP/1 stream: `server::connections`), Pingora's only for a client asking for
+        // less. HTTP/2 connections have no wrapper and their own idle timeout.
+        let asked = downstream.get_keepalive();
+        if let Some(conn) = downstream.stream().and_then(HeadDeadline::of) {
+            conn.request_began();
+            if asked.is_some_and(|t| t > self.keepalive_secs) {
+                downstream.set_keepalive(Some(0));
+            }
+        }
+        if self
+            .shared
+            .draining
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            // This response is the connection's last: the client reconnects to the new process.
+            session.set_keepalive(None);
+        }
         if self.route_and_apply_rules(session, ctx).await? {
             return Ok(true);
         }

@@ -19,8 +19,9 @@
 //! The writes also show the answers Pingora gives on its own, before any of Rampart's phases:
 //! a head it cannot parse gets `400` and the connection closes, with no hook called. A status
 //! line written while a head is in and the proxy was not handed it is such an answer. It, the
-//! `408` above and the `431`/`414` of an oversized head are counted with the requests that reached no project and written to the
-//! access log (`head_answers`), so malformed and stalled requests show where nginx shows them.
+//! `408` above and the `431`/`414` of an oversized head are counted with the requests that
+//! reached no project and written to the access log (`head_answers`), so malformed, stalled
+//! and oversized requests show where nginx shows them.
 
 use pingora_core::protocols::Stream;
 use std::future::Future;

@@ -5,8 +5,6 @@
 
 mod common;
 use common::*;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 fn config(
@@ -81,12 +79,11 @@ fn a_body_over_max_body_size_gets_413_and_is_not_forwarded() {
     assert_eq!(up.hits(), 1);
 
     // A client waiting on `Expect: 100-continue` is told 413 before it sends the body.
-    let mut conn = TcpStream::connect(&http).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    conn.write_all(b"PUT /big HTTP/1.1\r\nHost: up.test\r\nContent-Length: 10000000\r\nExpect: 100-continue\r\n\r\n")
-        .unwrap();
-    let mut got = Vec::new();
-    let _ = conn.read_to_end(&mut got);
+    let got = raw_request(
+        &http,
+        b"PUT /big HTTP/1.1\r\nHost: up.test\r\nContent-Length: 10000000\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .unwrap();
     assert_eq!(
         RawResponse::parse(&got).map(|a| a.status),
         Some(413),
@@ -118,10 +115,7 @@ fn a_body_over_max_body_size_gets_413_and_is_not_forwarded() {
         r.metric("rampart_requests_total{code=\"413\",project=\"uploads\"}"),
         Some(3.0)
     );
-    let text = poll_until(Duration::from_secs(5), "seven lines in the log", || {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        (text.lines().count() == 7).then_some(text)
-    });
+    let text = log_lines(&log, 7);
     for line in [
         "POST /form 200 uploads",
         "POST /form 413 uploads",

@@ -5,7 +5,7 @@
 
 mod common;
 use common::*;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
@@ -24,8 +24,6 @@ fn head_of(size: usize) -> Vec<u8> {
 /// Writes `head` in pieces of `piece` bytes, then reads the answer until the server closes.
 fn send_in_pieces(addr: &str, head: &[u8], piece: usize) -> RawResponse {
     let mut conn = TcpStream::connect(addr).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
     for part in head.chunks(piece) {
         // The server may answer and stop reading before the whole head is sent.
         if conn.write_all(part).is_err() {
@@ -33,8 +31,7 @@ fn send_in_pieces(addr: &str, head: &[u8], piece: usize) -> RawResponse {
         }
         conn.flush().unwrap();
     }
-    let mut got = Vec::new();
-    let _ = conn.read_to_end(&mut got);
+    let got = read_to_close(&mut conn);
     RawResponse::parse(&got).unwrap_or_else(|| panic!("no answer: {got:?}"))
 }
 
@@ -90,10 +87,7 @@ fn a_head_over_max_header_size_gets_431_and_never_reaches_the_backend() {
         r.metric("rampart_requests_total{code=\"414\",project=\"_none\"}"),
         Some(1.0)
     );
-    let text = poll_until(Duration::from_secs(5), "six lines in the log", || {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        (text.lines().count() == 6).then_some(text)
-    });
+    let text = log_lines(&log, 6);
     let lines: Vec<&str> = text.lines().collect();
     assert!(
         lines[..2].iter().all(|l| l.starts_with("GET 200 ")),

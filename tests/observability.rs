@@ -395,18 +395,6 @@ fn first_line(log: &std::path::Path) -> String {
     })
 }
 
-/// The access log's text once it has `n` lines.
-fn log_lines(log: &std::path::Path, n: usize) -> String {
-    poll_until(
-        Duration::from_secs(5),
-        &format!("{n} lines in the log"),
-        || {
-            let text = std::fs::read_to_string(log).unwrap_or_default();
-            (text.lines().count() == n).then_some(text)
-        },
-    )
-}
-
 /// Paths of `/seq/N` requests in log text, each once.
 fn logged_seq(text: &str) -> Vec<usize> {
     text.lines()

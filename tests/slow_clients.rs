@@ -23,13 +23,9 @@ fn start(up: &Upstream) -> (Rampart, String, std::path::PathBuf) {
     (Rampart::start_in(dir, &yaml), http, log)
 }
 
-/// Reads what the server sends until it closes (or 10 s pass).
-fn read_to_close(conn: &mut TcpStream) -> String {
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut got = Vec::new();
-    let _ = conn.read_to_end(&mut got);
-    String::from_utf8_lossy(&got).into_owned()
+/// What the server sends until it closes, as text.
+fn text_to_close(conn: &mut TcpStream) -> String {
+    String::from_utf8_lossy(&read_to_close(conn)).into_owned()
 }
 
 /// Sends `bytes` one at a time, `gap` apart, until done or the server closes.
@@ -62,7 +58,7 @@ fn a_head_trickled_past_header_timeout_gets_408_and_frees_its_place() {
                     b"X-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
                     Duration::from_millis(150),
                 );
-                (sent, read_to_close(&mut conn), began.elapsed())
+                (sent, text_to_close(&mut conn), began.elapsed())
             })
         })
         .collect();
@@ -95,10 +91,7 @@ fn a_head_trickled_past_header_timeout_gets_408_and_frees_its_place() {
         r.metric("rampart_requests_total{code=\"408\",project=\"_none\"}"),
         Some(2.0)
     );
-    let text = poll_until(Duration::from_secs(5), "three lines in the log", || {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        (text.lines().count() == 3).then_some(text)
-    });
+    let text = log_lines(&log, 3);
     let mut timed_out = 0;
     for line in text.lines() {
         let fields: Vec<&str> = line.split(' ').collect();
@@ -125,7 +118,7 @@ fn a_connection_that_sends_nothing_is_closed_after_header_timeout() {
     let silent: Vec<_> = (0..2)
         .map(|_| {
             let mut conn = TcpStream::connect(&http).unwrap();
-            std::thread::spawn(move || (read_to_close(&mut conn), began.elapsed()))
+            std::thread::spawn(move || (text_to_close(&mut conn), began.elapsed()))
         })
         .collect();
     for t in silent {
@@ -185,6 +178,6 @@ fn slow_bodies_and_idle_keepalive_connections_are_not_cut() {
         conn.write_all(part).unwrap();
         std::thread::sleep(Duration::from_millis(100));
     }
-    let answer = read_to_close(&mut conn);
+    let answer = text_to_close(&mut conn);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
 }

@@ -1,9 +1,9 @@
 //! Answers given to request heads that no phase of the proxy saw: Pingora's own `400` for a
-//! head it cannot parse, the `408` of `header_timeout` and the `431`/`414` of `max_header_size`
-//! (`head_deadline`). They are
-//! counted with the requests that reached no project and written to the access log here, as
-//! the proxy's `logging` phase does for the others (and as nginx logs both), so that an
-//! operator looking for 4xx finds them where the rest are.
+//! head it cannot parse, the `408` of `header_timeout` and the `431`/`414` of
+//! `max_header_size` (`head_deadline`). They are counted with the requests that reached no
+//! project and written to the access log here, as the proxy's `logging` phase does for the
+//! others (and as nginx logs them), so that an operator looking for 4xx finds them where the
+//! rest are.
 
 use super::head_deadline::HeadLimit;
 use crate::proxy::access_log::LogRecord;

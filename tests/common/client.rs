@@ -332,6 +332,15 @@ fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// Reads what the server sends on `conn` until it closes (or [`CLIENT_TIMEOUT`] passes with
+/// nothing new), keeping what came before a reset.
+pub fn read_to_close(conn: &mut TcpStream) -> Vec<u8> {
+    conn.set_read_timeout(Some(CLIENT_TIMEOUT)).unwrap();
+    let mut got = Vec::new();
+    let _ = conn.read_to_end(&mut got);
+    got
+}
+
 /// Sends `request` as-is to `addr` and reads until the server closes the connection (or
 /// 10 s pass without data). Use `Connection: close` in HTTP/1.1 requests.
 pub fn raw_request(addr: &str, request: &[u8]) -> std::io::Result<Vec<u8>> {

@@ -66,6 +66,18 @@ pub fn poll_until<T>(deadline: Duration, what: &str, mut f: impl FnMut() -> Opti
     }
 }
 
+/// The access log's text once it has `n` lines (polled for 5 s).
+pub fn log_lines(log: &std::path::Path, n: usize) -> String {
+    poll_until(
+        Duration::from_secs(5),
+        &format!("{n} lines in the log"),
+        || {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            (text.lines().count() == n).then_some(text)
+        },
+    )
+}
+
 /// `poll_until` for async tests: awaits `f()` every 20 ms until it yields `Some`.
 pub async fn poll_until_async<T, F, Fut>(deadline: Duration, what: &str, mut f: F) -> T
 where

@@ -233,14 +233,25 @@ impl HeadDeadline {
             line_ended: line_ended || memchr::memchr(b'\n', new).is_some(),
         };
         if before == 0 {
-            let deadline = Instant::now() + self.limit.limit;
-            match &mut self.timer {
-                Some(timer) => timer.as_mut().reset(deadline),
-                None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
-            }
-            self.timer_polled = false;
+            self.set_timer(Instant::now() + self.limit.limit);
         }
         Head::Incomplete
+    }
+
+    /// Sets the connection's one timer to `deadline` (made the first time it is needed).
+    fn set_timer(&mut self, deadline: Instant) {
+        match &mut self.timer {
+            Some(timer) => timer.as_mut().reset(deadline),
+            None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+        }
+        self.timer_polled = false;
+    }
+
+    /// How long the head being read has been coming: its first read set the timer to
+    /// `header_timeout` from then.
+    fn head_waited(&self) -> Option<Duration> {
+        let timer = self.timer.as_ref()?;
+        Some((timer.deadline() - self.limit.limit).elapsed())
     }
 
     /// The head's deadline passed: a `408` if the socket takes it now, then an error.
@@ -250,8 +261,7 @@ impl HeadDeadline {
         self.state = State::Body;
         let limit = &self.limit;
         limit.late.inc();
-        let began = self.timer.as_ref().map(|t| t.deadline() - limit.limit);
-        let waited = began.map_or(limit.limit, |b| b.elapsed());
+        let waited = self.head_waited().unwrap_or(limit.limit);
         crate::server::head_answers::account(limit, &self.inner, 408, waited, 0);
         crate::throttled!(
             warn,

@@ -30,14 +30,14 @@ impl HeadDeadline {
         };
         let _ = Pin::new(&mut self.inner).poll_write(cx, answer);
         let _ = Pin::new(&mut self.inner).poll_flush(cx);
-        let limit = &self.limit;
         let body =
             memchr::memmem::find(answer, b"\r\n\r\n").map_or(0, |end| answer.len() - end - 4);
-        // A head that began in an earlier read set the timer to its header_timeout then.
-        let waited = match (self.state, &self.timer) {
-            (State::Head { .. }, Some(t)) => (t.deadline() - limit.limit).elapsed(),
+        // A head that arrived in this one read has no timer of its own yet.
+        let waited = match self.state {
+            State::Head { .. } => self.head_waited().unwrap_or_default(),
             _ => Duration::ZERO,
         };
+        let limit = &self.limit;
         crate::server::head_answers::account(limit, &self.inner, code, waited, body);
         crate::throttled!(
             warn,
@@ -47,11 +47,7 @@ impl HeadDeadline {
             limit.max_size
         );
         self.state = State::Closing;
-        let deadline = Instant::now() + LINGER;
-        match &mut self.timer {
-            Some(timer) => timer.as_mut().reset(deadline),
-            None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
-        }
+        self.set_timer(Instant::now() + LINGER);
         self.linger(cx)
     }
 
@@ -61,36 +57,38 @@ impl HeadDeadline {
     /// nginx's `lingering_close` avoids).
     #[cold]
     pub(super) fn linger(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let mut scratch = [0u8; 8192];
         let closed = || {
             Poll::Ready(Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 "the request head is larger than the listener's max_header_size",
             )))
         };
+        // Set by `too_large`.
+        let Some(timer) = self.timer.as_mut() else {
+            return closed();
+        };
+        let mut scratch = [0u8; 8192];
+        let mut waiting = false;
         // Bounded per poll: a client sending fast must not hold the thread.
         for _ in 0..16 {
             let mut buf = ReadBuf::new(&mut scratch);
             match Pin::new(&mut self.inner).poll_read(cx, &mut buf) {
-                Poll::Ready(Ok(())) if buf.filled().is_empty() => return closed(),
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(_)) => return closed(),
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {}
                 Poll::Pending => {
-                    return match self.timer.as_mut().map(|t| t.as_mut().poll(cx)) {
-                        Some(Poll::Pending) => Poll::Pending,
-                        _ => closed(),
-                    }
+                    waiting = true;
+                    break;
                 }
+                // End of file, or an error: the client is done.
+                Poll::Ready(_) => return closed(),
             }
         }
-        if self
-            .timer
-            .as_ref()
-            .is_none_or(|t| t.deadline() <= Instant::now())
-        {
+        if timer.as_mut().poll(cx).is_ready() {
             return closed();
         }
-        cx.waker().wake_by_ref();
+        if !waiting {
+            // More may be there: read on once the thread's other tasks have run.
+            cx.waker().wake_by_ref();
+        }
         Poll::Pending
     }
 }

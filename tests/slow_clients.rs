@@ -20,7 +20,12 @@ fn start(up: &Upstream) -> (Rampart, String, std::path::PathBuf) {
         log.display(),
         up.addr_string()
     );
-    (Rampart::start_in(dir, &yaml), http, log)
+    let r = Rampart::start_in(dir, &yaml);
+    // The harness's readiness probe is a connection too: the tests need both places.
+    poll_until(Duration::from_secs(5), "no connection open", || {
+        (r.metric("rampart_connections_open{listener=\"http\"}") == Some(0.0)).then_some(())
+    });
+    (r, http, log)
 }
 
 /// What the server sends until it closes, as text.

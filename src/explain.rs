@@ -110,7 +110,8 @@ pub fn explain(config: &Config, project: &str, req: &TestRequest) -> Result<Expl
             headers
                 .get(http::header::HOST)
                 .and_then(|h| h.to_str().ok())
-                .map(crate::proxy::normalize_host)
+                .and_then(crate::proxy::host_name)
+                .map(String::from)
         })
         .or_else(|| p.hosts.iter().find(|h| !h.contains('*')).cloned())
         .unwrap_or_default();

@@ -58,6 +58,15 @@ projects:
         get_echo(&format!("{base}/a"), "eu.www.shop.test").upstream,
         "shop"
     );
+    // A name longer than the inline size, with a trailing dot.
+    assert_eq!(
+        get_echo(
+            &format!("{base}/a"),
+            "A-Long-Subdomain.EU.WWW.Shop.Test.:8080"
+        )
+        .upstream,
+        "shop"
+    );
     assert_eq!(
         get_echo(&format!("{base}/a"), "news.test").upstream,
         "other"
@@ -109,7 +118,7 @@ projects:
         .unwrap();
     assert_eq!(served_cert(&r), default_cert.cert_der);
     assert_eq!(r.status(), 421);
-    assert_eq!(shop.hits() + blog.hits() + other.hits(), 8);
+    assert_eq!(shop.hits() + blog.hits() + other.hits(), 9);
 }
 
 /// Operators alert on the certificates actually served (a renewed file that was not reloaded

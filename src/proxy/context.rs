@@ -11,7 +11,7 @@ use std::time::Instant;
 pub struct RequestCtx {
     pub start: Instant,
     pub project: Option<usize>,
-    pub host: String,
+    pub host: super::router::HostName,
     /// The client's Host header (a share of the request's buffer), for the upstream request.
     pub host_header: Option<http::HeaderValue>,
     /// The client's Referer and User-Agent, for the access log, when the head was read (the
@@ -72,7 +72,7 @@ impl RequestCtx {
         RequestCtx {
             start: Instant::now(),
             project: None,
-            host: String::new(),
+            host: Default::default(),
             host_header: None,
             logged_headers: None,
             client_ip: None,

@@ -18,6 +18,6 @@ pub use context::RequestCtx;
 pub use failure_log::Brief;
 pub use forward::{client_ip, IpText};
 pub use phases::RampartProxy;
-pub use router::{normalize_host, HostRouter};
+pub use router::{host_name, HostName, HostRouter};
 pub use rules_reload::{ReloadStatus, RulesReloader};
 pub use state::{Project, Shared};

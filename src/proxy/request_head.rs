@@ -8,7 +8,7 @@
 //! Rampart replaces: see `forward::strip_request_headers`).
 
 use super::forward::X_REQUEST_ID;
-use super::router::is_valid_host;
+use super::router::{host_name, HostName};
 use http::header::{CONNECTION, CONTENT_LENGTH, HOST, REFERER, TRANSFER_ENCODING, USER_AGENT};
 use http::{HeaderValue, Method, Version};
 use pingora_core::protocols::http::authority::{raw_target_authority, RawTargetAuthority};
@@ -29,6 +29,8 @@ const fn refuse(status: u16, reason: &'static str) -> Refusal {
 pub struct Head<'a> {
     /// The name the request is for, as sent (see [`requested_host`]).
     pub host: &'a str,
+    /// `host` as projects are routed on it.
+    pub name: HostName,
     /// The Host header, when the request has one.
     pub host_header: Option<&'a HeaderValue>,
     /// The client's X-Request-Id, when the request has one (the first).
@@ -93,11 +95,12 @@ pub fn read_head(req: &RequestHeader) -> Result<Head<'_>, Refusal> {
         .or_else(|| req.uri.authority().map(|a| a.as_str()))
         .or(host_text)
         .unwrap_or("");
-    if (host.is_empty() && host_text.is_some()) || (!host.is_empty() && !is_valid_host(host)) {
-        return Err(refuse(400, "the Host header is not a host name"));
-    }
+    let name = host_name(host)
+        .filter(|name| !name.is_empty() || host_text.is_none())
+        .ok_or(refuse(400, "the Host header is not a host name"))?;
     Ok(Head {
         host,
+        name,
         host_header: host_value,
         request_id,
         referer,

@@ -5,7 +5,6 @@ use super::context::RequestCtx;
 use super::forward;
 use super::request_head;
 use super::respond::{send, Answer};
-use super::router::normalize_host;
 use super::RampartProxy;
 use crate::rules::{Outcome, RequestView};
 use pingora_error::Result;
@@ -22,14 +21,14 @@ impl RampartProxy {
         let req = session.req_header();
         ctx.client_ip = forward::client_ip(session.client_addr());
         ctx.client_ip_text = ctx.client_ip.map(forward::IpText::new);
-        let raw_host = match request_head::read_head(req) {
+        ctx.host = match request_head::read_head(req) {
             Ok(head) => {
                 ctx.request_id = forward::request_id(head.request_id);
                 ctx.host_header = head.host_header.cloned();
                 if self.shared.logger.enabled() {
                     ctx.logged_headers = Some([head.referer.cloned(), head.user_agent.cloned()]);
                 }
-                head.host
+                head.name
             }
             Err(refusal) => {
                 ctx.request_id = forward::request_id(req.headers.get(forward::X_REQUEST_ID));
@@ -45,7 +44,6 @@ impl RampartProxy {
                 return Ok(true);
             }
         };
-        ctx.host = normalize_host(raw_host);
         let Some(index) = self.router.route(&ctx.host) else {
             send(
                 session,

@@ -618,3 +618,51 @@ fn a_client_that_leaves_before_its_answer_is_logged_499() {
         0.0
     );
 }
+
+/// Each failed request says in the access log what cut it short (the error log keeps one
+/// line per 5 s per project): a refused backend, a backend too slow, a client gone, a head
+/// that could not be parsed; `-` when nothing did.
+#[test]
+fn access_log_says_what_cut_each_request_short() {
+    let up = Upstream::start("up");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let (http, admin, gone) = (free_addr(), free_addr(), free_addr());
+    let yaml = format!(
+        "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: {}, format: \"{{status}} {{path}} {{error}}\" }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{}\"], timeouts: {{ read: 300ms }} }}\n  gone: {{ backends: [\"{gone}\"], retries: 0, health_check: {{ kind: none }} }}\nprojects:\n  - name: shop\n    hosts: [\"*\"]\n    pool: app\n    rules:\n      - {{ id: gone, match: {{ path: /gone }}, pool: gone }}\n",
+        log.display(),
+        up.addr_string(),
+    );
+    let _r = Rampart::start_in(dir, &yaml);
+    let c = client();
+    assert_eq!(
+        get(&format!("http://{http}/fine"), "shop.test").status(),
+        200
+    );
+    assert_eq!(
+        get(&format!("http://{http}/gone"), "shop.test").status(),
+        502
+    );
+    let slow = c.get(format!("http://{http}/slow?ms=3000")).send().unwrap();
+    assert_eq!(slow.status(), 504);
+    let impatient = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let _ = impatient.get(format!("http://{http}/slow?ms=200")).send();
+    let answer = raw_request(&http, b"GET /x HTTP/1.1\r\nHost shop.test\r\n\r\n").unwrap();
+    assert!(answer.starts_with(b"HTTP/1.1 400 "), "{answer:?}");
+    let text = log_lines(&log, 5);
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "200 /fine -",
+            "400 - client:InvalidHTTPHeader",
+            "499 /slow client:ConnectionClosed",
+            "502 /gone upstream:ConnectRefused",
+            "504 /slow upstream:ReadTimedout",
+        ]
+    );
+}

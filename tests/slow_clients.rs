@@ -15,7 +15,7 @@ fn start(up: &Upstream) -> (Rampart, String, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("access.log");
     let yaml = format!(
-        "admin: {{ listen: \"{}\" }}\naccess_log: {{ target: {}, format: \"{{client_ip}} {{method}} {{status}} {{project}} {{duration_ms}}\" }}\nlisteners:\n  http: {{ address: \"{http}\", header_timeout: 1s, max_connections: 2 }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
+        "admin: {{ listen: \"{}\" }}\naccess_log: {{ target: {}, format: \"{{client_ip}} {{method}} {{status}} {{project}} {{duration_ms}} {{error}}\" }}\nlisteners:\n  http: {{ address: \"{http}\", header_timeout: 1s, max_connections: 2 }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
         free_addr(),
         log.display(),
         up.addr_string()
@@ -101,12 +101,12 @@ fn a_head_trickled_past_header_timeout_gets_408_and_frees_its_place() {
     for line in text.lines() {
         let fields: Vec<&str> = line.split(' ').collect();
         match fields[..] {
-            ["127.0.0.1", "-", "408", "_none", ms] => {
+            ["127.0.0.1", "-", "408", "_none", ms, "client:ReadTimedout"] => {
                 let ms: f64 = ms.parse().unwrap();
                 assert!((1000.0..3000.0).contains(&ms), "{line}");
                 timed_out += 1;
             }
-            ["127.0.0.1", "GET", "200", "site", _] => {}
+            ["127.0.0.1", "GET", "200", "site", _, "-"] => {}
             _ => panic!("unexpected line: {line}"),
         }
     }

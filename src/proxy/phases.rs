@@ -1,5 +1,6 @@
 //! The `ProxyHttp` implementation, one method per phase of a request.
 
+use super::access_log::Failure;
 use super::body_limit;
 use super::context::RequestCtx;
 use super::failure_log;
@@ -536,6 +537,11 @@ impl ProxyHttp for RampartProxy {
                     project: Some(metrics.name()),
                     upstream: ctx.backend.as_ref().map(|b| b.addr),
                     rules: &ctx.matched_rules,
+                    // A body too slow timed the backend's read out, but is the client's.
+                    error: e.map(|e| match ctx.body_late {
+                        true => Failure::CLIENT_TIMED_OUT,
+                        false => Failure::of(e),
+                    }),
                     tls: session
                         .as_downstream()
                         .digest()

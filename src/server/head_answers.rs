@@ -6,13 +6,13 @@
 //! rest are.
 
 use super::head_deadline::HeadLimit;
-use crate::proxy::access_log::LogRecord;
+use crate::proxy::access_log::{Failure, LogRecord};
 use crate::proxy::{client_ip, IpText};
 use pingora_core::protocols::Stream;
 use std::time::{Duration, SystemTime};
 
 /// Counts and logs one such answer; `waited`: how long the head had been coming; `body`:
-/// the bytes of the answer's body.
+/// the bytes of the answer's body; `failure`: the client's, for the access log's `error`.
 #[cold]
 pub(super) fn account(
     limit: &HeadLimit,
@@ -20,6 +20,7 @@ pub(super) fn account(
     status: u16,
     waited: Duration,
     body: usize,
+    failure: Option<Failure>,
 ) {
     limit.unrouted.observe(status, waited.as_secs_f64());
     if !limit.access_log.enabled() {
@@ -44,5 +45,6 @@ pub(super) fn account(
         upstream: None,
         tls: tls.as_deref(),
         rules: &[],
+        error: failure,
     });
 }

@@ -62,6 +62,7 @@ pub enum Field {
     TlsVersion,
     TlsCipher,
     Rules,
+    Error,
 }
 
 const FIELDS: &[(&str, Field)] = &[
@@ -84,6 +85,7 @@ const FIELDS: &[(&str, Field)] = &[
     ("tls_version", Field::TlsVersion),
     ("tls_cipher", Field::TlsCipher),
     ("rules", Field::Rules),
+    ("error", Field::Error),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,6 +169,50 @@ pub struct LogRecord<'a> {
     pub tls: Option<&'a pingora_core::protocols::tls::SslDigest>,
     /// Ids of the rules that matched, in evaluation order.
     pub rules: &'a [Arc<str>],
+    /// What cut the request short, if anything did.
+    pub error: Option<Failure>,
+}
+
+/// What cut a request short, written `upstream:ReadTimedout`: the side that failed
+/// (`upstream`, `client`, or `proxy` for Rampart itself) and Pingora's name for the failure.
+/// On every line that has one, where the error log is throttled: a 502 among thousands of
+/// requests, or a response cut mid-body (logged with the status already sent), shows its cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    pub side: &'static str,
+    pub kind: &'static str,
+}
+
+impl Failure {
+    /// A client too slow with a request head (`header_timeout`) or body: the `408`s.
+    pub const CLIENT_TIMED_OUT: Failure = Failure {
+        side: "client",
+        kind: "ReadTimedout",
+    };
+    /// A request head Pingora could not parse (its own `400`).
+    pub const CLIENT_UNPARSABLE: Failure = Failure {
+        side: "client",
+        kind: "InvalidHTTPHeader",
+    };
+
+    pub fn of(e: &pingora_error::Error) -> Failure {
+        use pingora_error::ErrorSource;
+        let side = match e.esource() {
+            ErrorSource::Upstream => "upstream",
+            ErrorSource::Downstream => "client",
+            ErrorSource::Internal | ErrorSource::Unset => "proxy",
+        };
+        Failure {
+            side,
+            kind: e.etype().as_str(),
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.side, self.kind)
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -377,6 +423,13 @@ impl LogRecord<'_> {
             Field::Bytes => return push_int(out, self.bytes),
             Field::DurationMs => return push_millis(out, self.duration),
             Field::Rules => return self.write_rules(out),
+            Field::Error => {
+                let _ = match self.error {
+                    Some(failure) => write!(out, "{failure}"),
+                    None => write!(out, "-"),
+                };
+                return;
+            }
             Field::Upstream => {
                 let _ = match self.upstream {
                     Some(a) => write!(out, "{a}"),
@@ -462,6 +515,7 @@ impl LogRecord<'_> {
                     "tls_version": self.tls.map(|t| &*t.version),
                     "tls_cipher": self.tls.map(|t| &*t.cipher),
                     "rules": self.rules.iter().map(|id| &**id).collect::<Vec<&str>>(),
+                    "error": self.error.map(|f| f.to_string()),
                 });
                 let _ = write!(out, "{v}");
             }
@@ -505,6 +559,7 @@ mod tests {
             upstream: None,
             tls: None,
             rules: &[],
+            error: None,
         }
     }
 
@@ -527,6 +582,7 @@ mod tests {
         assert_eq!(v["project"], "shop");
         assert_eq!(v["time"], "1970-01-02T00:00:00.000Z");
         assert_eq!(v["rules"], serde_json::json!(["moved", "old.csv:2"]));
+        assert_eq!(v["error"], serde_json::Value::Null);
         s.clear();
         let t = LogFormat::parse("{client_ip} {method} {path} q={query} {status} {rules}").unwrap();
         record().format_into(&t, &mut s, &mut TimeCache::default());
@@ -546,6 +602,40 @@ mod tests {
             s,
             "10.1.2.3 GET /a q=b=1 200 a\\x2Cb\\x20c,\\x2D,\\xC3\\xA9\\\"\n"
         );
+    }
+
+    #[test]
+    fn writes_what_cut_a_request_short() {
+        let uri = http::Uri::from_static("/a");
+        let headers = ["curl/8", "rid"].map(http::HeaderValue::from_static);
+        let timed_out = pingora_error::Error::new(pingora_error::ErrorType::ReadTimedout);
+        let gone = pingora_error::Error::new(pingora_error::ErrorType::ConnectionClosed);
+        let t = LogFormat::parse("{status} {error}").unwrap();
+        let mut s = String::new();
+        for (error, line) in [
+            (None, "200 -\n"),
+            (Some(timed_out.into_up()), "200 upstream:ReadTimedout\n"),
+            (Some(gone.into_down()), "200 client:ConnectionClosed\n"),
+        ] {
+            let record = LogRecord {
+                error: error.as_deref().map(Failure::of),
+                ..base(&uri, &headers)
+            };
+            s.clear();
+            record.format_into(&t, &mut s, &mut TimeCache::default());
+            assert_eq!(s, line);
+            s.clear();
+            record.format_into(&LogFormat::Json, &mut s, &mut TimeCache::default());
+            let v: serde_json::Value = serde_json::from_str(s.trim()).unwrap();
+            let text = line.trim_end().split_once(' ').unwrap().1;
+            match error {
+                Some(_) => assert_eq!(v["error"], text),
+                None => assert_eq!(v["error"], serde_json::Value::Null),
+            }
+        }
+        let internal =
+            pingora_error::Error::explain(pingora_error::ErrorType::HTTPStatus(503), "x");
+        assert_eq!(Failure::of(&internal).to_string(), "proxy:HTTPStatus");
     }
 
     #[test]

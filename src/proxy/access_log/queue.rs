@@ -190,6 +190,7 @@ mod tests {
             upstream: None,
             tls: None,
             rules: &[],
+            error: None,
         });
     }
 

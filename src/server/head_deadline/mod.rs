@@ -23,6 +23,7 @@
 //! reached no project and written to the access log (`head_answers`), so malformed, stalled
 //! and oversized requests show where nginx shows them.
 
+use crate::proxy::access_log::Failure;
 use pingora_core::protocols::Stream;
 use std::future::Future;
 use std::io::IoSlice;
@@ -262,7 +263,8 @@ impl HeadDeadline {
         let limit = &self.limit;
         limit.late.inc();
         let waited = self.head_waited().unwrap_or(limit.limit);
-        crate::server::head_answers::account(limit, &self.inner, 408, waited, 0);
+        let failure = Some(Failure::CLIENT_TIMED_OUT);
+        crate::server::head_answers::account(limit, &self.inner, 408, waited, 0, failure);
         crate::throttled!(
             warn,
             limit.log,
@@ -309,7 +311,8 @@ impl HeadDeadline {
         };
         let limit = &self.limit;
         // The head came in at once, nearly always: no clock was read for it.
-        crate::server::head_answers::account(limit, &self.inner, code, Duration::ZERO, 0);
+        let failure = Some(Failure::CLIENT_UNPARSABLE);
+        crate::server::head_answers::account(limit, &self.inner, code, Duration::ZERO, 0, failure);
         let client = self.inner.get_socket_digest();
         let client = client.as_ref().and_then(|d| d.peer_addr());
         crate::throttled!(

@@ -38,7 +38,8 @@ impl HeadDeadline {
             _ => Duration::ZERO,
         };
         let limit = &self.limit;
-        crate::server::head_answers::account(limit, &self.inner, code, waited, body);
+        // A limit answered, not a failure: no `error`, as for a 413.
+        crate::server::head_answers::account(limit, &self.inner, code, waited, body, None);
         crate::throttled!(
             warn,
             limit.too_large_log,

@@ -37,6 +37,21 @@ fn valid_config_prints_a_summary() {
         "{}",
         c.stdout
     );
+    // Limits shown when set, in sizes the file accepts.
+    let limited = "listeners:\n  http: { address: \"127.0.0.1:8080\", max_header_size: 16384 }\npools:\n  app: { backends: [127.0.0.1:3000] }\nprojects:\n  - { name: up, hosts: [\"*\"], pool: app, max_body_size: 1500 }\n";
+    let l = check(limited);
+    assert_eq!(l.code, 0, "{}", l.stderr);
+    assert!(
+        l.stdout.contains("plain http, max_header_size 16KiB")
+            && l.stdout.contains("fail_mode open  max_body_size 1500B"),
+        "{}",
+        l.stdout
+    );
+    assert!(
+        !c.stdout.contains("max_"),
+        "defaults are not shown: {}",
+        c.stdout
+    );
     // No instance_name: the machine's name, not one name for the whole fleet.
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     assert!(

@@ -21,10 +21,17 @@ pub fn summary(c: &Config) -> String {
             ),
             None => "plain http".into(),
         };
-        let limit = l
+        let mut limit = l
             .max_connections
             .map(|n| format!(", max {n} connections"))
             .unwrap_or_default();
+        if l.max_header_size != super::validate::DEFAULT_MAX_HEADER_SIZE {
+            let _ = write!(
+                limit,
+                ", max_header_size {}",
+                size(l.max_header_size as u64)
+            );
+        }
         let _ = writeln!(
             s,
             "  {:<12} {:<22} {tls}{limit}",
@@ -36,13 +43,16 @@ pub fn summary(c: &Config) -> String {
     for p in &c.projects {
         let _ = writeln!(
             s,
-            "  {:<12} hosts {}  listeners {}  pool {}  rules {}  fail_mode {}{}",
+            "  {:<12} hosts {}  listeners {}  pool {}  rules {}  fail_mode {}{}{}",
             p.name,
             p.hosts.join(","),
             p.listeners.join(","),
             p.pool.as_deref().unwrap_or("-"),
             p.rules.len(),
             p.fail_mode,
+            p.max_body_size
+                .map(|n| format!("  max_body_size {}", size(n)))
+                .unwrap_or_default(),
             p.tls.as_ref().map(cert_end).unwrap_or_default()
         );
     }
@@ -78,4 +88,16 @@ fn cert_end(pair: &CertPair) -> String {
         let day = chrono::DateTime::<chrono::Utc>::from(at).format("%Y-%m-%d");
         format!("  certificate until {day}")
     })
+}
+
+/// A size in bytes as it can be written in the file, exactly: `16KiB`, `10MiB`, `1500B`.
+fn size(bytes: u64) -> String {
+    const KIB: u64 = 1024;
+    match bytes {
+        0 => "0B".into(),
+        n if n % (KIB * KIB * KIB) == 0 => format!("{}GiB", n / (KIB * KIB * KIB)),
+        n if n % (KIB * KIB) == 0 => format!("{}MiB", n / (KIB * KIB)),
+        n if n % KIB == 0 => format!("{}KiB", n / KIB),
+        n => format!("{n}B"),
+    }
 }

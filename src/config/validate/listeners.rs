@@ -17,7 +17,7 @@ const DEFAULT_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_se
 const DEFAULT_KEEPALIVE_REQUESTS: u32 = 1000;
 /// Pingora's own HTTP/2 limit on a request's header list; its HTTP/1 limit is 1 MiB.
 /// nginx: 8 KiB per line, 32 KiB in all; HAProxy: ~15 KiB; Envoy: 60 KiB.
-const DEFAULT_MAX_HEADER_SIZE: usize = 64 * 1024;
+pub const DEFAULT_MAX_HEADER_SIZE: usize = 64 * 1024;
 /// Below this, ordinary browser requests would be refused.
 const MIN_HEADER_SIZE: usize = 1024;
 /// Pingora answers a larger HTTP/1 head 400 itself.

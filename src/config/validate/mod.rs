@@ -6,6 +6,8 @@ mod pools;
 mod projects;
 mod sections;
 
+pub use listeners::DEFAULT_MAX_HEADER_SIZE;
+
 use super::error::{ConfigError, ConfigErrors};
 use super::every_error::describe;
 use super::model::*;

@@ -99,7 +99,12 @@ fn a_body_over_max_body_size_gets_413_and_is_not_forwarded() {
             .send()
             .unwrap()
     };
-    assert_eq!(stream(5000).status(), 413);
+    let cut = stream(5000);
+    assert_eq!(cut.status(), 413);
+    assert_eq!(
+        cut.text().unwrap(),
+        "Content Too Large: the request body is larger than this site accepts\n"
+    );
     let small = stream(500);
     assert_eq!(small.status(), 200);
     assert_eq!(small.json::<Echo>().unwrap().body.len(), 500);

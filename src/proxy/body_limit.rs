@@ -10,7 +10,8 @@ use super::state::Project;
 use pingora_error::{Error, ErrorType, Result};
 use pingora_proxy::Session;
 
-const TOO_LARGE: &str = "Content Too Large: the request body is larger than this site accepts\n";
+pub const TOO_LARGE: &str =
+    "Content Too Large: the request body is larger than this site accepts\n";
 
 /// Before forwarding: a body announced larger than `max` is answered `413` at once (the
 /// client, if it waits on `Expect: 100-continue`, never sends it); otherwise the body is

@@ -51,10 +51,8 @@ fn unannounced(len: usize) -> reqwest::blocking::Body {
 #[test]
 fn a_body_over_max_body_size_gets_413_and_is_not_forwarded() {
     let up = Upstream::start("up");
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("access.log");
     let http = free_addr();
-    let r = Rampart::start_in(dir, &config(&http, &log, &up, None));
+    let (r, log) = Rampart::start_logging(|log| config(&http, log, &up, None));
 
     // At the limit: forwarded whole.
     let ok = post(&http, "/form", vec![b'a'; 1024]);
@@ -144,10 +142,9 @@ fn http2_bodies_are_held_to_max_body_size() {
     let ca = TestCa::new();
     let cert = ca.issue(&["up.test"]);
     let up = Upstream::start("up");
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("access.log");
     let https = free_addr();
-    let _r = Rampart::start_in(dir, &config(&free_addr(), &log, &up, Some((&https, &cert))));
+    let (_r, _log) =
+        Rampart::start_logging(|log| config(&free_addr(), log, &up, Some((&https, &cert))));
     let addr: std::net::SocketAddr = https.parse().unwrap();
     let h2 = h2_client_blocking(&ca, &[("up.test", addr)]);
     let url = format!("https://up.test:{}/h2", addr.port());

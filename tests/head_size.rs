@@ -38,18 +38,15 @@ fn send_in_pieces(addr: &str, head: &[u8], piece: usize) -> RawResponse {
 #[test]
 fn a_head_over_max_header_size_gets_431_and_never_reaches_the_backend() {
     let up = Upstream::start("up");
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("access.log");
     let http = free_addr();
-    let r = Rampart::start_in(
-        dir,
-        &format!(
+    let (r, log) = Rampart::start_logging(|log| {
+        format!(
             "admin: {{ listen: \"{}\" }}\naccess_log: {{ target: {}, format: \"{{method}} {{status}} {{bytes}} {{project}}\" }}\nlisteners:\n  http: {{ address: \"{http}\", max_header_size: 4KiB }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
             free_addr(),
             log.display(),
             up.addr_string()
-        ),
-    );
+        )
+    });
 
     // At the limit, in one write or in many: served.
     assert_eq!(send_in_pieces(&http, &head_of(LIMIT), LIMIT).status, 200);

@@ -16,12 +16,12 @@ fn yaml(up: &Upstream, http: &str, admin: &str, extra: &str, token: bool) -> Str
 /// Rampart serving `shop.test` from `up` and logging to `access.log` in its directory, with
 /// `format` when given; returns it, the log's path and the listener's address.
 fn start_logging_to_file(up: &Upstream, format: Option<&str>) -> (Rampart, PathBuf, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("access.log");
     let (http, admin) = (free_addr(), free_addr());
     let format = format.map(|f| format!(", format: {f}")).unwrap_or_default();
-    let extra = format!("access_log: {{ target: {}{format} }}", log.display());
-    let r = Rampart::start_in(dir, &yaml(up, &http, &admin, &extra, false));
+    let (r, log) = Rampart::start_logging(|log| {
+        let extra = format!("access_log: {{ target: {}{format} }}", log.display());
+        yaml(up, &http, &admin, &extra, false)
+    });
     (r, log, http)
 }
 
@@ -243,17 +243,16 @@ fn access_log_names_the_tls_version_and_cipher() {
     let ca = TestCa::new();
     let cert = ca.issue(&["shop.test"]);
     let up = Upstream::start("up");
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("access.log");
     let (https, admin) = (free_addr(), free_addr());
-    let yaml = format!(
-        "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: {}, format: \"{{protocol}} {{tls_version}} {{tls_cipher}} {{path}}\" }}\nlisteners:\n  https: {{ address: \"{https}\", tls: {{ cert: \"{}\", key: \"{}\" }} }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: shop, hosts: [shop.test], pool: app }}\n",
-        log.display(),
-        cert.cert(),
-        cert.key(),
-        up.addr_string()
-    );
-    let _r = Rampart::start_in(dir, &yaml);
+    let (_r, log) = Rampart::start_logging(|log| {
+        format!(
+            "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: {}, format: \"{{protocol}} {{tls_version}} {{tls_cipher}} {{path}}\" }}\nlisteners:\n  https: {{ address: \"{https}\", tls: {{ cert: \"{}\", key: \"{}\" }} }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: shop, hosts: [shop.test], pool: app }}\n",
+            log.display(),
+            cert.cert(),
+            cert.key(),
+            up.addr_string()
+        )
+    });
     let addr: std::net::SocketAddr = https.parse().unwrap();
     let url = |path: &str| format!("https://shop.test:{}{path}", addr.port());
     let c = h2_client_blocking(&ca, &[("shop.test", addr)]);
@@ -278,19 +277,19 @@ fn access_log_names_the_tls_version_and_cipher() {
 fn access_log_names_the_rules_that_matched() {
     let up = Upstream::start("up");
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("access.log");
     let (http, admin) = (free_addr(), free_addr());
     std::fs::write(
         dir.path().join("moves.csv"),
         "/old-a,/new-a\n/old-b,/new-b\n",
     )
     .unwrap();
-    let yaml = format!(
-        "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: {}, format: \"{{status}} {{path}} {{rules}}\" }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - name: shop\n    hosts: [\"*\"]\n    pool: app\n    rules_files: [moves.csv]\n    rules:\n      - {{ id: tag, match: {{ path_prefix: /t/ }}, request_headers: {{ set: {{ X-Tag: a }} }} }}\n      - {{ id: moved, match: {{ path: /moved }}, redirect: {{ to: /new }} }}\n",
-        log.display(),
-        up.addr_string()
-    );
-    let _r = Rampart::start_in(dir, &yaml);
+    let (_r, log) = Rampart::start_logging_in(dir, |log| {
+        format!(
+            "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: {}, format: \"{{status}} {{path}} {{rules}}\" }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - name: shop\n    hosts: [\"*\"]\n    pool: app\n    rules_files: [moves.csv]\n    rules:\n      - {{ id: tag, match: {{ path_prefix: /t/ }}, request_headers: {{ set: {{ X-Tag: a }} }} }}\n      - {{ id: moved, match: {{ path: /moved }}, redirect: {{ to: /new }} }}\n",
+            log.display(),
+            up.addr_string()
+        )
+    });
     for path in ["/moved", "/t/x", "/old-b", "/other"] {
         raw_request(
             &http,
@@ -625,15 +624,14 @@ fn a_client_that_leaves_before_its_answer_is_logged_499() {
 #[test]
 fn access_log_says_what_cut_each_request_short() {
     let up = Upstream::start("up");
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("access.log");
     let (http, admin, gone) = (free_addr(), free_addr(), free_addr());
-    let yaml = format!(
-        "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: {}, format: \"{{status}} {{path}} {{error}}\" }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{}\"], timeouts: {{ read: 300ms }} }}\n  gone: {{ backends: [\"{gone}\"], retries: 0, health_check: {{ kind: none }} }}\nprojects:\n  - name: shop\n    hosts: [\"*\"]\n    pool: app\n    rules:\n      - {{ id: gone, match: {{ path: /gone }}, pool: gone }}\n",
-        log.display(),
-        up.addr_string(),
-    );
-    let _r = Rampart::start_in(dir, &yaml);
+    let (_r, log) = Rampart::start_logging(|log| {
+        format!(
+            "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: {}, format: \"{{status}} {{path}} {{error}}\" }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{}\"], timeouts: {{ read: 300ms }} }}\n  gone: {{ backends: [\"{gone}\"], retries: 0, health_check: {{ kind: none }} }}\nprojects:\n  - name: shop\n    hosts: [\"*\"]\n    pool: app\n    rules:\n      - {{ id: gone, match: {{ path: /gone }}, pool: gone }}\n",
+            log.display(),
+            up.addr_string(),
+        )
+    });
     let c = client();
     assert_eq!(
         get(&format!("http://{http}/fine"), "shop.test").status(),

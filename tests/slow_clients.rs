@@ -12,15 +12,14 @@ use std::time::{Duration, Instant};
 /// Rampart with `header_timeout: 1s`, logging to `access.log` in its directory (returned).
 fn start(up: &Upstream) -> (Rampart, String, std::path::PathBuf) {
     let http = free_addr();
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("access.log");
-    let yaml = format!(
-        "admin: {{ listen: \"{}\" }}\naccess_log: {{ target: {}, format: \"{{client_ip}} {{method}} {{status}} {{project}} {{duration_ms}} {{error}}\" }}\nlisteners:\n  http: {{ address: \"{http}\", header_timeout: 1s, max_connections: 2 }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
-        free_addr(),
-        log.display(),
-        up.addr_string()
-    );
-    let r = Rampart::start_in(dir, &yaml);
+    let (r, log) = Rampart::start_logging(|log| {
+        format!(
+            "admin: {{ listen: \"{}\" }}\naccess_log: {{ target: {}, format: \"{{client_ip}} {{method}} {{status}} {{project}} {{duration_ms}} {{error}}\" }}\nlisteners:\n  http: {{ address: \"{http}\", header_timeout: 1s, max_connections: 2 }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
+            free_addr(),
+            log.display(),
+            up.addr_string()
+        )
+    });
     // The harness's readiness probe is a connection too: the tests need both places.
     poll_until(Duration::from_secs(5), "no connection open", || {
         (r.metric("rampart_connections_open{listener=\"http\"}") == Some(0.0)).then_some(())

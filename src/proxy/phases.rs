@@ -453,18 +453,20 @@ impl ProxyHttp for RampartProxy {
             // The connection is closed after this answer (`can_reuse_downstream` below): say
             // so, or a client sends its next request on it and meets a reset.
             session.set_keepalive(None);
+            let generic;
             let text = match code {
                 // A body cut where it passed `max_body_size`: said as when it was announced.
-                413 => body_limit::TOO_LARGE.to_string(),
+                413 => body_limit::TOO_LARGE,
                 _ => {
                     let reason = http::StatusCode::from_u16(code)
                         .ok()
                         .and_then(|s| s.canonical_reason())
                         .unwrap_or("Error");
-                    format!("{code} {reason}\n")
+                    generic = format!("{code} {reason}\n");
+                    &generic
                 }
             };
-            let _ = send(session, Answer::text(code, &text), &ctx.request_id).await;
+            let _ = send(session, Answer::text(code, text), &ctx.request_id).await;
         }
         FailToProxy {
             error_code: code,

@@ -50,6 +50,22 @@ impl Rampart {
         Self::start_with(dir, yaml, &[], &[])
     }
 
+    /// Like `start`, with the access log in the temp dir: `yaml` is made from the log's path,
+    /// which is returned too.
+    pub fn start_logging(yaml: impl FnOnce(&Path) -> String) -> (Rampart, PathBuf) {
+        Self::start_logging_in(tempfile::tempdir().unwrap(), yaml)
+    }
+
+    /// Like `start_logging`, in a directory the test prepared.
+    pub fn start_logging_in(
+        dir: tempfile::TempDir,
+        yaml: impl FnOnce(&Path) -> String,
+    ) -> (Rampart, PathBuf) {
+        let log = dir.path().join("access.log");
+        let yaml = yaml(&log);
+        (Self::start_in(dir, &yaml), log)
+    }
+
     /// Like `start_in`, with extra `run` arguments and environment variables (also used to
     /// resolve `${VAR}` in the addresses the harness waits for).
     pub fn start_with(

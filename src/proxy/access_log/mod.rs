@@ -424,17 +424,24 @@ impl LogRecord<'_> {
             Field::DurationMs => return push_millis(out, self.duration),
             Field::Rules => return self.write_rules(out),
             Field::Error => {
-                let _ = match self.error {
-                    Some(failure) => write!(out, "{failure}"),
-                    None => write!(out, "-"),
-                };
+                // Static words with nothing to escape; no `fmt` for the `-` of nearly every line.
+                match self.error {
+                    Some(failure) => {
+                        out.push_str(failure.side);
+                        out.push(':');
+                        out.push_str(failure.kind);
+                    }
+                    None => out.push('-'),
+                }
                 return;
             }
             Field::Upstream => {
-                let _ = match self.upstream {
-                    Some(a) => write!(out, "{a}"),
-                    None => write!(out, "-"),
-                };
+                match self.upstream {
+                    Some(a) => {
+                        let _ = write!(out, "{a}");
+                    }
+                    None => out.push('-'),
+                }
                 return;
             }
             Field::Method | Field::Uri | Field::Path | Field::Query | Field::Protocol => {

@@ -257,14 +257,11 @@ impl HeadDeadline {
 
     /// The head's deadline passed: a `408` if the socket takes it now, then an error.
     fn time_out(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let _ = Pin::new(&mut self.inner).poll_write(cx, TIMED_OUT);
-        let _ = Pin::new(&mut self.inner).poll_flush(cx);
+        let waited = self.head_waited().unwrap_or(self.limit.limit);
+        self.send_own(cx, TIMED_OUT, waited, Some(Failure::CLIENT_TIMED_OUT));
         self.state = State::Body;
         let limit = &self.limit;
         limit.late.inc();
-        let waited = self.head_waited().unwrap_or(limit.limit);
-        let failure = Some(Failure::CLIENT_TIMED_OUT);
-        crate::server::head_answers::account(limit, &self.inner, 408, waited, 0, failure);
         crate::throttled!(
             warn,
             limit.log,
@@ -276,6 +273,28 @@ impl HeadDeadline {
             std::io::ErrorKind::TimedOut,
             "the request head did not arrive within the listener's header_timeout",
         )))
+    }
+
+    /// Writes one of the wrapper's own answers (the `408` here, `oversized`'s `431` and `414`)
+    /// if the socket takes it now, and counts and logs it with the status and body it has;
+    /// returns the status.
+    #[cold]
+    fn send_own(
+        &mut self,
+        cx: &mut Context<'_>,
+        answer: &[u8],
+        waited: Duration,
+        failure: Option<Failure>,
+    ) -> u16 {
+        let _ = Pin::new(&mut self.inner).poll_write(cx, answer);
+        let _ = Pin::new(&mut self.inner).poll_flush(cx);
+        // `HTTP/1.1 NNN ...`
+        let code = answer.get(9..12).and_then(status_code).unwrap_or_default();
+        let body =
+            memchr::memmem::find(answer, b"\r\n\r\n").map_or(0, |end| answer.len() - end - 4);
+        let limit = &self.limit;
+        crate::server::head_answers::account(limit, &self.inner, code, waited, body, failure);
+        code
     }
 
     /// What a response written to the client says about the next bytes read.
@@ -306,7 +325,7 @@ impl HeadDeadline {
     /// logged, as the proxy's `logging` phase does for the others.
     #[cold]
     fn own_answer(&self, code: &[u8]) {
-        let Some(code) = std::str::from_utf8(code).ok().and_then(|c| c.parse().ok()) else {
+        let Some(code) = status_code(code) else {
             return;
         };
         let limit = &self.limit;
@@ -324,6 +343,11 @@ impl HeadDeadline {
             crate::metrics::NO_PROJECT,
         );
     }
+}
+
+/// The three digits of a status line's code as a number.
+fn status_code(digits: &[u8]) -> Option<u16> {
+    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
 impl AsyncRead for HeadDeadline {

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::Instant;
 
 const HEAD_TOO_LARGE: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain\r\nContent-Length: 33\r\nConnection: close\r\n\r\nRequest header fields too large.\n";
@@ -24,22 +24,18 @@ impl HeadDeadline {
         cx: &mut Context<'_>,
         line_ended: bool,
     ) -> Poll<std::io::Result<()>> {
-        let (answer, code) = match line_ended {
-            true => (HEAD_TOO_LARGE, 431),
-            false => (URI_TOO_LONG, 414),
+        let answer = match line_ended {
+            true => HEAD_TOO_LARGE,
+            false => URI_TOO_LONG,
         };
-        let _ = Pin::new(&mut self.inner).poll_write(cx, answer);
-        let _ = Pin::new(&mut self.inner).poll_flush(cx);
-        let body =
-            memchr::memmem::find(answer, b"\r\n\r\n").map_or(0, |end| answer.len() - end - 4);
         // A head that arrived in this one read has no timer of its own yet.
         let waited = match self.state {
             State::Head { .. } => self.head_waited().unwrap_or_default(),
             _ => Duration::ZERO,
         };
-        let limit = &self.limit;
         // A limit answered, not a failure: no `error`, as for a 413.
-        crate::server::head_answers::account(limit, &self.inner, code, waited, body, None);
+        let code = self.send_own(cx, answer, waited, None);
+        let limit = &self.limit;
         crate::throttled!(
             warn,
             limit.too_large_log,

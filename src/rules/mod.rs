@@ -9,7 +9,8 @@
 //! - `matcher`: the conditions of one rule; `template`: `{path}`, `{1}`, `{rest}`, …
 //! - `partition`: the index, rules partitioned by host and method, then by path: exact paths
 //!   hashed (`index`), prefixes and anchored regexes' literal prefixes hashed when they end
-//!   with `/` (`dir_prefix`) and in a radix tree otherwise (`prefix`, `regex_index`),
+//!   with `/` (`dir_prefix`) and in a radix tree otherwise (`prefix`, `regex_index`; a
+//!   Bloom filter in front of a large tree, `prefix_filter`),
 //!   unanchored regexes by a literal they require (`literal_index`, one Aho-Corasick scan),
 //!   the rest searched in groups (`regex_index`).
 //! - `evaluate`: [`RuleSet`], indexed and reference evaluation; `trace`: why rules won.
@@ -39,6 +40,7 @@ mod partition;
 mod path_regex;
 mod plan;
 mod prefix;
+mod prefix_filter;
 mod regex_index;
 pub mod spec;
 mod template;

@@ -6,6 +6,8 @@
 //! The tree is flat (three arrays, built once without recursion): 100 000 prefixes take a few
 //! megabytes and no per-node allocation.
 
+use crate::rules::prefix_filter::MissFilter;
+
 #[derive(Debug, Clone, Copy)]
 struct Node {
     /// Range of `labels`: the bytes of the edge into this node (empty only for the root).
@@ -28,6 +30,8 @@ pub struct PrefixTree {
     firsts: Vec<u8>,
     labels: Vec<u8>,
     positions: Vec<u32>,
+    /// In front of large trees: most paths that start with no prefix stop there.
+    filter: Option<MissFilter>,
 }
 
 /// Length of the common prefix.
@@ -48,6 +52,7 @@ impl PrefixTree {
         // Sorted, the keys under a node are contiguous, a prefix comes before its extensions,
         // and equal keys keep their positions ascending.
         entries.sort_unstable();
+        tree.filter = MissFilter::build(entries.iter().map(|(key, _)| key.as_slice()));
         let placeholder = Node {
             label: (0, 0),
             children: (0, 0),
@@ -100,6 +105,9 @@ impl PrefixTree {
         let Some(mut node) = self.nodes.first() else {
             return;
         };
+        if self.filter.as_ref().is_some_and(|f| !f.may_match(path)) {
+            return;
+        }
         let mut rest = path;
         // The first byte of a child's label is already known to match.
         let mut skip = 0;
@@ -177,13 +185,19 @@ mod tests {
         let word = |rng: &mut crate::rules::testutil::Rng| -> String {
             (0..rng.below(6)).map(|_| rng.pick(&alphabet)).collect()
         };
-        let keys: Vec<(String, u32)> = (0..2000).map(|i| (word(&mut rng), i)).collect();
+        // Enough non-empty keys for the miss filter to stand in front of the tree.
+        let keys: Vec<(String, u32)> = (0..6000)
+            .map(|i| (word(&mut rng), i))
+            .filter(|(k, _)| !k.is_empty())
+            .collect();
         let tree = PrefixTree::build(
             keys.iter()
                 .map(|(k, p)| (k.as_bytes().to_vec(), *p))
                 .collect(),
         );
-        for _ in 0..2000 {
+        let filter = tree.filter.as_ref().expect("a large tree has a filter");
+        let mut turned_away = 0;
+        for _ in 0..4000 {
             let path = word(&mut rng);
             let mut want: Vec<u32> = keys
                 .iter()
@@ -194,9 +208,11 @@ mod tests {
                 .map(|(_, p)| *p)
                 .collect();
             let mut got = found(&tree, &path);
+            turned_away += usize::from(!filter.may_match(path.as_bytes()));
             want.sort_unstable();
             got.sort_unstable();
             assert_eq!(got, want, "{path:?}");
         }
+        assert!(turned_away > 100, "the filter answered {turned_away} paths");
     }
 }

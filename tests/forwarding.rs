@@ -163,20 +163,43 @@ fn http_1_0_is_served_and_garbage_gets_400() {
         out.starts_with("HTTP/1.1 400"),
         "HTTP/0.9 gets 400, got: {out:?}"
     );
-    // Pingora's own answer, before any phase of Rampart's: a header line without a colon.
+    // Pingora's own answers, before any phase of Rampart's (a header line without a colon;
+    // CONNECT), are given in Rampart's words: Pingora's say `Server: Pingora`, with no body.
     let out = answer(b"GET / HTTP/1.1\r\nHost a.test\r\n\r\n");
-    assert!(out.starts_with("HTTP/1.1 400"), "{out:?}");
+    assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{out:?}");
+    assert!(
+        out.ends_with("\r\n\r\nthe request head could not be parsed\n"),
+        "{out:?}"
+    );
+    let out = answer(b"CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n\r\n");
+    assert!(
+        out.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"),
+        "{out:?}"
+    );
+    assert!(out.contains("\r\nAllow: GET, HEAD, POST,"), "{out:?}");
+    assert!(out.ends_with("\r\n\r\nCONNECT is not supported: this is a reverse proxy\n"));
+    for out in [&out, &answer(b"GET / HTTP/1.1\r\nHost a.test\r\n\r\n")] {
+        assert!(!out.to_ascii_lowercase().contains("pingora"), "{out:?}");
+        assert!(out.contains("\r\nConnection: close\r\n"), "{out:?}");
+    }
 
     // Every 400 above is counted with the requests that reached no project: the five
-    // Rampart refused (bad or missing Host) and the two Pingora could not parse, which no
-    // phase of the proxy sees.
+    // Rampart refused (bad or missing Host) and the three Pingora could not parse, which no
+    // phase of the proxy sees; the CONNECT as a 405.
     let sample = "rampart_requests_total{code=\"400\",project=\"_none\"}";
-    poll_until(Duration::from_secs(10), "seven 400s counted", || {
-        (r.metric(sample) == Some(7.0)).then_some(())
+    poll_until(Duration::from_secs(10), "eight 400s counted", || {
+        (r.metric(sample) == Some(8.0)).then_some(())
     });
+    let sample = "rampart_requests_total{code=\"405\",project=\"_none\"}";
+    assert_eq!(r.metric(sample), Some(1.0));
     r.wait_for_log(
         "answered 400 to a request head from 127.0.0.1:",
         Duration::from_secs(10),
+    );
+    assert_eq!(
+        up.hits(),
+        4,
+        "only the requests answered 200 reached the backend"
     );
 }
 

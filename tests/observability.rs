@@ -358,7 +358,7 @@ fn access_log_has_the_400_for_a_head_that_could_not_be_parsed() {
             "combined",
             &(|line: &str| {
                 assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
-                assert!(line.ends_with(r#"] "-" 400 0 "-" "-" - 0.000"#), "{line}");
+                assert!(line.ends_with(r#"] "-" 400 37 "-" "-" - 0.000"#), "{line}");
             }) as &dyn Fn(&str),
         ),
         ("json", &|line| {

@@ -1,5 +1,5 @@
 //! Answers given to request heads that no phase of the proxy saw: Pingora's own `400` for a
-//! head it cannot parse, the `408` of `header_timeout` and the `431`/`414` of
+//! head it cannot parse (and `405` for a `CONNECT`), the `408` of `header_timeout` and the `431`/`414` of
 //! `max_header_size` (`head_deadline`). They are counted with the requests that reached no
 //! project and written to the access log here, as the proxy's `logging` phase does for the
 //! others (and as nginx logs them), so that an operator looking for 4xx finds them where the

@@ -17,8 +17,9 @@
 //! A new connection that sends nothing is closed after `header_timeout`, as nginx does.
 //!
 //! The writes also show the answers Pingora gives on its own, before any of Rampart's phases:
-//! a head it cannot parse gets `400` and the connection closes, with no hook called. A status
-//! line written while a head is in and the proxy was not handed it is such an answer. It, the
+//! a head it cannot parse gets `400` (a `CONNECT`, `405`) and the connection closes, with no
+//! hook called. A status line written while a head is in and the proxy was not handed it is
+//! such an answer; the client gets it in Rampart's words (`own_answer`). It, the
 //! `408` above and the `431`/`414` of an oversized head are counted with the requests that
 //! reached no project and written to the access log (`head_answers`), so malformed, stalled
 //! and oversized requests show where nginx shows them.
@@ -36,7 +37,11 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 mod oversized;
+mod own_answer;
 mod passthrough;
+
+use crate::server::head_answers;
+use own_answer::OwnAnswer;
 
 const TIMED_OUT: &[u8] =
     b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
@@ -293,7 +298,7 @@ impl HeadDeadline {
         let body =
             memchr::memmem::find(answer, b"\r\n\r\n").map_or(0, |end| answer.len() - end - 4);
         let limit = &self.limit;
-        crate::server::head_answers::account(limit, &self.inner, code, waited, body, failure);
+        head_answers::account(limit, &self.inner, code, waited, body, failure);
         code
     }
 
@@ -302,47 +307,81 @@ impl HeadDeadline {
         if matches!(self.state, State::Tunnel | State::Closing) {
             return;
         }
-        let status = first
-            .strip_prefix(b"HTTP/1.1 ")
-            .or(first.strip_prefix(b"HTTP/1.0 "));
-        match status.and_then(|s| s.get(..3)) {
-            Some(b"101") => self.state = State::Tunnel,
+        match status_of(first) {
+            Some(101) => self.state = State::Tunnel,
             // `100 Continue`, `103 Early Hints`: the request's body is still to come.
-            Some([b'1', ..]) => {}
+            Some(100..=199) => {}
             code => {
-                // A response's later writes (its body) come in `Idle`: never taken for one.
-                let handed = *self.idle_since.get_mut() == 0;
-                let head_in = self.state != State::Idle;
-                if let Some(code) = code.filter(|_| head_in && !handed) {
-                    self.own_answer(code);
+                // One of Pingora's own answers that `own_answer` does not word (none in
+                // Pingora 0.9.1): passed on as it is, and still counted and logged.
+                if let Some(code) = code.filter(|_| self.pingoras_own()) {
+                    let failure = Some(Failure::CLIENT_UNPARSABLE);
+                    head_answers::account(
+                        &self.limit,
+                        &self.inner,
+                        code,
+                        Duration::ZERO,
+                        0,
+                        failure,
+                    );
+                    self.log_own_answer(code, "Pingora could not take");
                 }
+                // A response's later writes (its body) come in `Idle`: never taken for one.
                 self.state = State::Idle;
             }
         }
     }
 
-    /// Pingora answered a head the proxy never saw (one it could not parse): counted and
-    /// logged, as the proxy's `logging` phase does for the others.
+    /// Whether a response written now is one of Pingora's own answers: a head is in and no
+    /// phase of the proxy was handed it.
+    fn pingoras_own(&self) -> bool {
+        matches!(self.state, State::Head { .. } | State::Body) && self.idle_since.load(Relaxed) != 0
+    }
+
+    /// Pingora answers a head the proxy never saw (`400` to one it cannot parse, `405` to a
+    /// `CONNECT`) with `Server: Pingora` and no body. The client is told the same status in
+    /// Rampart's words instead (`own_answer`), and it is counted and logged, as the proxy's
+    /// `logging` phase does for the others. Returns Pingora's bytes as written.
     #[cold]
-    fn own_answer(&self, code: &[u8]) {
-        let Some(code) = status_code(code) else {
-            return;
-        };
-        let limit = &self.limit;
+    fn replace_own_answer(
+        &mut self,
+        cx: &mut Context<'_>,
+        own: OwnAnswer,
+        pingoras: usize,
+    ) -> usize {
+        let OwnAnswer {
+            answer,
+            failure,
+            why,
+        } = own;
         // The head came in at once, nearly always: no clock was read for it.
-        let failure = Some(Failure::CLIENT_UNPARSABLE);
-        crate::server::head_answers::account(limit, &self.inner, code, Duration::ZERO, 0, failure);
+        let code = self.send_own(cx, answer, Duration::ZERO, failure);
+        self.state = State::Idle;
+        self.log_own_answer(code, why);
+        pingoras
+    }
+
+    fn log_own_answer(&self, code: u16, why: &str) {
+        let limit = &self.limit;
         let client = self.inner.get_socket_digest();
         let client = client.as_ref().and_then(|d| d.peer_addr());
         crate::throttled!(
             warn,
             limit.own_answer_log,
-            "listener {}: answered {code} to a request head from {} that could not be parsed (Pingora's own answer; counted in rampart_requests_total{{project=\"{}\"}})",
+            "listener {}: answered {code} to a request head from {} that {why} (before any rule; counted in rampart_requests_total{{project=\"{}\"}})",
             limit.listener,
             client.map_or_else(|| "an unknown address".to_string(), |a| a.to_string()),
             crate::metrics::NO_PROJECT,
         );
     }
+}
+
+/// The status of a response's first line (`HTTP/1.1 400 ...`).
+fn status_of(first: &[u8]) -> Option<u16> {
+    let status = first
+        .strip_prefix(b"HTTP/1.1 ")
+        .or(first.strip_prefix(b"HTTP/1.0 "))?;
+    status_code(status.get(..3)?)
 }
 
 /// The three digits of a status line's code as a number.
@@ -396,6 +435,9 @@ impl AsyncWrite for HeadDeadline {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
+        if let Some(own) = self.own_answer(buf) {
+            return Poll::Ready(Ok(self.replace_own_answer(cx, own, buf.len())));
+        }
         let n = ready!(Pin::new(&mut self.inner).poll_write(cx, buf))?;
         if n > 0 {
             self.answered(buf);
@@ -408,9 +450,13 @@ impl AsyncWrite for HeadDeadline {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
+        let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| b);
+        if let Some(own) = self.own_answer(first) {
+            let all = bufs.iter().map(|b| b.len()).sum();
+            return Poll::Ready(Ok(self.replace_own_answer(cx, own, all)));
+        }
         let n = ready!(Pin::new(&mut self.inner).poll_write_vectored(cx, bufs))?;
         if n > 0 {
-            let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| b);
             self.answered(first);
         }
         Poll::Ready(Ok(n))

@@ -1,0 +1,64 @@
+//! Rampart's words for the answers Pingora gives on its own, before any phase of the proxy
+//! runs: `400` to a head it cannot parse and `405` to a `CONNECT`. Pingora's say
+//! `Server: Pingora` (naming the software to whoever probes the edge) and carry no body;
+//! these say what went wrong, as Rampart's other answers do.
+
+use super::{status_of, HeadDeadline};
+use crate::proxy::access_log::Failure;
+
+/// The answer a client gets instead of Pingora's, and how it is logged.
+pub(super) struct OwnAnswer {
+    pub answer: &'static [u8],
+    /// For the access log's `error`: the client's failure, or none for a refusal.
+    pub failure: Option<Failure>,
+    /// For the warning: what the head did.
+    pub why: &'static str,
+}
+
+const UNPARSABLE: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 37\r\nConnection: close\r\n\r\nthe request head could not be parsed\n";
+
+/// RFC 9110 asks a `405` to say which methods are allowed: every one but `CONNECT` is
+/// forwarded; the usual ones are listed.
+const CONNECT_REFUSED: &[u8] = b"HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 50\r\nConnection: close\r\n\r\nCONNECT is not supported: this is a reverse proxy\n";
+
+impl HeadDeadline {
+    /// The answer to give instead of `pingoras` (the first bytes of a response being
+    /// written), when it is one of Pingora's own.
+    pub(super) fn own_answer(&self, pingoras: &[u8]) -> Option<OwnAnswer> {
+        if !self.pingoras_own() {
+            return None;
+        }
+        match status_of(pingoras)? {
+            400 => Some(OwnAnswer {
+                answer: UNPARSABLE,
+                failure: Some(Failure::CLIENT_UNPARSABLE),
+                why: "could not be parsed",
+            }),
+            405 => Some(OwnAnswer {
+                answer: CONNECT_REFUSED,
+                failure: None,
+                why: "asked for CONNECT, which a reverse proxy does not do",
+            }),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_length_is_the_body_length() {
+        for answer in [UNPARSABLE, CONNECT_REFUSED] {
+            let text = std::str::from_utf8(answer).unwrap();
+            let (head, body) = text.split_once("\r\n\r\n").unwrap();
+            let announced = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .unwrap();
+            assert_eq!(announced.parse::<usize>().unwrap(), body.len(), "{text}");
+            assert!(!head.contains("Server:"), "{text}");
+        }
+    }
+}

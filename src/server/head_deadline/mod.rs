@@ -19,7 +19,7 @@
 //! The writes also show the answers Pingora gives on its own, before any of Rampart's phases:
 //! a head it cannot parse gets `400` (a `CONNECT`, `405`) and the connection closes, with no
 //! hook called. A status line written while a head is in and the proxy was not handed it is
-//! such an answer; the client gets it in Rampart's words (`own_answer`). It, the
+//! such an answer; the client gets it in Rampart's words (`answers`). It, the
 //! `408` above and the `431`/`414` of an oversized head are counted with the requests that
 //! reached no project and written to the access log (`head_answers`), so malformed, stalled
 //! and oversized requests show where nginx shows them.
@@ -36,15 +36,12 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+mod answers;
 mod oversized;
-mod own_answer;
 mod passthrough;
 
 use crate::server::head_answers;
-use own_answer::OwnAnswer;
-
-const TIMED_OUT: &[u8] =
-    b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+use answers::{OwnAnswer, TIMED_OUT};
 
 /// `HeadDeadline::idle_since` of a connection that has not begun a request yet.
 const NEW: u64 = u64::MAX;
@@ -293,8 +290,7 @@ impl HeadDeadline {
     ) -> u16 {
         let _ = Pin::new(&mut self.inner).poll_write(cx, answer);
         let _ = Pin::new(&mut self.inner).poll_flush(cx);
-        // `HTTP/1.1 NNN ...`
-        let code = answer.get(9..12).and_then(status_code).unwrap_or_default();
+        let code = status_of(answer).unwrap_or_default();
         let body =
             memchr::memmem::find(answer, b"\r\n\r\n").map_or(0, |end| answer.len() - end - 4);
         let limit = &self.limit;
@@ -312,7 +308,7 @@ impl HeadDeadline {
             // `100 Continue`, `103 Early Hints`: the request's body is still to come.
             Some(100..=199) => {}
             code => {
-                // One of Pingora's own answers that `own_answer` does not word (none in
+                // One of Pingora's own answers that `answers` does not word (none in
                 // Pingora 0.9.1): passed on as it is, and still counted and logged.
                 if let Some(code) = code.filter(|_| self.pingoras_own()) {
                     let failure = Some(Failure::CLIENT_UNPARSABLE);
@@ -340,7 +336,7 @@ impl HeadDeadline {
 
     /// Pingora answers a head the proxy never saw (`400` to one it cannot parse, `405` to a
     /// `CONNECT`) with `Server: Pingora` and no body. The client is told the same status in
-    /// Rampart's words instead (`own_answer`), and it is counted and logged, as the proxy's
+    /// Rampart's words instead (`answers`), and it is counted and logged, as the proxy's
     /// `logging` phase does for the others. Returns Pingora's bytes as written.
     #[cold]
     fn replace_own_answer(
@@ -381,12 +377,7 @@ fn status_of(first: &[u8]) -> Option<u16> {
     let status = first
         .strip_prefix(b"HTTP/1.1 ")
         .or(first.strip_prefix(b"HTTP/1.0 "))?;
-    status_code(status.get(..3)?)
-}
-
-/// The three digits of a status line's code as a number.
-fn status_code(digits: &[u8]) -> Option<u16> {
-    std::str::from_utf8(digits).ok()?.parse().ok()
+    std::str::from_utf8(status.get(..3)?).ok()?.parse().ok()
 }
 
 impl AsyncRead for HeadDeadline {

@@ -2,6 +2,7 @@
 //! `large_client_header_buffers`): answered `431`, or `414` when the request line alone is too
 //! long, then closed once the client has stopped sending.
 
+use super::answers::{HEAD_TOO_LARGE, URI_TOO_LONG};
 use super::{HeadDeadline, State};
 use std::future::Future;
 use std::pin::Pin;
@@ -10,8 +11,6 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::Instant;
 
-const HEAD_TOO_LARGE: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain\r\nContent-Length: 33\r\nConnection: close\r\n\r\nRequest header fields too large.\n";
-const URI_TOO_LONG: &[u8] = b"HTTP/1.1 414 URI Too Long\r\nContent-Type: text/plain\r\nContent-Length: 14\r\nConnection: close\r\n\r\nURI too long.\n";
 /// How long a connection refused for its head's size reads on before it closes.
 const LINGER: Duration = Duration::from_secs(1);
 

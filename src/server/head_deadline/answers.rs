@@ -1,7 +1,9 @@
-//! Rampart's words for the answers Pingora gives on its own, before any phase of the proxy
-//! runs: `400` to a head it cannot parse and `405` to a `CONNECT`. Pingora's say
-//! `Server: Pingora` (naming the software to whoever probes the edge) and carry no body;
-//! these say what went wrong, as Rampart's other answers do.
+//! The answers the client stream's wrapper writes itself, all in one place: the `408` of
+//! `header_timeout`, the `431`/`414` of `max_header_size` (`oversized`), and Rampart's words
+//! for the answers Pingora gives on its own before any phase of the proxy runs (`400` to a
+//! head it cannot parse, `405` to a `CONNECT`). Pingora's say `Server: Pingora` (naming the
+//! software to whoever probes the edge) and carry no body; these say what went wrong, as
+//! Rampart's other answers do. Each closes the connection.
 
 use super::{status_of, HeadDeadline};
 use crate::proxy::access_log::Failure;
@@ -14,6 +16,11 @@ pub(super) struct OwnAnswer {
     /// For the warning: what the head did.
     pub why: &'static str,
 }
+
+pub(super) const TIMED_OUT: &[u8] =
+    b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+pub(super) const HEAD_TOO_LARGE: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain\r\nContent-Length: 33\r\nConnection: close\r\n\r\nRequest header fields too large.\n";
+pub(super) const URI_TOO_LONG: &[u8] = b"HTTP/1.1 414 URI Too Long\r\nContent-Type: text/plain\r\nContent-Length: 14\r\nConnection: close\r\n\r\nURI too long.\n";
 
 const UNPARSABLE: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 37\r\nConnection: close\r\n\r\nthe request head could not be parsed\n";
 
@@ -49,8 +56,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn content_length_is_the_body_length() {
-        for answer in [UNPARSABLE, CONNECT_REFUSED] {
+    fn content_length_is_the_body_length_and_the_connection_closes() {
+        let all = [
+            TIMED_OUT,
+            HEAD_TOO_LARGE,
+            URI_TOO_LONG,
+            UNPARSABLE,
+            CONNECT_REFUSED,
+        ];
+        for answer in all {
             let text = std::str::from_utf8(answer).unwrap();
             let (head, body) = text.split_once("\r\n\r\n").unwrap();
             let announced = head
@@ -59,6 +73,7 @@ mod tests {
                 .unwrap();
             assert_eq!(announced.parse::<usize>().unwrap(), body.len(), "{text}");
             assert!(!head.contains("Server:"), "{text}");
+            assert!(head.ends_with("\r\nConnection: close"), "{text}");
         }
     }
 }

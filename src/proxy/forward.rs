@@ -321,10 +321,13 @@ pub fn strip_hop_by_hop_response(status: http::StatusCode, headers: &mut HeaderM
     // Nearly every response has no hop-by-hop header but `Connection: keep-alive` (or
     // `close`), which Pingora itself replaces on a final answer over HTTP/1 and drops over
     // HTTP/2: nothing to remove then.
-    let (mut connection, mut other) = (false, false);
-    for name in headers.keys() {
+    let (mut connection, mut unusual, mut other) = (false, false, false);
+    for (name, value) in headers.iter() {
         if *name == CONNECTION {
             connection = true;
+            // A bare `keep-alive` or `close` (nearly all) is seen without splitting a list.
+            let v = value.as_bytes();
+            unusual |= !(v.eq_ignore_ascii_case(b"keep-alive") || v.eq_ignore_ascii_case(b"close"));
         } else if is_hop_by_hop(name) || *name == TE {
             other = true;
             break;
@@ -332,8 +335,10 @@ pub fn strip_hop_by_hop_response(status: http::StatusCode, headers: &mut HeaderM
     }
     let rewritten_by_pingora = || {
         !status.is_informational()
-            && connection_options(headers)
-                .all(|t| t.eq_ignore_ascii_case("keep-alive") || t.eq_ignore_ascii_case("close"))
+            && (!unusual
+                || connection_options(headers).all(|t| {
+                    t.eq_ignore_ascii_case("keep-alive") || t.eq_ignore_ascii_case("close")
+                }))
     };
     if !other && (!connection || rewritten_by_pingora()) {
         return;
@@ -453,6 +458,10 @@ mod tests {
         let mut h = headers(&plain);
         strip_hop_by_hop_response(http::StatusCode::OK, &mut h);
         assert_eq!(names(&h), ["connection", "content-type"]);
+        // Nor a list of only those options.
+        let mut h = headers(&[("connection", " close , Keep-Alive"), ("x-kept", "1")]);
+        strip_hop_by_hop_response(http::StatusCode::OK, &mut h);
+        assert_eq!(names(&h), ["connection", "x-kept"]);
         // Not on an informational one, which it passes as is.
         let mut h = headers(&plain);
         strip_hop_by_hop_response(http::StatusCode::EARLY_HINTS, &mut h);

@@ -54,29 +54,39 @@ pub type HostName = compact_str::CompactString;
 /// redirects. An empty `raw` gives an empty name.
 pub fn host_name(raw: &str) -> Option<HostName> {
     let bytes = raw.as_bytes();
-    let name_end = if let Some(v6) = raw.strip_prefix('[') {
+    if let Some(v6) = raw.strip_prefix('[') {
         let (addr, port) = v6.split_once(']')?;
-        (addr.parse::<std::net::Ipv6Addr>().is_ok() && is_port(port)).then_some(addr.len() + 2)?
-    } else {
-        // One pass: allowed bytes, no leading dot, no empty label (`..`), up to a port.
-        let mut prev = b'.';
-        let mut end = bytes.len();
-        for (i, &b) in bytes.iter().enumerate() {
+        (addr.parse::<std::net::Ipv6Addr>().is_ok() && is_port(port)).then_some(())?;
+        let mut name = HostName::new(&raw[..addr.len() + 2]);
+        name.make_ascii_lowercase();
+        return Some(name);
+    }
+    // One pass: allowed bytes, no leading dot, no empty label (`..`), up to a port; whether
+    // any letter needs lowering (nearly none do).
+    let mut prev = b'.';
+    let mut end = bytes.len();
+    let mut upper = false;
+    for (i, &b) in bytes.iter().enumerate() {
+        match HOST_BYTES[usize::from(b)] {
+            Class::Plain => {}
+            Class::Upper => upper = true,
+            Class::Dot if prev == b'.' => return None,
+            Class::Dot => {}
             // `:` is not a host byte: the port is looked at only there.
-            if !HOST_BYTES[usize::from(b)] {
+            Class::Not => {
                 (b == b':' && is_port(&raw[i..])).then_some(())?;
                 end = i;
                 break;
             }
-            if b == b'.' && prev == b'.' {
-                return None;
-            }
-            prev = b;
         }
-        end
-    };
-    let mut name = HostName::new(raw[..name_end].trim_end_matches('.'));
-    name.make_ascii_lowercase();
+        prev = b;
+    }
+    // No empty label: one trailing dot at most.
+    let end = end - usize::from(end > 0 && bytes[end - 1] == b'.');
+    let mut name = HostName::new(&raw[..end]);
+    if upper {
+        name.make_ascii_lowercase();
+    }
     Some(name)
 }
 
@@ -88,13 +98,32 @@ fn is_port(port: &str) -> bool {
     }
 }
 
-/// The bytes of a host name: letters, digits, `-`, `_` and `.`.
-const HOST_BYTES: [bool; 256] = {
-    let mut table = [false; 256];
+/// What a byte is in a host name: letters, digits, `-`, `_` and `.` are allowed.
+#[derive(Clone, Copy)]
+enum Class {
+    /// Not in a host name (`:` ends the name before a port).
+    Not,
+    /// An uppercase letter: the name is lowered.
+    Upper,
+    Dot,
+    /// A lowercase letter, a digit, `-` or `_`.
+    Plain,
+}
+
+const HOST_BYTES: [Class; 256] = {
+    let mut table = [Class::Not; 256];
     let mut b = 0;
     while b < 256 {
         let c = b as u8;
-        table[b] = c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.';
+        table[b] = if c.is_ascii_uppercase() {
+            Class::Upper
+        } else if c == b'.' {
+            Class::Dot
+        } else if c.is_ascii_alphanumeric() || c == b'-' || c == b'_' {
+            Class::Plain
+        } else {
+            Class::Not
+        };
         b += 1;
     }
     table
@@ -147,10 +176,16 @@ mod tests {
             "é.test",
             "h:123456",
             "a:1:2",
+            ".",
+            "a.:b",
+            "a..:80",
         ] {
             assert_eq!(host_name(bad), None, "{bad}");
         }
         assert_eq!(name("example.com.").unwrap(), "example.com");
+        assert_eq!(name("Shop.Example.COM.:8080").unwrap(), "shop.example.com");
+        assert_eq!(name("h.:80").unwrap(), "h");
+        assert_eq!(name("127.0.0.1:8080").unwrap(), "127.0.0.1");
         assert_eq!(name("[::1]:443").unwrap(), "[::1]");
         assert_eq!(name("[2001:DB8::1]").unwrap(), "[2001:db8::1]");
         assert_eq!(name("h:").unwrap(), "h");

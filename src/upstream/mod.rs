@@ -207,9 +207,7 @@ impl Pool {
 
     /// The peer to send a request to `backend`.
     pub fn peer(&self, backend: &BackendState) -> HttpPeer {
-        let mut p = self.peer_template.clone();
-        p._address = pingora_core::protocols::l4::socket::SocketAddr::Inet(backend.addr);
-        p
+        peer::at(&self.peer_template, backend.addr)
     }
 
     /// Every backend with its current health (active and passive) for /status.

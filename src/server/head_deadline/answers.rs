@@ -76,4 +76,23 @@ mod tests {
             assert!(head.ends_with("\r\nConnection: close"), "{text}");
         }
     }
+
+    #[test]
+    fn status_lines_are_read_and_anything_else_is_not_one() {
+        assert_eq!(status_of(b"HTTP/1.1 400 Bad Request\r\n"), Some(400));
+        assert_eq!(status_of(b"HTTP/1.0 101 Switching"), Some(101));
+        assert_eq!(status_of(b"HTTP/1.1 599"), Some(599));
+        assert_eq!(status_of(UNPARSABLE), Some(400));
+        assert_eq!(status_of(CONNECT_REFUSED), Some(405));
+        for not in [
+            &b"HTTP/1.1 40"[..],
+            b"HTTP/1.1 4x0 Bad",
+            b"HTTP/2.0 200 OK",
+            b"HTTP/1.1  200",
+            b"<html>HTTP/1.1 200",
+            b"",
+        ] {
+            assert_eq!(status_of(not), None, "{not:?}");
+        }
+    }
 }

@@ -372,12 +372,18 @@ impl HeadDeadline {
     }
 }
 
-/// The status of a response's first line (`HTTP/1.1 400 ...`).
+/// The status of a response's first line (`HTTP/1.1 400 ...`). Runs for every write to a
+/// client (a body's too): the digits are read as bytes, not through `str::parse`.
 fn status_of(first: &[u8]) -> Option<u16> {
-    let status = first
-        .strip_prefix(b"HTTP/1.1 ")
-        .or(first.strip_prefix(b"HTTP/1.0 "))?;
-    std::str::from_utf8(status.get(..3)?).ok()?.parse().ok()
+    match first {
+        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', b'0' | b'1', b' ', d @ ..] => match d {
+            [a @ b'1'..=b'5', b @ b'0'..=b'9', c @ b'0'..=b'9', ..] => {
+                Some(u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0'))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 impl AsyncRead for HeadDeadline {

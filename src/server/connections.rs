@@ -58,6 +58,7 @@ impl<A> Counted<A> {
                 unrouted,
                 access_log,
                 own_answer_log: Default::default(),
+                connect_log: Default::default(),
                 too_large_log: Default::default(),
             }),
             count: AtomicU32::new(0),

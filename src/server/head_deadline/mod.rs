@@ -83,6 +83,8 @@ pub struct HeadLimit {
     /// Where they are logged, as the proxy logs the requests it answers.
     pub access_log: crate::proxy::access_log::AccessLogger,
     pub own_answer_log: crate::log_throttle::Throttle,
+    /// `CONNECT`s are warned of apart: a scanner's flood of one kind hides no other.
+    pub connect_log: crate::log_throttle::Throttle,
     pub too_large_log: crate::log_throttle::Throttle,
 }
 
@@ -361,9 +363,13 @@ impl HeadDeadline {
         let limit = &self.limit;
         let client = self.inner.get_socket_digest();
         let client = client.as_ref().and_then(|d| d.peer_addr());
+        let throttle = match code {
+            405 => &limit.connect_log,
+            _ => &limit.own_answer_log,
+        };
         crate::throttled!(
             warn,
-            limit.own_answer_log,
+            throttle,
             "listener {}: answered {code} to a request head from {} that {why} (before any rule; counted in rampart_requests_total{{project=\"{}\"}})",
             limit.listener,
             client.map_or_else(|| "an unknown address".to_string(), |a| a.to_string()),

@@ -5,6 +5,9 @@ use pingora_core::tls::x509::X509;
 use pingora_core::upstreams::peer::{HttpPeer, HttpUpstreamRequestPolicy};
 use std::sync::Arc;
 
+/// The pool's peer, at a placeholder address: what its health checks start from, and what
+/// [`at`] builds each request's peer from (a field set here must be copied there too; its
+/// test compares the two).
 pub fn template(p: &PoolSettings) -> std::io::Result<HttpPeer> {
     let tls = p.tls.as_ref();
     let mut peer = HttpPeer::new(

@@ -1,7 +1,7 @@
 //! Responses Rampart writes itself: rule redirects and responses, routing and error answers.
 
 use super::forward::{apply_ops, X_REQUEST_ID};
-use crate::rules::HeaderOp;
+use crate::rules::{HeaderOp, Outcome, Plan};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use http::HeaderValue;
@@ -28,6 +28,38 @@ impl Answer<'_> {
             headers: Vec::new(),
             rule_ops: &[],
         }
+    }
+
+    /// The answer a rule's redirect or response gives, with the rules' response headers;
+    /// `None` when the plan forwards the request.
+    pub fn of_plan(plan: &Plan) -> Option<Answer<'_>> {
+        let (status, content_type, body, headers) = match &plan.outcome {
+            Outcome::Forward => return None,
+            Outcome::Redirect { status, location } => (
+                *status,
+                None,
+                Bytes::new(),
+                vec![(http::header::LOCATION, location.clone())],
+            ),
+            Outcome::Respond {
+                status,
+                body,
+                content_type,
+                headers,
+            } => (
+                *status,
+                Some(content_type.clone()),
+                body.clone(),
+                headers.clone(),
+            ),
+        };
+        Some(Answer {
+            status,
+            content_type,
+            body,
+            headers,
+            rule_ops: &plan.response_headers,
+        })
     }
 }
 

@@ -6,7 +6,7 @@ use super::forward;
 use super::request_head;
 use super::respond::{send, Answer};
 use super::RampartProxy;
-use crate::rules::{Outcome, RequestView};
+use crate::rules::RequestView;
 use pingora_error::Result;
 use pingora_proxy::Session;
 
@@ -99,35 +99,9 @@ impl RampartProxy {
             }
             return Ok(false);
         }
-        match &plan.outcome {
-            Outcome::Forward => {}
-            Outcome::Redirect { status, location } => {
-                let answer = Answer {
-                    status: *status,
-                    content_type: None,
-                    body: bytes::Bytes::new(),
-                    headers: vec![(http::header::LOCATION, location.clone())],
-                    rule_ops: &plan.response_headers,
-                };
-                send(session, answer, &ctx.request_id).await?;
-                return Ok(true);
-            }
-            Outcome::Respond {
-                status,
-                body,
-                content_type,
-                headers,
-            } => {
-                let answer = Answer {
-                    status: *status,
-                    content_type: Some(content_type.clone()),
-                    body: body.clone(),
-                    headers: headers.clone(),
-                    rule_ops: &plan.response_headers,
-                };
-                send(session, answer, &ctx.request_id).await?;
-                return Ok(true);
-            }
+        if let Some(answer) = Answer::of_plan(&plan) {
+            send(session, answer, &ctx.request_id).await?;
+            return Ok(true);
         }
         if !plan.is_noop() {
             ctx.plan = Some(Box::new(plan));

@@ -424,12 +424,11 @@ impl LogRecord<'_> {
             Field::DurationMs => return push_millis(out, self.duration),
             Field::Rules => return self.write_rules(out),
             Field::Error => {
-                // Static words with nothing to escape; no `fmt` for the `-` of nearly every line.
+                // Static words with nothing to escape; `fmt` only on the lines of failed
+                // requests, not for the `-` of nearly every line.
                 match self.error {
                     Some(failure) => {
-                        out.push_str(failure.side);
-                        out.push(':');
-                        out.push_str(failure.kind);
+                        let _ = write!(out, "{failure}");
                     }
                     None => out.push('-'),
                 }

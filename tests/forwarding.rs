@@ -597,3 +597,72 @@ fn a_101_the_client_did_not_ask_for_is_a_502() {
         Duration::from_secs(5),
     );
 }
+
+/// `hello, compressed world`, gzipped.
+const GZIPPED: &[u8] = &[
+    31, 139, 8, 0, 0, 0, 0, 0, 2, 3, 203, 72, 205, 201, 201, 215, 81, 72, 206, 207, 45, 40, 74, 45,
+    46, 78, 77, 81, 40, 207, 47, 202, 73, 1, 0, 8, 158, 52, 53, 23, 0, 0, 0,
+];
+
+/// Answers `/gz` with [`GZIPPED`] as `Content-Encoding: gzip`, anything else with plain text,
+/// both with a `Content-Length`, and echoes the `Accept-Encoding` it received.
+fn encoding_backend(mut conn: std::net::TcpStream) {
+    use std::io::{Read, Write};
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match conn.read(&mut buf) {
+            Ok(n @ 1..) => head.extend_from_slice(&buf[..n]),
+            _ => return,
+        }
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let accepted = head
+        .lines()
+        .find_map(|l| l.strip_prefix("accept-encoding:"))
+        .map_or("", str::trim)
+        .to_string();
+    let (encoding, body): (&str, &[u8]) = if head.starts_with("get /gz ") {
+        ("Content-Encoding: gzip\r\n", GZIPPED)
+    } else {
+        (
+            "",
+            b"plain text, long enough to be worth compressing if one wanted to",
+        )
+    };
+    let _ = conn.write_all(
+        format!(
+            "HTTP/1.1 200 OK\r\n{encoding}Content-Length: {}\r\nContent-Type: text/plain\r\nX-Seen-Accept-Encoding: {accepted}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    let _ = conn.write_all(body);
+}
+
+#[test]
+fn bodies_pass_through_as_the_backend_encoded_them() {
+    let (_r, http) = start("", &socket_backend(encoding_backend));
+    let accept = [("Accept-Encoding", "gzip, br")];
+
+    let gz = raw_get(&http, "/gz", &accept).unwrap();
+    assert_eq!(gz.status, 200);
+    assert_eq!(gz.header("x-seen-accept-encoding"), Some("gzip, br"));
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    assert_eq!(gz.header("content-length"), Some("43"));
+    assert_eq!(gz.header("transfer-encoding"), None);
+    assert_eq!(gz.body, GZIPPED, "the backend's gzip bytes, untouched");
+
+    let plain = raw_get(&http, "/plain", &accept).unwrap();
+    assert_eq!(plain.status, 200);
+    assert_eq!(
+        plain.header("content-encoding"),
+        None,
+        "Rampart compresses nothing"
+    );
+    assert_eq!(plain.header("transfer-encoding"), None);
+    assert_eq!(
+        plain.text(),
+        "plain text, long enough to be worth compressing if one wanted to"
+    );
+}

@@ -14,7 +14,13 @@
 # A third run gives the bare proxy the same upstream timeouts as Rampart's default pools: the
 # difference is what Pingora's timers cost, which Rampart cannot avoid while honouring them.
 #
-# Usage: bench/proxy-instructions.sh   (DURATION=10 RULES=1000 CONNS=8 to change)
+# CACHE_SIM=1 also simulates the caches and branch predictors (--cache-sim, --branch-sim) and
+# reports estimated cycles instead of instructions, with kcachegrind's weights: instructions
+# + 10 × (L1 misses + mispredicted branches) + 100 × last-level misses. That shows what the
+# instruction count misses: more code on the path evicts more of the rest (see
+# docs/performance.md).
+#
+# Usage: bench/proxy-instructions.sh   (DURATION=10 RULES=1000 CONNS=8 CACHE_SIM=1 to change)
 #        The profiles stay in target/bench/callgrind.{bare,bare_timeouts,rampart}: read them with
 #        `callgrind_annotate target/bench/callgrind.rampart | less` (or kcachegrind).
 set -euo pipefail
@@ -22,13 +28,31 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-8}
 RULES=${RULES:-1000}
+CACHE_SIM=${CACHE_SIM:-0}
 source bench/lib.sh
 bench_setup nginx wrk valgrind
+SIM=()
+UNIT=instructions
+if [ "$CACHE_SIM" = 1 ]; then SIM=(--cache-sim=yes --branch-sim=yes); UNIT="estimated cycles"; fi
+
+# cost FILES...: the weighted total of callgrind dumps (only Ir without the simulations).
+cost() {
+  cat "$@" 2>/dev/null | awk '
+    /^events:/ { for (i = 2; i <= NF; i++) name[i] = $i }
+    /^totals:/ {
+      for (i = 2; i <= NF; i++) {
+        e = name[i]
+        w = (e == "Ir") ? 1 : (e ~ /^(I1mr|D1mr|D1mw|Bcm|Bim)$/) ? 10 : (e ~ /^(ILmr|DLmr|DLmw)$/) ? 100 : 0
+        s += w * $i
+      }
+    }
+    END { printf "%.0f\n", s }'
+}
 
 # count NAME PORT CMD... → prints "requests instructions"
 count() {
   local name=$1 port=$2; shift 2
-  valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.$name.%p" "$@" 2>"$tmp/vg.$name" &
+  valgrind --tool=callgrind "${SIM[@]}" --callgrind-out-file="$tmp/cg.$name.%p" "$@" 2>"$tmp/vg.$name" &
   local pid=$!
   wait_port "$port" 600
   wrk -t1 -c"$CONNS" -d3s "http://127.0.0.1:$port/bench" >/dev/null # warm-up
@@ -44,8 +68,8 @@ count() {
   callgrind_control -d "$pid" >/dev/null
   local reqs ins idle
   reqs=$(wrk_requests "$tmp/wrk.$name")
-  ins=$(cat "$tmp"/cg."$name".*.1 2>/dev/null | awk '/^totals:/ {s += $2} END {print s}')
-  idle=$(cat "$tmp"/cg."$name".*.2 2>/dev/null | awk '/^totals:/ {s += $2} END {print s}')
+  ins=$(cost "$tmp"/cg."$name".*.1)
+  idle=$(cost "$tmp"/cg."$name".*.2)
   ins=$((ins - idle))
   mkdir -p target/bench
   cp "$tmp"/cg."$name".*.1 "target/bench/callgrind.$name"
@@ -56,10 +80,10 @@ count() {
 read -r bare_req bare_ins < <(count bare "$BARE" target/release/examples/bare_pingora "127.0.0.1:$BARE" "127.0.0.1:$UP" 1)
 read -r bt_req bt_ins < <(count bare_timeouts "$BARE" target/release/examples/bare_pingora "127.0.0.1:$BARE" "127.0.0.1:$UP" 1 timeouts)
 read -r ramp_req ramp_ins < <(RUST_LOG=warn count rampart "$RAMP" target/release/rampart run -c "$tmp/rampart.yaml")
-awk -v br="$bare_req" -v bi="$bare_ins" -v tr="$bt_req" -v ti="$bt_ins" -v rr="$ramp_req" -v ri="$ramp_ins" -v rules="$RULES" 'BEGIN {
+awk -v br="$bare_req" -v bi="$bare_ins" -v tr="$bt_req" -v ti="$bt_ins" -v rr="$ramp_req" -v ri="$ramp_ins" -v rules="$RULES" -v unit="$UNIT" 'BEGIN {
   b = bi/br; t = ti/tr; r = ri/rr
-  printf "bare pingora: %d requests, %.0f instructions/request\n", br, b
-  printf "bare pingora + the default upstream timeouts: %d requests, %.0f instructions/request\n", tr, t
-  printf "rampart (%d rules, access log on): %d requests, %.0f instructions/request\n", rules, rr, r
-  printf "instructions per request, rampart/bare: %.3f   rampart/(bare + timeouts): %.3f   (bare + timeouts)/bare: %.3f\n", r/b, r/t, t/b
+  printf "bare pingora: %d requests, %.0f %s/request\n", br, b, unit
+  printf "bare pingora + the default upstream timeouts: %d requests, %.0f %s/request\n", tr, t, unit
+  printf "rampart (%d rules, access log on): %d requests, %.0f %s/request\n", rules, rr, r, unit
+  printf "%s per request, rampart/bare: %.3f   rampart/(bare + timeouts): %.3f   (bare + timeouts)/bare: %.3f\n", unit, r/b, r/t, t/b
 }'

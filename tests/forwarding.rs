@@ -427,6 +427,37 @@ fn ambiguous_request_heads_are_refused() {
     assert_eq!(e.header("host"), Some(up.addr_string().as_str()));
 }
 
+/// TRACE would have the backend echo the request, cookies and credentials included, to the
+/// script that sent it: refused with 405 and the methods allowed, as nginx does.
+#[test]
+fn trace_is_refused_with_the_methods_allowed() {
+    let up = Upstream::start("up");
+    let (_r, http) = start("", &up.addr_string());
+    let out = raw_request(
+        &http,
+        b"TRACE /p HTTP/1.1\r\nHost: a.test\r\nCookie: session=secret\r\n\r\n",
+    )
+    .unwrap();
+    let resp = RawResponse::parse(&out).unwrap();
+    assert_eq!(resp.status, 405);
+    assert_eq!(
+        resp.header("allow"),
+        Some("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+    );
+    assert_eq!(resp.text(), "TRACE is not allowed\n");
+    assert!(!resp.text().contains("secret"));
+    assert!(resp.header("x-request-id").is_some());
+    assert_eq!(up.hits(), 0, "the backend never saw it");
+    // Every other method still goes through.
+    let options = raw_request(
+        &http,
+        b"OPTIONS /p HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(RawResponse::parse(&options).unwrap().status, 200);
+    assert_eq!(up.hits(), 1);
+}
+
 /// Hop-by-hop request headers stay at the proxy; of the upgrades, only WebSocket's goes on
 /// (asked for as RFC 9110 says: `Upgrade` listed in `Connection`).
 #[test]

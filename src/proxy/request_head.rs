@@ -47,8 +47,16 @@ pub fn requested_host(req: &RequestHeader) -> Result<&str, Refusal> {
     read_head(req).map(|head| head.host)
 }
 
+/// The methods a `405` names in its `Allow` header: all but `CONNECT` and `TRACE`.
+pub const ALLOWED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+
 /// [`requested_host`], with the headers the proxy needs later found in the same pass.
 pub fn read_head(req: &RequestHeader) -> Result<Head<'_>, Refusal> {
+    if req.method == Method::TRACE {
+        // A backend answering TRACE echoes the request, cookies and credentials included,
+        // to whatever script sent it (cross-site tracing); nginx refuses it too.
+        return Err(refuse(405, "TRACE is not allowed"));
+    }
     let target_host = target_authority(req)?;
     // One pass over the (few) headers costs less than a hash lookup for each name needed.
     let (mut host_value, mut request_id, mut referer, mut user_agent) = (None, None, None, None);

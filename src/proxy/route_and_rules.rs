@@ -35,12 +35,14 @@ impl RampartProxy {
                 let body = format!("{}\n", refusal.reason);
                 // What follows the head (a body?) cannot be trusted to be framed as said.
                 session.set_keepalive(None);
-                send(
-                    session,
-                    Answer::text(refusal.status, &body),
-                    &ctx.request_id,
-                )
-                .await?;
+                let mut answer = Answer::text(refusal.status, &body);
+                if refusal.status == 405 {
+                    answer.headers.push((
+                        http::header::ALLOW,
+                        http::HeaderValue::from_static(request_head::ALLOWED_METHODS),
+                    ));
+                }
+                send(session, answer, &ctx.request_id).await?;
                 return Ok(true);
             }
         };

@@ -24,8 +24,9 @@ pub(super) const URI_TOO_LONG: &[u8] = b"HTTP/1.1 414 URI Too Long\r\nContent-Ty
 
 const UNPARSABLE: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 37\r\nConnection: close\r\n\r\nthe request head could not be parsed\n";
 
-/// RFC 9110 asks a `405` to say which methods are allowed: every one but `CONNECT` is
-/// forwarded; the usual ones are listed.
+/// RFC 9110 asks a `405` to say which methods are allowed: every one but `CONNECT` and
+/// `TRACE` is forwarded; the usual ones are listed, as in the proxy's own `405` to a `TRACE`
+/// (`request_head::ALLOWED_METHODS`, which a test holds equal).
 const CONNECT_REFUSED: &[u8] = b"HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 50\r\nConnection: close\r\n\r\nCONNECT is not supported: this is a reverse proxy\n";
 
 impl HeadDeadline {
@@ -75,6 +76,15 @@ mod tests {
             assert!(!head.contains("Server:"), "{text}");
             assert!(head.ends_with("\r\nConnection: close"), "{text}");
         }
+    }
+
+    #[test]
+    fn both_405s_allow_the_same_methods() {
+        let allow = format!(
+            "\r\nAllow: {}\r\n",
+            crate::proxy::request_head::ALLOWED_METHODS
+        );
+        assert!(String::from_utf8_lossy(CONNECT_REFUSED).contains(&allow));
     }
 
     #[test]

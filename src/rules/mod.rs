@@ -26,6 +26,7 @@ mod actions;
 mod compile;
 mod compile_actions;
 mod compile_match;
+mod csv_file;
 mod csv_names;
 mod dir_prefix;
 mod evaluate;

@@ -388,6 +388,17 @@ fn header_bytes(v: Option<&http::HeaderValue>) -> &[u8] {
     v.map_or(b"-", |v| v.as_bytes())
 }
 
+/// `value` through `Display`, or `-`: `fmt` runs only for the lines that have one, not for the
+/// `-` of nearly every line.
+fn display_or_dash(out: &mut String, value: Option<impl std::fmt::Display>) {
+    match value {
+        Some(v) => {
+            let _ = write!(out, "{v}");
+        }
+        None => out.push('-'),
+    }
+}
+
 impl LogRecord<'_> {
     fn write_client_ip(&self, out: &mut String) {
         match self.client_ip {
@@ -423,26 +434,9 @@ impl LogRecord<'_> {
             Field::Bytes => return push_int(out, self.bytes),
             Field::DurationMs => return push_millis(out, self.duration),
             Field::Rules => return self.write_rules(out),
-            Field::Error => {
-                // Static words with nothing to escape; `fmt` only on the lines of failed
-                // requests, not for the `-` of nearly every line.
-                match self.error {
-                    Some(failure) => {
-                        let _ = write!(out, "{failure}");
-                    }
-                    None => out.push('-'),
-                }
-                return;
-            }
-            Field::Upstream => {
-                match self.upstream {
-                    Some(a) => {
-                        let _ = write!(out, "{a}");
-                    }
-                    None => out.push('-'),
-                }
-                return;
-            }
+            // Static words and socket addresses: nothing to escape.
+            Field::Error => return display_or_dash(out, self.error),
+            Field::Upstream => return display_or_dash(out, self.upstream),
             Field::Method | Field::Uri | Field::Path | Field::Query | Field::Protocol => {
                 let Some(line) = &self.request else {
                     return out.push('-');

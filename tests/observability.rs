@@ -627,7 +627,7 @@ fn access_log_says_what_cut_each_request_short() {
     let (http, admin, gone) = (free_addr(), free_addr(), free_addr());
     let (_r, log) = Rampart::start_logging(|log| {
         format!(
-            "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: {}, format: \"{{status}} {{path}} {{error}}\" }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{}\"], timeouts: {{ read: 300ms }} }}\n  gone: {{ backends: [\"{gone}\"], retries: 0, health_check: {{ kind: none }} }}\nprojects:\n  - name: shop\n    hosts: [\"*\"]\n    pool: app\n    rules:\n      - {{ id: gone, match: {{ path: /gone }}, pool: gone }}\n",
+            "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: {}, format: \"{{status}} {{path}} {{error}}\" }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{}\"], timeouts: {{ read: 300ms }} }}\n  gone: {{ backends: [\"{gone}\"], retries: 0, health_check: {{ kind: none }} }}\n  retried: {{ backends: [\"{gone}\"], health_check: {{ kind: none }} }}\nprojects:\n  - name: shop\n    hosts: [\"*\"]\n    pool: app\n    rules:\n      - {{ id: gone, match: {{ path: /gone }}, pool: gone }}\n      - {{ id: retried, match: {{ path: /retried }}, pool: retried }}\n",
             log.display(),
             up.addr_string(),
         )
@@ -641,6 +641,11 @@ fn access_log_says_what_cut_each_request_short() {
         get(&format!("http://{http}/gone"), "shop.test").status(),
         502
     );
+    // With retries, once no backend is left: what the last try met, not Rampart's verdict.
+    assert_eq!(
+        get(&format!("http://{http}/retried"), "shop.test").status(),
+        502
+    );
     let slow = c.get(format!("http://{http}/slow?ms=3000")).send().unwrap();
     assert_eq!(slow.status(), 504);
     let impatient = reqwest::blocking::Client::builder()
@@ -650,7 +655,7 @@ fn access_log_says_what_cut_each_request_short() {
     let _ = impatient.get(format!("http://{http}/slow?ms=200")).send();
     let answer = raw_request(&http, b"GET /x HTTP/1.1\r\nHost shop.test\r\n\r\n").unwrap();
     assert!(answer.starts_with(b"HTTP/1.1 400 "), "{answer:?}");
-    let text = log_lines(&log, 5);
+    let text = log_lines(&log, 6);
     let mut lines: Vec<&str> = text.lines().collect();
     lines.sort();
     assert_eq!(
@@ -660,6 +665,7 @@ fn access_log_says_what_cut_each_request_short() {
             "400 - client:InvalidHTTPHeader",
             "499 /slow client:ConnectionClosed",
             "502 /gone upstream:ConnectRefused",
+            "502 /retried upstream:ConnectRefused",
             "504 /slow upstream:ReadTimedout",
         ]
     );

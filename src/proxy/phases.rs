@@ -1,6 +1,5 @@
 //! The `ProxyHttp` implementation, one method per phase of a request.
 
-use super::access_log::Failure;
 use super::body_limit;
 use super::context::RequestCtx;
 use super::failure_log;
@@ -547,11 +546,7 @@ impl ProxyHttp for RampartProxy {
                     project: Some(metrics.name()),
                     upstream: ctx.backend.as_ref().map(|b| b.addr),
                     rules: &ctx.matched_rules,
-                    // A body too slow timed the backend's read out, but is the client's.
-                    error: e.map(|e| match ctx.body_late {
-                        true => Failure::CLIENT_TIMED_OUT,
-                        false => Failure::of(e),
-                    }),
+                    error: e.map(|e| retry::failure(ctx, e)),
                     tls: session
                         .as_downstream()
                         .digest()

@@ -9,6 +9,7 @@
 //!   replayed (idempotent method, body kept), as nginx's `proxy_next_upstream error`;
 //!   timeouts are not retried, they would double the wait.
 
+use super::access_log::Failure;
 use super::context::RequestCtx;
 use pingora_error::{Error, ErrorSource, ErrorType};
 use std::net::SocketAddr;
@@ -92,6 +93,20 @@ pub fn exhausted(ctx: &RequestCtx, what: &str) -> Box<Error> {
         ErrorType::HTTPStatus(code),
         format!("{what} (last: {last})"),
     )
+}
+
+/// For the access log's `error`: what cut the request short. When no backend was left
+/// ([`exhausted`]'s 502 or 504), what the last try met, not Rampart's verdict on it; a body
+/// too slow timed the backend's read out, but is the client's.
+pub fn failure(ctx: &RequestCtx, e: &Error) -> Failure {
+    match (e.etype(), &ctx.last_failure) {
+        _ if ctx.body_late => Failure::CLIENT_TIMED_OUT,
+        (ErrorType::HTTPStatus(502 | 504), Some(last)) => Failure {
+            side: "upstream",
+            kind: last.etype.as_str(),
+        },
+        _ => Failure::of(e),
+    }
 }
 
 #[cfg(test)]

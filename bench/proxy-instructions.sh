@@ -49,7 +49,7 @@ cost() {
     END { printf "%.0f\n", s }'
 }
 
-# count NAME PORT CMD... → prints "requests instructions"
+# count NAME PORT CMD... → prints "requests cost" (instructions, or estimated cycles)
 count() {
   local name=$1 port=$2; shift 2
   valgrind --tool=callgrind "${SIM[@]}" --callgrind-out-file="$tmp/cg.$name.%p" "$@" 2>"$tmp/vg.$name" &
@@ -66,21 +66,21 @@ count() {
   callgrind_control -z "$pid" >/dev/null
   sleep "$DURATION"
   callgrind_control -d "$pid" >/dev/null
-  local reqs ins idle
+  local reqs total idle
   reqs=$(wrk_requests "$tmp/wrk.$name")
-  ins=$(cost "$tmp"/cg."$name".*.1)
+  total=$(cost "$tmp"/cg."$name".*.1)
   idle=$(cost "$tmp"/cg."$name".*.2)
-  ins=$((ins - idle))
+  total=$((total - idle))
   mkdir -p target/bench
   cp "$tmp"/cg."$name".*.1 "target/bench/callgrind.$name"
   stop "$pid"
-  echo "$reqs $ins"
+  echo "$reqs $total"
 }
 
-read -r bare_req bare_ins < <(count bare "$BARE" target/release/examples/bare_pingora "127.0.0.1:$BARE" "127.0.0.1:$UP" 1)
-read -r bt_req bt_ins < <(count bare_timeouts "$BARE" target/release/examples/bare_pingora "127.0.0.1:$BARE" "127.0.0.1:$UP" 1 timeouts)
-read -r ramp_req ramp_ins < <(RUST_LOG=warn count rampart "$RAMP" target/release/rampart run -c "$tmp/rampart.yaml")
-awk -v br="$bare_req" -v bi="$bare_ins" -v tr="$bt_req" -v ti="$bt_ins" -v rr="$ramp_req" -v ri="$ramp_ins" -v rules="$RULES" -v unit="$UNIT" 'BEGIN {
+read -r bare_req bare_cost < <(count bare "$BARE" target/release/examples/bare_pingora "127.0.0.1:$BARE" "127.0.0.1:$UP" 1)
+read -r bt_req bt_cost < <(count bare_timeouts "$BARE" target/release/examples/bare_pingora "127.0.0.1:$BARE" "127.0.0.1:$UP" 1 timeouts)
+read -r ramp_req ramp_cost < <(RUST_LOG=warn count rampart "$RAMP" target/release/rampart run -c "$tmp/rampart.yaml")
+awk -v br="$bare_req" -v bi="$bare_cost" -v tr="$bt_req" -v ti="$bt_cost" -v rr="$ramp_req" -v ri="$ramp_cost" -v rules="$RULES" -v unit="$UNIT" 'BEGIN {
   b = bi/br; t = ti/tr; r = ri/rr
   printf "bare pingora: %d requests, %.0f %s/request\n", br, b, unit
   printf "bare pingora + the default upstream timeouts: %d requests, %.0f %s/request\n", tr, t, unit

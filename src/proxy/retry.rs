@@ -99,8 +99,10 @@ pub fn exhausted(ctx: &RequestCtx, what: &str) -> Box<Error> {
 /// ([`exhausted`]'s 502 or 504), what the last try met, not Rampart's verdict on it; a body
 /// too slow timed the backend's read out, but is the client's.
 pub fn failure(ctx: &RequestCtx, e: &Error) -> Failure {
+    if ctx.body_late {
+        return Failure::CLIENT_TIMED_OUT;
+    }
     match (e.etype(), &ctx.last_failure) {
-        _ if ctx.body_late => Failure::CLIENT_TIMED_OUT,
         (ErrorType::HTTPStatus(502 | 504), Some(last)) => Failure {
             side: "upstream",
             kind: last.etype.as_str(),

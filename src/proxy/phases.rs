@@ -205,7 +205,7 @@ impl ProxyHttp for RampartProxy {
         ctx.in_flight = Some(crate::upstream::InFlight::new(backend.clone()));
         let peer = pool.peer(&backend);
         ctx.backend = Some(backend);
-        Ok(Box::new(peer))
+        Ok(peer)
     }
 
     async fn connected_to_upstream(

@@ -206,7 +206,7 @@ impl Pool {
     }
 
     /// The peer to send a request to `backend`.
-    pub fn peer(&self, backend: &BackendState) -> HttpPeer {
+    pub fn peer(&self, backend: &BackendState) -> Box<HttpPeer> {
         peer::at(&self.peer_template, backend.addr)
     }
 

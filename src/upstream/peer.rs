@@ -47,9 +47,10 @@ pub fn template(p: &PoolSettings) -> std::io::Result<HttpPeer> {
 
 /// `template`'s peer for `addr`, built from the fields [`template`] sets rather than cloned:
 /// `PeerOptions`' clone visits each of its twenty-odd optional fields (~300 instructions, for
-/// every request).
-pub fn at(template: &HttpPeer, addr: std::net::SocketAddr) -> HttpPeer {
-    let mut peer = HttpPeer::new(addr, template.is_tls(), template.sni.clone());
+/// every request). Boxed as made: Pingora takes it boxed, and a peer returned by value (a large
+/// struct) was copied once more on its way into the box.
+pub fn at(template: &HttpPeer, addr: std::net::SocketAddr) -> Box<HttpPeer> {
+    let mut peer = Box::new(HttpPeer::new(addr, template.is_tls(), template.sni.clone()));
     peer.group_key = template.group_key;
     let (o, t) = (&mut peer.options, &template.options);
     o.http_upstream_request_policy = t.http_upstream_request_policy;

@@ -47,8 +47,18 @@ pub fn requested_host(req: &RequestHeader) -> Result<&str, Refusal> {
     read_head(req).map(|head| head.host)
 }
 
-/// The methods a `405` names in its `Allow` header: all but `CONNECT` and `TRACE`.
-pub const ALLOWED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+/// The methods a `405` names in its `Allow` header: all but `CONNECT` and `TRACE`. A macro, so
+/// that the wrapper's ready-made `405` to a `CONNECT` (`server::head_deadline`) is spelled
+/// from the same text with `concat!`.
+macro_rules! allowed_methods {
+    () => {
+        "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+    };
+}
+pub(crate) use allowed_methods;
+
+/// [`allowed_methods!`] as a constant, for the proxy's own `405`s.
+pub const ALLOWED_METHODS: &str = allowed_methods!();
 
 /// [`requested_host`], with the headers the proxy needs later found in the same pass.
 pub fn read_head(req: &RequestHeader) -> Result<Head<'_>, Refusal> {

@@ -25,9 +25,13 @@ pub(super) const URI_TOO_LONG: &[u8] = b"HTTP/1.1 414 URI Too Long\r\nContent-Ty
 const UNPARSABLE: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 37\r\nConnection: close\r\n\r\nthe request head could not be parsed\n";
 
 /// RFC 9110 asks a `405` to say which methods are allowed: every one but `CONNECT` and
-/// `TRACE` is forwarded; the usual ones are listed, as in the proxy's own `405` to a `TRACE`
-/// (`request_head::ALLOWED_METHODS`, which a test holds equal).
-const CONNECT_REFUSED: &[u8] = b"HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 50\r\nConnection: close\r\n\r\nCONNECT is not supported: this is a reverse proxy\n";
+/// `TRACE` is forwarded; the usual ones are listed, as in the proxy's own `405` to a `TRACE`.
+const CONNECT_REFUSED: &[u8] = concat!(
+    "HTTP/1.1 405 Method Not Allowed\r\nAllow: ",
+    crate::proxy::request_head::allowed_methods!(),
+    "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 50\r\nConnection: close\r\n\r\nCONNECT is not supported: this is a reverse proxy\n"
+)
+.as_bytes();
 
 impl HeadDeadline {
     /// The answer to give instead of `pingoras` (the first bytes of a response being

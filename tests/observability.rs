@@ -528,6 +528,56 @@ fn access_log_on_a_full_disk_counts_the_lost_lines_and_warns_once() {
     assert!(stderr.contains("No space left on device"), "{stderr}");
 }
 
+/// Voluntary context switches, so far, of the process's threads named `name` (Pingora names a
+/// service's threads after it): each is the thread going to sleep, so each wake-up counts one.
+fn thread_wakeups(pid: u32, name: &str) -> u64 {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim_end() != name {
+            continue;
+        }
+        let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
+        total += status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    total
+}
+
+#[test]
+fn an_idle_access_log_writer_sleeps_until_the_next_line() {
+    let up = Upstream::start("up");
+    let (r, log, http) = start_logging_to_file(&up, None);
+    let logged = |path: &str| {
+        poll_until(Duration::from_secs(5), "the request logged", || {
+            std::fs::read_to_string(&log)
+                .ok()
+                .filter(|t| t.contains(&format!("GET {path} ")))
+        })
+    };
+    assert_eq!(
+        get(&format!("http://{http}/first"), "shop.test").status(),
+        200
+    );
+    logged("/first");
+    // Idle for 2 s: the writer used to drain its empty queue every 50 ms (40 wake-ups);
+    // now it looks at the file's path once a second (each look a few thread hand-overs).
+    let before = thread_wakeups(r.pid(), "access log");
+    std::thread::sleep(Duration::from_secs(2));
+    let woke = thread_wakeups(r.pid(), "access log") - before;
+    assert!(woke < 20, "the idle writer woke {woke} times in 2 s");
+    // The next line wakes it.
+    assert_eq!(
+        get(&format!("http://{http}/next"), "shop.test").status(),
+        200
+    );
+    logged("/next");
+}
+
 #[test]
 fn sigusr1_reopens_the_access_log_and_never_stops_rampart() {
     let up = Upstream::start("up");

@@ -1,5 +1,6 @@
 //! The access log's writer, a Pingora background service: on a timer, it takes the lines
-//! each thread has formatted and writes them, in order, in one write.
+//! each thread has formatted and writes them, in order, in one write. With nothing to write
+//! it sleeps until a line comes, and once a second for the file's path.
 //!
 //! It goes on writing after Pingora's shutdown begins (requests still in flight then are
 //! logged too) until the process, about to exit, asks it to write what is queued and stop
@@ -224,19 +225,42 @@ impl BackgroundService for AccessLogWriter {
                 return;
             }
         };
-        // Wake on a timer, rather than per line: a writer waiting for lines would make every
-        // request pay for waking this thread.
+        // Wake on a timer while lines come, rather than per line: a writer waiting for each
+        // line would make every request pay for waking this thread. Once a drain finds nothing,
+        // the next line wakes it (once), and a quiet writer still looks at the log file's path
+        // (rotation, SIGUSR1) once a second.
         let mut tick = tokio::time::interval(FLUSH_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (mut spares, mut taken) = (Vec::new(), Vec::new());
         let mut text = String::new();
+        let mut quiet = false;
         loop {
-            let stopping = tokio::select! {
-                _ = tick.tick() => false,
-                _ = self.finish.notified() => true,
+            let stopping = if quiet {
+                tokio::select! {
+                    _ = self.queue.line_logged() => {
+                        // Let the lines after it come too, as while busy.
+                        tick.reset();
+                        tokio::select! {
+                            _ = tick.tick() => false,
+                            _ = self.finish.notified() => true,
+                        }
+                    }
+                    _ = tokio::time::sleep(ROTATION_CHECK_EVERY) => false,
+                    _ = self.finish.notified() => true,
+                }
+            } else {
+                tokio::select! {
+                    _ = tick.tick() => false,
+                    _ = self.finish.notified() => true,
+                }
             };
             out.follow_rotation(self.reopen.swap(false, Relaxed)).await;
+            self.queue.writer_may_idle();
             self.queue.take(&mut spares, &mut taken);
+            quiet = taken.is_empty();
+            if !quiet {
+                self.queue.writer_busy();
+            }
             match taken.as_slice() {
                 [] => {}
                 [one] => out.write(&one.text, one.ends.len()).await,

@@ -6,7 +6,7 @@
 mod common;
 use chrono::Datelike;
 use common::*;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -420,11 +420,7 @@ fn relay(admin: String, events: mpsc::Sender<(usize, mpsc::Sender<()>)>) -> Stri
         let mut statuses = 0;
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { continue };
-            let mut head = Vec::new();
-            let mut byte = [0u8];
-            while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).is_ok_and(|n| n == 1) {
-                head.push(byte[0]);
-            }
+            let head = read_head(&mut conn).unwrap_or_else(|partial| partial);
             let head = String::from_utf8_lossy(&head).into_owned();
             let path = head.split(' ').nth(1).unwrap_or("/").to_string();
             if path.starts_with("/status") {

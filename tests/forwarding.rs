@@ -275,14 +275,9 @@ fn backend_hop_by_hop_response_headers_are_removed_and_its_reason_kept() {
 fn websocket_echo_backend() -> String {
     use std::io::{Read, Write};
     socket_backend(|mut conn| {
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            if conn.read(&mut byte).unwrap_or(0) == 0 {
-                return;
-            }
-            head.push(byte[0]);
-        }
+        let Ok(head) = read_head(&mut conn) else {
+            return;
+        };
         let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
         if !(head.contains("\r\nupgrade: websocket\r\n")
             && head.contains("\r\nconnection: upgrade\r\n"))
@@ -315,16 +310,7 @@ fn websocket_round_trip(http: &str) -> Result<(), String> {
         b"GET /chat HTTP/1.1\r\nHost: site.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
     )
     .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(
-            conn.read(&mut byte).unwrap(),
-            1,
-            "the proxy closed: {head:?}"
-        );
-        head.push(byte[0]);
-    }
+    let head = read_head(&mut conn).unwrap_or_else(|got| panic!("the proxy closed: {got:?}"));
     let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
     assert!(head.starts_with("http/1.1 101 "), "got: {head}");
     assert!(head.contains("\r\nupgrade: websocket\r\n"), "got: {head}");
@@ -638,15 +624,10 @@ const GZIPPED: &[u8] = &[
 /// Answers `/gz` with [`GZIPPED`] as `Content-Encoding: gzip`, anything else with plain text,
 /// both with a `Content-Length`, and echoes the `Accept-Encoding` it received.
 fn encoding_backend(mut conn: std::net::TcpStream) {
-    use std::io::{Read, Write};
-    let mut head = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        match conn.read(&mut buf) {
-            Ok(n @ 1..) => head.extend_from_slice(&buf[..n]),
-            _ => return,
-        }
-    }
+    use std::io::Write;
+    let Ok(head) = read_head(&mut conn) else {
+        return;
+    };
     let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
     let accepted = head
         .lines()

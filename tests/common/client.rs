@@ -341,6 +341,21 @@ pub fn read_to_close(conn: &mut TcpStream) -> Vec<u8> {
     got
 }
 
+/// Reads one message head from `conn`, up to and with its blank line, a byte at a time (what
+/// follows it stays unread: a body, the next request, a switched protocol). `Err` with the
+/// bytes that came when the peer closed (or a read failed) before the head ended.
+pub fn read_head(conn: &mut impl Read) -> Result<Vec<u8>, Vec<u8>> {
+    let mut head = Vec::new();
+    let mut byte = [0u8];
+    while !head.ends_with(b"\r\n\r\n") {
+        match conn.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return Err(head),
+        }
+    }
+    Ok(head)
+}
+
 /// Sends `request` as-is to `addr` and reads until the server closes the connection (or
 /// 10 s pass without data). Use `Connection: close` in HTTP/1.1 requests.
 pub fn raw_request(addr: &str, request: &[u8]) -> std::io::Result<Vec<u8>> {

@@ -79,7 +79,7 @@ fn compiling(c: &mut Criterion) {
         std::fs::write(&file, csv).expect("write CSV");
         let patterns = [file.display().to_string()];
         group.bench_function(BenchmarkId::new("csv_file", n), |b| {
-            b.iter(|| compile_project(&[], &patterns, &|_| true).expect("loads"))
+            b.iter(|| compile_project(&[], &patterns, &|_| true, false).expect("loads"))
         });
     }
     group.finish();

@@ -73,7 +73,7 @@ fn load_file(name: &str, contents: String) -> Measured {
     std::fs::write(&file, contents).expect("write the rules file");
     let patterns = [file.display().to_string()];
     measure(
-        || compile_project(&[], &patterns, &|_| true).expect("the rules load"),
+        || compile_project(&[], &patterns, &|_| true, false).expect("the rules load"),
         |rules| rules.set.len(),
     )
 }
@@ -100,7 +100,7 @@ fn regex_rules(n: usize) -> Measured {
         })
         .collect();
     measure(
-        || compile_project(&specs, &[], &|_| true).expect("the regexes compile"),
+        || compile_project(&specs, &[], &|_| true, false).expect("the regexes compile"),
         |rules| rules.set.len(),
     )
 }

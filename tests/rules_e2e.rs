@@ -183,3 +183,49 @@ fn redirect_respond_rewrite_pool_and_headers() {
         None
     );
 }
+
+/// `ignore_path_params: true`: rules see paths without their `;` parameters, as the Java
+/// backends (Tomcat, Jetty, Spring) that drop them route them, so `/admin;x=1` cannot slip past
+/// a rule on `/admin`. The backend still gets the path as sent. Off by default: nginx matches
+/// parameters as part of the path too.
+#[test]
+fn path_parameters_are_ignored_for_matching_when_the_project_asks() {
+    let web = Upstream::start("web");
+    let (http, admin) = (free_addr(), free_addr());
+    let rules = "rules: [ { id: admin, match: { path: /admin }, respond: { status: 403 } }, { id: private, match: { path_prefix: /private/ }, respond: { status: 403 } } ]";
+    let yaml = format!(
+        "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  web: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: java, hosts: [java.test], pool: web, ignore_path_params: true, {rules} }}\n  - {{ name: plain, hosts: [plain.test], pool: web, {rules} }}\n",
+        web.addr_string()
+    );
+    let _r = Rampart::start(&yaml);
+    let ask = |host: &str, path: &str| {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let raw = raw_request(&http, request.as_bytes()).unwrap();
+        RawResponse::parse(&raw).unwrap_or_else(|| panic!("{path}: {raw:?}"))
+    };
+    for path in [
+        "/admin;x=1",
+        "/admin;",
+        "/a/..;/admin",
+        "/;x/admin",
+        "/private;v=1/keys",
+        "/private/;x/keys",
+    ] {
+        assert_eq!(ask("java.test", path).status, 403, "{path}");
+    }
+    // Not blocked: the backend gets the path as sent, parameters and all.
+    let echoed = |host: &str, path: &str| -> Echo {
+        let resp = ask(host, path);
+        assert_eq!(resp.status, 200, "{host}{path}");
+        serde_json::from_str(&resp.text()).unwrap()
+    };
+    assert_eq!(
+        echoed("java.test", "/shop;jsessionid=ab12/cart").uri,
+        "/shop;jsessionid=ab12/cart"
+    );
+    // An escaped `;` is not a delimiter, to Tomcat either.
+    assert_eq!(echoed("java.test", "/admin%3Bx").uri, "/admin%3Bx");
+    // Without the setting, parameters are part of the path.
+    assert_eq!(echoed("plain.test", "/admin;x=1").uri, "/admin;x=1");
+    assert_eq!(ask("plain.test", "/admin").status, 403);
+}

@@ -547,3 +547,40 @@ fn a_file_written_in_place_is_loaded_once_complete() {
         "/admin got through: {seen:?}"
     );
 }
+
+/// A project's `ignore_path_params` holds for the rules its files are reloaded into, not only
+/// for those loaded at start.
+#[test]
+fn reloaded_rules_still_ignore_path_params() {
+    let up = Upstream::start("up");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("block.yaml");
+    std::fs::write(
+        &file,
+        "- { id: block, match: { path: /admin }, respond: { status: 403 } }\n",
+    )
+    .unwrap();
+    let (http, admin) = (free_addr(), free_addr());
+    let yaml = format!(
+        "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app, ignore_path_params: true, rules_files: [block.yaml] }}\n",
+        up.addr_string()
+    );
+    let _r = Rampart::start_in(dir, &yaml);
+    let status = |path: &str| {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n");
+        RawResponse::parse(&raw_request(&http, request.as_bytes()).unwrap())
+            .unwrap()
+            .status
+    };
+    assert_eq!(status("/admin;x=1"), 403);
+    std::fs::write(
+        &file,
+        "- { id: gone, match: { path: /admin }, respond: { status: 410, body: \"gone\\n\" } }\n",
+    )
+    .unwrap();
+    poll_until(Duration::from_secs(10), "the new rules in force", || {
+        (status("/admin") == 410).then_some(())
+    });
+    assert_eq!(status("/admin;x=1"), 410);
+    assert_eq!(status("/a/..;/admin"), 410);
+}

@@ -103,6 +103,39 @@ fn explains_matches_outcomes_and_exit_codes() {
 }
 
 #[test]
+fn a_project_ignoring_path_params_is_tested_as_it_is_served() {
+    let admin = [
+        "--project",
+        "shop",
+        "--ip",
+        "10.1.2.3",
+        "/admin;jsessionid=1",
+    ];
+    // By default the parameters are part of the path: `office` (`/admin`) does not match.
+    let out = test(&admin);
+    assert_eq!(out.code, 0, "{}", out.stderr); // `hsts` matches every request
+    assert!(
+        out.stdout
+            .contains("outcome: forward to pool web: GET /admin;jsessionid=1"),
+        "{}",
+        out.stdout
+    );
+    let yaml = YAML.replace(
+        "    pool: web\n    rules:",
+        "    pool: web\n    ignore_path_params: true\n    rules:",
+    );
+    let mut args = vec!["rules", "test"];
+    args.extend_from_slice(&admin);
+    let out = rampart_with_config(tempfile::tempdir().unwrap(), &yaml, &args, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("outcome: respond 403"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
 fn exit_1_when_nothing_matches_and_2_on_errors() {
     let yaml_no_global = YAML.replace("      - { id: hsts, priority: 10, response_headers: { set: { Strict-Transport-Security: max-age=600 } } }\n", "");
     let out = rampart_with_config(

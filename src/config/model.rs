@@ -145,6 +145,8 @@ pub struct ProjectSettings {
     pub pool: Option<String>,
     pub preserve_host: bool,
     pub trust_proxy_headers: bool,
+    /// Rules match paths without their `;` parameters (the reloads compile them so too).
+    pub ignore_path_params: bool,
     pub fail_mode: FailMode,
     /// Request bodies larger than this (bytes) are answered 413; `None`: no limit.
     pub max_body_size: Option<u64>,

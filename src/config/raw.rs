@@ -274,6 +274,10 @@ pub struct RawProject {
     pub preserve_host: bool,
     #[serde(default)]
     pub trust_proxy_headers: bool,
+    /// Rules match paths without their parameters (`;` to a segment's end), as Java
+    /// backends route them.
+    #[serde(default)]
+    pub ignore_path_params: bool,
     #[serde(default)]
     pub fail_mode: FailMode,
     /// The largest request body forwarded, e.g. "10MiB"; larger ones are answered 413.

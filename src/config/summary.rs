@@ -43,12 +43,17 @@ pub fn summary(c: &Config) -> String {
     for p in &c.projects {
         let _ = writeln!(
             s,
-            "  {:<12} hosts {}  listeners {}  pool {}  rules {}  fail_mode {}{}{}",
+            "  {:<12} hosts {}  listeners {}  pool {}  rules {}{}  fail_mode {}{}{}",
             p.name,
             p.hosts.join(","),
             p.listeners.join(","),
             p.pool.as_deref().unwrap_or("-"),
             p.rules.len(),
+            if p.ignore_path_params {
+                " (path params ignored)"
+            } else {
+                ""
+            },
             p.fail_mode,
             p.max_body_size
                 .map(|n| format!("  max_body_size {}", size(n)))

@@ -88,15 +88,16 @@ impl RulesReloader {
 
     async fn reload(&self, index: usize, stamps: Option<Vec<files::FileStamp>>) {
         let p = &self.shared.projects[index];
-        let (inline, patterns) = (
+        let (inline, patterns, ignore_params) = (
             p.settings.inline_rules.clone(),
             p.settings.rules_files.clone(),
+            p.settings.ignore_path_params,
         );
         let previous = p.rules.load_full();
         let shared = self.shared.clone();
         let result = tokio::task::spawn_blocking(move || {
             let pool_defined = |pool: &str| shared.pools.contains_key(pool);
-            let loaded = files::compile_project(&inline, &patterns, &pool_defined)
+            let loaded = files::compile_project(&inline, &patterns, &pool_defined, ignore_params)
                 .map_err(|e| e.to_string())?;
             // Counters continue across the swap (hits between this and the swap are lost).
             loaded.set.carry_hits_from(&previous);

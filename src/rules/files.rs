@@ -170,7 +170,8 @@ fn collect(patterns: &[String]) -> (Vec<FileStamp>, Vec<FileError>) {
 
 /// Reads every file of `patterns` and compiles them after the `inline` rules. A rule whose
 /// `pool` is not one `pool_defined` accepts is an error like any other, so that `rampart
-/// check` and a hot reload refuse the same rules.
+/// check` and a hot reload refuse the same rules. `ignore_path_params`: the project's
+/// setting ([`RuleSet::ignoring_path_params`]).
 ///
 /// Runs on a thread of its own (`crate::alloc::on_own_thread`), so that the set's memory comes
 /// back when it is dropped, and the memory the file texts and specs took (tens of MiB at
@@ -179,8 +180,14 @@ pub fn compile_project(
     inline: &[RuleSpec],
     patterns: &[String],
     pool_defined: &(dyn Fn(&str) -> bool + Sync),
+    ignore_path_params: bool,
 ) -> Result<ProjectRules, LoadErrors> {
-    crate::alloc::on_own_thread(|| compile_files(inline, patterns, pool_defined))
+    crate::alloc::on_own_thread(|| {
+        compile_files(inline, patterns, pool_defined).map(|loaded| ProjectRules {
+            set: loaded.set.ignoring_path_params(ignore_path_params),
+            ..loaded
+        })
+    })
 }
 
 fn compile_files(
@@ -419,7 +426,7 @@ mod tests {
     fn errors_name_file_line_and_key() {
         let dir = tempfile::tempdir().unwrap();
         let csv = write(dir.path(), "bad.csv", "/a,/b\n/c\n/d,/e,abc\n/f,/g,200\n");
-        let e = compile_project(&[], &[csv], &|_| true).unwrap_err();
+        let e = compile_project(&[], &[csv], &|_| true, false).unwrap_err();
         let lines: Vec<usize> = e.files.iter().map(|f| f.line).collect();
         // Lines that do not read (2, 3) do not hide the rule that does not compile (4).
         assert_eq!(lines, [2, 3, 4], "{e}");
@@ -428,14 +435,14 @@ mod tests {
             "bad.yaml",
             "- id: ok\n  match: { path: /a }\n- id: broken\n  match:\n    path_regex: '(['\n",
         );
-        let e = compile_project(&[], &[yaml], &|_| true).unwrap_err();
+        let e = compile_project(&[], &[yaml], &|_| true, false).unwrap_err();
         assert_eq!(
             (e.files[0].line, e.files[0].key.as_str()),
             (5, "[1].match.path_regex"),
             "{e}"
         );
         let csv_status = write(dir.path(), "status.csv", "/f,/g,200\n");
-        let e = compile_project(&[], &[csv_status], &|_| true).unwrap_err();
+        let e = compile_project(&[], &[csv_status], &|_| true, false).unwrap_err();
         assert_eq!(e.files[0].line, 1);
         assert!(e.files[0].message.contains("redirect.status"), "{e}");
     }
@@ -448,7 +455,7 @@ mod tests {
             "pools.yaml",
             "- { id: fine, pool: app }\n- id: lost\n  pool: ghost\n",
         );
-        let e = compile_project(&[], &[yaml], &|p| p == "app").unwrap_err();
+        let e = compile_project(&[], &[yaml], &|p| p == "app", false).unwrap_err();
         assert_eq!(
             (e.files[0].line, e.files[0].key.as_str()),
             (3, "[1].pool"),
@@ -467,19 +474,22 @@ mod tests {
             "- { id: a1, match: { path: /y }, redirect: { to: /from-a } }\n",
         );
         let pattern = format!("{}/*", dir.path().display());
-        let r = compile_project(&[], &[pattern], &|_| true).unwrap();
+        let r = compile_project(&[], &[pattern], &|_| true, false).unwrap();
         assert_eq!(r.set.len(), 2);
         assert_eq!(r.stamps.len(), 2);
         assert!(r.stamps[0].path.ends_with("a.yaml"));
         let missing = format!("{}/none.csv", dir.path().display());
         assert!(
-            compile_project(&[], &[missing], &|_| true).is_err(),
+            compile_project(&[], &[missing], &|_| true, false).is_err(),
             "a named file must exist"
         );
         assert!(
-            compile_project(&[], &[format!("{}/*.none", dir.path().display())], &|_| {
-                true
-            })
+            compile_project(
+                &[],
+                &[format!("{}/*.none", dir.path().display())],
+                &|_| true,
+                false
+            )
             .is_ok(),
             "an empty glob is fine"
         );
@@ -500,7 +510,7 @@ mod tests {
             format!("{}/*/redirects.csv", dir.path().display()),
             format!("{}/extra.csv", dir.path().display()),
         ];
-        let r = compile_project(&[], &patterns, &|_| true).unwrap();
+        let r = compile_project(&[], &patterns, &|_| true, false).unwrap();
         let ids: Vec<&str> = r.set.rule_ids().collect();
         assert_eq!(
             ids,
@@ -520,11 +530,11 @@ mod tests {
             "bom.csv",
             "\u{feff}source,target,status\n/a,/b,302\n",
         );
-        let r = compile_project(&[], &[bom], &|_| true).unwrap();
+        let r = compile_project(&[], &[bom], &|_| true, false).unwrap();
         assert_eq!(r.set.len(), 1, "the header line is recognised");
         let one = write(dir.path(), "one.csv", "/a,/b\n/c,/d\n/a,/e\n");
         let two = write(dir.path(), "two.csv", "//h.test/c,/x\n/c,/f\n");
-        let e = compile_project(&[], &[one, two], &|_| true).unwrap_err();
+        let e = compile_project(&[], &[one, two], &|_| true, false).unwrap_err();
         let found: Vec<(String, usize, &str)> = e
             .files
             .iter()
@@ -541,7 +551,8 @@ mod tests {
         );
         assert_eq!((found[1].0.as_str(), found[1].1), ("two.csv", 2));
         assert!(found[1].2.contains("one.csv:2"), "{e}");
-        let e = compile_project(&[], &[dir.path().display().to_string()], &|_| true).unwrap_err();
+        let e = compile_project(&[], &[dir.path().display().to_string()], &|_| true, false)
+            .unwrap_err();
         assert!(e.files[0].message.contains("is a directory"), "{e}");
     }
     #[test]
@@ -554,7 +565,7 @@ mod tests {
             "- { id: y, match: { path: /b } }\n- { id: x, match: { path: /c } }\n",
         );
         let inline = crate::rules::testutil::specs("[{id: y, match: {path: /d}}]");
-        let e = compile_project(&inline, &[a, b], &|_| true).unwrap_err();
+        let e = compile_project(&inline, &[a, b], &|_| true, false).unwrap_err();
         let messages: Vec<&str> = e.files.iter().map(|f| f.message.as_str()).collect();
         assert_eq!(messages.len(), 2, "{e}");
         assert!(

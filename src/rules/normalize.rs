@@ -1,7 +1,8 @@
 //! The path rules match on: percent-encoded unreserved characters (ALPHA DIGIT `-._~`)
 //! decoded, other escapes upper-cased, dot segments resolved (RFC 3986 remove_dot_segments)
 //! and repeated slashes merged. `/%61dmin`, `//admin`, `/./admin` and `/x/../admin` all become
-//! `/admin`. A path that is already normal is borrowed, not copied.
+//! `/admin`. A path that is already normal is borrowed, not copied. Projects whose backends
+//! drop path parameters (`;` to a segment's end) can have them dropped for matching too.
 
 use std::borrow::Cow;
 
@@ -64,6 +65,23 @@ pub fn normalize_path(path: &str) -> Cow<'_, str> {
     } else {
         Cow::Owned(normalize_owned(path))
     }
+}
+
+/// [`normalize_path`] of `path` with each segment's parameters (from a `;` to the segment's
+/// end) cut first, as Tomcat, Jetty and Spring do before routing: to them `/admin;x=1` and
+/// `/a/..;/admin` are `/admin`. For projects with `ignore_path_params`.
+pub fn normalize_path_without_params(path: &str) -> Cow<'_, str> {
+    if !path.contains(';') {
+        return normalize_path(path);
+    }
+    let mut bare = String::with_capacity(path.len());
+    for (i, segment) in path.split('/').enumerate() {
+        if i > 0 {
+            bare.push('/');
+        }
+        bare.push_str(segment.split(';').next().unwrap_or_default());
+    }
+    Cow::Owned(normalize_path(&bare).into_owned())
 }
 
 fn normalize_owned(path: &str) -> String {
@@ -131,6 +149,25 @@ mod tests {
 
     fn n(p: &str) -> Cow<'_, str> {
         normalize_path(p)
+    }
+
+    #[test]
+    fn path_parameters_are_cut_before_normalizing() {
+        for (raw, want) in [
+            ("/admin;x=1", "/admin"),
+            ("/admin;", "/admin"),
+            ("/a/..;/admin", "/admin"),
+            ("/admin;jsessionid=1/secret;v=2", "/admin/secret"),
+            ("/;x/%61dmin", "/admin"),
+            ("/admin%3Bx", "/admin%3Bx"),
+            (";x", "/"),
+        ] {
+            assert_eq!(normalize_path_without_params(raw), want, "{raw}");
+        }
+        assert!(matches!(
+            normalize_path_without_params("/admin"),
+            Cow::Borrowed("/admin")
+        ));
     }
 
     #[test]

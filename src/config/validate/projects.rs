@@ -125,32 +125,36 @@ pub(super) fn projects(
             .max_body_size
             .as_ref()
             .and_then(|v| ck.size(&format!("{key}.max_body_size"), v));
-        let loaded =
-            match files::compile_project(&p.rules, &rules_files, &|pool| pool_names.contains(pool))
-            {
-                Ok(loaded) => loaded,
-                Err(errors) => {
-                    for e in errors.inline {
-                        ck.error(format!("{key}.rules[{}].{}", e.index, e.field), e.message);
-                    }
-                    for e in errors.files {
-                        if e.line == 0 {
-                            // At the list item that names it, when one does.
-                            let item = rules_files
-                                .iter()
-                                .position(|f| std::path::Path::new(f) == e.path)
-                                .map_or(String::new(), |j| format!("[{j}]"));
-                            ck.error(
-                                format!("{key}.rules_files{item}"),
-                                format!("{}: {}", e.path.display(), e.message),
-                            );
-                        } else {
-                            ck.error_in(&e.path, e.line, e.column, &e.key, e.message);
-                        }
-                    }
-                    continue;
+        let pool_defined = |pool: &str| pool_names.contains(pool);
+        let loaded = match files::compile_project(
+            &p.rules,
+            &rules_files,
+            &pool_defined,
+            p.ignore_path_params,
+        ) {
+            Ok(loaded) => loaded,
+            Err(errors) => {
+                for e in errors.inline {
+                    ck.error(format!("{key}.rules[{}].{}", e.index, e.field), e.message);
                 }
-            };
+                for e in errors.files {
+                    if e.line == 0 {
+                        // At the list item that names it, when one does.
+                        let item = rules_files
+                            .iter()
+                            .position(|f| std::path::Path::new(f) == e.path)
+                            .map_or(String::new(), |j| format!("[{j}]"));
+                        ck.error(
+                            format!("{key}.rules_files{item}"),
+                            format!("{}: {}", e.path.display(), e.message),
+                        );
+                    } else {
+                        ck.error_in(&e.path, e.line, e.column, &e.key, e.message);
+                    }
+                }
+                continue;
+            }
+        };
         let rules = loaded.set;
         out.push(ProjectSettings {
             name: p.name,
@@ -160,6 +164,7 @@ pub(super) fn projects(
             pool: p.pool,
             preserve_host: p.preserve_host,
             trust_proxy_headers: p.trust_proxy_headers,
+            ignore_path_params: p.ignore_path_params,
             fail_mode: p.fail_mode,
             max_body_size,
             rules: Arc::new(rules),

@@ -584,3 +584,44 @@ fn reloaded_rules_still_ignore_path_params() {
     assert_eq!(status("/admin;x=1"), 410);
     assert_eq!(status("/a/..;/admin"), 410);
 }
+
+/// With `ignore_path_params`, a rule path holding a `;` could never match: `check` (and so a
+/// reload) refuses it where it is written, in the config or in a rules file.
+#[test]
+fn check_refuses_rule_paths_with_parameters_a_project_ignores() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("r.csv"),
+        "source,target\n/old;jsessionid=1,/new\n/fine,/ok\n",
+    )
+    .unwrap();
+    let yaml = "listeners:\n  http: { address: \"127.0.0.1:8080\" }\npools:\n  app: { backends: [\"127.0.0.1:3000\"] }\nprojects:\n  - name: site\n    hosts: [\"*\"]\n    pool: app\n    ignore_path_params: true\n    rules:\n      - { id: x, match: { path_prefix: \"/x;y/\" }, respond: { status: 403 } }\n    rules_files: [r.csv]\n";
+    let out = rampart_with_config(dir, yaml, &["check"], &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let csv = out.dir.path().join("r.csv");
+    for (at, message) in [
+        (
+            ":11:27: projects[0].rules[0].match.path_prefix: ".to_string(),
+            "`/x;y/` holds a `;`, but this project has `ignore_path_params: true`",
+        ),
+        (
+            format!("{}:2:1: match.path: ", csv.display()),
+            "Write the path without its parameters (`/old`)",
+        ),
+    ] {
+        assert!(
+            out.stderr
+                .lines()
+                .any(|l| l.contains(&at) && l.contains(message)),
+            "expected `{at}... {message}`:\n{}",
+            out.stderr
+        );
+    }
+    assert!(out.stderr.contains(": 2 error(s)"), "{}", out.stderr);
+
+    // Without the setting the same rules are fine: parameters are part of the path.
+    let dir = out.dir;
+    let yaml = yaml.replace("ignore_path_params: true", "ignore_path_params: false");
+    let out = rampart_with_config(dir, &yaml, &["check"], &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}

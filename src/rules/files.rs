@@ -183,10 +183,36 @@ pub fn compile_project(
     ignore_path_params: bool,
 ) -> Result<ProjectRules, LoadErrors> {
     crate::alloc::on_own_thread(|| {
-        compile_files(inline, patterns, pool_defined).map(|loaded| ProjectRules {
-            set: loaded.set.ignoring_path_params(ignore_path_params),
-            ..loaded
+        compile_files(inline, patterns, pool_defined, ignore_path_params).map(|loaded| {
+            ProjectRules {
+                set: loaded.set.ignoring_path_params(ignore_path_params),
+                ..loaded
+            }
         })
+    })
+}
+
+/// With `ignore_path_params`, a rule's own `path` or `path_prefix` holding a `;` could never
+/// match (requests' parameters are cut first): an error naming the fix, not a silent dead rule
+/// (a legacy `;jsessionid=` URL in a CSV of redirects, say).
+fn parameter_in_rule_path(index: usize, spec: &RuleSpec) -> Option<RuleError> {
+    let m = &spec.matcher;
+    let (field, path) = [("path", &m.path), ("path_prefix", &m.path_prefix)]
+        .into_iter()
+        .find_map(|(field, p)| Some((field, p.as_deref().filter(|p| p.contains(';'))?)))?;
+    Some(RuleError {
+        index,
+        other: None,
+        field: format!("match.{field}"),
+        message: format!(
+            "`{path}` holds a `;`, but this project has `ignore_path_params: true`, which cuts \
+             each request's path parameters before matching: the rule could never match. \
+             Write the path without its parameters (`{}`)",
+            path.split('/')
+                .map(|s| s.split(';').next().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("/")
+        ),
     })
 }
 
@@ -194,6 +220,7 @@ fn compile_files(
     inline: &[RuleSpec],
     patterns: &[String],
     pool_defined: &(dyn Fn(&str) -> bool + Sync),
+    ignore_path_params: bool,
 ) -> Result<ProjectRules, LoadErrors> {
     let (stamps, missing) = collect(patterns);
     let mut errors = LoadErrors {
@@ -282,6 +309,11 @@ fn compile_files(
             })
         })
         .collect();
+    if ignore_path_params {
+        rule_errors.extend(
+            (specs.iter().enumerate()).filter_map(|(i, spec)| parameter_in_rule_path(i, spec)),
+        );
+    }
     match RuleSet::compile(&specs) {
         Ok(set) if rule_errors.is_empty() && errors.files.is_empty() => {
             return Ok(ProjectRules { set, stamps });

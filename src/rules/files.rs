@@ -183,12 +183,7 @@ pub fn compile_project(
     ignore_path_params: bool,
 ) -> Result<ProjectRules, LoadErrors> {
     crate::alloc::on_own_thread(|| {
-        compile_files(inline, patterns, pool_defined, ignore_path_params).map(|loaded| {
-            ProjectRules {
-                set: loaded.set.ignoring_path_params(ignore_path_params),
-                ..loaded
-            }
-        })
+        compile_files(inline, patterns, pool_defined, ignore_path_params)
     })
 }
 
@@ -208,10 +203,7 @@ fn parameter_in_rule_path(index: usize, spec: &RuleSpec) -> Option<RuleError> {
             "`{path}` holds a `;`, but this project has `ignore_path_params: true`, which cuts \
              each request's path parameters before matching: the rule could never match. \
              Write the path without its parameters (`{}`)",
-            path.split('/')
-                .map(|s| s.split(';').next().unwrap_or_default())
-                .collect::<Vec<_>>()
-                .join("/")
+            crate::rules::normalize::cut_path_params(path)
         ),
     })
 }
@@ -316,7 +308,10 @@ fn compile_files(
     }
     match RuleSet::compile(&specs) {
         Ok(set) if rule_errors.is_empty() && errors.files.is_empty() => {
-            return Ok(ProjectRules { set, stamps });
+            return Ok(ProjectRules {
+                set: set.ignoring_path_params(ignore_path_params),
+                stamps,
+            });
         }
         Ok(_) => {}
         Err(compile_errors) => rule_errors.extend(compile_errors),

@@ -74,6 +74,11 @@ pub fn normalize_path_without_params(path: &str) -> Cow<'_, str> {
     if !path.contains(';') {
         return normalize_path(path);
     }
+    Cow::Owned(normalize_path(&cut_path_params(path)).into_owned())
+}
+
+/// `path` with each segment cut at its first `;`.
+pub fn cut_path_params(path: &str) -> String {
     let mut bare = String::with_capacity(path.len());
     for (i, segment) in path.split('/').enumerate() {
         if i > 0 {
@@ -81,7 +86,7 @@ pub fn normalize_path_without_params(path: &str) -> Cow<'_, str> {
         }
         bare.push_str(segment.split(';').next().unwrap_or_default());
     }
-    Cow::Owned(normalize_path(&bare).into_owned())
+    bare
 }
 
 fn normalize_owned(path: &str) -> String {

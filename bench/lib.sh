@@ -65,6 +65,9 @@ HZ=$(getconf CLK_TCK)
 # cpu_ticks PID: user+system time of the whole process so far, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
+# user_system_ticks PID: "user system" time of the whole process so far, in clock ticks.
+user_system_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
+
 # wrk_requests FILE: the requests a saved wrk report completed.
 wrk_requests() { awk '/requests in/ {print $1}' "$1"; }
 

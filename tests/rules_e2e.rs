@@ -198,11 +198,7 @@ fn path_parameters_are_ignored_for_matching_when_the_project_asks() {
         web.addr_string()
     );
     let _r = Rampart::start(&yaml);
-    let ask = |host: &str, path: &str| {
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-        let raw = raw_request(&http, request.as_bytes()).unwrap();
-        RawResponse::parse(&raw).unwrap_or_else(|| panic!("{path}: {raw:?}"))
-    };
+    let ask = |host: &str, path: &str| raw_get_host(&http, host, path, &[]).unwrap();
     for path in [
         "/admin;x=1",
         "/admin;",

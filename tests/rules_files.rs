@@ -566,12 +566,7 @@ fn reloaded_rules_still_ignore_path_params() {
         up.addr_string()
     );
     let _r = Rampart::start_in(dir, &yaml);
-    let status = |path: &str| {
-        let request = format!("GET {path} HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n");
-        RawResponse::parse(&raw_request(&http, request.as_bytes()).unwrap())
-            .unwrap()
-            .status
-    };
+    let status = |path: &str| raw_get(&http, path, &[]).unwrap().status;
     assert_eq!(status("/admin;x=1"), 403);
     std::fs::write(
         &file,

@@ -6,6 +6,7 @@ use crate::rules::actions::{Actions, ValueTemplate};
 use crate::rules::compile_actions::actions;
 use crate::rules::compile_match::conditions;
 use crate::rules::matcher::Conditions;
+use crate::rules::normalize::PathMatching;
 use crate::rules::path_regex::{Checked, PathRegex};
 use crate::rules::spec::RuleSpec;
 use crate::rules::template::{Scope, Template};
@@ -107,6 +108,7 @@ impl Errors<'_> {
 pub fn compile_rule(
     index: usize,
     spec: &RuleSpec,
+    paths: PathMatching,
     out: &mut Vec<RuleError>,
 ) -> Option<CompiledRule> {
     let before = out.len();
@@ -114,7 +116,7 @@ pub fn compile_rule(
     if spec.id.trim().is_empty() {
         e.add("id", "every rule needs a non-empty `id` (it is shown in logs, metrics and `rampart rules test`)");
     }
-    let (cond, groups) = conditions(&mut e, &spec.matcher);
+    let (cond, groups) = conditions(&mut e, &spec.matcher, paths);
     let scope = Scope {
         has_rest: spec.matcher.path_prefix.is_some(),
         groups: &groups,

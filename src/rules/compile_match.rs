@@ -4,7 +4,7 @@ use crate::rules::compile::Errors;
 use crate::rules::matcher::{
     Conditions, HeaderMatch, HostMatch, OtherConditions, PathMatch, QueryMatch,
 };
-use crate::rules::normalize::normalize_path;
+use crate::rules::normalize::{cut_path_params, normalize_path, PathMatching};
 use crate::rules::spec::MatchSpec;
 use http::Method;
 use ipnet::IpNet;
@@ -25,7 +25,7 @@ fn is_dot_segment(seg: &str) -> bool {
     dots == 1 || dots == 2
 }
 
-fn check_path(e: &mut Errors<'_>, field: &str, p: &str) {
+fn check_path(e: &mut Errors<'_>, field: &str, p: &str, paths: PathMatching) {
     // Request paths are matched normalized: a pattern with `.`/`..` segments or `//` would
     // match something else than it reads (`/%2e%2e/` matches `/`: the whole site).
     let dot_segment = p.split('/').any(is_dot_segment);
@@ -37,6 +37,15 @@ fn check_path(e: &mut Errors<'_>, field: &str, p: &str) {
             format!(
                 "`{p}` has a `.` or `..` segment or `//`, which request paths lose before matching: it would match `{}`; write that instead",
                 normalize_path(p)
+            ),
+        );
+    } else if paths.ignore_params && p.contains(';') {
+        // A legacy `;jsessionid=` URL in a CSV of redirects, say: a dead rule, not a silent one.
+        e.add(
+            field,
+            format!(
+                "`{p}` holds a `;`, but this project has `ignore_path_params: true`, which cuts each request's path parameters before matching: the rule could never match. Write the path without its parameters (`{}`)",
+                cut_path_params(p)
             ),
         );
     } else if p.contains(['?', '#'])
@@ -51,7 +60,11 @@ fn check_path(e: &mut Errors<'_>, field: &str, p: &str) {
 }
 
 /// The conditions, and the capture group names of the path regex for templates.
-pub fn conditions(e: &mut Errors<'_>, m: &MatchSpec) -> (Conditions, Vec<Option<String>>) {
+pub fn conditions(
+    e: &mut Errors<'_>,
+    m: &MatchSpec,
+    paths: PathMatching,
+) -> (Conditions, Vec<Option<String>>) {
     let ci = m.case_insensitive;
     let given: Vec<&str> = [
         ("path", &m.path),
@@ -66,10 +79,10 @@ pub fn conditions(e: &mut Errors<'_>, m: &MatchSpec) -> (Conditions, Vec<Option<
     }
     let mut groups = Vec::new();
     let path = if let Some(p) = &m.path {
-        check_path(e, "match.path", p);
+        check_path(e, "match.path", p, paths);
         PathMatch::Exact(normalize_path(p).into())
     } else if let Some(p) = &m.path_prefix {
-        check_path(e, "match.path_prefix", p);
+        check_path(e, "match.path_prefix", p, paths);
         PathMatch::Prefix(normalize_path(p).into())
     } else if let Some(r) = &m.path_regex {
         let src = if ci { format!("(?i){r}") } else { r.clone() };

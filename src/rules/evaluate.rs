@@ -6,7 +6,7 @@
 
 use crate::rules::compile::{compile_rule, CompiledRule};
 use crate::rules::index::Merge;
-use crate::rules::normalize::{normalize_path, normalize_path_without_params};
+use crate::rules::normalize::PathMatching;
 use crate::rules::partition::RuleIndex;
 use crate::rules::plan::{Plan, PlanBuilder, RuleFailure, Step};
 use crate::rules::trace::Trace;
@@ -22,8 +22,8 @@ pub struct RuleSet {
     /// Requests each rule matched, by position: one relaxed add per match instead of a
     /// labelled Prometheus lookup (a hash over up to 100 000 series); read at scrape time.
     hits: Box<[AtomicU64]>,
-    /// Requests' path parameters (`;` to a segment's end) are cut before matching.
-    ignore_path_params: bool,
+    /// How requests' paths are normalized for matching.
+    paths: PathMatching,
 }
 
 /// Matching rules met while evaluating, for a trace: (position, applied).
@@ -42,6 +42,14 @@ enum Track<'a> {
 impl RuleSet {
     /// Compiles the rules; on failure returns every error of every rule, by input index.
     pub fn compile(specs: &[RuleSpec]) -> Result<RuleSet, Vec<RuleError>> {
+        RuleSet::compile_with(specs, PathMatching::default())
+    }
+
+    /// [`RuleSet::compile`] for a project whose rules see request paths as `paths` says.
+    pub fn compile_with(
+        specs: &[RuleSpec],
+        paths: PathMatching,
+    ) -> Result<RuleSet, Vec<RuleError>> {
         let mut errors = Vec::new();
         let mut seen: HashMap<&str, usize> = HashMap::new();
         let mut rules = Vec::with_capacity(specs.len());
@@ -58,7 +66,7 @@ impl RuleSet {
                     seen.insert(&spec.id, i);
                 }
             }
-            if let Some(rule) = compile_rule(i, spec, &mut errors) {
+            if let Some(rule) = compile_rule(i, spec, paths, &mut errors) {
                 rules.push(rule);
             }
         }
@@ -72,26 +80,8 @@ impl RuleSet {
             index: RuleIndex::build(&rules),
             hits: rules.iter().map(|_| AtomicU64::new(0)).collect(),
             rules,
-            ignore_path_params: false,
+            paths,
         })
-    }
-
-    /// The same set, matching requests' paths without their parameters (`;` to a segment's
-    /// end), for backends that drop them: `/admin;x=1` is then `/admin` to the rules.
-    pub fn ignoring_path_params(self, ignore: bool) -> RuleSet {
-        RuleSet {
-            ignore_path_params: ignore,
-            ..self
-        }
-    }
-
-    /// The path the rules match `req` on.
-    fn match_path<'r>(&self, req: &RequestView<'r>) -> std::borrow::Cow<'r, str> {
-        if self.ignore_path_params {
-            normalize_path_without_params(req.path)
-        } else {
-            normalize_path(req.path)
-        }
     }
 
     pub fn len(&self) -> usize {
@@ -141,7 +131,7 @@ impl RuleSet {
 
     /// [`RuleSet::run`] over the candidates the index selects for `req`.
     fn run_indexed(&self, req: &RequestView<'_>, track: Track<'_>) -> Plan {
-        let path = self.match_path(req);
+        let path = self.paths.normalize(req.path);
         let mut regex_hits = Vec::new();
         let mut candidates = Merge::new();
         self.index
@@ -151,7 +141,7 @@ impl RuleSet {
 
     /// The same plan, checking every rule in evaluation order.
     pub fn evaluate_reference(&self, req: &RequestView<'_>) -> Plan {
-        let path = self.match_path(req);
+        let path = self.paths.normalize(req.path);
         self.run(req, &path, 0..self.rules.len() as u32, Track::Nothing)
     }
 

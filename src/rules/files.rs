@@ -2,6 +2,7 @@
 //! together with a project's inline rules. Errors name the file, line and column.
 
 use super::csv_file::{is_csv, parse_csv};
+use super::normalize::PathMatching;
 use super::spec::RuleSpec;
 use super::{RuleError, RuleSet};
 use crate::config::every_error::{describe, errors_of};
@@ -171,7 +172,7 @@ fn collect(patterns: &[String]) -> (Vec<FileStamp>, Vec<FileError>) {
 /// Reads every file of `patterns` and compiles them after the `inline` rules. A rule whose
 /// `pool` is not one `pool_defined` accepts is an error like any other, so that `rampart
 /// check` and a hot reload refuse the same rules. `ignore_path_params`: the project's
-/// setting ([`RuleSet::ignoring_path_params`]).
+/// setting ([`PathMatching`]).
 ///
 /// Runs on a thread of its own (`crate::alloc::on_own_thread`), so that the set's memory comes
 /// back when it is dropped, and the memory the file texts and specs took (tens of MiB at
@@ -184,27 +185,6 @@ pub fn compile_project(
 ) -> Result<ProjectRules, LoadErrors> {
     crate::alloc::on_own_thread(|| {
         compile_files(inline, patterns, pool_defined, ignore_path_params)
-    })
-}
-
-/// With `ignore_path_params`, a rule's own `path` or `path_prefix` holding a `;` could never
-/// match (requests' parameters are cut first): an error naming the fix, not a silent dead rule
-/// (a legacy `;jsessionid=` URL in a CSV of redirects, say).
-fn parameter_in_rule_path(index: usize, spec: &RuleSpec) -> Option<RuleError> {
-    let m = &spec.matcher;
-    let (field, path) = [("path", &m.path), ("path_prefix", &m.path_prefix)]
-        .into_iter()
-        .find_map(|(field, p)| Some((field, p.as_deref().filter(|p| p.contains(';'))?)))?;
-    Some(RuleError {
-        index,
-        other: None,
-        field: format!("match.{field}"),
-        message: format!(
-            "`{path}` holds a `;`, but this project has `ignore_path_params: true`, which cuts \
-             each request's path parameters before matching: the rule could never match. \
-             Write the path without its parameters (`{}`)",
-            crate::rules::normalize::cut_path_params(path)
-        ),
     })
 }
 
@@ -301,17 +281,12 @@ fn compile_files(
             })
         })
         .collect();
-    if ignore_path_params {
-        rule_errors.extend(
-            (specs.iter().enumerate()).filter_map(|(i, spec)| parameter_in_rule_path(i, spec)),
-        );
-    }
-    match RuleSet::compile(&specs) {
+    let paths = PathMatching {
+        ignore_params: ignore_path_params,
+    };
+    match RuleSet::compile_with(&specs, paths) {
         Ok(set) if rule_errors.is_empty() && errors.files.is_empty() => {
-            return Ok(ProjectRules {
-                set: set.ignoring_path_params(ignore_path_params),
-                stamps,
-            });
+            return Ok(ProjectRules { set, stamps });
         }
         Ok(_) => {}
         Err(compile_errors) => rule_errors.extend(compile_errors),

@@ -55,7 +55,7 @@ mod yaml_batches;
 
 pub use compile_actions::is_hop_by_hop;
 pub use evaluate::RuleSet;
-pub use normalize::normalize_path;
+pub use normalize::{normalize_path, PathMatching};
 pub use plan::{HeaderOp, Outcome, Plan, RuleFailure};
 pub use spec::{HeaderOpsSpec, MatchSpec, RedirectSpec, RespondSpec, RewriteSpec, RuleSpec};
 pub use trace::{Conflict, Contested, Trace, TracedRule};

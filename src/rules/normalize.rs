@@ -67,14 +67,38 @@ pub fn normalize_path(path: &str) -> Cow<'_, str> {
     }
 }
 
+/// How a project's rules see request paths (its `ignore_path_params`), given to
+/// [`crate::rules::RuleSet::compile_with`]: it checks the rules' own paths against it and
+/// normalizes every request's path with it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PathMatching {
+    /// Cut each segment's parameters (`;` to the segment's end) before normalizing.
+    pub ignore_params: bool,
+}
+
+impl PathMatching {
+    /// The path rules match `path` on.
+    pub fn normalize(self, path: &str) -> Cow<'_, str> {
+        if self.ignore_params {
+            normalize_path_without_params(path)
+        } else {
+            normalize_path(path)
+        }
+    }
+}
+
 /// [`normalize_path`] of `path` with each segment's parameters (from a `;` to the segment's
 /// end) cut first, as Tomcat, Jetty and Spring do before routing: to them `/admin;x=1` and
-/// `/a/..;/admin` are `/admin`. For projects with `ignore_path_params`.
-pub fn normalize_path_without_params(path: &str) -> Cow<'_, str> {
+/// `/a/..;/admin` are `/admin`.
+fn normalize_path_without_params(path: &str) -> Cow<'_, str> {
     if !path.contains(';') {
         return normalize_path(path);
     }
-    Cow::Owned(normalize_path(&cut_path_params(path)).into_owned())
+    let bare = cut_path_params(path);
+    match normalize_path(&bare) {
+        Cow::Borrowed(_) => Cow::Owned(bare),
+        Cow::Owned(normal) => Cow::Owned(normal),
+    }
 }
 
 /// `path` with each segment cut at its first `;`.

@@ -377,7 +377,17 @@ pub fn raw_request(addr: &str, request: &[u8]) -> std::io::Result<Vec<u8>> {
 
 /// `GET path HTTP/1.1` with `Connection: close` and the given extra headers, parsed.
 pub fn raw_get(addr: &str, path: &str, headers: &[(&str, &str)]) -> std::io::Result<RawResponse> {
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    raw_get_host(addr, addr, path, headers)
+}
+
+/// [`raw_get`] with `Host: host`, for a project other than the catch-all.
+pub fn raw_get_host(
+    addr: &str,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<RawResponse> {
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }

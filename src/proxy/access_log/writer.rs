@@ -235,24 +235,26 @@ impl BackgroundService for AccessLogWriter {
         let mut text = String::new();
         let mut quiet = false;
         loop {
-            let stopping = if quiet {
+            // Quiet: a line (then wait a tick for the lines after it, as while busy), the
+            // second for the file's path, or the finish.
+            let woken = if quiet {
                 tokio::select! {
                     _ = self.queue.line_logged() => {
-                        // Let the lines after it come too, as while busy.
                         tick.reset();
-                        tokio::select! {
-                            _ = tick.tick() => false,
-                            _ = self.finish.notified() => true,
-                        }
+                        None
                     }
-                    _ = tokio::time::sleep(ROTATION_CHECK_EVERY) => false,
-                    _ = self.finish.notified() => true,
+                    _ = tokio::time::sleep(ROTATION_CHECK_EVERY) => Some(false),
+                    _ = self.finish.notified() => Some(true),
                 }
             } else {
-                tokio::select! {
+                None
+            };
+            let stopping = match woken {
+                Some(stopping) => stopping,
+                None => tokio::select! {
                     _ = tick.tick() => false,
                     _ = self.finish.notified() => true,
-                }
+                },
             };
             out.follow_rotation(self.reopen.swap(false, Relaxed)).await;
             self.queue.writer_may_idle();

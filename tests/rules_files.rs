@@ -580,8 +580,9 @@ fn reloaded_rules_still_ignore_path_params() {
     assert_eq!(status("/a/..;/admin"), 410);
 }
 
-/// With `ignore_path_params`, a rule path holding a `;` could never match: `check` (and so a
-/// reload) refuses it where it is written, in the config or in a rules file.
+/// With `ignore_path_params`, a rule path holding a `;` could never match, nor a path regex
+/// whose every match holds one: `check` (and so a reload) refuses them where they are
+/// written, in the config or in a rules file. A regex that only may match a `;` is fine.
 #[test]
 fn check_refuses_rule_paths_with_parameters_a_project_ignores() {
     let dir = tempfile::tempdir().unwrap();
@@ -590,7 +591,7 @@ fn check_refuses_rule_paths_with_parameters_a_project_ignores() {
         "source,target\n/old;jsessionid=1,/new\n/fine,/ok\n",
     )
     .unwrap();
-    let yaml = "listeners:\n  http: { address: \"127.0.0.1:8080\" }\npools:\n  app: { backends: [\"127.0.0.1:3000\"] }\nprojects:\n  - name: site\n    hosts: [\"*\"]\n    pool: app\n    ignore_path_params: true\n    rules:\n      - { id: x, match: { path_prefix: \"/x;y/\" }, respond: { status: 403 } }\n    rules_files: [r.csv]\n";
+    let yaml = "listeners:\n  http: { address: \"127.0.0.1:8080\" }\npools:\n  app: { backends: [\"127.0.0.1:3000\"] }\nprojects:\n  - name: site\n    hosts: [\"*\"]\n    pool: app\n    ignore_path_params: true\n    rules:\n      - { id: x, match: { path_prefix: \"/x;y/\" }, respond: { status: 403 } }\n      - { id: re, match: { path_regex: '^/(a|b);v=[0-9]+$' }, respond: { status: 403 } }\n      - { id: maybe, match: { path_regex: '^/c(;v)?$' }, respond: { status: 403 } }\n    rules_files: [r.csv]\n";
     let out = rampart_with_config(dir, yaml, &["check"], &[]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     let csv = out.dir.path().join("r.csv");
@@ -598,6 +599,10 @@ fn check_refuses_rule_paths_with_parameters_a_project_ignores() {
         (
             ":11:27: projects[0].rules[0].match.path_prefix: ".to_string(),
             "`/x;y/` holds a `;`, but this project has `ignore_path_params: true`",
+        ),
+        (
+            ":12:28: projects[0].rules[1].match.path_regex: ".to_string(),
+            "`^/(a|b);v=[0-9]+$` only matches paths with a `;`",
         ),
         (
             format!("{}:2:1: match.path: ", csv.display()),
@@ -612,7 +617,7 @@ fn check_refuses_rule_paths_with_parameters_a_project_ignores() {
             out.stderr
         );
     }
-    assert!(out.stderr.contains(": 2 error(s)"), "{}", out.stderr);
+    assert!(out.stderr.contains(": 3 error(s)"), "{}", out.stderr);
 
     // Without the setting the same rules are fine: parameters are part of the path.
     let dir = out.dir;

@@ -87,6 +87,13 @@ pub fn conditions(
     } else if let Some(r) = &m.path_regex {
         let src = if ci { format!("(?i){r}") } else { r.clone() };
         match e.path_regex("match.path_regex", &src) {
+            Some(checked) if paths.ignore_params && checked.needs_semicolon => {
+                e.add(
+                    "match.path_regex",
+                    format!("`{r}` only matches paths with a `;`, but this project has `ignore_path_params: true`, which cuts each request's path parameters before matching: the rule could never match. Write the regex without the parameters"),
+                );
+                PathMatch::Any
+            }
             Some(checked) => {
                 groups = checked.group_names;
                 PathMatch::Regex(checked.regex)

@@ -9,6 +9,7 @@
 use crate::rules::regex_index::{anchored_prefix, required_literal};
 use regex::{Captures, Regex};
 use regex_automata::nfa::thompson;
+use regex_syntax::hir::{Hir, HirKind};
 use std::sync::OnceLock;
 
 /// `Regex::new`'s limit on the size of a compiled automaton.
@@ -27,6 +28,23 @@ pub struct PathRegex {
 pub struct Checked {
     pub regex: PathRegex,
     pub group_names: Vec<Option<String>>,
+    /// Every match holds a `;`: under `ignore_path_params` (paths matched without their
+    /// `;` parameters) the regex can never match.
+    pub needs_semicolon: bool,
+}
+
+/// Whether every string `hir` matches contains `byte` (an ASCII byte).
+fn always_contains(hir: &Hir, byte: u8) -> bool {
+    match hir.kind() {
+        HirKind::Literal(lit) => lit.0.contains(&byte),
+        // A one-element class (`[;]`) is that literal.
+        HirKind::Class(class) => class.literal().is_some_and(|l| l.contains(&byte)),
+        HirKind::Capture(c) => always_contains(&c.sub, byte),
+        HirKind::Repetition(r) => r.min > 0 && always_contains(&r.sub, byte),
+        HirKind::Concat(parts) => parts.iter().any(|h| always_contains(h, byte)),
+        HirKind::Alternation(parts) => parts.iter().all(|h| always_contains(h, byte)),
+        HirKind::Empty | HirKind::Look(_) => false,
+    }
 }
 
 impl PathRegex {
@@ -57,6 +75,7 @@ impl PathRegex {
             None => required_literal(&hir).map(Vec::into_boxed_slice),
         };
         Ok(Checked {
+            needs_semicolon: always_contains(&hir, b';'),
             regex: PathRegex {
                 source: source.into(),
                 prefix,
@@ -156,6 +175,24 @@ mod tests {
             message.ends_with("`z-a` at character 5 of `^/é[z-a]`"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn a_regex_that_needs_a_semicolon_is_told_apart() {
+        for (src, needs) in [
+            (r"^/a;jsessionid=[0-9A-F]+$", true),
+            (r"^/(a|b);x", true),
+            (r"^/a[;]v=(\d+)", true),
+            (r"(?i)^/A(;X)+$", true),
+            (r"^/a(;x)?$", false),
+            (r"^/a(;x|/y)$", false),
+            (r"^/a[^;]*$", false),
+            (r"^/a.*$", false),
+            (r"^/a[;,]x$", false),
+        ] {
+            let checked = PathRegex::check(src).unwrap();
+            assert_eq!(checked.needs_semicolon, needs, "{src}");
+        }
     }
 
     #[test]

@@ -9,13 +9,14 @@
 # /proc/PID/stat) divided by the requests wrk completed, also split into user and system time.
 # Rounds alternate bare/rampart.
 #
-# Usage: bench/proxy-cpu.sh            (DURATION=10 CONNS=32 RULES=1000 ROUNDS=3 to change)
+# Usage: bench/proxy-cpu.sh            (DURATION=8 CONNS=32 RULES=1000 ROUNDS=7 to change)
+# The host's noise moves single rounds by up to ±15 %: the median of 7 or more rounds is steadier.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=${DURATION:-10}
+DURATION=${DURATION:-8}
 CONNS=${CONNS:-32}
 RULES=${RULES:-1000}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-7}
 source bench/lib.sh
 bench_setup nginx wrk
 

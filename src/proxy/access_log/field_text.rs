@@ -30,13 +30,14 @@ pub(super) const PLAIN_IN_LIST: [bool; 256] = plain_bytes(b", ");
 /// quoted field early (shifting the fields a log parser reads), and a control character
 /// cannot forge a line or reach a terminal.
 pub(super) fn push_escaped(out: &mut String, bytes: &[u8]) {
-    escape_from(out, bytes, &PLAIN, plain_prefix(bytes));
+    escape_from(out, bytes, &PLAIN, plain_prefix(bytes, false));
 }
 
-/// How many leading bytes of `bytes` [`PLAIN`] passes, found eight at a time: the fields
-/// escaped on every line (path, request id) are nearly always plain throughout, and the
-/// table walk costs ~10 instructions per byte.
-fn plain_prefix(bytes: &[u8]) -> usize {
+/// How many leading bytes of `bytes` [`PLAIN`] passes (with `high_plain`, bytes above 0x7e as
+/// well, as JSON takes UTF-8), found eight at a time: the fields escaped on every line (path,
+/// request id) are nearly always plain throughout, and the table walk costs ~10 instructions
+/// per byte.
+pub(super) fn plain_prefix(bytes: &[u8], high_plain: bool) -> usize {
     const ONES: u64 = u64::from_ne_bytes([1; 8]);
     const HIGH: u64 = ONES * 0x80;
     // Bit tricks on eight bytes at once, each exact as a yes/no for the word.
@@ -45,7 +46,7 @@ fn plain_prefix(bytes: &[u8]) -> usize {
     for word in bytes.chunks_exact(8) {
         let x = u64::from_ne_bytes(word.try_into().expect("eight bytes"));
         let control = x.wrapping_sub(ONES * 0x20) & !x & HIGH != 0; // a byte < 0x20
-        let high = (x.wrapping_add(ONES) | x) & HIGH != 0; // a byte > 0x7e
+        let high = !high_plain && (x.wrapping_add(ONES) | x) & HIGH != 0; // a byte > 0x7e
         if control
             || high
             || has_zero(x ^ (ONES * u64::from(b'"')))
@@ -168,7 +169,7 @@ mod tests {
                 } else {
                     at / 8 * 8
                 };
-                assert_eq!(plain_prefix(&field), expected, "byte {b:#x} at {at}");
+                assert_eq!(plain_prefix(&field, false), expected, "byte {b:#x} at {at}");
                 let (mut fast, mut slow) = (String::new(), String::new());
                 push_escaped(&mut fast, &field);
                 escape_into(&mut slow, &field, &PLAIN);

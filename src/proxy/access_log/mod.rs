@@ -5,6 +5,7 @@
 //! nginx escapes them (`field_text`).
 
 mod field_text;
+mod json_line;
 mod queue;
 mod record;
 mod writer;

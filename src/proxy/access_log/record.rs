@@ -1,8 +1,8 @@
 //! One finished request as the access log sees it, and its line in each format.
 
 use super::field_text::{
-    display_or_dash, escape_into, header_bytes, json_text, push_escaped, push_header, push_int,
-    push_millis, PLAIN_IN_LIST,
+    display_or_dash, escape_into, header_bytes, push_escaped, push_header, push_int, push_millis,
+    PLAIN_IN_LIST,
 };
 use super::{Field, LogFormat, Piece};
 use crate::proxy::forward::IpText;
@@ -87,7 +87,7 @@ pub struct RequestLine<'a> {
 }
 
 impl RequestLine<'_> {
-    fn path_and_query(&self) -> &str {
+    pub(super) fn path_and_query(&self) -> &str {
         self.uri.path_and_query().map_or("/", |p| p.as_str())
     }
 }
@@ -120,7 +120,7 @@ impl TimeCache {
         &self.combined
     }
 
-    fn iso_into(&mut self, t: SystemTime, out: &mut String) {
+    pub(super) fn iso_into(&mut self, t: SystemTime, out: &mut String) {
         let ms = self.refresh(t);
         out.push_str(&self.iso);
         let _ = write!(out, ".{ms:03}Z");
@@ -221,32 +221,7 @@ impl LogRecord<'_> {
                 out.push(' ');
                 push_millis(out, self.duration);
             }
-            LogFormat::Json => {
-                let mut time = String::with_capacity(24);
-                clock.iso_into(self.time, &mut time);
-                let v = serde_json::json!({
-                    "time": time,
-                    "client_ip": self.client_ip.map(IpText::as_str),
-                    "method": self.request.map(|l| l.method.as_str()),
-                    "uri": self.request.as_ref().map(RequestLine::path_and_query),
-                    "host": self.host,
-                    "protocol": self.request.map(|l| l.protocol),
-                    "status": self.status,
-                    "bytes": self.bytes,
-                    // Microseconds in milliseconds: 81.873, not 81.87330399999999.
-                    "duration_ms": self.duration.as_micros() as f64 / 1000.0,
-                    "referer": json_text(self.referer),
-                    "user_agent": json_text(self.user_agent),
-                    "request_id": json_text(Some(self.request_id)),
-                    "project": self.project,
-                    "upstream": self.upstream.map(|a| a.to_string()),
-                    "tls_version": self.tls.map(|t| &*t.version),
-                    "tls_cipher": self.tls.map(|t| &*t.cipher),
-                    "rules": self.rules.iter().map(|id| &**id).collect::<Vec<&str>>(),
-                    "error": self.error.map(|f| f.to_string()),
-                });
-                let _ = write!(out, "{v}");
-            }
+            LogFormat::Json => self.write_json(out, clock),
             LogFormat::Template(pieces) => {
                 for p in pieces {
                     match p {

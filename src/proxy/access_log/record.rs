@@ -6,7 +6,6 @@ use super::field_text::{
 };
 use super::{Field, LogFormat, Piece};
 use crate::proxy::forward::IpText;
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -123,7 +122,11 @@ impl TimeCache {
     pub(super) fn iso_into(&mut self, t: SystemTime, out: &mut String) {
         let ms = self.refresh(t);
         out.push_str(&self.iso);
-        let _ = write!(out, ".{ms:03}Z");
+        out.push('.');
+        for digit in [ms / 100, ms / 10 % 10, ms % 10] {
+            out.push(char::from(b'0' + digit as u8));
+        }
+        out.push('Z');
     }
 }
 
@@ -304,6 +307,23 @@ mod tests {
             s,
             "10.1.2.3 GET /a q=b=1 200 a\\x2Cb\\x20c,\\x2D,\\xC3\\xA9\\\"\n"
         );
+    }
+
+    #[test]
+    fn iso_times_have_three_digits_of_milliseconds() {
+        let mut clock = TimeCache::default();
+        for (ms, text) in [
+            (0, "1970-01-02T00:00:00.000Z"),
+            (7, "1970-01-02T00:00:00.007Z"),
+            (42, "1970-01-02T00:00:00.042Z"),
+            (999, "1970-01-02T00:00:00.999Z"),
+            (1_123, "1970-01-02T00:00:01.123Z"),
+        ] {
+            let mut out = String::new();
+            let t = SystemTime::UNIX_EPOCH + Duration::from_millis(86_400_000 + ms);
+            clock.iso_into(t, &mut out);
+            assert_eq!(out, text);
+        }
     }
 
     #[test]

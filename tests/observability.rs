@@ -206,6 +206,18 @@ fn access_log_formats_and_targets() {
                 assert_eq!(v["request_id"], "rid-42");
                 assert_eq!(v["client_ip"], "127.0.0.1");
                 assert!(v["tls_version"].is_null() && v["tls_cipher"].is_null(), "{v}");
+                // Every key, in the documented (alphabetical) order.
+                let keys = [
+                    "bytes", "client_ip", "duration_ms", "error", "host", "method", "project",
+                    "protocol", "referer", "request_id", "rules", "status", "time", "tls_cipher",
+                    "tls_version", "upstream", "uri", "user_agent",
+                ];
+                let at: Vec<usize> = keys
+                    .iter()
+                    .map(|k| line.find(&format!("\"{k}\":")).expect(k))
+                    .collect();
+                assert!(at.windows(2).all(|w| w[0] < w[1]), "{line}");
+                assert_eq!(v.as_object().unwrap().len(), keys.len(), "{line}");
             }) as &dyn Fn(&str),
         ),
         ("combined", &|line| {

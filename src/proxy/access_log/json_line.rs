@@ -4,7 +4,7 @@
 //! same: keys in alphabetical order, `null` for what a request lacks, strings escaped as
 //! serde_json escapes them, `duration_ms` as the shortest decimal of the milliseconds.
 
-use super::field_text::{json_text, plain_prefix, push_int};
+use super::field_text::{json_text, plain_prefix, push_int, push_socket_addr};
 use super::record::{LogRecord, RequestLine, TimeCache};
 use crate::proxy::forward::IpText;
 use std::fmt::Write as _;
@@ -144,7 +144,16 @@ impl LogRecord<'_> {
         time.push('"');
         m.str("tls_cipher", self.tls.map(|t| &*t.cipher));
         m.str("tls_version", self.tls.map(|t| &*t.version));
-        m.display("upstream", self.upstream);
+        let upstream = m.key("upstream");
+        match self.upstream {
+            // Digits, dots, colons and brackets: nothing to escape.
+            Some(addr) => {
+                upstream.push('"');
+                push_socket_addr(upstream, addr);
+                upstream.push('"');
+            }
+            None => upstream.push_str("null"),
+        }
         m.str("uri", line.map(RequestLine::path_and_query));
         m.str("user_agent", json_text(self.user_agent).as_deref());
         m.out.push('}');

@@ -2,7 +2,7 @@
 
 use super::field_text::{
     display_or_dash, escape_into, header_bytes, push_escaped, push_header, push_int, push_millis,
-    PLAIN_IN_LIST,
+    push_socket_addr, PLAIN_IN_LIST,
 };
 use super::{Field, LogFormat, Piece};
 use crate::proxy::forward::IpText;
@@ -167,7 +167,10 @@ impl LogRecord<'_> {
             Field::Rules => return self.write_rules(out),
             // Static words and socket addresses: nothing to escape.
             Field::Error => return display_or_dash(out, self.error),
-            Field::Upstream => return display_or_dash(out, self.upstream),
+            Field::Upstream => match self.upstream {
+                Some(addr) => return push_socket_addr(out, addr),
+                None => b"-",
+            },
             Field::Method | Field::Uri | Field::Path | Field::Query | Field::Protocol => {
                 let Some(line) = &self.request else {
                     return out.push('-');

@@ -55,6 +55,37 @@ impl Throttle {
     }
 }
 
+/// One throttle per kind of failure (connecting, a timeout, a closed connection, anything
+/// else): a backend that starts refusing connections while its timeouts are being held back
+/// gets its line at once, and each line's count says how many of its own kind were left out.
+#[derive(Debug, Default)]
+pub struct ByFailureKind([Throttle; 4]);
+
+impl ByFailureKind {
+    pub const fn new() -> ByFailureKind {
+        ByFailureKind([
+            Throttle::new(),
+            Throttle::new(),
+            Throttle::new(),
+            Throttle::new(),
+        ])
+    }
+
+    /// The throttle for failures of type `etype`.
+    pub fn of(&self, etype: &pingora_error::ErrorType) -> &Throttle {
+        use pingora_error::ErrorType::*;
+        let kind = match etype {
+            ConnectTimedout | ConnectRefused | ConnectNoRoute | ConnectError | BindError
+            | SocketError | ConnectProxyFailure | TLSHandshakeFailure | TLSHandshakeTimedout
+            | TLSWantX509Lookup | InvalidCert | HandshakeError => 0,
+            ReadTimedout | WriteTimedout => 1,
+            ConnectionClosed => 2,
+            _ => 3,
+        };
+        &self.0[kind]
+    }
+}
+
 /// The end of a throttled line: how many like it were left out (nothing when none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Held(pub u64);
@@ -83,6 +114,27 @@ macro_rules! throttled {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_kind_of_failure_has_its_own_throttle() {
+        use pingora_error::ErrorType::*;
+        let by_kind = ByFailureKind::new();
+        assert_eq!(by_kind.of(&ConnectRefused).admit_at(1_000), Some(Held(0)));
+        assert_eq!(
+            by_kind.of(&ConnectTimedout).admit_at(1_001),
+            None,
+            "also connecting"
+        );
+        assert_eq!(by_kind.of(&ReadTimedout).admit_at(1_002), Some(Held(0)));
+        assert_eq!(
+            by_kind.of(&WriteTimedout).admit_at(1_003),
+            None,
+            "also a timeout"
+        );
+        assert_eq!(by_kind.of(&ConnectionClosed).admit_at(1_004), Some(Held(0)));
+        assert_eq!(by_kind.of(&HTTPStatus(502)).admit_at(1_005), Some(Held(0)));
+        assert_eq!(by_kind.of(&H1Error).admit_at(1_006), None, "anything else");
+    }
 
     #[test]
     fn the_first_line_passes_then_one_per_period_with_the_count() {

@@ -53,6 +53,45 @@ fn a_dead_backend_is_logged_once_per_period_with_its_cause() {
     );
 }
 
+/// A throttled line holds back lines of its own kind only: a backend that times out and then
+/// refuses connections gets a line for each within one throttle period (5 s), so the log
+/// shows what changed.
+#[test]
+fn a_new_kind_of_failure_is_logged_at_once() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend = listener.local_addr().unwrap();
+    // Takes the one connection of the first request and never answers it.
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let silent = {
+        let listener = listener.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let held = listener.accept();
+            let _ = released.recv();
+            drop(held);
+        })
+    };
+    let http = free_addr();
+    let r = Rampart::start(&format!(
+        "admin: {{ listen: \"{}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{backend}\"], retries: 0, timeouts: {{ read: 500ms }}, health_check: {{ kind: none }} }}\nprojects:\n  - name: shop\n    hosts: [shop.test]\n    pool: app\n",
+        free_addr()
+    ));
+    let started = Instant::now();
+    assert_eq!(get(&format!("http://{http}/x"), "shop.test").status(), 504);
+    let timed_out =
+        format!("project shop: GET /x answered 504 after 1 try: backend {backend}: ReadTimedout");
+    r.wait_for_log(&timed_out, Duration::from_secs(5));
+    // Now nothing listens there: refused.
+    release.send(()).unwrap();
+    silent.join().unwrap();
+    drop(listener);
+    assert_eq!(get(&format!("http://{http}/x"), "shop.test").status(), 502);
+    let refused =
+        format!("project shop: GET /x answered 502 after 1 try: backend {backend}: ConnectRefused");
+    r.wait_for_log(&refused, Duration::from_secs(3));
+    // Both within one throttle period (5 s), or the test shows nothing.
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
 /// Sends `head` and resets the connection at once (SO_LINGER 0), as a browser closing a tab.
 fn send_and_reset(addr: &str, head: &str) {
     use std::io::Write;

@@ -56,7 +56,7 @@ impl fmt::Display for Brief<'_> {
 pub fn connect_failed(pool: &str, backend: &BackendState, e: &Error, retrying: bool) {
     throttled!(
         warn,
-        backend.failure_log,
+        backend.failure_log.of(e.etype()),
         "pool {pool}: cannot connect to {}: {}{}",
         backend.addr,
         Brief(e),
@@ -72,7 +72,7 @@ pub fn connect_failed(pool: &str, backend: &BackendState, e: &Error, retrying: b
 pub fn backend_failed(pool: &str, backend: &BackendState, e: &Error) {
     throttled!(
         warn,
-        backend.failure_log,
+        backend.failure_log.of(e.etype()),
         "pool {pool}: backend {} failed a request: {}; trying another backend",
         backend.addr,
         Brief(e)
@@ -129,11 +129,18 @@ pub fn request_failed(
         return;
     }
     let tries = Tries(ctx.tried.len());
+    // Held back by kind of failure: when no backend was left (Rampart's 502 or 504), the kind
+    // the last try met.
+    let kind = match (e.etype(), &ctx.last_failure) {
+        (ErrorType::HTTPStatus(_), Some(last)) => last.etype(),
+        (etype, _) => etype,
+    };
+    let throttle = project.failure_log.of(kind);
     match (e.etype(), &ctx.backend) {
         // Rampart's own verdicts (no backend left, fail-closed, no pool) say it all.
         (ErrorType::HTTPStatus(_), _) | (_, None) => throttled!(
             error,
-            project.failure_log,
+            throttle,
             "project {}: {} {target} {outcome}{tries}: {}",
             project.name,
             req.method,
@@ -143,7 +150,7 @@ pub fn request_failed(
         ),
         (_, Some(backend)) => throttled!(
             error,
-            project.failure_log,
+            throttle,
             "project {}: {} {target} {outcome}{tries}: backend {}: {}",
             project.name,
             req.method,

@@ -21,6 +21,12 @@ pub struct LastFailure {
     etype: ErrorType,
 }
 
+impl LastFailure {
+    pub fn etype(&self) -> &ErrorType {
+        &self.etype
+    }
+}
+
 pub(super) fn is_timeout(etype: &ErrorType) -> bool {
     matches!(
         etype,

@@ -27,7 +27,7 @@ pub struct Project {
     /// Error-log lines every request would repeat: failing rules, failed requests, clients'
     /// errors.
     pub rule_failure_log: Throttle,
-    pub failure_log: Throttle,
+    pub failure_log: crate::log_throttle::ByFailureKind,
     pub client_failure_log: Throttle,
 }
 
@@ -96,7 +96,7 @@ impl Shared {
                     stamps: Mutex::new(Some(p.rules_stamps.clone())),
                     settings: p.clone(),
                     rule_failure_log: Throttle::new(),
-                    failure_log: Throttle::new(),
+                    failure_log: crate::log_throttle::ByFailureKind::new(),
                     client_failure_log: Throttle::new(),
                 }
             })

@@ -43,7 +43,7 @@ pub struct BackendState {
     has_active_checks: bool,
     fall: u32,
     /// Lines about tries that failed on this backend, which every request would repeat.
-    pub failure_log: crate::log_throttle::Throttle,
+    pub failure_log: crate::log_throttle::ByFailureKind,
 }
 
 fn now_ms() -> u64 {

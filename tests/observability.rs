@@ -540,26 +540,6 @@ fn access_log_on_a_full_disk_counts_the_lost_lines_and_warns_once() {
     assert!(stderr.contains("No space left on device"), "{stderr}");
 }
 
-/// Voluntary context switches, so far, of the process's threads named `name` (Pingora names a
-/// service's threads after it): each is the thread going to sleep, so each wake-up counts one.
-fn thread_wakeups(pid: u32, name: &str) -> u64 {
-    let mut total = 0;
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
-        let dir = task.unwrap().path();
-        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
-        if comm.trim_end() != name {
-            continue;
-        }
-        let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
-        total += status
-            .lines()
-            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-            .and_then(|n| n.trim().parse::<u64>().ok())
-            .unwrap_or(0);
-    }
-    total
-}
-
 #[test]
 fn an_idle_access_log_writer_sleeps_until_the_next_line() {
     let up = Upstream::start("up");
@@ -588,6 +568,28 @@ fn an_idle_access_log_writer_sleeps_until_the_next_line() {
         200
     );
     logged("/next");
+}
+
+/// With no rules files to watch, the rules reloader does not poll: an idle Rampart's
+/// `rules reload` thread sleeps (it woke every second), and SIGHUP still reaches it.
+#[test]
+fn with_no_rules_files_the_reloader_does_not_poll() {
+    let up = Upstream::start("up");
+    let (http, admin) = (free_addr(), free_addr());
+    let r = Rampart::start(&yaml(
+        &up,
+        &http,
+        &admin,
+        "access_log: { target: off }",
+        false,
+    ));
+    assert_eq!(get(&format!("http://{http}/x"), "shop.test").status(), 200);
+    let before = thread_wakeups(r.pid(), "rules reload");
+    std::thread::sleep(Duration::from_secs(3));
+    let woke = thread_wakeups(r.pid(), "rules reload") - before;
+    assert!(woke <= 1, "the reloader woke {woke} times in 3 s");
+    assert!(r.signal("HUP"));
+    r.wait_for_log("SIGHUP: reloading rules files", Duration::from_secs(5));
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Re-reads rules files when they changed and then stayed unchanged for a second (polled every
-//! second) or on SIGHUP, and swaps each project's rule set atomically. A set that fails to
-//! load leaves the previous one in force; the error is logged, counted and shown in /status.
+//! second, when a project has any) or on SIGHUP, and swaps each project's rule set atomically.
+//! A set that fails to load leaves the previous one in force; the error is logged, counted and
+//! shown in /status.
 
 use super::state::Shared;
 use crate::metrics::METRICS;
@@ -169,9 +170,21 @@ impl BackgroundService for RulesReloader {
         };
         let mut tick = tokio::time::interval(POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // With no rules files there is nothing to poll: an idle Rampart then sleeps until a
+        // SIGHUP (which still says whether the configuration changed) or the shutdown.
+        let watching = self
+            .shared
+            .projects
+            .iter()
+            .any(|p| !p.settings.rules_files.is_empty());
         loop {
             let force = tokio::select! {
-                _ = tick.tick() => false,
+                _ = async {
+                    match watching {
+                        true => drop(tick.tick().await),
+                        false => std::future::pending().await,
+                    }
+                } => false,
                 Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
                     log::info!("SIGHUP: reloading rules files");
                     self.warn_if_config_changed();

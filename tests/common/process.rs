@@ -47,3 +47,23 @@ impl Drop for KillOnDrop {
         }
     }
 }
+
+/// Voluntary context switches, so far, of the process's threads named `name` (Pingora names a
+/// service's threads after it): each is the thread going to sleep, so each wake-up counts one.
+pub fn thread_wakeups(pid: u32, name: &str) -> u64 {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim_end() != name {
+            continue;
+        }
+        let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
+        total += status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    total
+}

@@ -25,17 +25,22 @@ fn start_logging_to_file(up: &Upstream, format: Option<&str>) -> (Rampart, PathB
     (r, log, http)
 }
 
+/// Rampart serving `shop.test` from `up` without an access log (`token`: the admin token
+/// `s3cret`); returns it and the listener's and the admin service's addresses.
+fn start_unlogged(up: &Upstream, token: bool) -> (Rampart, String, String) {
+    let (http, admin) = (free_addr(), free_addr());
+    let extra = "access_log: { target: off }";
+    (
+        Rampart::start(&yaml(up, &http, &admin, extra, token)),
+        http,
+        admin,
+    )
+}
+
 #[test]
 fn metrics_and_status_after_known_traffic() {
     let up = Upstream::start("up");
-    let (http, admin) = (free_addr(), free_addr());
-    let r = Rampart::start(&yaml(
-        &up,
-        &http,
-        &admin,
-        "access_log: { target: off }",
-        true,
-    ));
+    let (r, http, admin) = start_unlogged(&up, true);
     let base = format!("http://{http}");
     for _ in 0..5 {
         assert_eq!(get(&format!("{base}/ok"), "shop.test").status(), 200);
@@ -575,14 +580,7 @@ fn an_idle_access_log_writer_sleeps_until_the_next_line() {
 #[test]
 fn with_no_rules_files_the_reloader_does_not_poll() {
     let up = Upstream::start("up");
-    let (http, admin) = (free_addr(), free_addr());
-    let r = Rampart::start(&yaml(
-        &up,
-        &http,
-        &admin,
-        "access_log: { target: off }",
-        false,
-    ));
+    let (r, http, _) = start_unlogged(&up, false);
     assert_eq!(get(&format!("http://{http}/x"), "shop.test").status(), 200);
     let before = thread_wakeups(r.pid(), "rules reload");
     std::thread::sleep(Duration::from_secs(3));
@@ -610,14 +608,7 @@ fn sigusr1_reopens_the_access_log_and_never_stops_rampart() {
     });
 
     // With no access log, the signal is ignored.
-    let (http, admin) = (free_addr(), free_addr());
-    let mut quiet = Rampart::start(&yaml(
-        &up,
-        &http,
-        &admin,
-        "access_log: { target: off }",
-        false,
-    ));
+    let (mut quiet, http, _) = start_unlogged(&up, false);
     assert!(quiet.signal("USR1"));
     assert_eq!(get(&format!("http://{http}/x"), "shop.test").status(), 200);
     assert!(quiet.is_running());

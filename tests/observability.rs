@@ -575,6 +575,41 @@ fn an_idle_access_log_writer_sleeps_until_the_next_line() {
     logged("/next");
 }
 
+/// A writer to stdout has no file path to watch for rotation: once idle it sleeps until the
+/// next line (a file's writer looks at its path once a second, above).
+#[test]
+fn an_idle_access_log_writer_to_stdout_does_not_wake() {
+    let up = Upstream::start("up");
+    let (http, admin) = (free_addr(), free_addr());
+    let r = Rampart::start(&yaml(
+        &up,
+        &http,
+        &admin,
+        "access_log: { target: stdout }",
+        false,
+    ));
+    assert_eq!(
+        get(&format!("http://{http}/first"), "shop.test").status(),
+        200
+    );
+    poll_until(Duration::from_secs(5), "the request logged", || {
+        r.stdout().contains("GET /first ").then_some(())
+    });
+    // The drain that finds nothing (and makes the writer quiet) may fall in the window; a
+    // writer that looked for a path every second woke 6 times.
+    let before = thread_wakeups(r.pid(), "access log");
+    std::thread::sleep(Duration::from_secs(3));
+    let woke = thread_wakeups(r.pid(), "access log") - before;
+    assert!(woke <= 2, "the idle writer woke {woke} times in 3 s");
+    assert_eq!(
+        get(&format!("http://{http}/next"), "shop.test").status(),
+        200
+    );
+    poll_until(Duration::from_secs(5), "the next request logged", || {
+        r.stdout().contains("GET /next ").then_some(())
+    });
+}
+
 /// With no rules files to watch, the rules reloader does not poll: an idle Rampart's
 /// `rules reload` thread sleeps (it woke every second), and SIGHUP still reaches it.
 #[test]

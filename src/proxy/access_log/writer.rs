@@ -1,6 +1,6 @@
 //! The access log's writer, a Pingora background service: on a timer, it takes the lines
 //! each thread has formatted and writes them, in order, in one write. With nothing to write
-//! it sleeps until a line comes, and once a second for the file's path.
+//! it sleeps until a line comes (and, writing to a file, wakes once a second for its path).
 //!
 //! It goes on writing after Pingora's shutdown begins (requests still in flight then are
 //! logged too) until the process, about to exit, asks it to write what is queued and stop
@@ -237,13 +237,16 @@ impl BackgroundService for AccessLogWriter {
         loop {
             // Quiet: a line (then wait a tick for the lines after it, as while busy), the
             // second for the file's path, or the finish.
+            // Only a file has a path to look at: a quiet writer to stdout or stderr sleeps until
+            // a line or the finish.
+            let has_path = out.file.is_some();
             let woken = if quiet {
                 tokio::select! {
                     _ = self.queue.line_logged() => {
                         tick.reset();
                         None
                     }
-                    _ = tokio::time::sleep(ROTATION_CHECK_EVERY) => Some(false),
+                    _ = tokio::time::sleep(ROTATION_CHECK_EVERY), if has_path => Some(false),
                     _ = self.finish.notified() => Some(true),
                 }
             } else {

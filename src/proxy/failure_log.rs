@@ -129,12 +129,8 @@ pub fn request_failed(
         return;
     }
     let tries = Tries(ctx.tried.len());
-    // Held back by kind of failure: when no backend was left (Rampart's 502 or 504), the kind
-    // the last try met.
-    let kind = match (e.etype(), &ctx.last_failure) {
-        (ErrorType::HTTPStatus(_), Some(last)) => last.etype(),
-        (etype, _) => etype,
-    };
+    // Held back by kind of failure: when no backend was left, the kind the last try met.
+    let kind = super::retry::last_try_met(ctx, e).unwrap_or(e.etype());
     let throttle = project.failure_log.of(kind);
     match (e.etype(), &ctx.backend) {
         // Rampart's own verdicts (no backend left, fail-closed, no pool) say it all.

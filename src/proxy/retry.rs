@@ -21,12 +21,6 @@ pub struct LastFailure {
     etype: ErrorType,
 }
 
-impl LastFailure {
-    pub fn etype(&self) -> &ErrorType {
-        &self.etype
-    }
-}
-
 pub(super) fn is_timeout(etype: &ErrorType) -> bool {
     matches!(
         etype,
@@ -108,12 +102,20 @@ pub fn failure(ctx: &RequestCtx, e: &Error) -> Failure {
     if ctx.body_late {
         return Failure::CLIENT_TIMED_OUT;
     }
-    match (e.etype(), &ctx.last_failure) {
-        (ErrorType::HTTPStatus(502 | 504), Some(last)) => Failure {
+    match last_try_met(ctx, e) {
+        Some(etype) => Failure {
             side: "upstream",
-            kind: last.etype.as_str(),
+            kind: etype.as_str(),
         },
-        _ => Failure::of(e),
+        None => Failure::of(e),
+    }
+}
+
+/// What the last try met, when `e` is [`exhausted`]'s verdict (502 or 504, no backend left).
+pub fn last_try_met<'a>(ctx: &'a RequestCtx, e: &Error) -> Option<&'a ErrorType> {
+    match (e.etype(), &ctx.last_failure) {
+        (ErrorType::HTTPStatus(502 | 504), Some(last)) => Some(&last.etype),
+        _ => None,
     }
 }
 

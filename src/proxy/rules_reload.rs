@@ -179,12 +179,7 @@ impl BackgroundService for RulesReloader {
             .any(|p| !p.settings.rules_files.is_empty());
         loop {
             let force = tokio::select! {
-                _ = async {
-                    match watching {
-                        true => drop(tick.tick().await),
-                        false => std::future::pending().await,
-                    }
-                } => false,
+                _ = tick.tick(), if watching => false,
                 Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
                     log::info!("SIGHUP: reloading rules files");
                     self.warn_if_config_changed();

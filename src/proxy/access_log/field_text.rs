@@ -110,9 +110,13 @@ pub(super) fn push_int(out: &mut String, n: impl itoa::Integer) {
 /// divisions cost ~150 instructions per line).
 pub(super) fn push_millis(out: &mut String, d: Duration) {
     push_int(out, d.as_secs() * 1000 + u64::from(d.subsec_millis()));
-    let frac = d.subsec_micros() % 1000;
     out.push('.');
-    for digit in [frac / 100, frac / 10 % 10, frac % 10] {
+    push_three_digits(out, d.subsec_micros() % 1000);
+}
+
+/// `n` (under 1000) as three digits, leading zeros included: `007`.
+pub(super) fn push_three_digits(out: &mut String, n: u32) {
+    for digit in [n / 100, n / 10 % 10, n % 10] {
         out.push(char::from(b'0' + digit as u8));
     }
 }

@@ -4,7 +4,7 @@
 //! same: keys in alphabetical order, `null` for what a request lacks, strings escaped as
 //! serde_json escapes them, `duration_ms` as the shortest decimal of the milliseconds.
 
-use super::field_text::{json_text, plain_prefix, push_int, push_socket_addr};
+use super::field_text::{json_text, plain_prefix, push_int, push_millis, push_socket_addr};
 use super::record::{LogRecord, RequestLine, TimeCache};
 use crate::proxy::forward::IpText;
 use std::fmt::Write as _;
@@ -63,16 +63,10 @@ impl std::fmt::Write for JsonEscaped<'_> {
 /// `12.0`, `0.0`. Exact for any duration under 10^12 ms, where a shorter decimal cannot map to
 /// the same `f64`.
 fn push_json_millis(out: &mut String, d: Duration) {
-    push_int(out, d.as_secs() * 1000 + u64::from(d.subsec_millis()));
-    out.push('.');
-    let frac = d.subsec_micros() % 1000;
-    let digits = [frac / 100, frac / 10 % 10, frac % 10];
-    let kept = digits
-        .iter()
-        .rposition(|&d| d != 0)
-        .map_or(1, |last| last + 1);
-    for digit in &digits[..kept] {
-        out.push(char::from(b'0' + *digit as u8));
+    push_millis(out, d);
+    // The three decimals without their trailing zeros, one digit kept: `1.500` is `1.5`.
+    while out.ends_with('0') && !out.ends_with(".0") {
+        out.pop();
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::field_text::{
     display_or_dash, escape_into, header_bytes, push_escaped, push_header, push_int, push_millis,
-    push_socket_addr, PLAIN_IN_LIST,
+    push_socket_addr, push_three_digits, PLAIN_IN_LIST,
 };
 use super::{Field, LogFormat, Piece};
 use crate::proxy::forward::IpText;
@@ -123,9 +123,7 @@ impl TimeCache {
         let ms = self.refresh(t);
         out.push_str(&self.iso);
         out.push('.');
-        for digit in [ms / 100, ms / 10 % 10, ms % 10] {
-            out.push(char::from(b'0' + digit as u8));
-        }
+        push_three_digits(out, ms);
         out.push('Z');
     }
 }

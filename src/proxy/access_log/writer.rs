@@ -236,17 +236,14 @@ impl BackgroundService for AccessLogWriter {
         let mut quiet = false;
         loop {
             // Quiet: a line (then wait a tick for the lines after it, as while busy), the
-            // second for the file's path, or the finish.
-            // Only a file has a path to look at: a quiet writer to stdout or stderr sleeps until
-            // a line or the finish.
-            let has_path = out.file.is_some();
+            // second for the file's path (only a file has one), or the finish.
             let woken = if quiet {
                 tokio::select! {
                     _ = self.queue.line_logged() => {
                         tick.reset();
                         None
                     }
-                    _ = tokio::time::sleep(ROTATION_CHECK_EVERY), if has_path => Some(false),
+                    _ = tokio::time::sleep(ROTATION_CHECK_EVERY), if out.file.is_some() => Some(false),
                     _ = self.finish.notified() => Some(true),
                 }
             } else {

@@ -270,6 +270,53 @@ fn backend_hop_by_hop_response_headers_are_removed_and_its_reason_kept() {
     assert_eq!(resp.header("x-request-id"), Some("abc-123"));
 }
 
+/// A backend that sends `103 Early Hints` before each answer.
+fn early_hints_backend() -> String {
+    socket_backend(|conn| {
+        answer_every_head(
+            conn,
+            b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        )
+    })
+}
+
+/// Rules' response headers and the request id go on the final answer only, as nginx's
+/// `add_header` and HAProxy's `http-response` rules: an interim `1xx` passes as the backend
+/// sent it (a `Cache-Control` or `Set-Cookie` meant for the page has no place on a hint).
+#[test]
+fn interim_responses_pass_without_the_rules_headers() {
+    let (_r, http) = start(
+        ", rules: [ { id: tag, response_headers: { set: { X-Served-By: edge } } } ]",
+        &early_hints_backend(),
+    );
+    let raw = raw_request(
+        &http,
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: hint-1\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let text = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+    let (hint, answer) = text
+        .split_once("\r\n\r\n")
+        .expect("two heads: the hint's, then the answer's");
+    assert!(
+        hint.starts_with("http/1.1 103 "),
+        "the 103 is passed on: {text}"
+    );
+    assert!(hint.contains("\r\nlink: </s.css>; rel=preload"), "{text}");
+    assert!(
+        !hint.contains("x-served-by"),
+        "no rule header on the 103: {text}"
+    );
+    assert!(
+        !hint.contains("x-request-id"),
+        "no request id on the 103: {text}"
+    );
+    assert!(answer.starts_with("http/1.1 200 "), "{text}");
+    assert!(answer.contains("\r\nx-served-by: edge\r\n"), "{text}");
+    assert!(answer.contains("\r\nx-request-id: hint-1\r\n"), "{text}");
+    assert!(answer.ends_with("\r\n\r\nok"), "{text}");
+}
+
 /// A backend that accepts one WebSocket upgrade per connection (400 without the upgrade
 /// headers), then echoes every byte of the switched connection.
 fn websocket_echo_backend() -> String {

@@ -413,8 +413,15 @@ impl ProxyHttp for RampartProxy {
             session.set_keepalive(None);
         }
         let status = resp.status;
+        // An interim answer (`100 Continue`, `103 Early Hints`) passes as the backend sent it:
+        // rules' headers and the request id are for the final answer (nginx's `add_header`,
+        // HAProxy's `http-response`), which follows.
+        let interim = status.is_informational() && status != http::StatusCode::SWITCHING_PROTOCOLS;
         forward::edit_response_headers(resp, |headers| {
             forward::strip_hop_by_hop_response(status, headers);
+            if interim {
+                return;
+            }
             if let Some(plan) = &ctx.plan {
                 forward::apply_ops(headers, &plan.response_headers);
             }

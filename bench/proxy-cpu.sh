@@ -12,12 +12,14 @@
 # proxy alone on core 0. The host's noise moves single rounds by up to ±15 %: the median of 7
 # or more rounds is steadier.
 # MODE=paired: both proxies run at once on core 0, each loaded by its own wrk for the same
-# DURATION, so both meet the same host at the same moment: a round's ratio moves by ~1 %, not
+# DURATION, so both meet the same host at the same moment: a round's ratio moves by a few %, not
 # 15 %. They share the core as two SCHED_BATCH processes (chrt -b): the scheduler switches
 # between them every few milliseconds instead of at each wake-up, and each switch costs both
-# some cache refill, so both figures are a little higher than alone.
+# some cache refill, so both figures are a little higher than alone. Both start afresh each
+# round, in alternating order (the first place costs ~1 %).
 #
-# Usage: bench/proxy-cpu.sh            (DURATION=8 CONNS=32 RULES=1000 ROUNDS=7 MODE=paired)
+# Usage: bench/proxy-cpu.sh            (DURATION=8 CONNS=32 RULES=1000 ROUNDS=7 to change;
+#                                      MODE=paired ROUNDS=8: an even number of rounds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-8}
@@ -86,26 +88,34 @@ case "$MODE" in
     ;;
   paired)
     PREFIX="chrt -b 0"
-    start_bare
-    start_rampart
-    wait_port "$BARE"
-    wait_port "$RAMP"
-    load bare "$BARE" 2 & warm=$!
-    load rampart "$RAMP" 2
-    wait "$warm"
+    # load_both SECONDS: both proxies loaded at once, started in $order.
+    load_both() {
+      local loads=() p port
+      for p in $order; do
+        if [ "$p" = bare ]; then port=$BARE; else port=$RAMP; fi
+        load "$p" "$port" "$1" &
+        loads+=($!)
+      done
+      wait "${loads[@]}"
+    }
     for round in $(seq "$ROUNDS"); do
+      # Which proxy starts first, and is loaded first, alternates: the first place cost a
+      # proxy ~1 % (measured with each proxy in each place), which alternating cancels.
+      if [ $((round % 2)) = 1 ]; then order="bare rampart"; else order="rampart bare"; fi
+      for p in $order; do "start_$p"; done
+      wait_port "$BARE"
+      wait_port "$RAMP"
+      load_both 2 # warm-up
       read -r bu0 bs0 < <(user_system_ticks "$bare_pid")
       read -r ru0 rs0 < <(user_system_ticks "$ramp_pid")
-      load bare "$BARE" "$DURATION" & other=$!
-      load rampart "$RAMP" "$DURATION"
-      wait "$other"
+      load_both "$DURATION"
       read -r bu1 bs1 < <(user_system_ticks "$bare_pid")
       read -r ru1 rs1 < <(user_system_ticks "$ramp_pid")
+      stop "$bare_pid"
+      stop "$ramp_pid"
       br=$(requests bare); rr=$(requests rampart)
       add_round "$round" "$br" $((bu1 - bu0)) $((bs1 - bs0)) "$rr" $((ru1 - ru0)) $((rs1 - rs0))
     done
-    stop "$bare_pid"
-    stop "$ramp_pid"
     ;;
   *) echo "MODE is alternate or paired, not $MODE" >&2; exit 2 ;;
 esac

@@ -1,6 +1,6 @@
 //! The access log's writer, a Pingora background service: on a timer, it takes the lines
 //! each thread has formatted and writes them, in order, in one write. With nothing to write
-//! it sleeps until a line comes (and, writing to a file, wakes once a second for its path).
+//! it sleeps until a line comes (or SIGUSR1).
 //!
 //! It goes on writing after Pingora's shutdown begins (requests still in flight then are
 //! logged too) until the process, about to exit, asks it to write what is queued and stop
@@ -8,7 +8,7 @@
 //!
 //! A log file is followed across rotations: once its path names another file or none
 //! (logrotate renamed it, or someone removed it), the writer opens the path again, within a
-//! second. No signal is needed, nor `copytruncate`, which loses the lines written between its
+//! second while lines come, and before the next line after a quiet spell. No signal is needed, nor `copytruncate`, which loses the lines written between its
 //! copy and its truncation; SIGUSR1 (nginx's "reopen") opens the path again at once.
 
 use super::queue::{merge, LogQueue};
@@ -91,6 +91,16 @@ pub fn access_log(
     )
 }
 
+/// Resolves at the next delivery of `signal`; never when it is not watched.
+async fn next_signal(signal: &mut Option<tokio::signal::unix::Signal>) {
+    if let Some(s) = signal {
+        if s.recv().await.is_some() {
+            return;
+        }
+    }
+    std::future::pending().await
+}
+
 /// A file's identity: (device, inode).
 type FileId = (u64, u64);
 
@@ -169,8 +179,8 @@ impl Output {
         }
     }
 
-    /// Opens the path again if it no longer names the file written (looked at once a second),
-    /// or at once when `asked` (SIGUSR1). The lines written meanwhile are in the rotated file,
+    /// Opens the path again if it no longer names the file written (looked at when lines are
+    /// drained, at most once a second), or at once when `asked` (SIGUSR1). The lines written meanwhile are in the rotated file,
     /// where they belong.
     async fn follow_rotation(&mut self, asked: bool) {
         let Some(file) = &mut self.file else { return };
@@ -227,23 +237,28 @@ impl BackgroundService for AccessLogWriter {
         };
         // Wake on a timer while lines come, rather than per line: a writer waiting for each
         // line would make every request pay for waking this thread. Once a drain finds nothing,
-        // the next line wakes it (once), and a quiet writer still looks at the log file's path
-        // (rotation, SIGUSR1) once a second.
+        // the next line wakes it (once), or SIGUSR1. A quiet writer does not look at the log
+        // file's path: nothing is written meanwhile, and the drains that follow look again.
+        // Only where SIGUSR1 cannot be watched does it still look once a second.
+        let mut usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+            .map_err(|e| log::warn!("access log: cannot watch SIGUSR1 ({e}); looking at the log file's path once a second"))
+            .ok();
         let mut tick = tokio::time::interval(FLUSH_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (mut spares, mut taken) = (Vec::new(), Vec::new());
         let mut text = String::new();
         let mut quiet = false;
         loop {
-            // Quiet: a line (then wait a tick for the lines after it, as while busy), the
-            // second for the file's path (only a file has one), or the finish.
+            // Quiet: a line (then wait a tick for the lines after it, as while busy), SIGUSR1,
+            // or the finish.
             let woken = if quiet {
                 tokio::select! {
                     _ = self.queue.line_logged() => {
                         tick.reset();
                         None
                     }
-                    _ = tokio::time::sleep(ROTATION_CHECK_EVERY), if out.file.is_some() => Some(false),
+                    _ = next_signal(&mut usr1) => Some(false),
+                    _ = tokio::time::sleep(ROTATION_CHECK_EVERY), if out.file.is_some() && usr1.is_none() => Some(false),
                     _ = self.finish.notified() => Some(true),
                 }
             } else {
@@ -253,6 +268,7 @@ impl BackgroundService for AccessLogWriter {
                 Some(stopping) => stopping,
                 None => tokio::select! {
                     _ = tick.tick() => false,
+                    _ = next_signal(&mut usr1) => false,
                     _ = self.finish.notified() => true,
                 },
             };

@@ -180,7 +180,7 @@ impl BackgroundService for RulesReloader {
         loop {
             let force = tokio::select! {
                 _ = tick.tick(), if watching => false,
-                Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                _ = crate::server::next_delivery(&mut hangup) => {
                     log::info!("SIGHUP: reloading rules files");
                     self.warn_if_config_changed();
                     true

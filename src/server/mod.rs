@@ -7,6 +7,7 @@ mod drain;
 mod head_answers;
 mod head_deadline;
 pub use head_deadline::HeadDeadline;
+pub use signals::next_delivery;
 mod listening;
 mod pid_file;
 mod signals;

@@ -67,6 +67,17 @@ pub fn catch_reopen_signal() -> Arc<AtomicBool> {
     )
 }
 
+/// Resolves at the next delivery of a watched signal; never when it could not be watched
+/// (`None`), so that a `select!` loop goes on with its other branches.
+pub async fn next_delivery(signal: &mut Option<Signal>) {
+    if let Some(s) = signal {
+        if s.recv().await.is_some() {
+            return;
+        }
+    }
+    std::future::pending().await
+}
+
 /// A flag that `signal` sets, in place of the signal's default action; `what` names it in the
 /// warning if it cannot be caught.
 fn flag_set_by(signal: i32, what: &str) -> Arc<AtomicBool> {

@@ -91,16 +91,6 @@ pub fn access_log(
     )
 }
 
-/// Resolves at the next delivery of `signal`; never when it is not watched.
-async fn next_signal(signal: &mut Option<tokio::signal::unix::Signal>) {
-    if let Some(s) = signal {
-        if s.recv().await.is_some() {
-            return;
-        }
-    }
-    std::future::pending().await
-}
-
 /// A file's identity: (device, inode).
 type FileId = (u64, u64);
 
@@ -257,7 +247,7 @@ impl BackgroundService for AccessLogWriter {
                         tick.reset();
                         None
                     }
-                    _ = next_signal(&mut usr1) => Some(false),
+                    _ = crate::server::next_delivery(&mut usr1) => Some(false),
                     _ = tokio::time::sleep(ROTATION_CHECK_EVERY), if out.file.is_some() && usr1.is_none() => Some(false),
                     _ = self.finish.notified() => Some(true),
                 }
@@ -268,7 +258,7 @@ impl BackgroundService for AccessLogWriter {
                 Some(stopping) => stopping,
                 None => tokio::select! {
                     _ = tick.tick() => false,
-                    _ = next_signal(&mut usr1) => false,
+                    _ = crate::server::next_delivery(&mut usr1) => false,
                     _ = self.finish.notified() => true,
                 },
             };

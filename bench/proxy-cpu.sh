@@ -30,18 +30,47 @@ MODE=${MODE:-alternate}
 source bench/lib.sh
 bench_setup nginx wrk
 
-# The proxies, on core 0 (PREFIX: a scheduling policy for both); each sets its *_pid.
+# The proxies, on core 0 (PREFIX: a scheduling policy for both); each sets its NAME_pid.
 start_bare() {
   $PREFIX taskset -c 0 target/release/examples/bare_pingora "127.0.0.1:$BARE" "127.0.0.1:$UP" 1 2>/dev/null &
   bare_pid=$!
 }
 start_rampart() {
   RUST_LOG=warn $PREFIX taskset -c 0 target/release/rampart run -c "$tmp/rampart.yaml" 2>"$tmp/rampart.err" &
-  ramp_pid=$!
+  rampart_pid=$!
+}
+port_of() { if [ "$1" = bare ]; then echo "$BARE"; else echo "$RAMP"; fi; }
+pid_of() { local pid="$1_pid"; echo "${!pid}"; }
+
+# load SECONDS NAME...: wrk on core 1 against each proxy named, all at once; each report in
+# $tmp/wrk.NAME.
+load() {
+  local seconds=$1 loads=() p
+  shift
+  for p in "$@"; do
+    taskset -c 1 wrk -t1 -c"$CONNS" -d"${seconds}s" "http://127.0.0.1:$(port_of "$p")/bench" > "$tmp/wrk.$p" &
+    loads+=($!)
+  done
+  wait "${loads[@]}"
 }
 
-# load NAME PORT SECONDS: wrk on core 1; its report in $tmp/wrk.NAME.
-load() { taskset -c 1 wrk -t1 -c"$CONNS" -d"$3s" "http://127.0.0.1:$2/bench" > "$tmp/wrk.$1"; }
+# measure NAME...: starts the proxies named (in that order), warms them up, loads them for
+# DURATION, stops them; sets NAME_req, NAME_user and NAME_sys (ticks) for each.
+measure() {
+  local p u0 s0 u1 s1 req
+  for p in "$@"; do "start_$p"; done
+  for p in "$@"; do wait_port "$(port_of "$p")"; done
+  load 2 "$@" # warm-up
+  for p in "$@"; do read -r "${p}_u0" "${p}_s0" < <(user_system_ticks "$(pid_of "$p")"); done
+  load "$DURATION" "$@"
+  for p in "$@"; do
+    read -r u1 s1 < <(user_system_ticks "$(pid_of "$p")")
+    stop "$(pid_of "$p")"
+    u0="${p}_u0"; s0="${p}_s0"
+    req=$(requests "$p") # exits on a non-2xx
+    declare -g "${p}_user=$((u1 - ${!u0}))" "${p}_sys=$((s1 - ${!s0}))" "${p}_req=$req"
+  done
+}
 
 # requests NAME: the requests of wrk's report, all of them answered 2xx.
 requests() {
@@ -49,81 +78,45 @@ requests() {
   wrk_requests "$tmp/wrk.$1"
 }
 
-bare_req=0; bare_cpu=0; ramp_req=0; ramp_cpu=0; bare_user=0; ramp_user=0
+all_bare_req=0; all_bare_cpu=0; all_bare_user=0; all_ramp_req=0; all_ramp_cpu=0; all_ramp_user=0
 # Each round's own ratio (Rampart's CPU per request over the bare proxy's): their spread shows
 # how much the host moved during the run.
 round_ratios=()
-# add_round ROUND BARE_REQUESTS BARE_USER BARE_SYSTEM RAMPART_REQUESTS RAMPART_USER RAMPART_SYSTEM
+# add_round ROUND: adds the round measured (NAME_req, NAME_user, NAME_sys) to the totals.
 add_round() {
-  local round=$1 br=$2 bu=$3 bs=$4 rr=$5 ru=$6 rs=$7
-  bare_req=$((bare_req + br)); bare_cpu=$((bare_cpu + bu + bs)); bare_user=$((bare_user + bu))
-  ramp_req=$((ramp_req + rr)); ramp_cpu=$((ramp_cpu + ru + rs)); ramp_user=$((ramp_user + ru))
-  row bare "$round" "$br" $((bu + bs))
-  row rampart "$round" "$rr" $((ru + rs))
-  round_ratios+=("$(awk -v br="$br" -v bc=$((bu + bs)) -v rr="$rr" -v rc=$((ru + rs)) 'BEGIN { printf "%.3f", (rc/rr)/(bc/br) }')")
+  local round=$1 bc=$((bare_user + bare_sys)) rc=$((rampart_user + rampart_sys))
+  all_bare_req=$((all_bare_req + bare_req)); all_bare_cpu=$((all_bare_cpu + bc)); all_bare_user=$((all_bare_user + bare_user))
+  all_ramp_req=$((all_ramp_req + rampart_req)); all_ramp_cpu=$((all_ramp_cpu + rc)); all_ramp_user=$((all_ramp_user + rampart_user))
+  row bare "$round" "$bare_req" "$bc"
+  row rampart "$round" "$rampart_req" "$rc"
+  round_ratios+=("$(awk -v br="$bare_req" -v bc="$bc" -v rr="$rampart_req" -v rc="$rc" 'BEGIN { printf "%.3f", (rc/rr)/(bc/br) }')")
 }
 
 printf "%-8s %-6s %12s %10s %14s\n" proxy round requests req/s "cpu µs/req" >&2
 case "$MODE" in
-  alternate)
-    PREFIX=
-    for round in $(seq "$ROUNDS"); do
-      start_bare
-      wait_port "$BARE"
-      load bare "$BARE" 2 # warm-up
-      read -r bu0 bs0 < <(user_system_ticks "$bare_pid")
-      load bare "$BARE" "$DURATION"
-      read -r bu1 bs1 < <(user_system_ticks "$bare_pid")
-      stop "$bare_pid"
-      start_rampart
-      wait_port "$RAMP"
-      load rampart "$RAMP" 2
-      read -r ru0 rs0 < <(user_system_ticks "$ramp_pid")
-      load rampart "$RAMP" "$DURATION"
-      read -r ru1 rs1 < <(user_system_ticks "$ramp_pid")
-      stop "$ramp_pid"
-      br=$(requests bare); rr=$(requests rampart)
-      add_round "$round" "$br" $((bu1 - bu0)) $((bs1 - bs0)) "$rr" $((ru1 - ru0)) $((rs1 - rs0))
-    done
-    ;;
-  paired)
-    PREFIX="chrt -b 0"
-    # load_both SECONDS: both proxies loaded at once, started in $order.
-    load_both() {
-      local loads=() p port
-      for p in $order; do
-        if [ "$p" = bare ]; then port=$BARE; else port=$RAMP; fi
-        load "$p" "$port" "$1" &
-        loads+=($!)
-      done
-      wait "${loads[@]}"
-    }
-    for round in $(seq "$ROUNDS"); do
-      # Which proxy starts first, and is loaded first, alternates: the first place cost a
-      # proxy ~1 % (measured with each proxy in each place), which alternating cancels.
-      if [ $((round % 2)) = 1 ]; then order="bare rampart"; else order="rampart bare"; fi
-      for p in $order; do "start_$p"; done
-      wait_port "$BARE"
-      wait_port "$RAMP"
-      load_both 2 # warm-up
-      read -r bu0 bs0 < <(user_system_ticks "$bare_pid")
-      read -r ru0 rs0 < <(user_system_ticks "$ramp_pid")
-      load_both "$DURATION"
-      read -r bu1 bs1 < <(user_system_ticks "$bare_pid")
-      read -r ru1 rs1 < <(user_system_ticks "$ramp_pid")
-      stop "$bare_pid"
-      stop "$ramp_pid"
-      br=$(requests bare); rr=$(requests rampart)
-      add_round "$round" "$br" $((bu1 - bu0)) $((bs1 - bs0)) "$rr" $((ru1 - ru0)) $((rs1 - rs0))
-    done
-    ;;
+  alternate) PREFIX= ;;
+  # Both at once as SCHED_BATCH processes (see the top).
+  paired) PREFIX="chrt -b 0" ;;
   *) echo "MODE is alternate or paired, not $MODE" >&2; exit 2 ;;
 esac
+for round in $(seq "$ROUNDS"); do
+  if [ "$MODE" = alternate ]; then
+    measure bare
+    measure rampart
+  # Which proxy starts first, and is loaded first, alternates: the first place cost a proxy
+  # ~1 % (measured with each proxy in each place), which alternating cancels.
+  elif [ $((round % 2)) = 1 ]; then
+    measure bare rampart
+  else
+    measure rampart bare
+  fi
+  add_round "$round"
+done
 lines=$(wc -l < "$tmp/access.log")
 # The user/system split comes from the kernel's per-tick accounting: user time is the proxy's
 # own code, system time mostly the sockets' (the same system calls for both proxies).
-awk -v br="$bare_req" -v bc="$bare_cpu" -v rr="$ramp_req" -v rc="$ramp_cpu" -v hz="$HZ" -v d="$DURATION" \
-    -v n="$ROUNDS" -v mode="$MODE" -v rules="$RULES" -v lines="$lines" -v bu="$bare_user" -v ru="$ramp_user" 'BEGIN {
+awk -v br="$all_bare_req" -v bc="$all_bare_cpu" -v rr="$all_ramp_req" -v rc="$all_ramp_cpu" -v hz="$HZ" -v d="$DURATION" \
+    -v n="$ROUNDS" -v mode="$MODE" -v rules="$RULES" -v lines="$lines" -v bu="$all_bare_user" -v ru="$all_ramp_user" 'BEGIN {
   b = bc/hz/br*1e6; r = rc/hz/rr*1e6
   printf "\nmode %s\nbare pingora: %.2f µs CPU/request, %.0f req/s\n", mode, b, br/(d*n)
   printf "rampart (%d rules, access log on, %d lines written): %.2f µs CPU/request, %.0f req/s\n", rules, lines, r, rr/(d*n)

@@ -565,9 +565,7 @@ fn an_idle_access_log_writer_sleeps_until_the_next_line() {
     );
     logged(&log, "/first");
     // The drain that finds nothing (and makes the writer quiet) may fall in the window.
-    let before = thread_wakeups(r.pid(), "access log");
-    std::thread::sleep(Duration::from_secs(2));
-    let woke = thread_wakeups(r.pid(), "access log") - before;
+    let woke = wakeups_while_idle(r.pid(), "access log", Duration::from_secs(2));
     assert!(woke <= 2, "the idle writer woke {woke} times in 2 s");
     // Rotated while idle, as logrotate does: the next line wakes the writer, which looks at
     // the path before writing it.
@@ -606,9 +604,7 @@ fn an_idle_access_log_writer_to_stdout_does_not_wake() {
     });
     // The drain that finds nothing (and makes the writer quiet) may fall in the window; a
     // writer that looked for a path every second woke 6 times.
-    let before = thread_wakeups(r.pid(), "access log");
-    std::thread::sleep(Duration::from_secs(3));
-    let woke = thread_wakeups(r.pid(), "access log") - before;
+    let woke = wakeups_while_idle(r.pid(), "access log", Duration::from_secs(3));
     assert!(woke <= 2, "the idle writer woke {woke} times in 3 s");
     assert_eq!(
         get(&format!("http://{http}/next"), "shop.test").status(),
@@ -626,9 +622,7 @@ fn with_no_rules_files_the_reloader_does_not_poll() {
     let up = Upstream::start("up");
     let (r, http, _) = start_unlogged(&up, false);
     assert_eq!(get(&format!("http://{http}/x"), "shop.test").status(), 200);
-    let before = thread_wakeups(r.pid(), "rules reload");
-    std::thread::sleep(Duration::from_secs(3));
-    let woke = thread_wakeups(r.pid(), "rules reload") - before;
+    let woke = wakeups_while_idle(r.pid(), "rules reload", Duration::from_secs(3));
     assert!(woke <= 1, "the reloader woke {woke} times in 3 s");
     assert!(r.signal("HUP"));
     r.wait_for_log("SIGHUP: reloading rules files", Duration::from_secs(5));

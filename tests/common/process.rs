@@ -48,9 +48,17 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// How many times the process's threads named `name` woke while `idle` lasted (the test's
+/// thread sleeps through it: the window a quiet thread should sleep through too).
+pub fn wakeups_while_idle(pid: u32, name: &str, idle: std::time::Duration) -> u64 {
+    let before = thread_wakeups(pid, name);
+    std::thread::sleep(idle);
+    thread_wakeups(pid, name) - before
+}
+
 /// Voluntary context switches, so far, of the process's threads named `name` (Pingora names a
 /// service's threads after it): each is the thread going to sleep, so each wake-up counts one.
-pub fn thread_wakeups(pid: u32, name: &str) -> u64 {
+fn thread_wakeups(pid: u32, name: &str) -> u64 {
     let mut total = 0;
     for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
         let dir = task.unwrap().path();

@@ -86,24 +86,27 @@ impl Members<'_> {
         self.out
     }
 
-    fn str(&mut self, key: &str, value: Option<&str>) {
-        let out = self.key(key);
-        match value {
-            Some(s) => push_json_str(out, s),
-            None => out.push_str("null"),
-        }
-    }
-
-    fn display(&mut self, key: &str, value: Option<impl std::fmt::Display>) {
+    /// `"key":` then `null`, or a string whose text `write` puts between the quotes.
+    fn quoted<T>(&mut self, key: &str, value: Option<T>, write: impl FnOnce(&mut String, T)) {
         let out = self.key(key);
         match value {
             Some(v) => {
                 out.push('"');
-                let _ = write!(JsonEscaped(out), "{v}");
+                write(out, v);
                 out.push('"');
             }
             None => out.push_str("null"),
         }
+    }
+
+    fn str(&mut self, key: &str, value: Option<&str>) {
+        self.quoted(key, value, push_json_escaped);
+    }
+
+    fn display(&mut self, key: &str, value: Option<impl std::fmt::Display>) {
+        self.quoted(key, value, |out, v| {
+            let _ = write!(JsonEscaped(out), "{v}");
+        });
     }
 }
 
@@ -132,22 +135,11 @@ impl LogRecord<'_> {
         rules.push(']');
         push_int(m.key("status"), self.status);
         // Digits, dashes, colons and a dot: nothing to escape.
-        let time = m.key("time");
-        time.push('"');
-        clock.iso_into(self.time, time);
-        time.push('"');
+        m.quoted("time", Some(self.time), |out, t| clock.iso_into(t, out));
         m.str("tls_cipher", self.tls.map(|t| &*t.cipher));
         m.str("tls_version", self.tls.map(|t| &*t.version));
-        let upstream = m.key("upstream");
-        match self.upstream {
-            // Digits, dots, colons and brackets: nothing to escape.
-            Some(addr) => {
-                upstream.push('"');
-                push_socket_addr(upstream, addr);
-                upstream.push('"');
-            }
-            None => upstream.push_str("null"),
-        }
+        // Digits, dots, colons and brackets: nothing to escape.
+        m.quoted("upstream", self.upstream, push_socket_addr);
         m.str("uri", line.map(RequestLine::path_and_query));
         m.str("user_agent", json_text(self.user_agent).as_deref());
         m.out.push('}');

@@ -8,8 +8,9 @@
 //!
 //! A log file is followed across rotations: once its path names another file or none
 //! (logrotate renamed it, or someone removed it), the writer opens the path again, within a
-//! second while lines come, and before the next line after a quiet spell. No signal is needed, nor `copytruncate`, which loses the lines written between its
-//! copy and its truncation; SIGUSR1 (nginx's "reopen") opens the path again at once.
+//! second while lines come, and before the next line after a quiet spell. No signal is
+//! needed, nor `copytruncate`, which loses the lines written between its copy and its
+//! truncation; SIGUSR1 (nginx's "reopen") opens the path again at once.
 
 use super::queue::{merge, LogQueue};
 use super::{AccessLogger, LogFormat, LogTarget};
@@ -170,8 +171,8 @@ impl Output {
     }
 
     /// Opens the path again if it no longer names the file written (looked at when lines are
-    /// drained, at most once a second), or at once when `asked` (SIGUSR1). The lines written meanwhile are in the rotated file,
-    /// where they belong.
+    /// drained, at most once a second), or at once when `asked` (SIGUSR1). The lines written
+    /// meanwhile are in the rotated file, where they belong.
     async fn follow_rotation(&mut self, asked: bool) {
         let Some(file) = &mut self.file else { return };
         if !asked {
@@ -230,9 +231,15 @@ impl BackgroundService for AccessLogWriter {
         // the next line wakes it (once), or SIGUSR1. A quiet writer does not look at the log
         // file's path: nothing is written meanwhile, and the drains that follow look again.
         // Only where SIGUSR1 cannot be watched does it still look once a second.
-        let mut usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
-            .map_err(|e| log::warn!("access log: cannot watch SIGUSR1 ({e}); looking at the log file's path once a second"))
-            .ok();
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut usr1 = match signal(SignalKind::user_defined1()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                log::warn!("access log: cannot watch SIGUSR1 ({e}); looking at the log file's path once a second");
+                None
+            }
+        };
+        let poll_path = out.file.is_some() && usr1.is_none();
         let mut tick = tokio::time::interval(FLUSH_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (mut spares, mut taken) = (Vec::new(), Vec::new());
@@ -248,7 +255,7 @@ impl BackgroundService for AccessLogWriter {
                         None
                     }
                     _ = crate::server::next_delivery(&mut usr1) => Some(false),
-                    _ = tokio::time::sleep(ROTATION_CHECK_EVERY), if out.file.is_some() && usr1.is_none() => Some(false),
+                    _ = tokio::time::sleep(ROTATION_CHECK_EVERY), if poll_path => Some(false),
                     _ = self.finish.notified() => Some(true),
                 }
             } else {

@@ -18,8 +18,13 @@
 # some cache refill, so both figures are a little higher than alone. Both start afresh each
 # round, in alternating order (the first place costs ~1 %).
 #
+# BARE_TIMEOUTS=1 gives the bare proxy the upstream timeouts of Rampart's default pools,
+# kept as Rampart keeps them (examples/bare_pingora.rs `timeouts`): what Rampart costs beyond
+# Pingora's own cost of honouring them.
+#
 # Usage: bench/proxy-cpu.sh            (DURATION=8 CONNS=32 RULES=1000 ROUNDS=7 to change;
-#                                      MODE=paired ROUNDS=8: an even number of rounds)
+#                                      MODE=paired ROUNDS=8: an even number of rounds;
+#                                      BARE_TIMEOUTS=1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-8}
@@ -27,12 +32,15 @@ CONNS=${CONNS:-32}
 RULES=${RULES:-1000}
 ROUNDS=${ROUNDS:-7}
 MODE=${MODE:-alternate}
+BARE_TIMEOUTS=${BARE_TIMEOUTS:-0}
 source bench/lib.sh
 bench_setup nginx wrk
 
 # The proxies, on core 0 (PREFIX: a scheduling policy for both); each sets its NAME_pid.
 start_bare() {
-  $PREFIX taskset -c 0 target/release/examples/bare_pingora "127.0.0.1:$BARE" "127.0.0.1:$UP" 1 2>/dev/null &
+  local timeouts=()
+  if [ "$BARE_TIMEOUTS" = 1 ]; then timeouts=(timeouts); fi
+  $PREFIX taskset -c 0 target/release/examples/bare_pingora "127.0.0.1:$BARE" "127.0.0.1:$UP" 1 "${timeouts[@]}" 2>/dev/null &
   bare_pid=$!
 }
 start_rampart() {
@@ -116,9 +124,9 @@ lines=$(wc -l < "$tmp/access.log")
 # The user/system split comes from the kernel's per-tick accounting: user time is the proxy's
 # own code, system time mostly the sockets' (the same system calls for both proxies).
 awk -v br="$all_bare_req" -v bc="$all_bare_cpu" -v rr="$all_ramp_req" -v rc="$all_ramp_cpu" -v hz="$HZ" -v d="$DURATION" \
-    -v n="$ROUNDS" -v mode="$MODE" -v rules="$RULES" -v lines="$lines" -v bu="$all_bare_user" -v ru="$all_ramp_user" 'BEGIN {
+    -v n="$ROUNDS" -v mode="$MODE" -v bt="$BARE_TIMEOUTS" -v rules="$RULES" -v lines="$lines" -v bu="$all_bare_user" -v ru="$all_ramp_user" 'BEGIN {
   b = bc/hz/br*1e6; r = rc/hz/rr*1e6
-  printf "\nmode %s\nbare pingora: %.2f µs CPU/request, %.0f req/s\n", mode, b, br/(d*n)
+  printf "\nmode %s\nbare pingora%s: %.2f µs CPU/request, %.0f req/s\n", mode, bt == 1 ? " + the default upstream timeouts" : "", b, br/(d*n)
   printf "rampart (%d rules, access log on, %d lines written): %.2f µs CPU/request, %.0f req/s\n", rules, lines, r, rr/(d*n)
   printf "CPU per request, rampart/bare: %.3f    requests/s, rampart/bare: %.3f\n", r/b, rr/br
   bu = bu/hz/br*1e6; ru = ru/hz/rr*1e6

@@ -11,8 +11,9 @@
 # completed. Cores: valgrind runs every thread of the
 # proxy on one core (it serialises threads); wrk and nginx share the other.
 #
-# A third run gives the bare proxy the same upstream timeouts as Rampart's default pools: the
-# difference is what Pingora's timers cost, which Rampart cannot avoid while honouring them.
+# A third run gives the bare proxy the same upstream timeouts as Rampart's default pools, kept
+# on tokio's timer wheel as Rampart keeps them: the difference is what Pingora's timers cost,
+# which Rampart cannot avoid while honouring them.
 #
 # CACHE_SIM=1 also simulates the caches and branch predictors (--cache-sim, --branch-sim) and
 # reports estimated cycles instead of instructions, with kcachegrind's weights: instructions

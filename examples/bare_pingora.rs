@@ -3,7 +3,8 @@
 //!
 //! `bare_pingora LISTEN_ADDR UPSTREAM_ADDR [THREADS] [timeouts]`: with `timeouts`, the
 //! upstream gets Rampart's default pool timeouts (connect 2s, read 30s, write 30s, idle 60s),
-//! to tell Pingora's cost of honouring them from Rampart's own.
+//! kept as Rampart keeps them (on tokio's timer wheel), to tell Pingora's cost of honouring
+//! them from Rampart's own.
 
 mod bench_server;
 
@@ -49,5 +50,5 @@ fn main() {
         }
     };
     let timeouts = args.get(4).is_some_and(|a| a == "timeouts");
-    bench_server::serve(&listen, args.get(3), Bare { upstream, timeouts });
+    bench_server::serve(&listen, args.get(3), Bare { upstream, timeouts }, timeouts);
 }

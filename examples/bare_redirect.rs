@@ -79,5 +79,5 @@ fn main() {
             Some((source.to_string(), (status, target.parse().ok()?)))
         })
         .collect();
-    bench_server::serve(&listen, args.get(3), BareRedirect { map });
+    bench_server::serve(&listen, args.get(3), BareRedirect { map }, false);
 }

@@ -42,19 +42,28 @@ pub(super) fn plain_prefix(bytes: &[u8], high_plain: bool) -> usize {
     const HIGH: u64 = ONES * 0x80;
     // Bit tricks on eight bytes at once, each exact as a yes/no for the word.
     let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
-    let mut plain = 0;
-    for word in bytes.chunks_exact(8) {
-        let x = u64::from_ne_bytes(word.try_into().expect("eight bytes"));
+    let is_plain = |word: [u8; 8]| {
+        let x = u64::from_ne_bytes(word);
         let control = x.wrapping_sub(ONES * 0x20) & !x & HIGH != 0; // a byte < 0x20
         let high = !high_plain && (x.wrapping_add(ONES) | x) & HIGH != 0; // a byte > 0x7e
-        if control
+        !(control
             || high
             || has_zero(x ^ (ONES * u64::from(b'"')))
-            || has_zero(x ^ (ONES * u64::from(b'\\')))
-        {
-            break;
+            || has_zero(x ^ (ONES * u64::from(b'\\'))))
+    };
+    let mut words = bytes.chunks_exact(8);
+    let mut plain = 0;
+    for word in &mut words {
+        if !is_plain(word.try_into().expect("eight bytes")) {
+            return plain;
         }
         plain += 8;
+    }
+    // The last bytes of a field of eight or more: the last eight, read again in part (a field
+    // shorter than eight is left to the table walk, cheaper than padding it).
+    let tail = words.remainder().len();
+    if tail > 0 && plain > 0 && is_plain(bytes[plain + tail - 8..].try_into().expect("eight")) {
+        plain += tail;
     }
     plain
 }
@@ -116,9 +125,10 @@ pub(super) fn push_millis(out: &mut String, d: Duration) {
 
 /// `n` (under 1000) as three digits, leading zeros included: `007`.
 pub(super) fn push_three_digits(out: &mut String, n: u32) {
-    for digit in [n / 100, n / 10 % 10, n % 10] {
-        out.push(char::from(b'0' + digit as u8));
-    }
+    let n = n % 1000;
+    let digits = [n / 100, n / 10 % 10, n % 10].map(|d| b'0' + d as u8);
+    // SAFETY: three ASCII digits keep `out` UTF-8 (one append, not three `push`es).
+    unsafe { out.as_mut_vec() }.extend_from_slice(&digits);
 }
 
 /// A header's value escaped, or `-` when the request has none.
@@ -195,21 +205,32 @@ mod tests {
 
     #[test]
     fn the_word_at_a_time_scan_stops_at_the_first_word_with_a_byte_to_escape() {
-        for b in 0..=255u8 {
-            for at in 0..24 {
-                let mut field = [b'a'; 24];
-                field[at] = b;
-                let expected = if PLAIN[usize::from(b)] {
-                    24
-                } else {
-                    at / 8 * 8
-                };
-                assert_eq!(plain_prefix(&field, false), expected, "byte {b:#x} at {at}");
-                let (mut fast, mut slow) = (String::new(), String::new());
-                push_escaped(&mut fast, &field);
-                escape_into(&mut slow, &field, &PLAIN);
-                assert_eq!(fast, slow);
+        // Fields shorter than a word, of whole words, and with a shorter last word (read with
+        // the word before it), the byte anywhere.
+        for len in [1, 5, 8, 13, 24] {
+            for b in 0..=255u8 {
+                for at in 0..len {
+                    let mut field = vec![b'a'; len];
+                    field[at] = b;
+                    let expected = if len < 8 {
+                        0
+                    } else if PLAIN[usize::from(b)] {
+                        len
+                    } else {
+                        at / 8 * 8
+                    };
+                    assert_eq!(
+                        plain_prefix(&field, false),
+                        expected,
+                        "byte {b:#x} at {at} of {len}"
+                    );
+                    let (mut fast, mut slow) = (String::new(), String::new());
+                    push_escaped(&mut fast, &field);
+                    escape_into(&mut slow, &field, &PLAIN);
+                    assert_eq!(fast, slow);
+                }
             }
         }
+        assert_eq!(plain_prefix(b"", false), 0);
     }
 }

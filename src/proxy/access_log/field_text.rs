@@ -62,7 +62,8 @@ pub(super) fn plain_prefix(bytes: &[u8], high_plain: bool) -> usize {
     // The last bytes of a field of eight or more: the last eight, read again in part (a field
     // shorter than eight is left to the table walk, cheaper than padding it).
     let tail = words.remainder().len();
-    if tail > 0 && plain > 0 && is_plain(bytes[plain + tail - 8..].try_into().expect("eight")) {
+    if tail > 0 && plain > 0 && is_plain(bytes[plain + tail - 8..].try_into().expect("eight bytes"))
+    {
         plain += tail;
     }
     plain
@@ -232,5 +233,9 @@ mod tests {
             }
         }
         assert_eq!(plain_prefix(b"", false), 0);
+        // JSON takes UTF-8 as it is: a last partial word with `é` is plain there, not here.
+        let field = "abcdefghé".as_bytes();
+        assert_eq!(plain_prefix(field, true), field.len());
+        assert_eq!(plain_prefix(field, false), 8);
     }
 }

@@ -160,14 +160,11 @@ impl RulesReloader {
 #[async_trait]
 impl BackgroundService for RulesReloader {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut hangup = match signal(SignalKind::hangup()) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                log::warn!("cannot listen for SIGHUP ({e}); rules files are still watched");
-                None
-            }
-        };
+        let mut hangup = crate::server::watch_signal(
+            tokio::signal::unix::SignalKind::hangup(),
+            "SIGHUP",
+            "rules files are still watched",
+        );
         let mut tick = tokio::time::interval(POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // With no rules files there is nothing to poll: an idle Rampart then sleeps until a

@@ -7,7 +7,7 @@ mod drain;
 mod head_answers;
 mod head_deadline;
 pub use head_deadline::HeadDeadline;
-pub use signals::next_delivery;
+pub use signals::{next_delivery, watch_signal};
 mod listening;
 mod pid_file;
 mod signals;

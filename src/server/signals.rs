@@ -67,6 +67,22 @@ pub fn catch_reopen_signal() -> Arc<AtomicBool> {
     )
 }
 
+/// A tokio watch on `kind` (`name` in the warning), or `None`, with a warning that says what
+/// the caller does without it (`otherwise`), when it cannot be set up.
+pub fn watch_signal(
+    kind: tokio::signal::unix::SignalKind,
+    name: &str,
+    otherwise: &str,
+) -> Option<Signal> {
+    match tokio::signal::unix::signal(kind) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            log::warn!("cannot watch {name} ({e}); {otherwise}");
+            None
+        }
+    }
+}
+
 /// Resolves at the next delivery of a watched signal; never when it could not be watched
 /// (`None`), so that a `select!` loop goes on with its other branches.
 pub async fn next_delivery(signal: &mut Option<Signal>) {

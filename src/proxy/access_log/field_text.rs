@@ -51,9 +51,8 @@ pub(super) fn plain_prefix(bytes: &[u8], high_plain: bool) -> usize {
             || has_zero(x ^ (ONES * u64::from(b'"')))
             || has_zero(x ^ (ONES * u64::from(b'\\'))))
     };
-    let mut words = bytes.chunks_exact(8);
     let mut plain = 0;
-    for word in &mut words {
+    for word in bytes.chunks_exact(8) {
         if !is_plain(word.try_into().expect("eight bytes")) {
             return plain;
         }
@@ -61,10 +60,9 @@ pub(super) fn plain_prefix(bytes: &[u8], high_plain: bool) -> usize {
     }
     // The last bytes of a field of eight or more: the last eight, read again in part (a field
     // shorter than eight is left to the table walk, cheaper than padding it).
-    let tail = words.remainder().len();
-    if tail > 0 && plain > 0 && is_plain(bytes[plain + tail - 8..].try_into().expect("eight bytes"))
-    {
-        plain += tail;
+    let len = bytes.len();
+    if plain < len && len >= 8 && is_plain(bytes[len - 8..].try_into().expect("eight bytes")) {
+        return len;
     }
     plain
 }

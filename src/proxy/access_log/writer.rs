@@ -231,14 +231,11 @@ impl BackgroundService for AccessLogWriter {
         // the next line wakes it (once), or SIGUSR1. A quiet writer does not look at the log
         // file's path: nothing is written meanwhile, and the drains that follow look again.
         // Only where SIGUSR1 cannot be watched does it still look once a second.
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut usr1 = match signal(SignalKind::user_defined1()) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                log::warn!("access log: cannot watch SIGUSR1 ({e}); looking at the log file's path once a second");
-                None
-            }
-        };
+        let mut usr1 = crate::server::watch_signal(
+            tokio::signal::unix::SignalKind::user_defined1(),
+            "SIGUSR1",
+            "the access log looks at its file's path once a second",
+        );
         let poll_path = out.file.is_some() && usr1.is_none();
         let mut tick = tokio::time::interval(FLUSH_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -162,8 +162,9 @@ impl Rampart {
         new
     }
 
-    /// Waits until admin `/healthz` answers 200 and every listener accepts a connection;
-    /// panics with the exit status and output if the process exits or time runs out.
+    /// Waits until admin `/healthz` answers 200 and every listener accepts a connection (and
+    /// closes it); panics with the exit status and output if the process exits or time runs
+    /// out.
     pub fn wait_ready(&mut self, deadline: Duration) {
         let end = Instant::now() + deadline;
         loop {
@@ -178,9 +179,10 @@ impl Rampart {
                 raw_get(&a.to_string(), "/healthz", &[]).is_ok_and(|r| r.status == 200)
             });
             let listening = admin_ok
-                && self.listeners.values().all(|l| {
-                    TcpStream::connect_timeout(&l.addr, Duration::from_millis(200)).is_ok()
-                });
+                && self
+                    .listeners
+                    .values()
+                    .all(|l| accepted_and_closed(&l.addr));
             if listening {
                 return;
             }
@@ -393,6 +395,27 @@ fn interpolate(s: &str, env: &[(&str, &str)]) -> String {
             .or_else(|| std::env::var(name).ok())
     };
     rampart::config::interpolate(s, lookup).unwrap_or_else(|e| panic!("test config: {e:?}"))
+}
+
+/// Connects to `addr` and half-closes: true once the server has accepted the connection and
+/// closed it in turn. Accepting is first come, first served, so the earlier probes have been
+/// accepted too: none is left in the listen queue to be accepted, and counted as an open
+/// connection, after the test has begun.
+fn accepted_and_closed(addr: &SocketAddr) -> bool {
+    use std::io::Read;
+    let Ok(mut probe) = TcpStream::connect_timeout(addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = probe.shutdown(std::net::Shutdown::Write);
+    let _ = probe.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut buf = [0u8; 1024];
+    loop {
+        match probe.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) => return e.kind() == std::io::ErrorKind::ConnectionReset,
+        }
+    }
 }
 
 fn describe(status: ExitStatus) -> String {

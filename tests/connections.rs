@@ -131,3 +131,84 @@ fn tls_connections_are_limited_whatever_their_protocol() {
     // The first connection is still served.
     assert_eq!(h2.get(&url).send().unwrap().status(), 200);
 }
+
+/// A config with one plain listener on `http` (with `listener_options`, e.g.
+/// `"max_connections: 1000, "`) proxying to `up`, no access log.
+fn site_yaml(http: &str, listener_options: &str, up: &Upstream) -> String {
+    format!(
+        "admin: {{ listen: \"{}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\", {listener_options}}}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
+        free_addr(),
+        up.addr_string()
+    )
+}
+
+/// A shell or a container often starts a process with a soft open-file limit of 1 024 or
+/// less, under a higher hard one: Rampart raises the soft limit to the hard one at start, so
+/// it serves more clients at once than the soft limit has descriptors.
+#[test]
+fn the_open_file_limit_is_raised_so_more_clients_than_the_soft_limit_are_served() {
+    const CLIENTS: usize = 300;
+    // The test holds a descriptor per client too.
+    let own = rlimit::increase_nofile_limit(4096).unwrap();
+    assert!(own >= 1024, "this test needs 1 024 descriptors, has {own}");
+    let up = Upstream::start("up");
+    let http = free_addr();
+    let r = Rampart::start_with_file_limit(
+        tempfile::tempdir().unwrap(),
+        &site_yaml(&http, "", &up),
+        (128, 1024),
+    );
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", r.pid())).unwrap();
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    assert_eq!(
+        open_files.split_whitespace().collect::<Vec<_>>()[3..5],
+        ["1024", "1024"],
+        "{open_files}"
+    );
+    let err = r.stderr();
+    assert!(
+        err.contains("open-file limit raised from 128 to 1024 (the hard limit)"),
+        "{err}"
+    );
+    // Still low: the log says how many clients it allows and how to raise it.
+    assert!(
+        err.contains("open-file limit 1024: past about 462 proxied clients at once"),
+        "{err}"
+    );
+
+    let mut conns: Vec<TcpStream> = (0..CLIENTS)
+        .map(|_| TcpStream::connect(&http).unwrap())
+        .collect();
+    for (i, conn) in conns.iter_mut().enumerate() {
+        let head = ask(conn);
+        assert!(head.starts_with("HTTP/1.1 200"), "client {i}: {head}");
+    }
+}
+
+/// A hard limit too low for the listeners' `max_connections` is named at start, with the
+/// number of descriptors they need and where to set it; Rampart still serves.
+#[test]
+fn an_open_file_limit_too_low_for_max_connections_is_named_at_start() {
+    let up = Upstream::start("up");
+    let http = free_addr();
+    let r = Rampart::start_with_file_limit(
+        tempfile::tempdir().unwrap(),
+        &site_yaml(&http, "max_connections: 1000, ", &up),
+        (512, 512),
+    );
+    let warning = r.wait_for_log("open-file limit 512", Duration::from_secs(5));
+    assert!(warning.contains("WARN"), "{warning}");
+    for part in [
+        "too low for the listeners' max_connections (1000 clients",
+        "past about 206 clients",
+        "LimitNOFILE=",
+        "to at least 2100",
+    ] {
+        assert!(warning.contains(part), "`{part}` in {warning}");
+    }
+    let mut conn = TcpStream::connect(&http).unwrap();
+    assert!(ask(&mut conn).starts_with("HTTP/1.1 200"));
+}

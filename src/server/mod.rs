@@ -4,6 +4,7 @@
 mod addresses;
 mod connections;
 mod drain;
+mod file_limit;
 mod head_answers;
 mod head_deadline;
 pub use head_deadline::HeadDeadline;
@@ -144,6 +145,7 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
     }
     // Before the rule sets move to the serving state.
     let summary = serving_summary(&config);
+    file_limit::raise_and_check(&config);
     let mut server_conf = std::mem::take(&mut config.server);
     let public_pid_file = std::mem::take(&mut server_conf.pid_file);
     if opts.daemon {

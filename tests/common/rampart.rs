@@ -98,12 +98,42 @@ impl Rampart {
         (r, https.parse().unwrap())
     }
 
+    /// Like `start_in`, with the process's open-file limit set to `soft` and `hard` before it
+    /// runs, as a shell's `ulimit -Sn`/`-Hn` would.
+    pub fn start_with_file_limit(
+        dir: tempfile::TempDir,
+        yaml: &str,
+        (soft, hard): (u64, u64),
+    ) -> Rampart {
+        let mut r = Self::spawn_prepared(dir, yaml, &[], &[], |cmd| {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: between fork and exec the closure only makes one system call
+            // (`setrlimit`), which is async-signal-safe, and allocates nothing.
+            unsafe {
+                cmd.pre_exec(move || rlimit::Resource::NOFILE.set(soft, hard));
+            }
+        });
+        r.wait_ready(START_DEADLINE);
+        r
+    }
+
     /// Starts the process without waiting for it (e.g. `--upgrade`); see `wait_ready`.
     pub fn spawn(
         dir: tempfile::TempDir,
         yaml: &str,
         args: &[&str],
         env: &[(&str, &str)],
+    ) -> Rampart {
+        Self::spawn_prepared(dir, yaml, args, env, |_| {})
+    }
+
+    /// `spawn`, with `prepare` applied to the command before it runs.
+    fn spawn_prepared(
+        dir: tempfile::TempDir,
+        yaml: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        prepare: impl FnOnce(&mut Command),
     ) -> Rampart {
         let v: serde_yaml::Value = serde_yaml::from_str(&interpolate(yaml, env))
             .unwrap_or_else(|e| panic!("test config is not YAML ({e}):\n{yaml}"));
@@ -124,7 +154,8 @@ impl Rampart {
             .collect();
         let config = dir.path().join("rampart.yaml");
         std::fs::write(&config, yaml).unwrap();
-        let child = Command::new(rampart_bin())
+        let mut command = Command::new(rampart_bin());
+        command
             .arg("run")
             .arg("-c")
             .arg(&config)
@@ -137,7 +168,9 @@ impl Rampart {
             )
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(dir.path().join("stdout.log")).unwrap())
-            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap());
+        prepare(&mut command);
+        let child = command
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", rampart_bin().display()));
         Rampart {

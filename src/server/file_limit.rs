@@ -28,7 +28,12 @@ pub fn raise_and_check(config: &Config) {
     let limit = if soft < target {
         match rlimit::Resource::NOFILE.set(target, hard) {
             Ok(()) => {
-                log::info!("open-file limit raised from {soft} to {target} (the hard limit)");
+                let ceiling = if target == hard {
+                    "the hard limit"
+                } else {
+                    "the kernel's fs.nr_open"
+                };
+                log::info!("open-file limit raised from {soft} to {target} ({ceiling})");
                 target
             }
             Err(e) => {

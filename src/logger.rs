@@ -9,9 +9,15 @@
 //!   throttled, kept at ERROR.
 //! - Pingora writes request targets into some lines; an admin token given in a URL
 //!   (`/dashboard?token=…`) is replaced by `token=<redacted>` in every line.
+//! - No line is longer than [`MAX_MESSAGE`] (with the note of how much was cut).
 
 use crate::log_throttle::Throttle;
 use log::{Level, Log, Metadata, Record};
+
+/// The longest message written, as nginx's 2 KiB for its error log: a longer one (Pingora's
+/// errors can carry a whole buffer read, or a 60 KB request target) is cut, before journald's
+/// own limit splits it or a log shipper drops it.
+const MAX_MESSAGE: usize = 2048;
 
 /// Pingora's lines about what clients do, matched by target and start of the message.
 struct Noisy {
@@ -119,13 +125,32 @@ impl Log for ProcessLogger {
                 .module_path(record.module_path())
                 .file(record.file())
                 .line(record.line())
-                .args(format_args!("{text}{held}"))
+                .args(format_args!("{}{held}", Capped(&text, MAX_MESSAGE)))
                 .build(),
         );
     }
 
     fn flush(&self) {
         self.inner.flush()
+    }
+}
+
+/// `text` (`.0`), or its first `.1` bytes (cut on a character) and a note of the rest.
+pub struct Capped<'a>(pub &'a str, pub usize);
+
+impl std::fmt::Display for Capped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Capped(text, max) = *self;
+        if text.len() <= max {
+            return f.write_str(text);
+        }
+        // The last character boundary at or before `max` (`floor_char_boundary` is newer
+        // than the crate's minimum Rust).
+        let end = (0..=max)
+            .rev()
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0);
+        write!(f, "{}... [{} more bytes]", &text[..end], text.len() - end)
     }
 }
 

@@ -158,3 +158,57 @@ fn what_clients_cause_is_logged_at_info_throttled_and_without_tokens() {
     assert!(!r.stderr().contains("s3cr3t"), "{}", r.stderr());
     assert!(line.contains(" INFO "), "{line}");
 }
+
+/// A backend whose answer cannot be parsed makes Pingora quote the whole buffer it read, and
+/// a request's target can be tens of kilobytes: the error log's line quotes a few hundred
+/// bytes of the buffer and stays within 2 KiB (as nginx's error log), saying how much was cut.
+#[test]
+fn a_huge_malformed_answer_and_a_long_target_make_a_short_line() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend = listener.local_addr().unwrap();
+    // Answers each request with a head that never ends: 30 000 headers of 100 bytes.
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 65536];
+                let _ = conn.read(&mut buf);
+                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\n");
+                let filler = format!("X-Filler: {}\r\n", "a".repeat(88));
+                for _ in 0..30_000 {
+                    if conn.write_all(filler.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let http = free_addr();
+    let r = Rampart::start(&format!(
+        "admin: {{ listen: \"{}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{backend}\"], retries: 0, health_check: {{ kind: none }} }}\nprojects:\n  - name: shop\n    hosts: [shop.test]\n    pool: app\n  - name: blog\n    hosts: [blog.test]\n    pool: app\n",
+        free_addr()
+    ));
+    let long_target = format!("/search?q={}", "b".repeat(20_000));
+    assert_eq!(
+        get(&format!("http://{http}{long_target}"), "shop.test").status(),
+        502
+    );
+    let line = r.wait_for_log("project shop: GET /search?q=bbb", Duration::from_secs(5));
+    assert!(line.len() < 2048 + 200, "{} bytes: {line}", line.len());
+    assert!(line.ends_with(" more bytes]"), "{line}");
+
+    // With a short target (and another project: the same failure in the same project is held
+    // back for 5 s), the backend's buffer is quoted in its first few hundred bytes.
+    assert_eq!(
+        get(&format!("http://{http}/short"), "blog.test").status(),
+        502
+    );
+    let line = r.wait_for_log("project blog: GET /short", Duration::from_secs(5));
+    let quoted = line
+        .split("InvalidHTTPHeader (buf: HTTP/1.1 200 OK")
+        .nth(1)
+        .unwrap_or_else(|| panic!("the buffer quoted: {line}"));
+    assert!(quoted.len() < 400, "{} bytes quoted: {line}", line.len());
+    assert!(quoted.contains("... ["), "{line}");
+}

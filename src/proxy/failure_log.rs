@@ -5,6 +5,7 @@
 
 use super::context::RequestCtx;
 use super::state::Project;
+use crate::logger::Capped;
 use crate::throttled;
 use crate::upstream::BackendState;
 use pingora_error::{Error, ErrorSource, ErrorType};
@@ -14,6 +15,11 @@ use std::fmt;
 /// An error in a few words: its type and what lies at the bottom of it, e.g.
 /// `ConnectRefused (Connection refused (os error 111))`.
 pub struct Brief<'a>(pub &'a Error);
+
+/// The longest context a [`Brief`] quotes. Pingora's parse errors carry the whole buffer read
+/// (`buf: HTTP/1.1 200 OK\r\n...`: a malformed response head, up to its size limit), which
+/// would make one log line or `/status` entry tens of kilobytes of a backend's headers.
+const MAX_CONTEXT: usize = 256;
 
 impl fmt::Display for Brief<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -46,7 +52,7 @@ impl fmt::Display for Brief<'_> {
             }
         }
         match context {
-            Some(context) => write!(f, "{etype} ({context})"),
+            Some(context) => write!(f, "{etype} ({})", Capped(context.as_str(), MAX_CONTEXT)),
             None => f.write_str(etype),
         }
     }
@@ -140,9 +146,10 @@ pub fn request_failed(
             "project {}: {} {target} {outcome}{tries}: {}",
             project.name,
             req.method,
-            e.context
-                .as_ref()
-                .map_or_else(|| Brief(e).to_string(), |c| c.to_string()),
+            e.context.as_ref().map_or_else(
+                || Brief(e).to_string(),
+                |c| Capped(c.as_str(), MAX_CONTEXT).to_string()
+            ),
         ),
         (_, Some(backend)) => throttled!(
             error,
@@ -216,6 +223,33 @@ mod tests {
         assert_eq!(
             Brief(&tls).to_string(),
             "InvalidCert (certificate verify failed)"
+        );
+    }
+
+    #[test]
+    fn a_whole_buffer_in_a_context_is_cut() {
+        // What Pingora says of a response head it cannot parse: the buffer, escaped.
+        let head = format!(
+            "buf: HTTP/1.1 200 OK\\r\\n{}",
+            "X-Filler: é\\r\\n".repeat(2000)
+        );
+        let e = Error::explain(ErrorType::InvalidHTTPHeader, head.clone());
+        let brief = Brief(&e).to_string();
+        assert!(
+            brief.starts_with("InvalidHTTPHeader (buf: HTTP/1.1 200 OK"),
+            "{brief}"
+        );
+        let kept = brief.find("...").expect("cut") - "InvalidHTTPHeader (".len();
+        assert!(kept <= MAX_CONTEXT && kept > MAX_CONTEXT - 4, "{brief}");
+        assert!(
+            brief.ends_with(&format!("... [{} more bytes])", head.len() - kept)),
+            "{brief}"
+        );
+        // Short ones are whole.
+        let e = Error::explain(ErrorType::InvalidHTTPHeader, "buf: HTTP/1.1 abc");
+        assert_eq!(
+            Brief(&e).to_string(),
+            "InvalidHTTPHeader (buf: HTTP/1.1 abc)"
         );
     }
 }

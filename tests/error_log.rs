@@ -212,3 +212,48 @@ fn a_huge_malformed_answer_and_a_long_target_make_a_short_line() {
     assert!(quoted.len() < 400, "{} bytes quoted: {line}", line.len());
     assert!(quoted.contains("... ["), "{line}");
 }
+
+/// A daemon's `server.error_log` renamed by logrotate (the packaged rule covers
+/// `/var/log/rampart/*.log`, with `nocreate`): the next lines go to a new file at the path,
+/// which says so first, instead of on into the rotated file.
+#[test]
+fn a_rotated_error_log_is_followed_to_a_new_file() {
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let (http, admin) = (free_addr(), free_addr());
+    let yaml = format!(
+        "server: {{ pid_file: {d}/rampart.pid, upgrade_sock: {d}/upgrade.sock, error_log: {d}/error.log, grace_period_seconds: 1, graceful_shutdown_timeout_seconds: 1 }}\nadmin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{}\"], health_check: {{ kind: none }} }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
+        free_addr()
+    );
+    std::fs::write(dir.path().join("rampart.yaml"), yaml).unwrap();
+    let started = Arc::new(Mutex::new(Vec::new()));
+    let _cleanup = KillOnDrop(started.clone());
+    let pid = start_daemon(dir.path(), &started);
+    let log = dir.path().join("error.log");
+    let rotated = dir.path().join("error.log.1");
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    poll_until(Duration::from_secs(10), "the start line", || {
+        read(&log).contains("starting: listeners").then_some(())
+    });
+
+    std::fs::rename(&log, &rotated).unwrap();
+    // Each SIGHUP logs a line (a rules reload); within a second of the rename one of them
+    // finds the path gone and opens it again.
+    poll_until(Duration::from_secs(10), "a new error.log", || {
+        signal("-HUP", pid);
+        std::thread::sleep(Duration::from_millis(100));
+        read(&log)
+            .contains("SIGHUP: reloading rules files")
+            .then_some(())
+    });
+    let new = read(&log);
+    let first = new.lines().next().unwrap_or_default();
+    assert!(
+        first.contains(&format!(
+            "error log: {d}/error.log was moved or removed (rotated?); writing to a new file there"
+        )),
+        "{new}"
+    );
+    assert!(read(&rotated).contains("starting: listeners"));
+}

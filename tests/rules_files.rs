@@ -3,7 +3,6 @@
 
 mod common;
 use common::*;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -408,16 +407,7 @@ fn a_daemon_reloads_relative_rules_files_and_reports_a_missing_one_once() {
     std::fs::write(dir.path().join("rampart.yaml"), yaml).unwrap();
     let started = Arc::new(Mutex::new(Vec::new()));
     let _cleanup = KillOnDrop(started.clone());
-    let status = Command::new(rampart_bin())
-        .args(["run", "-d", "-c", "rampart.yaml"])
-        .current_dir(dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success(), "daemon start");
-    let pid = poll_until(Duration::from_secs(10), "the pid file", || {
-        read_pid(&dir.path().join("rampart.pid"))
-    });
-    started.lock().unwrap().push(pid);
+    let pid = start_daemon(dir.path(), &started);
 
     let http_client = client();
     let redirect_of = |host: &str| -> Option<String> {

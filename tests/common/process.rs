@@ -75,3 +75,19 @@ fn thread_wakeups(pid: u32, name: &str) -> u64 {
     }
     total
 }
+
+/// `rampart run -d -c rampart.yaml` in `dir` (whose config names `rampart.pid` there): waits
+/// for the daemon's pid file and adds the pid to `started`, for a [`KillOnDrop`] to kill.
+pub fn start_daemon(dir: &Path, started: &Arc<Mutex<Vec<u32>>>) -> u32 {
+    let status = Command::new(super::rampart_bin())
+        .args(["run", "-d", "-c", "rampart.yaml"])
+        .current_dir(dir)
+        .status()
+        .unwrap();
+    assert!(status.success(), "daemon start");
+    let pid = super::poll_until(Duration::from_secs(10), "the pid file", || {
+        read_pid(&dir.join("rampart.pid"))
+    });
+    started.lock().unwrap().push(pid);
+    pid
+}

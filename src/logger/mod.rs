@@ -10,6 +10,10 @@
 //! - Pingora writes request targets into some lines; an admin token given in a URL
 //!   (`/dashboard?token=…`) is replaced by `token=<redacted>` in every line.
 //! - No line is longer than [`MAX_MESSAGE`] (with the note of how much was cut).
+//! - A daemon's `server.error_log` is followed across rotations (`rotation`).
+
+mod rotation;
+pub use rotation::follow_error_log;
 
 use crate::log_throttle::Throttle;
 use log::{Level, Log, Metadata, Record};
@@ -116,6 +120,20 @@ impl Log for ProcessLogger {
             None => (record.level(), None),
         };
         let text = redact_tokens(&text);
+        // In the new file, before the line that found the old one gone.
+        if let Some(reopened) = rotation::follow() {
+            let (level, note) = match reopened {
+                rotation::Reopened::Moved(note) => (Level::Info, note),
+                rotation::Reopened::Failed(note) => (Level::Warn, note),
+            };
+            self.inner.log(
+                &Record::builder()
+                    .level(level)
+                    .target(module_path!())
+                    .args(format_args!("{note}"))
+                    .build(),
+            );
+        }
         // `Held(0)` writes nothing.
         let held = held.unwrap_or(crate::log_throttle::Held(0));
         self.inner.log(

@@ -257,3 +257,29 @@ fn a_rotated_error_log_is_followed_to_a_new_file() {
     );
     assert!(read(&rotated).contains("starting: listeners"));
 }
+
+/// `server.error_log` only applies to a daemon (Pingora opens it as the daemon's stderr): a
+/// process run in the foreground says where its log goes instead of leaving the file empty
+/// without a word.
+#[test]
+fn an_error_log_without_daemon_mode_is_named_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let error_log = dir.path().join("error.log");
+    let yaml = format!(
+        "server: {{ error_log: {} }}\nadmin: {{ listen: \"{}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{}\" }}\npools:\n  app: {{ backends: [\"{}\"], health_check: {{ kind: none }} }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
+        error_log.display(),
+        free_addr(),
+        free_addr(),
+        free_addr()
+    );
+    let r = Rampart::start_in(dir, &yaml);
+    let line = r.wait_for_log("server.error_log", Duration::from_secs(5));
+    assert!(
+        line.contains(&format!(
+            "WARN  rampart::server] server.error_log ({}) is for `run -d` only: this process logs to stderr",
+            error_log.display()
+        )),
+        "{line}"
+    );
+    assert!(!error_log.exists(), "nothing is written there");
+}

@@ -147,13 +147,13 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
     let summary = serving_summary(&config);
     file_limit::raise_and_check(&config);
     let mut server_conf = std::mem::take(&mut config.server);
-    // Pingora makes it the daemon's stderr (and ignores it without `-d`).
-    let followed = server_conf
-        .error_log
-        .as_ref()
-        .filter(|l| opts.daemon && !l.is_empty());
-    if let Some(error_log) = followed {
-        crate::logger::follow_error_log(error_log.into());
+    // Pingora makes it the daemon's stderr, and ignores it without `-d`.
+    match server_conf.error_log.as_ref().filter(|l| !l.is_empty()) {
+        Some(error_log) if opts.daemon => crate::logger::follow_error_log(error_log.into()),
+        Some(error_log) => log::warn!(
+            "server.error_log ({error_log}) is for `run -d` only: this process logs to stderr"
+        ),
+        None => {}
     }
     let public_pid_file = std::mem::take(&mut server_conf.pid_file);
     if opts.daemon {

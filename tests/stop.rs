@@ -3,7 +3,8 @@
 //! than at the end of `server.grace_period_seconds` (set to a minute here, so a process that
 //! waits it out fails every test). A request still running when the grace period ends is cut,
 //! and the process exits then. A SIGTERM during the 5 s Pingora waits after a hand-over is
-//! acted on, once the sockets have changed hands; SIGINT keeps the lines already logged.
+//! acted on, once the sockets have changed hands; SIGINT keeps the lines already logged, and
+//! stops at once even during a graceful stop.
 
 mod common;
 use common::*;
@@ -164,6 +165,35 @@ fn sigint_stops_at_once_and_keeps_the_log_lines_of_the_requests_answered() {
         let line = format!("\"GET /seq/{i} HTTP/1.1\" 200");
         assert!(log.contains(&line), "no {line} in the access log:\n{log}");
     }
+}
+
+/// A graceful stop waits for the requests in flight; a SIGINT then (a second Ctrl-C, or an
+/// operator who will not wait for a long download) stops at once, as SIGINT does, cutting
+/// them and keeping the access log's lines of the requests answered before.
+#[test]
+fn sigint_during_a_graceful_stop_stops_at_once() {
+    let (upstream, mut r, _) = start(GRACE_S);
+    let base = r.listener_url("http");
+    assert_eq!(get(&format!("{base}/before"), "a.test").status(), 200);
+    let slow = request(format!("{base}/slow?ms=20000"));
+    wait_in_flight(&r, &upstream, 1);
+
+    assert!(r.signal("TERM"));
+    r.wait_for_log("Graceful shutdown", Duration::from_secs(10));
+    assert!(r.is_running(), "waiting for the request in flight");
+    let interrupted = Instant::now();
+    assert!(r.signal("INT"));
+    let exit = r.wait_exit(Duration::from_secs(10));
+    assert!(exit.success(), "{exit:?}");
+    assert!(interrupted.elapsed() < Duration::from_secs(5));
+    let cut = r.wait_for_log("SIGINT during the graceful stop", Duration::from_secs(1));
+    assert!(cut.contains("1 request(s) in flight are cut"), "{cut}");
+    assert!(slow.join().unwrap().is_err(), "the 20 s request is cut");
+    let log = access_log(r.dir());
+    assert!(
+        log.contains("\"GET /before HTTP/1.1\" 200"),
+        "access log:\n{log}"
+    );
 }
 
 /// A reload whose old process gets SIGTERM (what `systemctl stop` right after a reload sends

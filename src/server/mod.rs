@@ -207,10 +207,12 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
         Arc::new(finisher)
     });
     let stop_now = Arc::new(tokio::sync::Notify::new());
+    let cut_now = Arc::new(tokio::sync::Notify::new());
     let stop = stop::StopWhenDone {
         grace: Duration::from_secs(grace_period_s),
         access_log: finisher.clone(),
         stop_now: stop_now.clone(),
+        cut_now: cut_now.clone(),
     };
     server.add_service(GenBackgroundService::new("stop".into(), Arc::new(stop)));
     // Loaded first so that `/status` can list them; one entry per listener, None for plain.
@@ -239,6 +241,7 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
         quit_while_starting: signals::catch_quit_while_starting(),
         access_log: finisher,
         stop_now,
+        cut_now,
         pid_file: public_pid_file.into(),
     };
 

@@ -41,6 +41,9 @@ pub struct Signals {
     pub access_log: Option<Arc<AccessLogFinisher>>,
     /// Starts the stop service (`stop`) before Pingora's shutdown does.
     pub stop_now: Arc<Notify>,
+    /// Has the stop service cut the requests still in flight and end the process: a SIGINT
+    /// during a graceful stop, which Pingora no longer watches for.
+    pub cut_now: Arc<Notify>,
     /// Removed at SIGINT if it names this process: Pingora's fast shutdown does not stop the
     /// service that removes it otherwise, and a stale pid file misleads `run -u` and scripts.
     pub pid_file: std::path::PathBuf,
@@ -144,6 +147,7 @@ impl ShutdownSignalWatch for Signals {
                 }
                 _ = term.recv() => {
                     self.draining.store(true, Relaxed);
+                    cut_on_interrupt(int, self.cut_now.clone());
                     return ShutdownSignal::GracefulTerminate;
                 }
                 _ = int.recv() => {
@@ -156,6 +160,17 @@ impl ShutdownSignalWatch for Signals {
             }
         }
     }
+}
+
+/// During a graceful stop Pingora watches no signal: a SIGINT then (a second Ctrl-C, or an
+/// operator who will not wait for long downloads) is what the operator's guide says SIGINT
+/// is, a stop at once.
+fn cut_on_interrupt(mut int: Signal, cut_now: Arc<Notify>) {
+    tokio::spawn(async move {
+        if int.recv().await.is_some() {
+            cut_now.notify_one();
+        }
+    });
 }
 
 /// After the hand-over Pingora's main loop sleeps 5 s before its shutdown without watching

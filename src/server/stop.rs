@@ -10,7 +10,8 @@
 //! upgrade's 5 s, which Pingora does not watch for), until no request has been in flight for
 //! a short while (or the grace period is nearly over), has the access log write everything
 //! queued, and ends the process. Requests in flight are answered as before; they only no
-//! longer wait for the grace period to pass when they are done.
+//! longer wait for the grace period to pass when they are done. A SIGINT during the wait
+//! ends it at once, cutting them (Pingora watches no signal then).
 
 use crate::metrics::METRICS;
 use crate::proxy::access_log::AccessLogFinisher;
@@ -38,6 +39,15 @@ pub struct StopWhenDone {
     pub access_log: Option<Arc<AccessLogFinisher>>,
     /// Starts the stop before Pingora's shutdown (a SIGTERM during an upgrade's close timeout).
     pub stop_now: Arc<Notify>,
+    /// Ends the wait at once, cutting the requests in flight (a SIGINT during the stop).
+    pub cut_now: Arc<Notify>,
+}
+
+/// Why the wait for the requests in flight ended.
+enum Ended {
+    Quiet,
+    GraceOver(i64),
+    Interrupted(i64),
 }
 
 /// Resolves when Pingora's shutdown begins; never if it cannot be told.
@@ -59,28 +69,35 @@ impl BackgroundService for StopWhenDone {
         let began = Instant::now();
         let deadline = self.grace.saturating_sub(BEFORE_PINGORA);
         let mut quiet_since: Option<Instant> = None;
-        let cut = loop {
+        let ended = loop {
             let in_flight = METRICS.requests_in_flight.get();
             if in_flight > 0 {
                 quiet_since = None;
             } else if quiet_since.get_or_insert_with(Instant::now).elapsed() >= QUIET {
-                break 0;
+                break Ended::Quiet;
             }
             if began.elapsed() >= deadline {
-                break in_flight;
+                break Ended::GraceOver(in_flight);
             }
-            tokio::time::sleep(POLL).await;
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => {}
+                _ = self.cut_now.notified() => {
+                    break Ended::Interrupted(METRICS.requests_in_flight.get());
+                }
+            }
         };
-        if cut > 0 {
-            log::warn!(
-                "shutdown: the grace period ({}s) is over with {cut} request(s) still in flight; they are cut",
-                self.grace.as_secs()
-            );
-        } else {
-            log::info!(
+        match ended {
+            Ended::Quiet => log::info!(
                 "shutdown: no request in flight; exiting {} ms after the shutdown began",
                 began.elapsed().as_millis()
-            );
+            ),
+            Ended::GraceOver(cut) => log::warn!(
+                "shutdown: the grace period ({}s) is over with {cut} request(s) still in flight; they are cut",
+                self.grace.as_secs()
+            ),
+            Ended::Interrupted(cut) => log::warn!(
+                "shutdown: SIGINT during the graceful stop; exiting now, {cut} request(s) in flight are cut"
+            ),
         }
         if let Some(log) = &self.access_log {
             if !log.finish(FLUSH_WITHIN).await {

@@ -132,14 +132,22 @@ fn tls_connections_are_limited_whatever_their_protocol() {
     assert_eq!(h2.get(&url).send().unwrap().status(), 200);
 }
 
-/// A config with one plain listener on `http` (with `listener_options`, e.g.
-/// `"max_connections: 1000, "`) proxying to `up`, no access log.
-fn site_yaml(http: &str, listener_options: &str, up: &Upstream) -> String {
-    format!(
+/// Rampart with one plain listener (with `listener_options`, e.g. `"max_connections: 1000, "`)
+/// proxying to a new upstream, no access log, started under the open-file `limits` (soft,
+/// hard); also the listener's address, and the upstream to keep alive.
+fn start_under_file_limit(
+    listener_options: &str,
+    limits: (u64, u64),
+) -> (Rampart, String, Upstream) {
+    let up = Upstream::start("up");
+    let http = free_addr();
+    let yaml = format!(
         "admin: {{ listen: \"{}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\", {listener_options}}}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
         free_addr(),
         up.addr_string()
-    )
+    );
+    let r = Rampart::start_with_file_limit(tempfile::tempdir().unwrap(), &yaml, limits);
+    (r, http, up)
 }
 
 /// A shell or a container often starts a process with a soft open-file limit of 1 024 or
@@ -151,13 +159,7 @@ fn the_open_file_limit_is_raised_so_more_clients_than_the_soft_limit_are_served(
     // The test holds a descriptor per client too.
     let own = rlimit::increase_nofile_limit(4096).unwrap();
     assert!(own >= 1024, "this test needs 1 024 descriptors, has {own}");
-    let up = Upstream::start("up");
-    let http = free_addr();
-    let r = Rampart::start_with_file_limit(
-        tempfile::tempdir().unwrap(),
-        &site_yaml(&http, "", &up),
-        (128, 1024),
-    );
+    let (r, http, _up) = start_under_file_limit("", (128, 1024));
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", r.pid())).unwrap();
     let open_files = limits
         .lines()
@@ -192,13 +194,7 @@ fn the_open_file_limit_is_raised_so_more_clients_than_the_soft_limit_are_served(
 /// number of descriptors they need and where to set it; Rampart still serves.
 #[test]
 fn an_open_file_limit_too_low_for_max_connections_is_named_at_start() {
-    let up = Upstream::start("up");
-    let http = free_addr();
-    let r = Rampart::start_with_file_limit(
-        tempfile::tempdir().unwrap(),
-        &site_yaml(&http, "max_connections: 1000, ", &up),
-        (512, 512),
-    );
+    let (r, http, _up) = start_under_file_limit("max_connections: 1000, ", (512, 512));
     let warning = r.wait_for_log("open-file limit 512", Duration::from_secs(5));
     assert!(warning.contains("WARN"), "{warning}");
     for part in [

@@ -121,11 +121,7 @@ impl Log for ProcessLogger {
         };
         let text = redact_tokens(&text);
         // In the new file, before the line that found the old one gone.
-        if let Some(reopened) = rotation::follow() {
-            let (level, note) = match reopened {
-                rotation::Reopened::Moved(note) => (Level::Info, note),
-                rotation::Reopened::Failed(note) => (Level::Warn, note),
-            };
+        if let Some((level, note)) = rotation::follow() {
             self.inner.log(
                 &Record::builder()
                     .level(level)

@@ -5,6 +5,7 @@
 //! logrotate had compressed it. Checked when a line is written, at most once a second: an idle
 //! process does not wake for it.
 
+use log::Level;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::io::AsRawFd;
 use std::path::PathBuf;
@@ -34,15 +35,9 @@ pub fn follow_error_log(path: PathBuf) {
     });
 }
 
-/// What happened, to be logged (by the caller, in the file now written).
-pub enum Reopened {
-    Moved(String),
-    Failed(String),
-}
-
 /// Makes the followed path stderr again when it names another file than stderr; at most one
-/// look a second, by one thread.
-pub fn follow() -> Option<Reopened> {
+/// look a second, by one thread. Returns what to log (by the caller, in the file now written).
+pub fn follow() -> Option<(Level, String)> {
     let f = FOLLOWED.get()?;
     let now = f.start.elapsed().as_secs();
     let next = f.next_check.load(Relaxed);
@@ -76,13 +71,17 @@ pub fn follow() -> Option<Reopened> {
     match result {
         Ok(()) => {
             f.failed.store(false, Relaxed);
-            Some(Reopened::Moved(format!(
-                "error log: {path} was moved or removed (rotated?); writing to a new file there"
-            )))
+            Some((
+                Level::Info,
+                format!(
+                    "error log: {path} was moved or removed (rotated?); writing to a new file there"
+                ),
+            ))
         }
-        Err(e) if !f.failed.swap(true, Relaxed) => Some(Reopened::Failed(format!(
-            "error log: cannot open {path} again: {e}; still writing to the file it was"
-        ))),
+        Err(e) if !f.failed.swap(true, Relaxed) => Some((
+            Level::Warn,
+            format!("error log: cannot open {path} again: {e}; still writing to the file it was"),
+        )),
         Err(_) => None,
     }
 }

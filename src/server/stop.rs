@@ -77,7 +77,11 @@ impl BackgroundService for StopWhenDone {
                 break Ended::Quiet;
             }
             if began.elapsed() >= deadline {
-                break Ended::GraceOver(in_flight);
+                // None in flight, but not yet for `QUIET`: nothing is cut.
+                break match in_flight {
+                    0 => Ended::Quiet,
+                    cut => Ended::GraceOver(cut),
+                };
             }
             tokio::select! {
                 _ = tokio::time::sleep(POLL) => {}

@@ -187,15 +187,20 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
     }
 
     let mut pools = HashMap::new();
+    let mut checks = Vec::new();
     for p in &config.pools {
-        let (pool, service) = Pool::build(p).map_err(|source| StartError::Pool {
+        let (pool, pool_checks) = Pool::build(p).map_err(|source| StartError::Pool {
             pool: p.name.clone(),
             source,
         })?;
-        if let Some(service) = service {
-            server.add_boxed_service(service);
-        }
+        checks.extend(pool_checks);
         pools.insert(p.name.clone(), pool);
+    }
+    if !checks.is_empty() {
+        server.add_service(GenBackgroundService::new(
+            "health checks".into(),
+            Arc::new(crate::upstream::HealthChecks::new(checks)),
+        ));
     }
     let (logger, writer) = access_log::access_log(
         config.access_log.target.clone(),

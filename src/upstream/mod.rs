@@ -1,18 +1,18 @@
 //! Upstream pools on pingora-load-balancing: weighted selection (round robin, random,
-//! consistent hash, least connections), active health checks run as background services,
-//! passive marking on connect failures, and the `HttpPeer` each request is sent to.
+//! consistent hash, least connections), active health checks (every pool's in one background
+//! service), passive marking on connect failures, and the `HttpPeer` each request is sent to.
 
 mod backend;
 mod health;
+mod health_service;
 mod http_check;
 mod peer;
 
 pub use backend::{BackendState, CheckRecord, InFlight};
+pub use health_service::{HealthChecks, PoolChecks};
 
 use crate::config::{HashKey, PoolSettings, Selection};
 use futures::FutureExt;
-use pingora_core::services::background::GenBackgroundService;
-use pingora_core::services::ServiceWithDependents;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_load_balancing::discovery::Static;
 use pingora_load_balancing::selection::{
@@ -101,9 +101,9 @@ pub struct Pool {
 const MAX_ITERATIONS: usize = 256;
 
 impl Pool {
-    /// Builds the pool and, when it has active health checks, the background service that
-    /// runs them.
-    pub fn build(settings: &PoolSettings) -> std::io::Result<(Arc<Pool>, Option<HealthService>)> {
+    /// Builds the pool and, when it has active health checks, what runs them (for the one
+    /// [`HealthChecks`] service).
+    pub fn build(settings: &PoolSettings) -> std::io::Result<(Arc<Pool>, Option<PoolChecks>)> {
         let peer_template = peer::template(settings)?;
         let check = health::build(&settings.name, &settings.health_check, &peer_template);
         for kind in crate::metrics::UPSTREAM_ERROR_KINDS {
@@ -144,7 +144,7 @@ impl Pool {
                 starts: weighted_schedule(&members),
             },
         };
-        let service = check.map(|check| health_service(settings, set, check));
+        let checks = check.map(|check| pool_checks(settings, set, check));
         let pool = Pool {
             name: settings.name.as_str().into(),
             settings: settings.clone(),
@@ -153,7 +153,7 @@ impl Pool {
             peer_template,
             unhealthy_log: Default::default(),
         };
-        Ok((Arc::new(pool), service))
+        Ok((Arc::new(pool), checks))
     }
 
     pub fn retries(&self) -> usize {
@@ -216,26 +216,21 @@ impl Pool {
     }
 }
 
-/// A pool's health-check background service, for the server to run.
-pub type HealthService = Box<dyn ServiceWithDependents>;
-
-/// The background service running the pool's active checks: a pingora-load-balancing balancer
-/// kept only for its health-check loop, whose results reach each backend's state through the
-/// check's callbacks.
-fn health_service(
+/// The pool's active checks, for [`HealthChecks`] to run.
+fn pool_checks(
     settings: &PoolSettings,
     set: BTreeSet<Backend>,
     check: health::RecordingCheck,
-) -> HealthService {
+) -> PoolChecks {
     let mut backends = Backends::new(Static::new(set));
     backends.set_health_check(Box::new(check));
-    let mut lb = LoadBalancer::<RoundRobin>::from_backends(backends);
+    let balancer = LoadBalancer::<RoundRobin>::from_backends(backends);
     // Static discovery never blocks or fails.
-    let _ = lb.update().now_or_never();
-    lb.health_check_frequency = Some(settings.health_check.interval);
-    lb.parallel_health_check = true;
-    let name = format!("health checks of pool {}", settings.name);
-    Box::new(GenBackgroundService::new(name, Arc::new(lb)))
+    let _ = balancer.update().now_or_never();
+    PoolChecks {
+        balancer,
+        interval: settings.health_check.interval,
+    }
 }
 
 fn state_of(b: &Backend) -> &Arc<BackendState> {

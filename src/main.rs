@@ -25,7 +25,7 @@ enum Command {
     /// Serve (the default when no subcommand is given)
     Run(RunArgs),
     /// Validate the configuration and its rules, print a summary; exit 0 when valid, 1 when not
-    Check(ConfigArg),
+    Check(CheckArgs),
     /// Rules tools
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -69,6 +69,16 @@ struct RulesTestArgs {
     ip: Option<std::net::IpAddr>,
     /// The request URL, e.g. https://shop.example.com/p/42?ref=x
     url: String,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// List every project, pool, host and backend in the summary (by default long lists show
+    /// their first entries and count the rest)
+    #[arg(long)]
+    all: bool,
 }
 
 #[derive(Args, Clone)]
@@ -209,12 +219,12 @@ fn command(cli: Cli) -> Result<ExitCode> {
             print_out(&(serde_json::to_string_pretty(&schema)? + "\n"))?;
             Ok(ExitCode::SUCCESS)
         }
-        Some(Command::Check(c)) => Ok(match load(&c.config) {
+        Some(Command::Check(c)) => Ok(match load(&c.config.config) {
             Some(cfg) => {
                 for w in &cfg.warnings {
                     eprintln!("{w}");
                 }
-                print_out(&config::summary(&cfg))?;
+                print_out(&config::summary(&cfg, c.all))?;
                 ExitCode::SUCCESS
             }
             None => ExitCode::from(1),

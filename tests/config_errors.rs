@@ -19,6 +19,54 @@ fn shop_after(prefix: &str) -> String {
 
 const BASE: &str = "listeners:\n  http: { address: \"127.0.0.1:8080\" }\npools:\n  app:\n    backends: [127.0.0.1:3000]\n";
 
+/// A fleet's file stays one screen: `systemctl reload` prints the summary into the journal on
+/// every reload. Long lists show their first entries and count the rest; `--all` lists all.
+#[test]
+fn a_large_config_summary_stays_one_screen_unless_all_is_asked() {
+    let mut yaml = String::from("listeners:\n  http: { address: \"127.0.0.1:8080\" }\npools:\n");
+    for i in 0..50 {
+        yaml += &format!("  p{i}: {{ backends: [\"127.0.0.1:{}\"] }}\n", 3000 + i);
+    }
+    yaml += "  wide: { backends: [127.0.0.1:1, 127.0.0.1:2, 127.0.0.1:3, 127.0.0.1:4, 127.0.0.1:5, 127.0.0.1:6, 127.0.0.1:7] }\n";
+    yaml += "projects:\n  - { name: many, hosts: [h1.test, h2.test, h3.test, h4.test, h5.test, h6.test, h7.test, h8.test, h9.test], pool: wide }\n";
+    for i in 0..50 {
+        yaml += &format!("  - {{ name: s{i}, hosts: [s{i}.test, www.s{i}.test], pool: p{i}, rules: [{{ id: r, match: {{ path: /a }}, redirect: {{ to: /b }} }}] }}\n");
+    }
+    let c = check(&yaml);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    assert!(c.stdout.lines().count() <= 30, "{}", c.stdout);
+    assert!(
+        c.stdout
+            .contains("hosts h1.test,h2.test,h3.test,h4.test,+5 more"),
+        "{}",
+        c.stdout
+    );
+    assert!(
+        c.stdout.contains(
+            "  ... and 41 more projects; 109 hosts and 50 rules in all (`rampart check --all` lists every one)"
+        ),
+        "{}",
+        c.stdout
+    );
+    assert!(
+        c.stdout
+            .contains("... and 41 more pools; 57 backends in all"),
+        "{}",
+        c.stdout
+    );
+    let all = rampart_with_config(
+        tempfile::tempdir().unwrap(),
+        &yaml,
+        &["check", "--all"],
+        &[],
+    );
+    assert_eq!(all.code, 0, "{}", all.stderr);
+    assert!(!all.stdout.contains("more"), "{}", all.stdout);
+    for name in ["  s49 ", "  p49 ", "h9.test", "127.0.0.1:7"] {
+        assert!(all.stdout.contains(name), "{name}: {}", all.stdout);
+    }
+}
+
 #[test]
 fn valid_config_prints_a_summary() {
     let yaml = format!("{BASE}projects:\n  - name: shop\n    hosts: [shop.example.com, \"*.shop.example.com\"]\n    pool: app\n    rules:\n      - {{ id: r1, match: {{ path: /a }}, redirect: {{ to: /b }} }}\n");

@@ -1,9 +1,45 @@
-//! The one-screen summary `rampart check` prints for a valid configuration.
+//! The one-screen summary `rampart check` prints for a valid configuration. A fleet's file
+//! with thousands of projects stays one screen (it is also printed by every
+//! `systemctl reload`, into the journal): long lists show their first entries and count the
+//! rest, unless `--all` asks for every one.
 
 use super::model::*;
 use std::fmt::Write;
 
-pub fn summary(c: &Config) -> String {
+/// Entries of a section shown before the rest are counted.
+const SHOWN: usize = 10;
+/// Hosts or backends shown on one line before the rest are counted.
+const SHOWN_ON_LINE: usize = 4;
+
+/// The first `SHOWN_ON_LINE` items joined with `sep`, then `+N more` (all with `all`).
+fn joined(items: impl ExactSizeIterator<Item = String>, sep: &str, all: bool) -> String {
+    let total = items.len();
+    let shown = if all { total } else { SHOWN_ON_LINE.min(total) };
+    let mut line = items.take(shown).collect::<Vec<_>>().join(sep);
+    if shown < total {
+        let _ = write!(line, "{sep}+{} more", total - shown);
+    }
+    line
+}
+
+/// Whether entry `i` of a section of `total` is shown; the line after the last shown one says
+/// how many are not, then `what` (e.g. "projects; 4000 hosts in all").
+fn shown(s: &mut String, i: usize, total: usize, all: bool, what: impl FnOnce() -> String) -> bool {
+    if all || i < SHOWN {
+        return true;
+    }
+    if i == SHOWN {
+        let _ = writeln!(
+            s,
+            "  ... and {} more {} (`rampart check --all` lists every one)",
+            total - SHOWN,
+            what()
+        );
+    }
+    false
+}
+
+pub fn summary(c: &Config, all: bool) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{}: OK (instance {})", c.file.display(), c.instance_name);
     let _ = writeln!(s, "listeners:");
@@ -40,12 +76,19 @@ pub fn summary(c: &Config) -> String {
         );
     }
     let _ = writeln!(s, "projects:");
-    for p in &c.projects {
+    for (i, p) in c.projects.iter().enumerate() {
+        if !shown(&mut s, i, c.projects.len(), all, || {
+            let hosts: usize = c.projects.iter().map(|p| p.hosts.len()).sum();
+            let rules: usize = c.projects.iter().map(|p| p.rules.len()).sum();
+            format!("projects; {hosts} hosts and {rules} rules in all")
+        }) {
+            break;
+        }
         let _ = writeln!(
             s,
             "  {:<12} hosts {}  listeners {}  pool {}  rules {}{}  fail_mode {}{}{}",
             p.name,
-            p.hosts.join(","),
+            joined(p.hosts.iter().cloned(), ",", all),
             p.listeners.join(","),
             p.pool.as_deref().unwrap_or("-"),
             p.rules.len(),
@@ -62,25 +105,27 @@ pub fn summary(c: &Config) -> String {
         );
     }
     let _ = writeln!(s, "pools:");
-    for p in &c.pools {
-        let backends: Vec<String> = p
-            .backends
-            .iter()
-            .map(|b| {
-                if b.weight == 1 {
-                    b.address.to_string()
-                } else {
-                    format!("{} (w{})", b.address, b.weight)
-                }
-            })
-            .collect();
+    for (i, p) in c.pools.iter().enumerate() {
+        if !shown(&mut s, i, c.pools.len(), all, || {
+            let backends: usize = c.pools.iter().map(|p| p.backends.len()).sum();
+            format!("pools; {backends} backends in all")
+        }) {
+            break;
+        }
+        let backends = p.backends.iter().map(|b| {
+            if b.weight == 1 {
+                b.address.to_string()
+            } else {
+                format!("{} (w{})", b.address, b.weight)
+            }
+        });
         let _ = writeln!(
             s,
             "  {:<12} {}  health {}  backends {}",
             p.name,
             p.selection,
             p.health_check.kind,
-            backends.join(", ")
+            joined(backends, ", ", all)
         );
     }
     let _ = writeln!(s, "admin: http://{}", c.admin.listen);

@@ -1,7 +1,8 @@
 //! `/dashboard` rendered by a real headless Chromium (Debian's `chromium`, installed by
 //! scripts/deps.sh): what it shows for a pool with one backend down, that names from the
-//! config are shown as text, the rates it computes between polls, and the stale warning once
-//! Rampart stops answering. Screenshots are saved under the target dir for people to look at.
+//! config are shown as text, the rates it computes between polls, the stale warning once
+//! Rampart stops answering, and a large instance's troubles first with the rest folded.
+//! Screenshots are saved under the target dir for people to look at.
 
 mod common;
 use chrono::Datelike;
@@ -172,6 +173,14 @@ fn number_before(text: &str, word: &str) -> f64 {
     let n = head.split_whitespace().last().unwrap_or("");
     n.parse()
         .unwrap_or_else(|_| panic!("no number before `{word}` in: {text}"))
+}
+
+/// The values of every `attr="..."` in the page, in order.
+fn attribute_values<'a>(dom: &'a str, attr: &str) -> Vec<&'a str> {
+    dom.split(&format!("{attr}=\""))
+        .skip(1)
+        .map(|rest| &rest[..rest.find('"').unwrap()])
+        .collect()
 }
 
 /// `127.0.0.1:PORT` of the admin service.
@@ -494,4 +503,71 @@ fn dashboard_computes_rates_and_warns_when_rampart_stops() {
     let shop = text(element(&dom, "tr", r#"data-project="shop""#));
     assert!(number_before(&shop, " 25.0 %") > 0.0, "requests/s: {shop}");
     assert_eq!(number_before(&shop, " 10 errors"), 40.0, "{shop}");
+}
+
+/// A fleet's instance with many pools and projects: those needing attention come first, and
+/// past 12 pools and 25 projects the rest wait behind a button saying how many there are.
+#[test]
+fn many_pools_show_the_down_ones_first_and_fold_the_rest() {
+    let up = Upstream::start("up");
+    let dead = free_addr();
+    let (http, admin) = (free_addr(), free_addr());
+    let mut yaml = format!(
+        "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n"
+    );
+    let check = "health_check: { kind: tcp, interval: 200ms, timeout: 300ms, rise: 1, fall: 1 }";
+    for i in 0..30 {
+        yaml += &format!(
+            "  p{i:02}: {{ backends: [\"{}\"], {check} }}\n",
+            up.addr_string()
+        );
+    }
+    yaml += &format!("  zz-dead: {{ backends: [\"{dead}\"], {check} }}\nprojects:\n");
+    for i in 0..30 {
+        yaml += &format!("  - {{ name: s{i:02}, hosts: [s{i}.test], pool: p{i:02} }}\n");
+    }
+    yaml += "  - { name: zz-broken, hosts: [zz.test], pool: zz-dead, rules_files: [\"rules/*.yaml\"] }\n";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    let r = Rampart::start_in(dir, &yaml);
+    std::fs::write(
+        r.dir().join("rules/broken.yaml"),
+        "- { id: x, match: { pathx: / } }\n",
+    )
+    .unwrap();
+    poll_until(
+        Duration::from_secs(10),
+        "the dead pool and the failed reload",
+        || {
+            let s = r.status();
+            let pool = s["pools"]
+                .as_array()?
+                .iter()
+                .find(|p| p["name"] == "zz-dead")?
+                .clone();
+            let project = s["projects"]
+                .as_array()?
+                .iter()
+                .find(|p| p["name"] == "zz-broken")?
+                .clone();
+            (pool["backends"][0]["healthy"] == false && !project["last_reload_error"].is_null())
+                .then_some(())
+        },
+    );
+    let dom = dump_dom(&r.admin_url("/dashboard"), Duration::from_secs(3));
+    assert_rendered_cleanly(&dom);
+    let pools = attribute_values(&dom, "data-pool");
+    assert_eq!(pools.len(), 12, "{pools:?}");
+    assert_eq!(pools[0], "zz-dead", "the dead pool first: {pools:?}");
+    assert_eq!(pools[1], "p00", "then /status order: {pools:?}");
+    let pools_toggle = text(element(&dom, "button", "id=\"pools-toggle\""));
+    assert_eq!(pools_toggle, "Show all 31 pools (19 more)");
+    let projects = attribute_values(&dom, "data-project");
+    assert_eq!(projects.len(), 25, "{projects:?}");
+    assert_eq!(
+        projects[0], "zz-broken",
+        "the failed reload first: {projects:?}"
+    );
+    let projects_toggle = text(element(&dom, "button", "id=\"projects-toggle\""));
+    assert_eq!(projects_toggle, "Show all 31 projects (6 more)");
 }

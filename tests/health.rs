@@ -371,3 +371,55 @@ fn many_checked_pools_are_checked_by_one_thread() {
     assert_eq!(get(&format!("http://{http}/"), "s0.test").status(), 200);
     assert_eq!(get(&format!("http://{http}/"), "s1.test").status(), 502);
 }
+
+/// Pools on the same application servers are not all checked in the same millisecond: after
+/// a first round at start, each pool's rounds come at its own point of the interval.
+#[test]
+fn pools_rounds_are_spread_over_the_interval() {
+    const POOLS: usize = 10;
+    let up = Upstream::start("up");
+    let (http, admin) = (free_addr(), free_addr());
+    let mut yaml = format!(
+        "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n"
+    );
+    for i in 0..POOLS {
+        yaml += &format!(
+            "  p{i}: {{ backends: [\"{}\"], health_check: {{ kind: tcp, interval: 1s, rise: 1, fall: 1 }} }}\n",
+            up.addr_string()
+        );
+    }
+    yaml += "projects:\n  - { name: site, hosts: [\"*\"], pool: p0 }\n";
+    let r = Rampart::start(&yaml);
+    let checked = |s: &serde_json::Value| -> Vec<u64> {
+        s["pools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["backends"][0]["last_check_ms"].as_u64())
+            .collect()
+    };
+    // The first round, which runs for every pool at start.
+    let start = poll_until(Duration::from_secs(10), "the first round", || {
+        let times = checked(&r.status());
+        (times.len() == POOLS).then(|| *times.iter().max().unwrap())
+    });
+    let times = poll_until(
+        Duration::from_secs(15),
+        "two more rounds of every pool",
+        || {
+            let times = checked(&r.status());
+            times.iter().all(|&t| t > start + 2000).then_some(times)
+        },
+    );
+    // Where in the second each pool's latest check fell, around the circle: the widest gap
+    // between neighbours leaves the span they cover (~900 ms spread, ~0 all together).
+    let mut phases: Vec<u64> = times.iter().map(|t| (t - start) % 1000).collect();
+    phases.sort_unstable();
+    let widest_gap = phases
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .chain([phases[0] + 1000 - phases[POOLS - 1]])
+        .max()
+        .unwrap();
+    assert!(1000 - widest_gap > 500, "checks bunched: {phases:?}");
+}

@@ -1,6 +1,7 @@
 //! Every pool's active health checks in one background service: one task per pool, on one
-//! thread. Pingora runs each background service on a runtime and thread of its own, so a
-//! service per pool cost a thread and ~2 MB per pool (300 pools: 310 threads, 630 MB).
+//! thread, their rounds spread over the interval. Pingora runs each background service on a
+//! runtime and thread of its own, so a service per pool cost a thread and ~2 MB per pool (300
+//! pools: 310 threads, 630 MB).
 
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
@@ -8,7 +9,7 @@ use pingora_load_balancing::selection::RoundRobin;
 use pingora_load_balancing::LoadBalancer;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::{interval, MissedTickBehavior};
+use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
 /// One pool's checks: a pingora-load-balancing balancer kept only for its health-check round,
 /// whose results reach each backend's state through the check's callbacks.
@@ -33,31 +34,55 @@ async fn shutting_down(watch: &mut ShutdownWatch) {
     }
 }
 
-/// A round at start, then one every `interval` from the start of the last (as Pingora's own
-/// loop); a round longer than that is followed by the next at once.
-async fn run(pool: Arc<PoolChecks>, mut shutdown: ShutdownWatch) {
-    let mut rounds = interval(pool.interval);
+/// A round at start, so that every backend's state is known at once; then one every
+/// `interval` from the start of the last (as Pingora's own loop), shifted by `spread`; a round
+/// longer than that is followed by the next at once.
+async fn run(pool: Arc<PoolChecks>, spread: Duration, mut shutdown: ShutdownWatch) {
+    let first = Instant::now() + spread + pool.interval;
+    let mut rounds = interval_at(first, pool.interval);
     rounds.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             biased;
             _ = shutting_down(&mut shutdown) => return,
-            _ = rounds.tick() => {}
+            _ = pool.balancer.backends().run_health_check(true) => {}
         }
         tokio::select! {
             biased;
             _ = shutting_down(&mut shutdown) => return,
-            _ = pool.balancer.backends().run_health_check(true) => {}
+            _ = rounds.tick() => {}
         }
     }
+}
+
+/// Where pool `index` of `count` starts its rounds within its interval: spread evenly, as
+/// HAProxy spreads its servers' checks, so that many pools (often on the same application
+/// servers) are not all checked in the same millisecond.
+fn spread(interval: Duration, index: usize, count: usize) -> Duration {
+    interval.mul_f64(index as f64 / count as f64)
 }
 
 #[async_trait::async_trait]
 impl BackgroundService for HealthChecks {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        for pool in &self.0 {
-            tokio::spawn(run(pool.clone(), shutdown.clone()));
+        for (i, pool) in self.0.iter().enumerate() {
+            let spread = spread(pool.interval, i, self.0.len());
+            tokio::spawn(run(pool.clone(), spread, shutdown.clone()));
         }
         shutting_down(&mut shutdown).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spread;
+    use std::time::Duration;
+
+    #[test]
+    fn pools_start_their_rounds_evenly_over_the_interval() {
+        let i = Duration::from_secs(5);
+        let starts: Vec<_> = (0..4).map(|n| spread(i, n, 4)).collect();
+        assert_eq!(starts, [0, 1250, 2500, 3750].map(Duration::from_millis));
+        assert_eq!(spread(i, 0, 1), Duration::ZERO);
     }
 }

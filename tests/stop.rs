@@ -34,8 +34,11 @@ fn config(dir: &Path, upstream: &Upstream, grace_s: u64) -> String {
     )
 }
 
+/// A request made on a thread: its status and body, or why it failed.
+type Outcome = JoinHandle<Result<(u16, String), String>>;
+
 /// A GET of `url` on its own thread: the status and body, or the error.
-fn request(url: String) -> JoinHandle<Result<(u16, String), String>> {
+fn request(url: String) -> Outcome {
     std::thread::spawn(move || {
         let resp = client()
             .get(url)
@@ -122,18 +125,25 @@ fn a_request_still_running_when_the_grace_period_ends_is_cut_and_the_process_exi
     );
 }
 
-#[test]
-fn after_a_reload_the_old_process_logs_its_last_request_and_exits_when_it_is_answered() {
-    let (upstream, mut old, yaml) = start(GRACE_S);
+/// A reload while `path` is in flight on the old process: returns the upstream, the old
+/// process (its sockets handed over), the new one (serving), the listener's URL and the
+/// request's outcome.
+fn reload_during(path: &str) -> (Upstream, Rampart, Rampart, String, Outcome) {
+    let (upstream, old, yaml) = start(GRACE_S);
     let base = old.listener_url("http");
-    // Outlives Pingora's 5 s between the hand-over and the shutdown of the old process.
-    let slow = request(format!("{base}/slow?ms=7000"));
+    let slow = request(format!("{base}{path}"));
     wait_in_flight(&old, &upstream, 1);
-
     let mut new = Rampart::spawn_upgrade(&yaml, &old.dir().join("upgrade.sock"));
     assert!(old.signal("QUIT"));
     old.wait_for_log("upgrade: stopped accepting", Duration::from_secs(10));
     new.wait_ready(Duration::from_secs(10));
+    (upstream, old, new, base, slow)
+}
+
+#[test]
+fn after_a_reload_the_old_process_logs_its_last_request_and_exits_when_it_is_answered() {
+    // Outlives Pingora's 5 s between the hand-over and the shutdown of the old process.
+    let (_upstream, mut old, mut new, base, slow) = reload_during("/slow?ms=7000");
     let fresh = get(&format!("{base}/x"), "a.test");
     assert_eq!(fresh.status(), 200);
 
@@ -167,6 +177,19 @@ fn sigint_stops_at_once_and_keeps_the_log_lines_of_the_requests_answered() {
     }
 }
 
+/// A SIGINT to `r`, gracefully stopping with `slow` in flight: it exits at once, saying it cut
+/// the request, which fails.
+fn sigint_cuts(r: &mut Rampart, slow: Outcome) {
+    let interrupted = Instant::now();
+    assert!(r.signal("INT"));
+    let exit = r.wait_exit(Duration::from_secs(10));
+    assert!(exit.success(), "{exit:?}");
+    assert!(interrupted.elapsed() < Duration::from_secs(5));
+    let cut = r.wait_for_log("SIGINT during the graceful stop", Duration::from_secs(1));
+    assert!(cut.contains("1 request(s) in flight are cut"), "{cut}");
+    assert!(slow.join().unwrap().is_err(), "the slow request is cut");
+}
+
 /// A graceful stop waits for the requests in flight; a SIGINT then (a second Ctrl-C, or an
 /// operator who will not wait for a long download) stops at once, as SIGINT does, cutting
 /// them and keeping the access log's lines of the requests answered before.
@@ -181,19 +204,25 @@ fn sigint_during_a_graceful_stop_stops_at_once() {
     assert!(r.signal("TERM"));
     r.wait_for_log("Graceful shutdown", Duration::from_secs(10));
     assert!(r.is_running(), "waiting for the request in flight");
-    let interrupted = Instant::now();
-    assert!(r.signal("INT"));
-    let exit = r.wait_exit(Duration::from_secs(10));
-    assert!(exit.success(), "{exit:?}");
-    assert!(interrupted.elapsed() < Duration::from_secs(5));
-    let cut = r.wait_for_log("SIGINT during the graceful stop", Duration::from_secs(1));
-    assert!(cut.contains("1 request(s) in flight are cut"), "{cut}");
-    assert!(slow.join().unwrap().is_err(), "the 20 s request is cut");
+    sigint_cuts(&mut r, slow);
     let log = access_log(r.dir());
     assert!(
         log.contains("\"GET /before HTTP/1.1\" 200"),
         "access log:\n{log}"
     );
+}
+
+/// A replaced process drains its requests in flight after a reload, up to the grace period;
+/// a SIGINT stops it at once, as in any graceful stop, cutting them: a long download need not
+/// keep the old binary running. The new process serves on.
+#[test]
+fn sigint_to_a_replaced_process_draining_a_request_stops_it_at_once() {
+    let (_upstream, mut old, _new, base, slow) = reload_during("/slow?ms=30000");
+    // Past Pingora's 5 s close timeout: its shutdown has begun and waits for the request.
+    old.wait_for_log("Broadcasting graceful shutdown", Duration::from_secs(15));
+    assert!(old.is_running(), "waiting for the request in flight");
+    sigint_cuts(&mut old, slow);
+    assert_eq!(get(&format!("{base}/x"), "a.test").status(), 200);
 }
 
 /// A reload whose old process gets SIGTERM (what `systemctl stop` right after a reload sends

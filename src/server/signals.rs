@@ -136,7 +136,12 @@ impl ShutdownSignalWatch for Signals {
                         self.draining.store(true, Relaxed);
                         let handed_over = Arc::new(Notify::new());
                         stop_accepting_after_hand_over(self.upgrade_sock.clone(), handed_over.clone());
-                        stop_on_term_during_close_timeout(term, int, handed_over, self.stop_now.clone());
+                        stop_on_signals_after_hand_over(
+                            (term, int),
+                            handed_over,
+                            self.stop_now.clone(),
+                            self.cut_now.clone(),
+                        );
                         return ShutdownSignal::GracefulUpgrade;
                     }
                     log::warn!(
@@ -173,24 +178,31 @@ fn cut_on_interrupt(mut int: Signal, cut_now: Arc<Notify>) {
     });
 }
 
-/// After the hand-over Pingora's main loop sleeps 5 s before its shutdown without watching
-/// signals, so a SIGTERM (`systemctl stop` right after a reload) or SIGINT did nothing then.
-/// Here either starts the stop service at once, though not before the new process has the
-/// sockets (`handed_over`): the process exits when its requests in flight are answered.
-fn stop_on_term_during_close_timeout(
-    mut term: Signal,
-    mut int: Signal,
+/// After the hand-over Pingora's main loop sleeps 5 s before its shutdown, and watches no
+/// signal then or during the shutdown. Here a SIGTERM (`systemctl stop` right after a reload)
+/// starts the stop service at once: the process exits when its requests in flight are
+/// answered. A SIGINT, then or later, stops at once, cutting them, as it does in any graceful
+/// stop (a replaced process may be draining long downloads). Neither acts before the new
+/// process has the sockets (`handed_over`).
+fn stop_on_signals_after_hand_over(
+    (mut term, mut int): (Signal, Signal),
     handed_over: Arc<Notify>,
     stop_now: Arc<Notify>,
+    cut_now: Arc<Notify>,
 ) {
     tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
+        let interrupted = tokio::select! {
+            _ = term.recv() => false,
+            _ = int.recv() => true,
+        };
         handed_over.notified().await;
-        log::info!("upgrade: asked to stop; exiting once no request is in flight");
+        if !interrupted {
+            log::info!("upgrade: asked to stop; exiting once no request is in flight");
+        }
         stop_now.notify_one();
+        if interrupted || int.recv().await.is_some() {
+            cut_now.notify_one();
+        }
     });
 }
 

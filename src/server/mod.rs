@@ -9,6 +9,7 @@ mod head_answers;
 mod head_deadline;
 pub use head_deadline::HeadDeadline;
 pub use signals::{next_delivery, watch_signal};
+pub use stop::shutting_down;
 mod listening;
 mod pid_file;
 mod signals;

@@ -50,20 +50,18 @@ enum Ended {
     Interrupted(i64),
 }
 
-/// Resolves when Pingora's shutdown begins; never if it cannot be told.
-async fn shutdown_begins(mut shutdown: ShutdownWatch) {
-    while !*shutdown.borrow() {
-        if shutdown.changed().await.is_err() {
-            std::future::pending::<()>().await;
-        }
+/// Resolves when Pingora's shutdown begins; never if it can no longer say so.
+pub async fn shutting_down(watch: &mut ShutdownWatch) {
+    if watch.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
 #[async_trait]
 impl BackgroundService for StopWhenDone {
-    async fn start(&self, shutdown: ShutdownWatch) {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
         tokio::select! {
-            _ = shutdown_begins(shutdown) => {}
+            _ = shutting_down(&mut shutdown) => {}
             _ = self.stop_now.notified() => {}
         }
         let began = Instant::now();

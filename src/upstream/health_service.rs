@@ -3,18 +3,18 @@
 //! runtime and thread of its own, so a service per pool cost a thread and ~2 MB per pool (300
 //! pools: 310 threads, 630 MB).
 
+use crate::server::shutting_down;
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
-use pingora_load_balancing::selection::RoundRobin;
-use pingora_load_balancing::LoadBalancer;
+use pingora_load_balancing::Backends;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
-/// One pool's checks: a pingora-load-balancing balancer kept only for its health-check round,
+/// One pool's checks: pingora-load-balancing's backends, kept for their health-check round,
 /// whose results reach each backend's state through the check's callbacks.
 pub struct PoolChecks {
-    pub(super) balancer: LoadBalancer<RoundRobin>,
+    pub(super) backends: Backends,
     pub(super) interval: Duration,
 }
 
@@ -24,13 +24,6 @@ pub struct HealthChecks(Vec<Arc<PoolChecks>>);
 impl HealthChecks {
     pub fn new(pools: Vec<PoolChecks>) -> Self {
         HealthChecks(pools.into_iter().map(Arc::new).collect())
-    }
-}
-
-/// Resolves once the server is shutting down; never if it can no longer say so.
-async fn shutting_down(watch: &mut ShutdownWatch) {
-    if watch.wait_for(|stop| *stop).await.is_err() {
-        std::future::pending::<()>().await;
     }
 }
 
@@ -45,7 +38,7 @@ async fn run(pool: Arc<PoolChecks>, spread: Duration, mut shutdown: ShutdownWatc
         tokio::select! {
             biased;
             _ = shutting_down(&mut shutdown) => return,
-            _ = pool.balancer.backends().run_health_check(true) => {}
+            _ = pool.backends.run_health_check(true) => {}
         }
         tokio::select! {
             biased;

@@ -18,7 +18,7 @@ use pingora_load_balancing::discovery::Static;
 use pingora_load_balancing::selection::{
     BackendIter, BackendSelection, Consistent, Random, RoundRobin,
 };
-use pingora_load_balancing::{Backend, Backends, LoadBalancer};
+use pingora_load_balancing::{Backend, Backends};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -224,11 +224,10 @@ fn pool_checks(
 ) -> PoolChecks {
     let mut backends = Backends::new(Static::new(set));
     backends.set_health_check(Box::new(check));
-    let balancer = LoadBalancer::<RoundRobin>::from_backends(backends);
     // Static discovery never blocks or fails.
-    let _ = balancer.update().now_or_never();
+    let _ = backends.update(|_| {}).now_or_never();
     PoolChecks {
-        balancer,
+        backends,
         interval: settings.health_check.interval,
     }
 }

@@ -423,3 +423,36 @@ fn pools_rounds_are_spread_over_the_interval() {
         .unwrap();
     assert!(1000 - widest_gap > 500, "checks bunched: {phases:?}");
 }
+
+/// A host out of file descriptors cannot open health-check connections: not the backends'
+/// failure. They stay up (with `fail_mode: closed` every request would get 503 once the host
+/// recovers, until the next good checks), and the log says why the checks did not run.
+#[test]
+fn checks_that_cannot_open_a_socket_do_not_mark_backends_down() {
+    let up = Upstream::start("up");
+    let (http, admin) = (free_addr(), free_addr());
+    let yaml = format!(
+        "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{}\"], health_check: {{ kind: tcp, interval: 100ms, timeout: 300ms, rise: 1, fall: 1 }} }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app, fail_mode: closed }}\n",
+        up.addr_string()
+    );
+    let r = Rampart::start_with_file_limit(tempfile::tempdir().unwrap(), &yaml, (64, 64));
+    // Idle clients until Rampart has no descriptor left (the kernel still completes the
+    // handshakes of those it cannot accept).
+    let clients: Vec<std::net::TcpStream> = (0..100)
+        .map(|_| std::net::TcpStream::connect(&http).unwrap())
+        .collect();
+    let skipped = r.wait_for_log("not run: ", Duration::from_secs(10));
+    assert!(skipped.contains("a problem on this host"), "{skipped}");
+    drop(clients);
+    poll_until(Duration::from_secs(10), "requests served again", || {
+        let url = format!("http://{http}/x");
+        client()
+            .get(url)
+            .send()
+            .ok()
+            .filter(|resp| resp.status() == 200)
+    });
+    let err = r.stderr();
+    assert!(!err.contains("is unhealthy"), "{err}");
+    assert!(!err.contains("marked down"), "{err}");
+}

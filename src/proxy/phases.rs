@@ -235,7 +235,9 @@ impl ProxyHttp for RampartProxy {
             return e;
         };
         if let Some(b) = &ctx.backend {
-            b.connect_failed(&pool.name);
+            if !crate::upstream::local_connect_failure(&e) {
+                b.connect_failed(&pool.name);
+            }
         }
         crate::metrics::METRICS
             .upstream_errors

@@ -4,6 +4,7 @@
 use super::backend::BackendState;
 use super::http_check::HttpCheck;
 use crate::config::{HealthCheckKind, HealthCheckSettings};
+use crate::log_throttle::Throttle;
 use async_trait::async_trait;
 use pingora_core::connectors::http::Connector;
 use pingora_core::connectors::TransportConnector;
@@ -55,6 +56,8 @@ pub struct RecordingCheck {
     pool: Arc<str>,
     inner: Box<dyn HealthCheck + Send + Sync>,
     timeout: Duration,
+    /// "Check not run" lines, for a host out of descriptors (one per check otherwise).
+    local_failure_log: Throttle,
 }
 
 /// Builds the check for a pool, or `None` for `kind: none`. `peer` carries the pool's TLS
@@ -96,6 +99,7 @@ pub fn build(pool: &str, hc: &HealthCheckSettings, peer: &HttpPeer) -> Option<Re
         pool: pool.into(),
         inner,
         timeout: hc.timeout,
+        local_failure_log: Throttle::default(),
     })
 }
 
@@ -119,7 +123,27 @@ impl HealthCheck for RecordingCheck {
                 format!("no answer within {:?}", self.timeout),
             ),
         };
-        if let Some(s) = state(target) {
+        let state = state(target);
+        if let Err(e) = &result {
+            if super::local_connect_failure(e) {
+                // Not the backend's failure: its verdict stays as it is (a failure for a
+                // backend already down, a success for one up), and /status keeps its last
+                // real check.
+                crate::throttled!(
+                    warn,
+                    self.local_failure_log,
+                    "pool {}: health check of {} not run: {} (a problem on this host, not the backend's; its state is kept)",
+                    self.pool,
+                    target.addr,
+                    crate::proxy::Brief(e)
+                );
+                return match state.is_some_and(|s| s.is_actively_healthy()) {
+                    true => Ok(()),
+                    false => result,
+                };
+            }
+        }
+        if let Some(s) = state {
             s.record_check(
                 result
                     .as_ref()

@@ -232,6 +232,15 @@ fn pool_checks(
     }
 }
 
+/// Whether a failed connection is this host's doing, not the backend's: no socket to be had
+/// (out of file descriptors or buffers), no local port, or one the host's rules refuse. Pingora
+/// reports all of them as `InternalError`. Counting them against backends would mark every
+/// backend down when this host runs out of descriptors, and with `fail_mode: closed` answer
+/// 503 for all of them.
+pub fn local_connect_failure(e: &pingora_error::Error) -> bool {
+    matches!(e.etype(), pingora_error::ErrorType::InternalError)
+}
+
 fn state_of(b: &Backend) -> &Arc<BackendState> {
     b.ext
         .get::<Arc<BackendState>>()

@@ -456,3 +456,28 @@ fn checks_that_cannot_open_a_socket_do_not_mark_backends_down() {
     assert!(!err.contains("is unhealthy"), "{err}");
     assert!(!err.contains("marked down"), "{err}");
 }
+
+/// `server.ca_file`, the CAs trusted for backends whose pool names none, holds for the
+/// health checks as for the traffic: a backend signed by it is checked healthy.
+#[test]
+fn tls_checks_trust_the_servers_ca_file() {
+    let ca = TestCa::new();
+    let up = Upstream::start_tls("tls-up", &ca.issue(&["app.internal"]));
+    let (http, admin) = (free_addr(), free_addr());
+    let yaml = format!(
+        "server: {{ ca_file: \"{}\" }}\nadmin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app:\n    backends: [\"{}\"]\n    tls: {{ sni: app.internal, verify: true }}\n    health_check: {{ kind: http, path: /healthz, interval: 100ms, rise: 1, fall: 1 }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
+        ca.ca_path().display(),
+        up.addr_string()
+    );
+    let r = Rampart::start(&yaml);
+    assert_eq!(
+        get_echo(&format!("http://{http}/x"), "site.test").upstream,
+        "tls-up"
+    );
+    let status = poll_until(Duration::from_secs(5), "a TLS health check", || {
+        let b = backend_status(&r, &up.addr_string());
+        b["last_check_ms"].is_u64().then_some(b)
+    });
+    assert_eq!(status["last_check_result"], "ok", "{status}");
+    assert_eq!(status["healthy"], true, "{status}");
+}

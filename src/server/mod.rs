@@ -189,11 +189,13 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
 
     let mut pools = HashMap::new();
     let mut checks = Vec::new();
+    let connectors = crate::upstream::CheckConnectors::new(&server.configuration);
     for p in &config.pools {
-        let (pool, pool_checks) = Pool::build(p).map_err(|source| StartError::Pool {
-            pool: p.name.clone(),
-            source,
-        })?;
+        let (pool, pool_checks) =
+            Pool::build(p, &connectors).map_err(|source| StartError::Pool {
+                pool: p.name.clone(),
+                source,
+            })?;
         checks.extend(pool_checks);
         pools.insert(p.name.clone(), pool);
     }

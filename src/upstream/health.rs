@@ -7,7 +7,8 @@ use crate::config::{HealthCheckKind, HealthCheckSettings};
 use crate::log_throttle::Throttle;
 use async_trait::async_trait;
 use pingora_core::connectors::http::Connector;
-use pingora_core::connectors::TransportConnector;
+use pingora_core::connectors::{ConnectorOptions, TransportConnector};
+use pingora_core::server::configuration::ServerConf;
 use pingora_core::upstreams::peer::{BasicPeer, HttpPeer};
 use pingora_error::{Error, ErrorType};
 use pingora_load_balancing::health_check::HealthCheck;
@@ -15,21 +16,44 @@ use pingora_load_balancing::Backend;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-/// The connectors every pool's checks share. Each Pingora connector loads the system's CA
+/// The connectors every pool's checks share, made with the server's connector settings
+/// (`server.ca_file` above all, as the traffic's). Each Pingora connector loads the CA
 /// certificates when built (~40 ms and ~1 MB): one per pool made a start with 300 checked
 /// pools take 12 s and 300 MB. A pool's own `ca_file` travels in its peers' options.
-fn tcp_connector() -> &'static TransportConnector {
-    static CONNECTOR: OnceLock<TransportConnector> = OnceLock::new();
-    CONNECTOR.get_or_init(|| TransportConnector::new(None))
+pub struct CheckConnectors {
+    options: ConnectorOptions,
+    tcp: OnceLock<Arc<TransportConnector>>,
+    http: OnceLock<Arc<Connector>>,
 }
 
-fn http_connector() -> &'static Connector {
-    static CONNECTOR: OnceLock<Connector> = OnceLock::new();
-    CONNECTOR.get_or_init(|| Connector::new(None))
+impl CheckConnectors {
+    pub fn new(server: &ServerConf) -> CheckConnectors {
+        CheckConnectors {
+            options: ConnectorOptions::from_server_conf(server),
+            tcp: OnceLock::new(),
+            http: OnceLock::new(),
+        }
+    }
+
+    /// Built when the first pool needs it, at start (not on a check's thread).
+    fn tcp(&self) -> Arc<TransportConnector> {
+        let options = || Some(self.options.clone());
+        self.tcp
+            .get_or_init(|| Arc::new(TransportConnector::new(options())))
+            .clone()
+    }
+
+    fn http(&self) -> Arc<Connector> {
+        let options = || Some(self.options.clone());
+        self.http
+            .get_or_init(|| Arc::new(Connector::new(options())))
+            .clone()
+    }
 }
 
 /// `kind: tcp`: a new connection to the backend.
 struct TcpCheck {
+    connector: Arc<TransportConnector>,
     peer_template: BasicPeer,
     rise: usize,
     fall: usize,
@@ -40,7 +64,7 @@ impl HealthCheck for TcpCheck {
     async fn check(&self, target: &Backend) -> pingora_error::Result<()> {
         let mut peer = self.peer_template.clone();
         peer._address = target.addr.clone();
-        tcp_connector().get_stream(&peer).await.map(drop)
+        self.connector.get_stream(&peer).await.map(drop)
     }
 
     fn health_threshold(&self, success: bool) -> usize {
@@ -62,7 +86,12 @@ pub struct RecordingCheck {
 
 /// Builds the check for a pool, or `None` for `kind: none`. `peer` carries the pool's TLS
 /// settings; the check's own timeout replaces its timeouts.
-pub fn build(pool: &str, hc: &HealthCheckSettings, peer: &HttpPeer) -> Option<RecordingCheck> {
+pub fn build(
+    pool: &str,
+    hc: &HealthCheckSettings,
+    peer: &HttpPeer,
+    connectors: &CheckConnectors,
+) -> Option<RecordingCheck> {
     let mut template = peer.clone();
     template.options.connection_timeout = Some(hc.timeout);
     template.options.total_connection_timeout = Some(hc.timeout);
@@ -74,13 +103,14 @@ pub fn build(pool: &str, hc: &HealthCheckSettings, peer: &HttpPeer) -> Option<Re
             let mut peer_template = BasicPeer::new("0.0.0.0:1");
             peer_template.options = template.options.clone();
             Box::new(TcpCheck {
+                connector: connectors.tcp(),
                 peer_template,
                 rise: hc.rise,
                 fall: hc.fall,
             })
         }
         HealthCheckKind::Http => Box::new(HttpCheck {
-            connector: http_connector(),
+            connector: connectors.http(),
             host: hc.host.clone().unwrap_or_else(|| {
                 if template.sni.is_empty() {
                     "localhost".into()

@@ -14,7 +14,7 @@ use pingora_load_balancing::health_check::HealthCheck;
 use pingora_load_balancing::Backend;
 
 pub struct HttpCheck {
-    pub connector: &'static Connector,
+    pub connector: std::sync::Arc<Connector>,
     /// The pool's TLS, ALPN and timeouts; the address is the checked backend's.
     pub peer_template: HttpPeer,
     pub host: String,

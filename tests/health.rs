@@ -372,8 +372,8 @@ fn many_checked_pools_are_checked_by_one_thread() {
     assert_eq!(get(&format!("http://{http}/"), "s1.test").status(), 502);
 }
 
-/// Pools on the same application servers are not all checked in the same millisecond: after
-/// a first round at start, each pool's rounds come at its own point of the interval.
+/// Pools on the same application servers are not all checked in the same millisecond: each
+/// pool's rounds, the first included, come at its own point of the interval.
 #[test]
 fn pools_rounds_are_spread_over_the_interval() {
     const POOLS: usize = 10;
@@ -398,7 +398,7 @@ fn pools_rounds_are_spread_over_the_interval() {
             .filter_map(|p| p["backends"][0]["last_check_ms"].as_u64())
             .collect()
     };
-    // The first round, which runs for every pool at start.
+    // Every pool's first round, within the first second.
     let start = poll_until(Duration::from_secs(10), "the first round", || {
         let times = checked(&r.status());
         (times.len() == POOLS).then(|| *times.iter().max().unwrap())

@@ -27,23 +27,23 @@ impl HealthChecks {
     }
 }
 
-/// A round at start, so that every backend's state is known at once; then one every
-/// `interval` from the start of the last (as Pingora's own loop), shifted by `spread`; a round
-/// longer than that is followed by the next at once.
+/// A round every `interval` from the start of the last (as Pingora's own loop), the first
+/// `spread` after the start; a round longer than that is followed by the next at once.
+/// Backends start healthy, so the first round need not come at once; spreading it too keeps
+/// a reload (a new process) from checking every backend of every pool in one burst.
 async fn run(pool: Arc<PoolChecks>, spread: Duration, mut shutdown: ShutdownWatch) {
-    let first = Instant::now() + spread + pool.interval;
-    let mut rounds = interval_at(first, pool.interval);
+    let mut rounds = interval_at(Instant::now() + spread, pool.interval);
     rounds.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             biased;
             _ = shutting_down(&mut shutdown) => return,
-            _ = pool.backends.run_health_check(true) => {}
+            _ = rounds.tick() => {}
         }
         tokio::select! {
             biased;
             _ = shutting_down(&mut shutdown) => return,
-            _ = rounds.tick() => {}
+            _ = pool.backends.run_health_check(true) => {}
         }
     }
 }

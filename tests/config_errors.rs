@@ -132,7 +132,7 @@ fn shipped_configs_are_valid() {
 #[test]
 fn server_files_pingora_would_read_at_start() {
     let yaml = format!(
-        "server:\n  ca_file: /nonexistent/ca.pem\n  error_log: /nonexistent/dir/error.log\n  max_blocking_threads: 0\n  listener_tasks_per_fd: 0\n{BASE}"
+        "server:\n  ca_file: /nonexistent/ca.pem\n  error_log: /nonexistent/dir/error.log\n  max_blocking_threads: 0\n  listener_tasks_per_fd: 0\n  client_bind_to_ipv4: [10.0.0.10, not-an-ip]\n  client_bind_to_ipv6: [\"10.0.0.10\"]\n{BASE}"
     );
     assert_check_errors(
         &yaml,
@@ -146,6 +146,19 @@ fn server_files_pingora_would_read_at_start() {
             ),
             (4, 3, "server.max_blocking_threads", "at least 1"),
             (5, 3, "server.listener_tasks_per_fd", "at least 1"),
+            // Pingora parses them when it starts, and panicked on these.
+            (
+                6,
+                36,
+                "server.client_bind_to_ipv4[1]",
+                "`not-an-ip` is not an IPv4 address (one of this host's, e.g. 10.0.0.10)",
+            ),
+            (
+                7,
+                25,
+                "server.client_bind_to_ipv6[0]",
+                "`10.0.0.10` is not an IPv6 address",
+            ),
         ],
     );
 }

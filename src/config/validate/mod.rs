@@ -422,6 +422,30 @@ fn server_conf(ck: &mut Checker, raw: serde_yaml::Mapping) -> ServerConf {
     if let Some(ca) = &conf.ca_file {
         ck.read_file("server.ca_file", ca);
     }
+    for (key, ips, v6) in [
+        ("client_bind_to_ipv4", &conf.client_bind_to_ipv4, false),
+        ("client_bind_to_ipv6", &conf.client_bind_to_ipv6, true),
+    ] {
+        for (i, ip) in ips.iter().enumerate() {
+            let fits = match ip.parse::<std::net::IpAddr>() {
+                Ok(addr) => addr.is_ipv6() == v6,
+                Err(_) => false,
+            };
+            if !fits {
+                let (family, example) = if v6 {
+                    (6, "2001:db8::10")
+                } else {
+                    (4, "10.0.0.10")
+                };
+                ck.error(
+                    format!("server.{key}[{i}]"),
+                    format!(
+                        "`{ip}` is not an IPv{family} address (one of this host's, e.g. {example})"
+                    ),
+                );
+            }
+        }
+    }
     if let Some(log) = conf.error_log.as_deref().filter(|l| !l.is_empty()) {
         let dir = Path::new(log)
             .parent()

@@ -9,12 +9,21 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 pub(super) fn pools(ck: &mut Checker, raw: &BTreeMap<String, RawPool>) -> Vec<PoolSettings> {
+    // CA files already found to hold certificates: one bundle named by hundreds of pools is
+    // read and parsed once.
+    let mut good_cas = HashSet::new();
     raw.iter()
-        .filter_map(|(name, p)| pool(ck, &format!("pools.{name}"), name, p))
+        .filter_map(|(name, p)| pool(ck, &format!("pools.{name}"), name, p, &mut good_cas))
         .collect()
 }
 
-fn pool(ck: &mut Checker, key: &str, name: &str, p: &RawPool) -> Option<PoolSettings> {
+fn pool(
+    ck: &mut Checker,
+    key: &str,
+    name: &str,
+    p: &RawPool,
+    good_cas: &mut HashSet<String>,
+) -> Option<PoolSettings> {
     let errors_before = ck.errors.len();
     if p.backends.is_empty() {
         ck.error(
@@ -97,10 +106,12 @@ fn pool(ck: &mut Checker, key: &str, name: &str, p: &RawPool) -> Option<PoolSett
     };
 
     let tls = p.tls.as_ref().map(|t| {
-        if let Some(ca) = &t.ca_file {
+        if let Some(ca) = t.ca_file.as_ref().filter(|ca| !good_cas.contains(*ca)) {
             if let Some(pem) = ck.read_file(&format!("{key}.tls.ca_file"), ca) {
                 if X509::stack_from_pem(&pem).map_or(true, |s| s.is_empty()) {
                     ck.error(format!("{key}.tls.ca_file"), format!("`{ca}` holds no PEM certificate"));
+                } else {
+                    good_cas.insert(ca.clone());
                 }
             }
         }

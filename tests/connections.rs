@@ -26,13 +26,7 @@ fn ask(conn: &mut TcpStream) -> String {
 
 #[test]
 fn connections_beyond_max_connections_get_503_and_are_counted() {
-    let up = Upstream::start("up");
-    let http = free_addr();
-    let yaml = format!(
-        "admin: {{ listen: \"{}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\", max_connections: 2 }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
-        free_addr(),
-        up.addr_string()
-    );
+    let (yaml, http, up) = site("max_connections: 2 ");
     let check = rampart_check(&yaml);
     assert!(
         check.stdout.contains("plain http, max 2 connections"),
@@ -139,6 +133,14 @@ fn start_under_file_limit(
     listener_options: &str,
     limits: (u64, u64),
 ) -> (Rampart, String, Upstream) {
+    let (yaml, http, up) = site(listener_options);
+    let r = Rampart::start_with_file_limit(tempfile::tempdir().unwrap(), &yaml, limits);
+    (r, http, up)
+}
+
+/// A config with one catch-all project proxying to a new upstream, no access log, and
+/// `listener_options` on its listener; also the listener's address and the upstream.
+fn site(listener_options: &str) -> (String, String, Upstream) {
     let up = Upstream::start("up");
     let http = free_addr();
     let yaml = format!(
@@ -146,8 +148,7 @@ fn start_under_file_limit(
         free_addr(),
         up.addr_string()
     );
-    let r = Rampart::start_with_file_limit(tempfile::tempdir().unwrap(), &yaml, limits);
-    (r, http, up)
+    (yaml, http, up)
 }
 
 /// A shell or a container often starts a process with a soft open-file limit of 1 024 or

@@ -111,7 +111,15 @@ pub enum HashKey {
 pub struct UpstreamTls {
     pub sni: String,
     pub verify: bool,
-    pub ca_file: Option<PathBuf>,
+    pub ca_file: Option<TrustedCas>,
+}
+
+/// A pool's `tls.ca_file` and the certificates it held when the configuration was checked,
+/// read once however many pools name it and shared by their peers.
+#[derive(Debug, Clone)]
+pub struct TrustedCas {
+    pub path: PathBuf,
+    pub certs: Arc<Box<[pingora_core::tls::x509::X509]>>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -190,10 +190,9 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
     let mut pools = HashMap::new();
     let mut checks = Vec::new();
     let connectors = crate::upstream::CheckConnectors::new(&server.configuration);
-    let mut cas = crate::upstream::CaFiles::default();
     for p in &config.pools {
         let (pool, pool_checks) =
-            Pool::build(p, &connectors, &mut cas).map_err(|source| StartError::Pool {
+            Pool::build(p, &connectors).map_err(|source| StartError::Pool {
                 pool: p.name.clone(),
                 source,
             })?;

@@ -200,8 +200,9 @@ fn stop_on_signals_after_hand_over(
             log::info!("upgrade: asked to stop; exiting once no request is in flight");
         }
         stop_now.notify_one();
-        if interrupted || int.recv().await.is_some() {
-            cut_now.notify_one();
+        match interrupted {
+            true => cut_now.notify_one(),
+            false => cut_on_interrupt(int, cut_now),
         }
     });
 }

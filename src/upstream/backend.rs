@@ -91,12 +91,12 @@ impl BackendState {
         }
     }
 
-    /// Whether selection may pick it: the active checks' verdict and no passive mark.
     /// The active checks' verdict alone.
     pub fn is_actively_healthy(&self) -> bool {
         self.active_healthy.load(Relaxed)
     }
 
+    /// Whether selection may pick it: the active checks' verdict and no passive mark.
     pub fn is_healthy(&self) -> bool {
         self.active_healthy.load(Relaxed) && !self.passively_down()
     }

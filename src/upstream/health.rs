@@ -37,16 +37,16 @@ impl CheckConnectors {
 
     /// Built when the first pool needs it, at start (not on a check's thread).
     fn tcp(&self) -> Arc<TransportConnector> {
-        let options = Some(self.options.clone());
+        let options = || Some(self.options.clone());
         self.tcp
-            .get_or_init(|| Arc::new(TransportConnector::new(options)))
+            .get_or_init(|| Arc::new(TransportConnector::new(options())))
             .clone()
     }
 
     fn http(&self) -> Arc<Connector> {
-        let options = Some(self.options.clone());
+        let options = || Some(self.options.clone());
         self.http
-            .get_or_init(|| Arc::new(Connector::new(options)))
+            .get_or_init(|| Arc::new(Connector::new(options())))
             .clone()
     }
 }

@@ -11,7 +11,6 @@ mod peer;
 pub use backend::{BackendState, CheckRecord, InFlight};
 pub use health::CheckConnectors;
 pub use health_service::{HealthChecks, PoolChecks};
-pub use peer::CaFiles;
 
 use crate::config::{HashKey, PoolSettings, Selection};
 use futures::FutureExt;
@@ -108,9 +107,8 @@ impl Pool {
     pub fn build(
         settings: &PoolSettings,
         connectors: &CheckConnectors,
-        cas: &mut CaFiles,
     ) -> std::io::Result<(Arc<Pool>, Option<PoolChecks>)> {
-        let peer_template = peer::template(settings, cas)?;
+        let peer_template = peer::template(settings);
         let check = health::build(
             &settings.name,
             &settings.health_check,

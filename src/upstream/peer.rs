@@ -1,34 +1,13 @@
 //! The `HttpPeer` template of a pool: timeouts, upstream TLS (SNI, verification, CA) and h2.
 
 use crate::config::PoolSettings;
-use pingora_core::tls::x509::X509;
 use pingora_core::upstreams::peer::{HttpPeer, HttpUpstreamRequestPolicy};
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-/// The CA files of the pools, each read once and shared by every pool naming it: a 220 KB
-/// bundle named by 300 pools was read 300 times at start (10 s, 250 MB).
-#[derive(Default)]
-pub struct CaFiles(HashMap<PathBuf, Arc<Box<[X509]>>>);
-
-impl CaFiles {
-    fn load(&mut self, path: &Path) -> std::io::Result<Arc<Box<[X509]>>> {
-        if let Some(certs) = self.0.get(path) {
-            return Ok(certs.clone());
-        }
-        let pem = std::fs::read(path)?;
-        let certs = X509::stack_from_pem(&pem).map_err(std::io::Error::other)?;
-        let certs = Arc::new(certs.into_boxed_slice());
-        self.0.insert(path.to_path_buf(), certs.clone());
-        Ok(certs)
-    }
-}
 
 /// The pool's peer, at a placeholder address: what its health checks start from, and what
 /// [`at`] builds each request's peer from (a field set here must be copied there too; its
-/// test compares the two).
-pub fn template(p: &PoolSettings, cas: &mut CaFiles) -> std::io::Result<HttpPeer> {
+/// test compares the two). A pool's CA file comes as the check of the configuration read it
+/// (once for all the pools naming it).
+pub fn template(p: &PoolSettings) -> HttpPeer {
     let tls = p.tls.as_ref();
     let mut peer = HttpPeer::new(
         "0.0.0.0:1",
@@ -47,12 +26,12 @@ pub fn template(p: &PoolSettings, cas: &mut CaFiles) -> std::io::Result<HttpPeer
     if let Some(t) = tls {
         o.verify_cert = t.verify;
         o.verify_hostname = t.verify;
-        if let Some(path) = &t.ca_file {
-            o.ca = Some(cas.load(path)?);
+        if let Some(cas) = &t.ca_file {
+            o.ca = Some(cas.certs.clone());
             // Pingora's connection pool keys connections by address, SNI and verify flags,
             // not by the CAs: without this, a pool could get a connection another pool
             // verified against other CAs.
-            peer.group_key = trust_key(path);
+            peer.group_key = trust_key(&cas.path);
         }
     }
     let o = &mut peer.options;
@@ -60,7 +39,7 @@ pub fn template(p: &PoolSettings, cas: &mut CaFiles) -> std::io::Result<HttpPeer
         // Offer h2 and fall back to HTTP/1.1 if a backend does not speak it.
         o.set_http_version(2, 1);
     }
-    Ok(peer)
+    peer
 }
 
 /// `template`'s peer for `addr`, built from the fields [`template`] sets rather than cloned:
@@ -120,7 +99,7 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         let addr: std::net::SocketAddr = "10.1.2.3:8443".parse().unwrap();
         for pool in &config.pools {
-            let template = template(pool, &mut CaFiles::default()).unwrap();
+            let template = template(pool);
             let mut cloned = template.clone();
             cloned._address = pingora_core::protocols::l4::socket::SocketAddr::Inet(addr);
             let built = at(&template, addr);

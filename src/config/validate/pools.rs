@@ -4,14 +4,15 @@ use super::Checker;
 use crate::config::model::*;
 use crate::config::raw::{RawBackend, RawHealthCheck, RawPool};
 use pingora_core::tls::x509::X509;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub(super) fn pools(ck: &mut Checker, raw: &BTreeMap<String, RawPool>) -> Vec<PoolSettings> {
     // CA files already found to hold certificates: one bundle named by hundreds of pools is
     // read and parsed once.
-    let mut good_cas = HashSet::new();
+    let mut good_cas = HashMap::new();
     raw.iter()
         .filter_map(|(name, p)| pool(ck, &format!("pools.{name}"), name, p, &mut good_cas))
         .collect()
@@ -22,7 +23,7 @@ fn pool(
     key: &str,
     name: &str,
     p: &RawPool,
-    good_cas: &mut HashSet<String>,
+    good_cas: &mut HashMap<String, TrustedCas>,
 ) -> Option<PoolSettings> {
     let errors_before = ck.errors.len();
     if p.backends.is_empty() {
@@ -106,15 +107,26 @@ fn pool(
     };
 
     let tls = p.tls.as_ref().map(|t| {
-        if let Some(ca) = t.ca_file.as_ref().filter(|ca| !good_cas.contains(*ca)) {
-            if let Some(pem) = ck.read_file(&format!("{key}.tls.ca_file"), ca) {
-                if X509::stack_from_pem(&pem).map_or(true, |s| s.is_empty()) {
-                    ck.error(format!("{key}.tls.ca_file"), format!("`{ca}` holds no PEM certificate"));
-                } else {
-                    good_cas.insert(ca.clone());
+        let cas = t.ca_file.as_ref().and_then(|ca| match good_cas.get(ca) {
+            Some(cas) => Some(cas.clone()),
+            None => {
+                let pem = ck.read_file(&format!("{key}.tls.ca_file"), ca)?;
+                match X509::stack_from_pem(&pem) {
+                    Ok(certs) if !certs.is_empty() => {
+                        let cas = TrustedCas {
+                            path: ca.into(),
+                            certs: Arc::new(certs.into_boxed_slice()),
+                        };
+                        good_cas.insert(ca.clone(), cas.clone());
+                        Some(cas)
+                    }
+                    _ => {
+                        ck.error(format!("{key}.tls.ca_file"), format!("`{ca}` holds no PEM certificate"));
+                        None
+                    }
                 }
             }
-        }
+        });
         if let Some(problem) = t.sni.as_deref().and_then(sni_problem) {
             ck.error(format!("{key}.tls.sni"), problem);
         }
@@ -131,7 +143,7 @@ fn pool(
         UpstreamTls {
             sni: sni.unwrap_or_default(),
             verify: t.verify,
-            ca_file: t.ca_file.as_ref().map(Into::into),
+            ca_file: cas,
         }
     });
     if p.http2 && tls.is_none() {

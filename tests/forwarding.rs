@@ -206,35 +206,6 @@ fn http_1_0_is_served_and_garbage_gets_400() {
     );
 }
 
-/// A backend on an ephemeral port that runs `serve` on each connection, in its own thread.
-fn socket_backend(serve: fn(std::net::TcpStream)) -> String {
-    let listener = bind_unused();
-    let addr = listener.local_addr().unwrap().to_string();
-    std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            std::thread::spawn(move || serve(conn));
-        }
-    });
-    addr
-}
-
-/// Answers every request head `conn` brings with `response`, byte for byte, until the client
-/// closes.
-fn answer_every_head(mut conn: std::net::TcpStream, response: &[u8]) {
-    use std::io::{Read, Write};
-    let mut buf = [0u8; 4096];
-    let mut seen = Vec::new();
-    while let Ok(n @ 1..) = conn.read(&mut buf) {
-        seen.extend_from_slice(&buf[..n]);
-        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
-            seen.drain(..end + 4);
-            if conn.write_all(response).is_err() {
-                return;
-            }
-        }
-    }
-}
-
 /// A backend that answers every request on its connections with `RESPONSE`.
 fn raw_backend() -> String {
     socket_backend(|conn| answer_every_head(conn, RESPONSE))

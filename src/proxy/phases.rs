@@ -94,6 +94,11 @@ impl ProxyHttp for RampartProxy {
         // answers the first and closes the connection, dropping the others unlogged.
         let downstream = session.as_downstream_mut();
         downstream.set_pipelining_enabled(true);
+        // An HTTP/1.0 client takes a 1xx for the answer (RFC 9110 §15.2: a server must not
+        // send it one); Pingora passes a backend's 103 or 100 on unless told not to.
+        if downstream.req_header().version == http::Version::HTTP_10 {
+            downstream.set_ignore_info_resp(true);
+        }
         // Pingora keeps an idle HTTP/1.1 connection open for ever between requests (or as long
         // as the client's Keep-Alive header asks): a client could hold sockets at no cost. The
         // listener's `keepalive_timeout` is kept by the stream's wrapper (`HeadDeadline`, under
@@ -131,10 +136,19 @@ impl ProxyHttp for RampartProxy {
         &self,
         _session: &mut Session,
         body: &mut Option<bytes::Bytes>,
-        _end_of_stream: bool,
+        end_of_stream: bool,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
         match body {
+            // An h2 client may end its body with an empty DATA frame. Pingora 0.9.1 writes an
+            // empty piece to an HTTP/1.1 backend as a chunk of size 0, which is the chunked
+            // body's end, then ends the body again: the second `0\r\n\r\n` is read by the
+            // backend as the next request, and the connection, back in the pool, answers
+            // another client's request with its 400. The end alone is what the frame says.
+            Some(piece) if piece.is_empty() && end_of_stream => {
+                *body = None;
+                Ok(())
+            }
             Some(piece) => body_limit::count(ctx, piece.len()),
             None => Ok(()),
         }
@@ -455,7 +469,14 @@ impl ProxyHttp for RampartProxy {
             },
         };
         let code = if ctx.body_late { 408 } else { code };
-        let answer_began = session.response_written().map(|r| r.status.as_u16());
+        // An interim 1xx (a 103's hints, a 100) is not the answer: the final one is still owed,
+        // and the client waits for it. A 101 is final: the connection has switched.
+        let answer_began = session
+            .response_written()
+            .filter(|r| {
+                !r.status.is_informational() || r.status == http::StatusCode::SWITCHING_PROTOCOLS
+            })
+            .map(|r| r.status.as_u16());
         if let Some(project) = self.project(ctx) {
             let req = session.req_header();
             match ctx.body_late {

@@ -9,11 +9,12 @@ mod certs;
 mod client;
 mod process;
 mod rampart;
+mod socket_backend;
 mod upstream;
 
 // A test file may use only part of the harness.
 #[allow(unused_imports)]
-pub use {certs::*, client::*, process::*, rampart::*, upstream::*};
+pub use {certs::*, client::*, process::*, rampart::*, socket_backend::*, upstream::*};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;

@@ -1,4 +1,4 @@
-//! Prometheus metrics (default registry, so process metrics come along). Per-project handles
+//! Prometheus metrics (default registry; process metrics collected per scrape). Per-project handles
 //! are resolved once and cached, so the request path never hashes label values.
 
 use prometheus::{
@@ -236,10 +236,22 @@ pub fn render<'a>(rule_sets: impl Iterator<Item = (&'a str, Arc<RuleSet>)>) -> S
     if !hits.get_metric().is_empty() {
         families.push(hits);
     }
+    own_process_metrics(&mut families);
     precise_cpu_seconds(&mut families);
     let mut buf = Vec::new();
     let _ = prometheus::TextEncoder::new().encode(&families, &mut buf);
     String::from_utf8(buf).unwrap_or_default()
+}
+
+/// The `process_*` series of the calling process. The default registry's process collector
+/// reads `/proc/PID` for the PID of the process that first used the registry, and `run -d`
+/// forks after that (Pingora daemonizes once the services are built): a daemon, as the
+/// packaged unit runs it, exported none. Collected here for the process answering instead.
+fn own_process_metrics(families: &mut Vec<prometheus::proto::MetricFamily>) {
+    use prometheus::core::Collector;
+    families.retain(|f| !f.get_name().starts_with("process_"));
+    families.extend(prometheus::process_collector::ProcessCollector::for_self().collect());
+    families.sort_by(|a, b| a.get_name().cmp(b.get_name()));
 }
 
 /// prometheus 0.13's process collector counts CPU time in whole seconds (tikv/rust-prometheus

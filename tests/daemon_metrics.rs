@@ -15,17 +15,10 @@ fn sample(page: &str, name: &str) -> Option<f64> {
 #[test]
 fn a_daemon_exports_its_own_process_metrics() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display().to_string();
-    let (http, admin) = (free_addr(), free_addr());
-    let yaml = format!(
-        "server: {{ pid_file: {d}/rampart.pid, upgrade_sock: {d}/upgrade.sock, error_log: {d}/error.log, grace_period_seconds: 1, graceful_shutdown_timeout_seconds: 1 }}\nadmin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{}\"], health_check: {{ kind: none }} }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
-        free_addr()
-    );
-    std::fs::write(dir.path().join("rampart.yaml"), yaml).unwrap();
     let started = Arc::new(Mutex::new(Vec::new()));
     let _cleanup = KillOnDrop(started.clone());
     let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    let pid = start_daemon(dir.path(), &started);
+    let (pid, _http, admin) = start_site_daemon(dir.path(), &started);
     let page = poll_until(Duration::from_secs(10), "/metrics", || {
         raw_get(&admin, "/metrics", &[])
             .ok()

@@ -221,15 +221,9 @@ fn a_rotated_error_log_is_followed_to_a_new_file() {
     use std::sync::{Arc, Mutex};
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
-    let (http, admin) = (free_addr(), free_addr());
-    let yaml = format!(
-        "server: {{ pid_file: {d}/rampart.pid, upgrade_sock: {d}/upgrade.sock, error_log: {d}/error.log, grace_period_seconds: 1, graceful_shutdown_timeout_seconds: 1 }}\nadmin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{}\"], health_check: {{ kind: none }} }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
-        free_addr()
-    );
-    std::fs::write(dir.path().join("rampart.yaml"), yaml).unwrap();
     let started = Arc::new(Mutex::new(Vec::new()));
     let _cleanup = KillOnDrop(started.clone());
-    let pid = start_daemon(dir.path(), &started);
+    let (pid, _http, _admin) = start_site_daemon(dir.path(), &started);
     let log = dir.path().join("error.log");
     let rotated = dir.path().join("error.log.1");
     let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();

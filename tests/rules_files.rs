@@ -393,7 +393,6 @@ fn reloads_give_the_replaced_rule_sets_memory_back() {
 fn a_daemon_reloads_relative_rules_files_and_reports_a_missing_one_once() {
     let up = Upstream::start("up");
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display().to_string();
     let rules = dir.path().join("rules");
     std::fs::create_dir(&rules).unwrap();
     let write = |name: &str, csv: &str| std::fs::write(rules.join(name), csv).unwrap();
@@ -401,7 +400,8 @@ fn a_daemon_reloads_relative_rules_files_and_reports_a_missing_one_once() {
     write("b.csv", "/old,/b1\n");
     let (http, admin) = (free_addr(), free_addr());
     let yaml = format!(
-        "server: {{ pid_file: {d}/rampart.pid, upgrade_sock: {d}/upgrade.sock, error_log: {d}/error.log, grace_period_seconds: 1, graceful_shutdown_timeout_seconds: 1 }}\nadmin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: a, hosts: [a.test], pool: app, rules_files: [rules/a.csv] }}\n  - {{ name: b, hosts: [b.test], pool: app, rules_files: [rules/b.csv] }}\n",
+        "{}admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: a, hosts: [a.test], pool: app, rules_files: [rules/a.csv] }}\n  - {{ name: b, hosts: [b.test], pool: app, rules_files: [rules/b.csv] }}\n",
+        daemon_server_line(dir.path()),
         up.addr_string()
     );
     std::fs::write(dir.path().join("rampart.yaml"), yaml).unwrap();

@@ -91,3 +91,23 @@ pub fn start_daemon(dir: &Path, started: &Arc<Mutex<Vec<u32>>>) -> u32 {
     started.lock().unwrap().push(pid);
     pid
 }
+
+/// The `server:` line of a daemon run in `dir`: its pid file, upgrade socket and error log
+/// there, and a one-second grace period.
+pub fn daemon_server_line(dir: &Path) -> String {
+    let d = dir.display();
+    format!("server: {{ pid_file: {d}/rampart.pid, upgrade_sock: {d}/upgrade.sock, error_log: {d}/error.log, grace_period_seconds: 1, graceful_shutdown_timeout_seconds: 1 }}\n")
+}
+
+/// [`start_daemon`] on a config of one catch-all project (its pool's backend unchecked and
+/// unreachable), no access log; returns the pid, the listener's and the admin's addresses.
+pub fn start_site_daemon(dir: &Path, started: &Arc<Mutex<Vec<u32>>>) -> (u32, String, String) {
+    let (http, admin) = (super::free_addr(), super::free_addr());
+    let yaml = format!(
+        "{}admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{}\"], health_check: {{ kind: none }} }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
+        daemon_server_line(dir),
+        super::free_addr()
+    );
+    std::fs::write(dir.join("rampart.yaml"), yaml).unwrap();
+    (start_daemon(dir, started), http, admin)
+}

@@ -2,6 +2,7 @@
 //! when one is configured; `/dashboard`, opened by a browser that cannot send a header, also
 //! takes it as `?token=`, and its script passes it on to `/status` as a bearer token.
 
+mod connections;
 mod dashboard;
 mod status;
 
@@ -13,6 +14,7 @@ use pingora_core::apps::http_app::ServeHttp;
 use pingora_core::protocols::http::ServerSession;
 use std::sync::Arc;
 
+pub use connections::Guarded;
 pub use status::status_json;
 
 pub struct AdminApp {

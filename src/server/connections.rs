@@ -14,9 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// What a refused HTTP/1 client reads: a clear answer rather than a reset, which it could
-/// not tell from a crash (and which a load balancer in front would retry just the same).
-const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 39\r\nRetry-After: 1\r\nConnection: close\r\n\r\nToo many connections to this listener.\n";
+/// The body of the `503` a refused HTTP/1 client reads: a clear answer rather than a reset,
+/// which it could not tell from a crash (and which a load balancer in front would retry just
+/// the same).
+const REFUSAL: &str = "Too many connections to this listener.\n";
 /// The longest a refused connection may cost: writing the answer, then reading what the
 /// client had sent (closing with unread data would reset the connection, and the client
 /// would lose the answer).
@@ -69,13 +70,40 @@ impl<A> Counted<A> {
     }
 }
 
-/// One connection's place in the count, given back however the connection ends.
-struct Place<'a>(&'a AtomicU32, &'a IntGauge);
+/// One connection's place in a count (and in its gauge, when exported), given back however
+/// the connection ends.
+pub(crate) struct Place<'a>(&'a AtomicU32, Option<&'a IntGauge>);
+
+impl<'a> Place<'a> {
+    /// Takes a place; also returns how many connections hold one, this one included.
+    pub(crate) fn take(count: &'a AtomicU32, gauge: Option<&'a IntGauge>) -> (u32, Self) {
+        let n = count.fetch_add(1, Ordering::AcqRel) + 1;
+        if let Some(g) = gauge {
+            g.inc();
+        }
+        (n, Place(count, gauge))
+    }
+}
 
 impl Drop for Place<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
-        self.1.dec();
+        if let Some(g) = self.1 {
+            g.dec();
+        }
+    }
+}
+
+/// Serves the connection's requests: an HTTP app hands the stream back after each one it
+/// may be reused for.
+pub(crate) async fn serve_all<A: ServerApp>(
+    app: &Arc<A>,
+    stream: Stream,
+    shutdown: &ShutdownWatch,
+) {
+    let mut next = app.process_new(stream, shutdown).await;
+    while let Some(stream) = next {
+        next = app.process_new(stream, shutdown).await;
     }
 }
 
@@ -86,9 +114,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Counted<A> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let n = self.count.fetch_add(1, Ordering::AcqRel) + 1;
-        self.open.inc();
-        let _place = Place(&self.count, &self.open);
+        let (n, _place) = Place::take(&self.count, Some(&self.open));
         if let Some(max) = self.max.filter(|&max| n > max) {
             self.refused.inc();
             crate::throttled!(
@@ -97,7 +123,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Counted<A> {
                 "listener {}: max_connections ({max}) reached; refusing new connections",
                 self.heads.listener
             );
-            refuse(stream).await;
+            refuse(stream, REFUSAL).await;
             return None;
         }
         // HTTP/2 frames its requests itself (and has no slow-head problem of this kind).
@@ -105,10 +131,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Counted<A> {
             Some(ALPN::H2) => stream,
             _ => HeadDeadline::wrap(stream, self.heads.clone()),
         };
-        let mut next = self.inner.process_new(stream, shutdown).await;
-        while let Some(stream) = next {
-            next = self.inner.process_new(stream, shutdown).await;
-        }
+        serve_all(&self.inner, stream, shutdown).await;
         None
     }
 
@@ -117,13 +140,18 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Counted<A> {
     }
 }
 
-/// Answers 503 on HTTP/1 and closes; an HTTP/2 connection (TLS with ALPN h2) is closed.
-async fn refuse(mut stream: Stream) {
+/// Answers `503` with `text` on HTTP/1 and closes; an HTTP/2 connection (TLS with ALPN h2) is
+/// closed.
+pub(crate) async fn refuse(mut stream: Stream, text: &str) {
     if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
         return;
     }
     let _ = tokio::time::timeout(REFUSAL_TIME, async {
-        stream.write_all(REFUSAL).await?;
+        let answer = format!(
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{text}",
+            text.len()
+        );
+        stream.write_all(answer.as_bytes()).await?;
         stream.flush().await?;
         stream.shutdown().await?;
         let mut sink = [0u8; 4096];
@@ -137,18 +165,4 @@ async fn refuse(mut stream: Stream) {
         std::io::Result::Ok(())
     })
     .await;
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_refusal_is_one_well_framed_response() {
-        let text = std::str::from_utf8(super::REFUSAL).unwrap();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        let length = head
-            .lines()
-            .find_map(|l| l.strip_prefix("Content-Length: "))
-            .unwrap();
-        assert_eq!(length.parse::<usize>().unwrap(), body.len());
-    }
 }

@@ -3,6 +3,7 @@
 
 mod addresses;
 mod connections;
+pub(crate) use connections::{refuse, serve_all, Place};
 mod drain;
 mod file_limit;
 mod head_answers;
@@ -18,7 +19,7 @@ mod tls;
 
 pub use tls::ServedCertificate;
 
-use crate::admin::AdminApp;
+use crate::admin::{AdminApp, Guarded};
 use crate::config::Config;
 use crate::proxy::{access_log, HostRouter, RampartProxy, Shared};
 use crate::upstream::Pool;
@@ -317,7 +318,7 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
     ));
     let admin = AdminApp::new(shared, config.admin.token.clone());
     let mut admin_service =
-        pingora_core::services::listening::Service::new("admin".to_string(), admin);
+        pingora_core::services::listening::Service::new("admin".to_string(), Guarded::new(admin));
     admin_service.add_tcp(&config.admin.listen.to_string());
     server.add_service(admin_service).add_dependency(&bootstrap);
     log::info!("{summary}");

@@ -231,6 +231,11 @@ fn a_rotated_error_log_is_followed_to_a_new_file() {
         read(&log).contains("starting: listeners").then_some(())
     });
 
+    assert!(
+        !read(&log).contains("was moved or removed"),
+        "no rotation at start: {}",
+        read(&log)
+    );
     std::fs::rename(&log, &rotated).unwrap();
     // Each SIGHUP logs a line (a rules reload); within a second of the rename one of them
     // finds the path gone and opens it again.

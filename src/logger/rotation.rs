@@ -20,6 +20,10 @@ struct Followed {
     next_check: AtomicU64,
     /// A failed reopen is said once, not every second.
     failed: AtomicBool,
+    /// stderr was seen to be the file at the path: it differs later only when the file was
+    /// moved. Before (the lines of a start, until Pingora makes the file the daemon's stderr)
+    /// the path is opened as well, without a word of rotation.
+    was_the_file: AtomicBool,
 }
 
 static FOLLOWED: OnceLock<Followed> = OnceLock::new();
@@ -32,6 +36,7 @@ pub fn follow_error_log(path: PathBuf) {
         start: Instant::now(),
         next_check: AtomicU64::new(0),
         failed: AtomicBool::new(false),
+        was_the_file: AtomicBool::new(false),
     });
 }
 
@@ -50,8 +55,9 @@ pub fn follow() -> Option<(Level, String)> {
     }
     let id = |m: std::fs::Metadata| (m.dev(), m.ino());
     // The file stderr is, even when no path names it any more.
-    let stderr = std::fs::metadata("/proc/self/fd/2").ok().map(id);
-    if stderr.is_none() || std::fs::metadata(&f.path).ok().map(id) == stderr {
+    let stderr = Some(std::fs::metadata("/proc/self/fd/2").ok().map(id)?);
+    if std::fs::metadata(&f.path).ok().map(id) == stderr {
+        f.was_the_file.store(true, Relaxed);
         return None;
     }
     let path = f.path.display();
@@ -71,7 +77,7 @@ pub fn follow() -> Option<(Level, String)> {
     match result {
         Ok(()) => {
             f.failed.store(false, Relaxed);
-            Some((
+            f.was_the_file.swap(true, Relaxed).then_some((
                 Level::Info,
                 format!(
                     "error log: {path} was moved or removed (rotated?); writing to a new file there"

@@ -145,7 +145,7 @@ impl ShutdownSignalWatch for Signals {
                         return ShutdownSignal::GracefulUpgrade;
                     }
                     log::warn!(
-                        "SIGQUIT ignored: no new process listened on {} within {}s to take the listening sockets; still serving. Start the new one first (`rampart run -u`, or `systemctl reload rampart`); SIGTERM stops",
+                        "SIGQUIT ignored: no new process listened on {} within {}s to take the listening sockets; still serving. Start the new one first (`rampart run -u`, or `systemctl reload rampart`); SIGTERM stops this one",
                         self.upgrade_sock,
                         WAIT_FOR_NEW_PROCESS.as_secs()
                     );

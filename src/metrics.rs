@@ -1,5 +1,5 @@
-//! Prometheus metrics (default registry; process metrics collected per scrape). Per-project handles
-//! are resolved once and cached, so the request path never hashes label values.
+//! Prometheus metrics (default registry; process metrics collected per scrape). Per-project
+//! handles are resolved once and cached, so the request path never hashes label values.
 
 use prometheus::{
     register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge,

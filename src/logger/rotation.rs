@@ -55,8 +55,8 @@ pub fn follow() -> Option<(Level, String)> {
     }
     let id = |m: std::fs::Metadata| (m.dev(), m.ino());
     // The file stderr is, even when no path names it any more.
-    let stderr = Some(std::fs::metadata("/proc/self/fd/2").ok().map(id)?);
-    if std::fs::metadata(&f.path).ok().map(id) == stderr {
+    let stderr = std::fs::metadata("/proc/self/fd/2").ok().map(id)?;
+    if std::fs::metadata(&f.path).ok().map(id) == Some(stderr) {
         f.was_the_file.store(true, Relaxed);
         return None;
     }

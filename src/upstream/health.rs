@@ -37,17 +37,13 @@ impl CheckConnectors {
 
     /// Built when the first pool needs it, at start (not on a check's thread).
     fn tcp(&self) -> Arc<TransportConnector> {
-        let options = || Some(self.options.clone());
-        self.tcp
-            .get_or_init(|| Arc::new(TransportConnector::new(options())))
-            .clone()
+        let new = || Arc::new(TransportConnector::new(Some(self.options.clone())));
+        self.tcp.get_or_init(new).clone()
     }
 
     fn http(&self) -> Arc<Connector> {
-        let options = || Some(self.options.clone());
-        self.http
-            .get_or_init(|| Arc::new(Connector::new(options())))
-            .clone()
+        let new = || Arc::new(Connector::new(Some(self.options.clone())));
+        self.http.get_or_init(new).clone()
     }
 }
 
@@ -167,10 +163,8 @@ impl HealthCheck for RecordingCheck {
                     target.addr,
                     crate::proxy::Brief(e)
                 );
-                return match state.is_some_and(|s| s.is_actively_healthy()) {
-                    true => Ok(()),
-                    false => result,
-                };
+                let up = state.is_some_and(|s| s.is_actively_healthy());
+                return if up { Ok(()) } else { result };
             }
         }
         if let Some(s) = state {

@@ -427,11 +427,10 @@ fn server_conf(ck: &mut Checker, raw: serde_yaml::Mapping) -> ServerConf {
         ("client_bind_to_ipv6", &conf.client_bind_to_ipv6, true),
     ] {
         for (i, ip) in ips.iter().enumerate() {
-            let fits = match ip.parse::<std::net::IpAddr>() {
-                Ok(addr) => addr.is_ipv6() == v6,
-                Err(_) => false,
-            };
-            if !fits {
+            if !ip
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|addr| addr.is_ipv6() == v6)
+            {
                 let (family, example) = if v6 {
                     (6, "2001:db8::10")
                 } else {

@@ -128,6 +128,8 @@ pub struct Timeouts {
     pub read: Option<Duration>,
     pub write: Option<Duration>,
     pub idle: Option<Duration>,
+    /// Replaces `read` for WebSocket requests: a tunnel may be quiet for long.
+    pub tunnel: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]

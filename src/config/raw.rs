@@ -227,6 +227,7 @@ pub struct RawTimeouts {
     pub read: Option<String>,
     pub write: Option<String>,
     pub idle: Option<String>,
+    pub tunnel: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

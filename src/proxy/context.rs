@@ -39,6 +39,8 @@ pub struct RequestCtx {
     /// The request went to the backend as a WebSocket upgrade: only then may it switch
     /// protocols (`101`).
     pub upgrade_sent: bool,
+    /// The backend switched to the WebSocket (`101`): what follows is the tunnel's.
+    pub tunnel: bool,
     /// What the last failed try met, for the final answer.
     pub last_failure: Option<super::retry::LastFailure>,
     /// The backend timed out while the client had not sent its whole request body: the
@@ -87,11 +89,22 @@ impl RequestCtx {
             counted_unhealthy: false,
             answered: false,
             upgrade_sent: false,
+            tunnel: false,
             last_failure: None,
             body_late: false,
             body_left: None,
             _counted: InFlightRequest::new(),
         }
+    }
+}
+
+impl RequestCtx {
+    /// The backend sent nothing through the WebSocket for `timeouts.tunnel`: the tunnel's
+    /// idle end (as HAProxy's `timeout tunnel`), not the backend's failure.
+    pub fn tunnel_went_quiet(&self, e: &pingora_error::Error) -> bool {
+        self.tunnel
+            && e.etype() == &pingora_error::ErrorType::ReadTimedout
+            && e.esource() == &pingora_error::ErrorSource::Upstream
     }
 }
 

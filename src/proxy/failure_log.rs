@@ -97,6 +97,24 @@ pub fn body_late(project: &Project, req: &RequestHeader) {
     );
 }
 
+/// A WebSocket closed after `timeouts.tunnel` without a byte from the backend.
+pub fn tunnel_quiet(project: &Project, req: &RequestHeader, ctx: &RequestCtx) {
+    let (Some(pool), Some(backend)) = (&ctx.pool, &ctx.backend) else {
+        return;
+    };
+    throttled!(
+        info,
+        project.client_failure_log,
+        "project {}: {} {}: WebSocket closed: backend {} sent nothing for {:?} (pools.{}.timeouts.tunnel)",
+        project.name,
+        req.method,
+        target(req),
+        backend.addr,
+        pool.settings.timeouts.tunnel.unwrap_or_default(),
+        pool.name
+    );
+}
+
 fn target(req: &RequestHeader) -> &str {
     req.uri.path_and_query().map_or("/", |p| p.as_str())
 }

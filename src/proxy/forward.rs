@@ -252,11 +252,7 @@ pub fn strip_request_headers(headers: &mut HeaderMap, hops: Hops) -> bool {
         return false;
     }
     let named: SmallVec<[&str; 4]> = connection_options(headers).collect();
-    let websocket = hops.upgrade
-        && named.iter().any(|t| t.eq_ignore_ascii_case("upgrade"))
-        && headers
-            .get(UPGRADE)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    let websocket = hops.upgrade && names_websocket_upgrade(headers, &named);
     let doomed: SmallVec<[HeaderName; 4]> = headers
         .keys()
         .filter(|n| {
@@ -274,6 +270,24 @@ pub fn strip_request_headers(headers: &mut HeaderMap, hops: Hops) -> bool {
         headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
     }
     websocket
+}
+
+/// `Upgrade: websocket`, with `upgrade` among the `Connection` options `named`.
+fn names_websocket_upgrade(headers: &HeaderMap, named: &[&str]) -> bool {
+    named.iter().any(|t| t.eq_ignore_ascii_case("upgrade"))
+        && headers
+            .get(UPGRADE)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
+}
+
+/// The client asks for a WebSocket: an HTTP/1.1 upgrade that [`strip_request_headers`] lets
+/// through to an HTTP/1.1 backend. One header lookup for requests without `Upgrade`.
+pub fn asks_websocket(req: &RequestHeader) -> bool {
+    if req.version != http::Version::HTTP_11 || !req.headers.contains_key(UPGRADE) {
+        return false;
+    }
+    let named: SmallVec<[&str; 4]> = connection_options(&req.headers).collect();
+    names_websocket_upgrade(&req.headers, &named)
 }
 
 /// Sets X-Forwarded-For/Proto/Host, X-Real-IP and X-Request-Id, after
@@ -510,6 +524,33 @@ mod tests {
         let mut h = headers(&[("host", "a"), ("accept", "*/*")]);
         assert!(!strip_request_headers(&mut h, hops));
         assert_eq!(names(&h), ["accept", "host"]);
+    }
+
+    #[test]
+    fn websocket_requests_are_told_apart() {
+        let ask = |version, headers: &[(&str, &str)]| {
+            let mut req = RequestHeader::build("GET", b"/chat", None).unwrap();
+            req.set_version(version);
+            for (k, v) in headers {
+                req.append_header(k.to_string(), *v).unwrap();
+            }
+            asks_websocket(&req)
+        };
+        let ws = [
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "WebSocket"),
+        ];
+        assert!(ask(http::Version::HTTP_11, &ws));
+        assert!(!ask(http::Version::HTTP_10, &ws), "HTTP/1.0 has no upgrade");
+        assert!(
+            !ask(http::Version::HTTP_11, &ws[1..]),
+            "Upgrade not in Connection"
+        );
+        assert!(!ask(
+            http::Version::HTTP_11,
+            &[("connection", "upgrade"), ("upgrade", "h2c")]
+        ));
+        assert!(!ask(http::Version::HTTP_11, &[]));
     }
 
     #[test]

@@ -217,7 +217,7 @@ impl ProxyHttp for RampartProxy {
         };
         ctx.tried.push(backend.addr);
         ctx.in_flight = Some(crate::upstream::InFlight::new(backend.clone()));
-        let peer = pool.peer(&backend);
+        let peer = pool.peer(&backend, forward::asks_websocket(session.req_header()));
         ctx.backend = Some(backend);
         Ok(peer)
     }
@@ -281,13 +281,16 @@ impl ProxyHttp for RampartProxy {
         let from_backend = e.esource() == &pingora_error::ErrorSource::Upstream;
         // Nor is a backend waiting for a body the client does not send (Pingora streams the
         // body: the backend's read timeout runs while the client uploads).
+        let quiet_tunnel = ctx.tunnel_went_quiet(&e);
         if from_backend
             && retry::is_timeout(e.etype())
+            && !quiet_tunnel
             && !session.as_downstream_mut().is_body_done()
         {
             ctx.body_late = true;
         }
-        if let (Some(pool), true, false) = (&ctx.pool, from_backend, ctx.body_late) {
+        let backend_failed = from_backend && !ctx.body_late && !quiet_tunnel;
+        if let (Some(pool), true) = (&ctx.pool, backend_failed) {
             let kind = match e.etype() {
                 ErrorType::ReadTimedout | ErrorType::WriteTimedout => "timeout",
                 ErrorType::ConnectionClosed => "closed",
@@ -416,6 +419,7 @@ impl ProxyHttp for RampartProxy {
             }
             // What follows is the tunnel's (a WebSocket), not a request body.
             ctx.body_left = None;
+            ctx.tunnel = true;
         }
         // Rampart speaks HTTP/1.1 whatever the backend spoke, as nginx: an HTTP/1.0 status
         // line would tell an HTTP/1.1 client the connection is not kept alive.
@@ -479,9 +483,12 @@ impl ProxyHttp for RampartProxy {
             .map(|r| r.status.as_u16());
         if let Some(project) = self.project(ctx) {
             let req = session.req_header();
-            match ctx.body_late {
-                true => failure_log::body_late(project, req),
-                false => failure_log::request_failed(project, req, ctx, code, answer_began, e),
+            if ctx.body_late {
+                failure_log::body_late(project, req);
+            } else if ctx.tunnel_went_quiet(e) {
+                failure_log::tunnel_quiet(project, req, ctx);
+            } else {
+                failure_log::request_failed(project, req, ctx, code, answer_began, e);
             }
         }
         if code > 0 && answer_began.is_none() {

@@ -215,8 +215,12 @@ impl Pool {
     }
 
     /// The peer to send a request to `backend`.
-    pub fn peer(&self, backend: &BackendState) -> Box<HttpPeer> {
-        peer::at(&self.peer_template, backend.addr)
+    pub fn peer(&self, backend: &BackendState, websocket: bool) -> Box<HttpPeer> {
+        let mut peer = peer::at(&self.peer_template, backend.addr);
+        if websocket {
+            peer::for_websocket(&mut peer, self.settings.timeouts.tunnel);
+        }
+        peer
     }
 
     /// Every backend with its current health (active and passive) for /status.

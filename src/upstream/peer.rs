@@ -1,6 +1,7 @@
 //! The `HttpPeer` template of a pool: timeouts, upstream TLS (SNI, verification, CA) and h2.
 
 use crate::config::PoolSettings;
+use pingora_core::protocols::ALPN;
 use pingora_core::upstreams::peer::{HttpPeer, HttpUpstreamRequestPolicy};
 
 /// The pool's peer, at a placeholder address: what its health checks start from, and what
@@ -60,6 +61,14 @@ pub fn at(template: &HttpPeer, addr: std::net::SocketAddr) -> Box<HttpPeer> {
     o.ca.clone_from(&t.ca);
     o.alpn = t.alpn.clone();
     peer
+}
+
+/// Makes `peer` one for a WebSocket upgrade: HTTP/1.1 whatever the pool speaks (an upgrade
+/// does not exist in h2; Pingora would send it as a plain GET over an h2 connection), and
+/// `timeouts.tunnel` in place of `read`, since a WebSocket may stay quiet for long.
+pub fn for_websocket(peer: &mut HttpPeer, tunnel: Option<std::time::Duration>) {
+    peer.options.alpn = ALPN::H1;
+    peer.options.read_timeout = tunnel;
 }
 
 /// A key for the CA file a pool trusts (0, Pingora's default, is the system's CAs).

@@ -5,6 +5,8 @@
 //! - `/slow?ms=N` waits N ms (default 500), then answers like any other path;
 //! - an h2 request with both `:authority` and a Host header gets 400, as from nginx;
 //! - `/status/NNN` answers status NNN (with the echo body);
+//! - an HTTP/1.1 WebSocket upgrade (`Upgrade: websocket`) gets `101`, then every byte of
+//!   the switched connection is echoed back;
 //! - anything else → 200 with the `Echo` JSON, `x-upstream: NAME`, `server: test-upstream`.
 
 use super::CertFiles;
@@ -215,11 +217,13 @@ async fn accept_loop(
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             match tls {
                 None => {
-                    let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                    let io = TokioIo::new(stream);
+                    let _ = builder.serve_connection_with_upgrades(io, svc).await;
                 }
                 Some(cfg) => {
                     if let Ok(s) = tokio_rustls::TlsAcceptor::from(cfg).accept(stream).await {
-                        let _ = builder.serve_connection(TokioIo::new(s), svc).await;
+                        let io = TokioIo::new(s);
+                        let _ = builder.serve_connection_with_upgrades(io, svc).await;
                     }
                 }
             }
@@ -237,9 +241,24 @@ impl Drop for InFlight {
     }
 }
 
+/// Echoes the bytes of a connection switched by a `101`, until the client closes it.
+async fn echo_switched(upgrade: hyper::upgrade::OnUpgrade) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(switched) = upgrade.await else {
+        return;
+    };
+    let mut io = TokioIo::new(switched);
+    let mut buf = [0u8; 1024];
+    while let Ok(n @ 1..) = io.read(&mut buf).await {
+        if io.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
 async fn handle(
     state: Arc<State>,
-    req: Request<hyper::body::Incoming>,
+    mut req: Request<hyper::body::Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_string();
     // As nginx: an h2 request naming its host twice (`:authority` and a Host header) is
@@ -251,6 +270,21 @@ async fn handle(
         return Ok(Response::builder()
             .status(400)
             .body(Full::new(Bytes::from("duplicate host header")))
+            .unwrap());
+    }
+    let websocket = req
+        .headers()
+        .get(hyper::header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    if websocket && req.version() == hyper::Version::HTTP_11 {
+        state.hits.fetch_add(1, SeqCst);
+        tokio::spawn(echo_switched(hyper::upgrade::on(&mut req)));
+        return Ok(Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header("upgrade", "websocket")
+            .header("connection", "Upgrade")
+            .header("x-upstream", &state.name)
+            .body(Full::new(Bytes::new()))
             .unwrap());
     }
     if path == "/healthz" {

@@ -163,6 +163,7 @@ fn pool(
         read: dur("read", &t.read).or(Some(Duration::from_secs(30))),
         write: dur("write", &t.write).or(Some(Duration::from_secs(30))),
         idle: dur("idle", &t.idle).or(Some(Duration::from_secs(60))),
+        tunnel: dur("tunnel", &t.tunnel).or(Some(Duration::from_secs(3600))),
     };
     let health_check = health_check(ck, &format!("{key}.health_check"), p.health_check.as_ref());
 

@@ -41,6 +41,8 @@ pub struct RequestCtx {
     pub upgrade_sent: bool,
     /// The backend switched to the WebSocket (`101`): what follows is the tunnel's.
     pub tunnel: bool,
+    /// The WebSocket request's body is held open until the backend answers (`tunnel`).
+    pub body_held: bool,
     /// What the last failed try met, for the final answer.
     pub last_failure: Option<super::retry::LastFailure>,
     /// The backend timed out while the client had not sent its whole request body: the
@@ -90,6 +92,7 @@ impl RequestCtx {
             answered: false,
             upgrade_sent: false,
             tunnel: false,
+            body_held: false,
             last_failure: None,
             body_late: false,
             body_left: None,

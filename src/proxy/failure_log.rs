@@ -115,6 +115,18 @@ pub fn tunnel_quiet(project: &Project, req: &RequestHeader, ctx: &RequestCtx) {
     );
 }
 
+/// A WebSocket client sent bytes before the backend's `101` (RFC 6455 §4.1: it must wait).
+pub fn websocket_too_early(project: &Project, req: &RequestHeader) {
+    throttled!(
+        info,
+        project.client_failure_log,
+        "project {}: {} {} answered 400: the client sent WebSocket data before the backend's 101 (a client must wait for it)",
+        project.name,
+        req.method,
+        target(req)
+    );
+}
+
 fn target(req: &RequestHeader) -> &str {
     req.uri.path_and_query().map_or("/", |p| p.as_str())
 }

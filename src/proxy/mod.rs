@@ -13,6 +13,7 @@ mod route_and_rules;
 mod router;
 mod rules_reload;
 mod state;
+mod tunnel;
 
 pub use context::RequestCtx;
 pub use failure_log::Brief;

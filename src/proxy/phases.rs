@@ -9,6 +9,7 @@ use super::respond::{send, Answer};
 use super::retry::{self, AfterProxyError};
 use super::router::HostRouter;
 use super::state::{Project, Shared};
+use super::tunnel;
 use crate::config::HashKey;
 use crate::server::HeadDeadline;
 use async_trait::async_trait;
@@ -285,6 +286,7 @@ impl ProxyHttp for RampartProxy {
         if from_backend
             && retry::is_timeout(e.etype())
             && !quiet_tunnel
+            && !ctx.body_held
             && !session.as_downstream_mut().is_body_done()
         {
             ctx.body_late = true;
@@ -387,6 +389,9 @@ impl ProxyHttp for RampartProxy {
                 forward::apply_ops(headers, &plan.request_headers);
             }
         });
+        if ctx.upgrade_sent {
+            ctx.body_held = tunnel::hold_request_body(session, upstream, ctx.body_held);
+        }
         if let Some(uri) = plan.and_then(|p| p.rewrite.as_ref()) {
             match uri.parse::<http::Uri>() {
                 Ok(u) => upstream.set_uri(u),
@@ -420,6 +425,9 @@ impl ProxyHttp for RampartProxy {
             // What follows is the tunnel's (a WebSocket), not a request body.
             ctx.body_left = None;
             ctx.tunnel = true;
+        } else if ctx.body_held && !resp.status.is_informational() {
+            // The upgrade refused: the request ends with this answer.
+            tunnel::release_request_body(session);
         }
         // Rampart speaks HTTP/1.1 whatever the backend spoke, as nginx: an HTTP/1.0 status
         // line would tell an HTTP/1.1 client the connection is not kept alive.
@@ -487,6 +495,9 @@ impl ProxyHttp for RampartProxy {
                 failure_log::body_late(project, req);
             } else if ctx.tunnel_went_quiet(e) {
                 failure_log::tunnel_quiet(project, req, ctx);
+            } else if ctx.body_held && !ctx.tunnel && code == 400 {
+                // The held body (`tunnel`) read what the client sent before the backend's 101.
+                failure_log::websocket_too_early(project, req);
             } else {
                 failure_log::request_failed(project, req, ctx, code, answer_began, e);
             }

@@ -29,7 +29,7 @@ use pingora_core::protocols::Stream;
 use std::future::Future;
 use std::io::IoSlice;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -114,6 +114,10 @@ pub struct HeadDeadline {
     /// request is in hand (the proxy's phases took it); [`NEW`] until the first request.
     /// Atomic because the proxy's phases reach the stream only by shared reference.
     idle_since: AtomicU64,
+    /// Set by [`HeadDeadline::end_held_body`]: the next read gives `held_end` first.
+    end_held: AtomicBool,
+    /// What is left to give of the held body's end (see `proxy::tunnel`).
+    held_end: &'static [u8],
 }
 
 impl HeadDeadline {
@@ -126,6 +130,8 @@ impl HeadDeadline {
             timer_polled: false,
             opened: Instant::now(),
             idle_since: AtomicU64::new(NEW),
+            end_held: AtomicBool::new(false),
+            held_end: b"",
         })
     }
 
@@ -146,6 +152,23 @@ impl HeadDeadline {
     pub fn request_done(&self, at: std::time::Instant) {
         let after = Instant::from_std(at).saturating_duration_since(self.opened);
         self.idle_since.store(after.as_millis() as u64 + 1, Relaxed);
+    }
+
+    /// Ends the request body `proxy::tunnel` held open: the next reads give the end of a
+    /// chunked body (`0\r\n\r\n`) before anything the client sends.
+    pub fn end_held_body(&self) {
+        self.end_held.store(true, Relaxed);
+    }
+
+    /// Gives what is left of the held body's end, as much as `buf` takes.
+    fn give_held_end(&mut self, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        if self.end_held.swap(false, Relaxed) {
+            self.held_end = b"0\r\n\r\n";
+        }
+        let n = self.held_end.len().min(buf.remaining());
+        buf.put_slice(&self.held_end[..n]);
+        self.held_end = &self.held_end[n..];
+        Poll::Ready(Ok(()))
     }
 
     /// Between requests, with nothing to read: end of file for Pingora (which then closes
@@ -401,6 +424,9 @@ impl AsyncRead for HeadDeadline {
         let this = &mut *self;
         if this.state == State::Closing {
             return this.linger(cx);
+        }
+        if !this.held_end.is_empty() || this.end_held.load(Relaxed) {
+            return this.give_held_end(buf);
         }
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {

@@ -39,6 +39,8 @@ pub struct RequestCtx {
     /// The request went to the backend as a WebSocket upgrade: only then may it switch
     /// protocols (`101`).
     pub upgrade_sent: bool,
+    /// The request has an `Upgrade` header (found in the head's one pass).
+    pub upgrade_asked: bool,
     /// The backend switched to the WebSocket (`101`): what follows is the tunnel's.
     pub tunnel: bool,
     /// The WebSocket request's body is held open until the backend answers (`tunnel`).
@@ -91,6 +93,7 @@ impl RequestCtx {
             counted_unhealthy: false,
             answered: false,
             upgrade_sent: false,
+            upgrade_asked: false,
             tunnel: false,
             body_held: false,
             last_failure: None,

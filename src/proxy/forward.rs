@@ -281,7 +281,8 @@ fn names_websocket_upgrade(headers: &HeaderMap, named: &[&str]) -> bool {
 }
 
 /// The client asks for a WebSocket: an HTTP/1.1 upgrade that [`strip_request_headers`] lets
-/// through to an HTTP/1.1 backend. One header lookup for requests without `Upgrade`.
+/// through to an HTTP/1.1 backend. Asked only of requests whose head's one pass
+/// (`request_head::read_head`) found an `Upgrade` header.
 pub fn asks_websocket(req: &RequestHeader) -> bool {
     if req.version != http::Version::HTTP_11 || !req.headers.contains_key(UPGRADE) {
         return false;

@@ -218,7 +218,8 @@ impl ProxyHttp for RampartProxy {
         };
         ctx.tried.push(backend.addr);
         ctx.in_flight = Some(crate::upstream::InFlight::new(backend.clone()));
-        let peer = pool.peer(&backend, forward::asks_websocket(session.req_header()));
+        let websocket = ctx.upgrade_asked && forward::asks_websocket(session.req_header());
+        let peer = pool.peer(&backend, websocket);
         ctx.backend = Some(backend);
         Ok(peer)
     }

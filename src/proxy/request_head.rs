@@ -9,7 +9,9 @@
 
 use super::forward::X_REQUEST_ID;
 use super::router::{host_name, HostName};
-use http::header::{CONNECTION, CONTENT_LENGTH, HOST, REFERER, TRANSFER_ENCODING, USER_AGENT};
+use http::header::{
+    CONNECTION, CONTENT_LENGTH, HOST, REFERER, TRANSFER_ENCODING, UPGRADE, USER_AGENT,
+};
 use http::{HeaderValue, Method, Version};
 use pingora_core::protocols::http::authority::{raw_target_authority, RawTargetAuthority};
 use pingora_http::RequestHeader;
@@ -38,6 +40,8 @@ pub struct Head<'a> {
     /// For the access log.
     pub referer: Option<&'a HeaderValue>,
     pub user_agent: Option<&'a HeaderValue>,
+    /// The request has an `Upgrade` header (a WebSocket, maybe: `forward::asks_websocket`).
+    pub upgrade: bool,
 }
 
 /// The name the request is for, as sent (port included): the absolute-form target's
@@ -73,6 +77,7 @@ pub fn read_head(req: &RequestHeader) -> Result<Head<'_>, Refusal> {
     let (mut lengths, mut codings) = (0, 0);
     let (mut length_ok, mut chunked) = (true, true);
     let mut connection_options = 0;
+    let mut upgrade = false;
     for (name, value) in req.headers.iter() {
         if *name == HOST {
             host_value = Some(value);
@@ -94,6 +99,8 @@ pub fn read_head(req: &RequestHeader) -> Result<Head<'_>, Refusal> {
             referer.get_or_insert(value);
         } else if *name == X_REQUEST_ID {
             request_id.get_or_insert(value);
+        } else if *name == UPGRADE {
+            upgrade = true;
         }
     }
     // A Host that is not visible ASCII reads as "\0": refused below as invalid.
@@ -123,6 +130,7 @@ pub fn read_head(req: &RequestHeader) -> Result<Head<'_>, Refusal> {
         request_id,
         referer,
         user_agent,
+        upgrade,
     })
 }
 

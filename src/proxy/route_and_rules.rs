@@ -25,6 +25,7 @@ impl RampartProxy {
             Ok(head) => {
                 ctx.request_id = forward::request_id(head.request_id);
                 ctx.host_header = head.host_header.cloned();
+                ctx.upgrade_asked = head.upgrade;
                 if self.shared.logger.enabled() {
                     ctx.logged_headers = Some([head.referer.cloned(), head.user_agent.cloned()]);
                 }

@@ -254,6 +254,9 @@ impl ProxyHttp for RampartProxy {
             if !crate::upstream::local_connect_failure(&e) {
                 b.connect_failed(&pool.name);
             }
+            if e.etype() == &ErrorType::InvalidCert {
+                crate::upstream::explain_refused_certificate(&pool, b);
+            }
         }
         crate::metrics::METRICS
             .upstream_errors

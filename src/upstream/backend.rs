@@ -44,6 +44,8 @@ pub struct BackendState {
     fall: u32,
     /// Lines about tries that failed on this backend, which every request would repeat.
     pub failure_log: crate::log_throttle::ByFailureKind,
+    /// Checks of why its certificate was refused (`refused_certificate`).
+    pub refused_certificate_log: crate::log_throttle::Throttle,
 }
 
 fn now_ms() -> u64 {
@@ -79,6 +81,7 @@ impl BackendState {
             has_active_checks,
             fall: fall.max(1) as u32,
             failure_log: Default::default(),
+            refused_certificate_log: Default::default(),
         }
     }
 

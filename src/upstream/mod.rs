@@ -7,10 +7,12 @@ mod health;
 mod health_service;
 mod http_check;
 mod peer;
+mod refused_certificate;
 
 pub use backend::{BackendState, CheckRecord, InFlight};
 pub use health::CheckConnectors;
 pub use health_service::{HealthChecks, PoolChecks};
+pub use refused_certificate::explain as explain_refused_certificate;
 
 use crate::config::{HashKey, PoolSettings, Selection};
 use futures::FutureExt;

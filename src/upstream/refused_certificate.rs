@@ -1,0 +1,97 @@
+//! Why a backend's certificate was refused. Pingora 0.9.1 reads OpenSSL's verify result after
+//! a failed handshake only to name the error `InvalidCert`, then drops it: the log said
+//! "certificate verify failed" whatever the cause (a CA the pool does not trust, a name that
+//! does not match the SNI, an expired certificate). After such a failure (at most once per
+//! 5 s per backend) the same handshake is made again on a blocking thread, off the serving
+//! ones, and OpenSSL's verdict is logged.
+
+use super::{BackendState, Pool};
+use pingora_core::tls::ssl::{HandshakeError, SslConnector, SslMethod};
+use pingora_core::tls::x509::store::X509StoreBuilder;
+use pingora_core::tls::x509::X509;
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// What the handshake is made with: the pool's TLS settings, as Pingora uses them.
+struct Handshake {
+    addr: SocketAddr,
+    sni: String,
+    verify_hostname: bool,
+    /// The pool's CAs (`ca_file`, or `server.ca_file`); none: the system's.
+    cas: Option<std::sync::Arc<Box<[X509]>>>,
+    timeout: Duration,
+}
+
+/// Logs, at `warn` and in the background, why `backend`'s certificate was refused.
+pub fn explain(pool: &Pool, backend: &BackendState) {
+    if backend.refused_certificate_log.admit().is_none() {
+        return;
+    }
+    let template = &pool.peer_template;
+    let handshake = Handshake {
+        addr: backend.addr,
+        sni: template.sni.clone(),
+        verify_hostname: template.options.verify_hostname,
+        cas: template.options.ca.clone(),
+        timeout: template
+            .options
+            .connection_timeout
+            .unwrap_or(Duration::from_secs(2)),
+    };
+    let name = pool.name.clone();
+    tokio::task::spawn_blocking(move || {
+        let verdict = handshake.verdict();
+        log::warn!(
+            "pool {name}: the certificate of {} was refused: {verdict} (SNI `{}`{})",
+            handshake.addr,
+            handshake.sni,
+            if handshake.cas.is_some() {
+                ", the pool's CA file"
+            } else {
+                ", the system's CAs"
+            }
+        );
+    });
+}
+
+impl Handshake {
+    /// OpenSSL's reason, e.g. `Hostname mismatch`, `self-signed certificate`, `certificate
+    /// has expired`; or why it could not be asked.
+    fn verdict(&self) -> String {
+        match self.attempt() {
+            Ok(verdict) => verdict,
+            Err(e) => format!("(the check could not tell why: {e})"),
+        }
+    }
+
+    fn attempt(&self) -> Result<String, Box<dyn std::error::Error>> {
+        let mut builder = SslConnector::builder(SslMethod::tls_client())?;
+        if let Some(cas) = &self.cas {
+            // As Pingora: the pool's CAs replace the system's.
+            let mut store = X509StoreBuilder::new()?;
+            for ca in cas.iter() {
+                store.add_cert(ca.clone())?;
+            }
+            builder.set_verify_cert_store(store.build())?;
+        }
+        let mut config = builder.build().configure()?;
+        config.set_verify_hostname(self.verify_hostname);
+        let tcp = TcpStream::connect_timeout(&self.addr, self.timeout)?;
+        tcp.set_read_timeout(Some(self.timeout))?;
+        tcp.set_write_timeout(Some(self.timeout))?;
+        Ok(match config.connect(&self.sni, tcp) {
+            Ok(_) => "accepted when checked again (the certificate changed?)".to_string(),
+            Err(HandshakeError::Failure(mid)) | Err(HandshakeError::WouldBlock(mid)) => {
+                let result = mid.ssl().verify_result();
+                match result.as_raw() {
+                    0 => format!(
+                        "no certificate error; the handshake failed: {}",
+                        mid.error()
+                    ),
+                    _ => result.error_string().to_string(),
+                }
+            }
+            Err(HandshakeError::SetupFailure(e)) => return Err(e.into()),
+        })
+    }
+}

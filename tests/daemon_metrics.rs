@@ -6,12 +6,6 @@ use common::*;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The value of the unlabelled sample `name` in a Prometheus text page.
-fn sample(page: &str, name: &str) -> Option<f64> {
-    page.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-}
-
 #[test]
 fn a_daemon_exports_its_own_process_metrics() {
     let dir = tempfile::tempdir().unwrap();
@@ -26,13 +20,13 @@ fn a_daemon_exports_its_own_process_metrics() {
             .map(|r| r.text())
     });
 
-    let start = sample(&page, "process_start_time_seconds")
+    let start = metric_in(&page, "process_start_time_seconds")
         .unwrap_or_else(|| panic!("process_start_time_seconds: {page}"));
     assert!(
         (start - before.as_secs_f64()).abs() < 30.0,
         "the daemon's start, not another process's: {start} (test began {before:?})"
     );
-    let rss = sample(&page, "process_resident_memory_bytes").expect("memory");
+    let rss = metric_in(&page, "process_resident_memory_bytes").expect("memory");
     assert!(rss > 1e6, "{rss}");
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let threads: f64 = status
@@ -42,14 +36,14 @@ fn a_daemon_exports_its_own_process_metrics() {
         .trim()
         .parse()
         .unwrap();
-    assert_eq!(sample(&page, "process_threads"), Some(threads), "{page}");
+    assert_eq!(metric_in(&page, "process_threads"), Some(threads), "{page}");
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .count() as f64;
-    let open = sample(&page, "process_open_fds").expect("open fds");
+    let open = metric_in(&page, "process_open_fds").expect("open fds");
     assert!((open - fds).abs() <= 3.0, "{open} open, /proc says {fds}");
-    assert!(sample(&page, "process_max_fds").is_some_and(|m| m >= fds));
-    assert!(sample(&page, "process_cpu_seconds_total").is_some_and(|s| s >= 0.0));
+    assert!(metric_in(&page, "process_max_fds").is_some_and(|m| m >= fds));
+    assert!(metric_in(&page, "process_cpu_seconds_total").is_some_and(|s| s >= 0.0));
     assert_eq!(
         page.matches("\nprocess_resident_memory_bytes ").count(),
         1,

@@ -25,13 +25,8 @@ fn start(backend: &str) -> (Rampart, std::path::PathBuf, String) {
 /// A backend that sends `103 Early Hints` for each request, then `rest`, then closes.
 fn hints_then(rest: &'static [u8]) -> String {
     socket_backend(move |mut conn| {
-        let mut head = Vec::new();
-        let mut buf = [0u8; 1024];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-            match conn.read(&mut buf) {
-                Ok(n @ 1..) => head.extend_from_slice(&buf[..n]),
-                _ => return,
-            }
+        if read_head(&mut conn).is_err() {
+            return;
         }
         let _ = conn.write_all(b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n");
         let _ = conn.write_all(rest);

@@ -102,9 +102,7 @@ impl RequestCtx {
             _counted: InFlightRequest::new(),
         }
     }
-}
 
-impl RequestCtx {
     /// The backend sent nothing through the WebSocket for `timeouts.tunnel`: the tunnel's
     /// idle end (as HAProxy's `timeout tunnel`), not the backend's failure.
     pub fn tunnel_went_quiet(&self, e: &pingora_error::Error) -> bool {

@@ -284,7 +284,7 @@ fn names_websocket_upgrade(headers: &HeaderMap, named: &[&str]) -> bool {
 /// through to an HTTP/1.1 backend. Asked only of requests whose head's one pass
 /// (`request_head::read_head`) found an `Upgrade` header.
 pub fn asks_websocket(req: &RequestHeader) -> bool {
-    if req.version != http::Version::HTTP_11 || !req.headers.contains_key(UPGRADE) {
+    if req.version != http::Version::HTTP_11 {
         return false;
     }
     let named: SmallVec<[&str; 4]> = connection_options(&req.headers).collect();

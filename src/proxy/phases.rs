@@ -285,12 +285,12 @@ impl ProxyHttp for RampartProxy {
         // A client that went away is not the backend's error.
         let from_backend = e.esource() == &pingora_error::ErrorSource::Upstream;
         // Nor is a backend waiting for a body the client does not send (Pingora streams the
-        // body: the backend's read timeout runs while the client uploads).
+        // body: the backend's read timeout runs while the client uploads). A WebSocket's
+        // request has none: its body is held (`tunnel`), then is the tunnel's.
         let quiet_tunnel = ctx.tunnel_went_quiet(&e);
         if from_backend
             && retry::is_timeout(e.etype())
-            && !quiet_tunnel
-            && !ctx.body_held
+            && !ctx.upgrade_sent
             && !session.as_downstream_mut().is_body_done()
         {
             ctx.body_late = true;

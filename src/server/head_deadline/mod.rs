@@ -29,7 +29,7 @@ use pingora_core::protocols::Stream;
 use std::future::Future;
 use std::io::IoSlice;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -114,11 +114,13 @@ pub struct HeadDeadline {
     /// request is in hand (the proxy's phases took it); [`NEW`] until the first request.
     /// Atomic because the proxy's phases reach the stream only by shared reference.
     idle_since: AtomicU64,
-    /// Set by [`HeadDeadline::end_held_body`]: the next read gives `held_end` first.
-    end_held: AtomicBool,
-    /// What is left to give of the held body's end (see `proxy::tunnel`).
-    held_end: &'static [u8],
+    /// How many bytes of [`HELD_BODY_END`] the next reads give before the client's: set by
+    /// [`HeadDeadline::end_held_body`] (see `proxy::tunnel`).
+    held_end_left: AtomicU8,
 }
+
+/// The end of a chunked body, which ends a request body held open (`proxy::tunnel`).
+const HELD_BODY_END: &[u8] = b"0\r\n\r\n";
 
 impl HeadDeadline {
     pub fn wrap(inner: Stream, limit: Arc<HeadLimit>) -> Stream {
@@ -130,8 +132,7 @@ impl HeadDeadline {
             timer_polled: false,
             opened: Instant::now(),
             idle_since: AtomicU64::new(NEW),
-            end_held: AtomicBool::new(false),
-            held_end: b"",
+            held_end_left: AtomicU8::new(0),
         })
     }
 
@@ -157,17 +158,15 @@ impl HeadDeadline {
     /// Ends the request body `proxy::tunnel` held open: the next reads give the end of a
     /// chunked body (`0\r\n\r\n`) before anything the client sends.
     pub fn end_held_body(&self) {
-        self.end_held.store(true, Relaxed);
+        self.held_end_left.store(HELD_BODY_END.len() as u8, Relaxed);
     }
 
-    /// Gives what is left of the held body's end, as much as `buf` takes.
-    fn give_held_end(&mut self, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        if self.end_held.swap(false, Relaxed) {
-            self.held_end = b"0\r\n\r\n";
-        }
-        let n = self.held_end.len().min(buf.remaining());
-        buf.put_slice(&self.held_end[..n]);
-        self.held_end = &self.held_end[n..];
+    /// Gives the `left` last bytes of the held body's end, as many as `buf` takes.
+    fn give_held_end(&mut self, left: u8, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let rest = &HELD_BODY_END[HELD_BODY_END.len() - left as usize..];
+        let n = rest.len().min(buf.remaining());
+        buf.put_slice(&rest[..n]);
+        *self.held_end_left.get_mut() = left - n as u8;
         Poll::Ready(Ok(()))
     }
 
@@ -425,8 +424,9 @@ impl AsyncRead for HeadDeadline {
         if this.state == State::Closing {
             return this.linger(cx);
         }
-        if !this.held_end.is_empty() || this.end_held.load(Relaxed) {
-            return this.give_held_end(buf);
+        let left = this.held_end_left.load(Relaxed);
+        if left > 0 {
+            return this.give_held_end(left, buf);
         }
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {

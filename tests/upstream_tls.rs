@@ -56,3 +56,33 @@ fn a_refused_backend_certificate_is_explained_in_the_log() {
         assert!(line.ends_with(why), "{line}");
     }
 }
+
+#[test]
+fn a_health_check_refused_by_certificate_says_why_in_status_and_log() {
+    let ca = TestCa::new();
+    let other_name = Upstream::start_tls("other-name", &ca.issue(&["other.test"]));
+    let (http, admin) = (free_addr(), free_addr());
+    let yaml = format!(
+        "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  named:\n    backends: [\"{}\"]\n    tls: {{ sni: backend.test, ca_file: \"{}\" }}\n    health_check: {{ kind: http, path: /, interval: 100ms, timeout: 1s, fall: 1 }}\nprojects:\n  - {{ name: b, hosts: [\"*\"], pool: named }}\n",
+        other_name.addr_string(),
+        ca.ca_path().display()
+    );
+    let r = Rampart::start(&yaml);
+    let why = "hostname mismatch, with SNI `backend.test` and the pool's CA file";
+    let backend = poll_until(Duration::from_secs(10), "the check's verdict", || {
+        let status = r.status();
+        let b = status["pools"][0]["backends"][0].clone();
+        (b["healthy"] == false).then_some(b)
+    });
+    assert_eq!(
+        backend["last_check_result"],
+        format!("InvalidCert ({why})"),
+        "{backend}"
+    );
+    let needle = format!(
+        "pool named: backend {} is unhealthy (last check: ",
+        other_name.addr_string()
+    );
+    let line = r.wait_for_log(&needle, Duration::from_secs(5));
+    assert!(line.ends_with(&format!("InvalidCert ({why}))")), "{line}");
+}

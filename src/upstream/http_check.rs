@@ -46,12 +46,31 @@ impl HttpCheck {
     }
 }
 
+/// A refused certificate, with OpenSSL's reason (Pingora's error says only "certificate verify
+/// failed"): e.g. `InvalidCert (hostname mismatch, with SNI `a.test` and the pool's CA file)`.
+async fn refused(peer: &HttpPeer, e: Box<Error>) -> Result<()> {
+    let Some(addr) = peer._address.as_inet() else {
+        return Err(e);
+    };
+    let why = super::refused_certificate::refusal(*addr, peer).await;
+    Error::e_explain(
+        ErrorType::InvalidCert,
+        format!(
+            "{}, with SNI `{}` and {}",
+            why.verdict, why.sni, why.trusted
+        ),
+    )
+}
+
 #[async_trait]
 impl HealthCheck for HttpCheck {
     async fn check(&self, target: &Backend) -> Result<()> {
         let mut peer = self.peer_template.clone();
         peer._address = target.addr.clone();
-        let (mut session, _) = self.connector.get_http_session(&peer).await?;
+        let (mut session, _) = match self.connector.get_http_session(&peer).await {
+            Err(e) if e.etype() == &ErrorType::InvalidCert => return refused(&peer, e).await,
+            connected => connected?,
+        };
         let req = self.request(matches!(session, HttpSession::H2(_)))?;
         session.set_write_timeout(peer.options.write_timeout);
         session.write_request_header(req).await?;

@@ -1,14 +1,16 @@
 //! Why a backend's certificate was refused. Pingora 0.9.1 reads OpenSSL's verify result after
-//! a failed handshake only to name the error `InvalidCert`, then drops it: the log said
-//! "certificate verify failed" whatever the cause (a CA the pool does not trust, a name that
-//! does not match the SNI, an expired certificate). After such a failure (at most once per
-//! 5 s per backend) the same handshake is made again on a blocking thread, off the serving
-//! ones, and OpenSSL's verdict is logged.
+//! a failed handshake only to name the error `InvalidCert`, then drops it: the log and
+//! `/status` said "certificate verify failed" whatever the cause (a CA the pool does not
+//! trust, a name that does not match the SNI, an expired certificate). After such a failure
+//! the same handshake is made again on a blocking thread, off the serving ones, and OpenSSL's
+//! verdict is given: logged for a request's connection (at most once per 5 s per backend),
+//! kept as the check's result for a health check.
 
 use super::{BackendState, Pool};
 use pingora_core::tls::ssl::{HandshakeError, SslConnector, SslMethod};
 use pingora_core::tls::x509::store::X509StoreBuilder;
 use pingora_core::tls::x509::X509;
+use pingora_core::upstreams::peer::HttpPeer;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
@@ -22,39 +24,78 @@ struct Handshake {
     timeout: Duration,
 }
 
+/// OpenSSL's reason and what it was checked against.
+pub struct Refusal {
+    /// e.g. `hostname mismatch`, `unable to get local issuer certificate`.
+    pub verdict: String,
+    pub sni: String,
+    /// Whose CAs were trusted.
+    pub trusted: &'static str,
+}
+
 /// Logs, at `warn` and in the background, why `backend`'s certificate was refused.
 pub fn explain(pool: &Pool, backend: &BackendState) {
     if backend.refused_certificate_log.admit().is_none() {
         return;
     }
-    let template = &pool.peer_template;
-    let handshake = Handshake {
-        addr: backend.addr,
-        sni: template.sni.clone(),
-        verify_hostname: template.options.verify_hostname,
-        cas: template.options.ca.clone(),
-        timeout: template
-            .options
-            .connection_timeout
-            .unwrap_or(Duration::from_secs(2)),
-    };
+    let handshake = Handshake::new(backend.addr, &pool.peer_template);
     let name = pool.name.clone();
     tokio::task::spawn_blocking(move || {
-        let verdict = handshake.verdict();
+        let Refusal {
+            verdict,
+            sni,
+            trusted,
+        } = handshake.refusal();
         log::warn!(
-            "pool {name}: the certificate of {} was refused: {verdict} (SNI `{}`{})",
-            handshake.addr,
-            handshake.sni,
-            if handshake.cas.is_some() {
-                ", the pool's CA file"
-            } else {
-                ", the system's CAs"
-            }
+            "pool {name}: the certificate of {} was refused: {verdict} (SNI `{sni}`, {trusted})",
+            handshake.addr
         );
     });
 }
 
+/// Why the backend at `addr` refused `peer`'s handshake, for a health check's result.
+pub async fn refusal(addr: SocketAddr, peer: &HttpPeer) -> Refusal {
+    let handshake = Handshake::new(addr, peer);
+    let (sni, trusted) = (handshake.sni.clone(), handshake.trusted());
+    tokio::task::spawn_blocking(move || handshake.refusal())
+        .await
+        .unwrap_or_else(|e| Refusal {
+            verdict: format!("(the check could not tell why: {e})"),
+            sni,
+            trusted,
+        })
+}
+
 impl Handshake {
+    fn new(addr: SocketAddr, peer: &HttpPeer) -> Handshake {
+        Handshake {
+            addr,
+            sni: peer.sni.clone(),
+            verify_hostname: peer.options.verify_hostname,
+            cas: peer.options.ca.clone(),
+            timeout: peer
+                .options
+                .connection_timeout
+                .unwrap_or(Duration::from_secs(2)),
+        }
+    }
+
+    fn trusted(&self) -> &'static str {
+        if self.cas.is_some() {
+            "the pool's CA file"
+        } else {
+            "the system's CAs"
+        }
+    }
+
+    fn refusal(&self) -> Refusal {
+        Refusal {
+            verdict: self.verdict(),
+            sni: self.sni.clone(),
+            trusted: self.trusted(),
+        }
+    }
+
     /// OpenSSL's reason, e.g. `Hostname mismatch`, `self-signed certificate`, `certificate
     /// has expired`; or why it could not be asked.
     fn verdict(&self) -> String {

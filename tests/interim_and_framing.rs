@@ -7,19 +7,9 @@ use common::*;
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 
-/// Rampart with one catch-all project on a pool of `backend` (no retries, so that a failure
-/// is the client's answer) and an access log of `{status} {error}`; returns it, its log and
-/// its listener's address.
+/// Rampart on `backend`, its access log `{status} {error}` (`Rampart::start_site`).
 fn start(backend: &str) -> (Rampart, std::path::PathBuf, String) {
-    let http = free_addr();
-    let (r, log) = Rampart::start_logging(|log| {
-        format!(
-            "admin: {{ listen: \"{}\" }}\naccess_log: {{ target: {}, format: \"{{status}} {{error}}\" }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{backend}\"], retries: 0 }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
-            free_addr(),
-            log.display()
-        )
-    });
-    (r, log, http)
+    Rampart::start_site(backend, "{status} {error}")
 }
 
 /// A backend that sends `103 Early Hints` for each request, then `rest`, then closes.

@@ -41,6 +41,10 @@ pub struct RequestCtx {
     pub upgrade_sent: bool,
     /// The request has an `Upgrade` header (found in the head's one pass).
     pub upgrade_asked: bool,
+    /// The client asked `Expect: 100-continue` (`expect_continue`).
+    pub expects_continue: bool,
+    /// Rampart told the client `100 Continue`: the backend is not asked to.
+    pub continue_sent: bool,
     /// The backend switched to the WebSocket (`101`): what follows is the tunnel's.
     pub tunnel: bool,
     /// The WebSocket request's body is held open until the backend answers (`tunnel`).
@@ -94,6 +98,8 @@ impl RequestCtx {
             answered: false,
             upgrade_sent: false,
             upgrade_asked: false,
+            expects_continue: false,
+            continue_sent: false,
             tunnel: false,
             body_held: false,
             last_failure: None,

@@ -3,6 +3,7 @@
 pub mod access_log;
 mod body_limit;
 mod context;
+mod expect_continue;
 mod failure_log;
 mod forward;
 mod phases;

@@ -2,6 +2,7 @@
 
 use super::body_limit;
 use super::context::RequestCtx;
+use super::expect_continue;
 use super::failure_log;
 use super::forward;
 use super::request_head;
@@ -124,13 +125,18 @@ impl ProxyHttp for RampartProxy {
             return Ok(true);
         }
         // Only what goes to a backend is held to the body limit (see `body_limit`).
-        match self
+        if let Some((project, max)) = self
             .project(ctx)
             .and_then(|p| Some((p, p.settings.max_body_size?)))
         {
-            Some((project, max)) => body_limit::check_announced(session, ctx, project, max).await,
-            None => Ok(false),
+            if body_limit::check_announced(session, ctx, project, max).await? {
+                return Ok(true);
+            }
         }
+        if ctx.expects_continue {
+            expect_continue::send(session, ctx).await?;
+        }
+        Ok(false)
     }
 
     async fn request_body_filter(
@@ -396,6 +402,9 @@ impl ProxyHttp for RampartProxy {
         if ctx.upgrade_sent {
             ctx.body_held = tunnel::hold_request_body(session, upstream, ctx.body_held);
         }
+        if ctx.continue_sent {
+            expect_continue::answered(upstream);
+        }
         if let Some(uri) = plan.and_then(|p| p.rewrite.as_ref()) {
             match uri.parse::<http::Uri>() {
                 Ok(u) => upstream.set_uri(u),
@@ -551,7 +560,8 @@ impl ProxyHttp for RampartProxy {
         ctx.in_flight = None;
         // A client that went away before any answer is logged 499, as nginx does (not 0).
         let gone = e.is_some_and(|e| e.esource() == &pingora_error::ErrorSource::Downstream);
-        let status = match session.response_written() {
+        // A `100` alone (the client left while its body was awaited) is no answer.
+        let status = match session.response_written().filter(|r| r.status != 100) {
             Some(r) => r.status.as_u16(),
             None if gone => 499,
             None => 0,

@@ -10,7 +10,7 @@
 use super::forward::X_REQUEST_ID;
 use super::router::{host_name, HostName};
 use http::header::{
-    CONNECTION, CONTENT_LENGTH, HOST, REFERER, TRANSFER_ENCODING, UPGRADE, USER_AGENT,
+    CONNECTION, CONTENT_LENGTH, EXPECT, HOST, REFERER, TRANSFER_ENCODING, UPGRADE, USER_AGENT,
 };
 use http::{HeaderValue, Method, Version};
 use pingora_core::protocols::http::authority::{raw_target_authority, RawTargetAuthority};
@@ -42,6 +42,8 @@ pub struct Head<'a> {
     pub user_agent: Option<&'a HeaderValue>,
     /// The request has an `Upgrade` header (a WebSocket, maybe: `forward::asks_websocket`).
     pub upgrade: bool,
+    /// `Expect: 100-continue`: the client waits for a `100` before sending its body.
+    pub expects_continue: bool,
 }
 
 /// The name the request is for, as sent (port included): the absolute-form target's
@@ -77,7 +79,7 @@ pub fn read_head(req: &RequestHeader) -> Result<Head<'_>, Refusal> {
     let (mut lengths, mut codings) = (0, 0);
     let (mut length_ok, mut chunked) = (true, true);
     let mut connection_options = 0;
-    let mut upgrade = false;
+    let (mut upgrade, mut expects_continue) = (false, false);
     for (name, value) in req.headers.iter() {
         if *name == HOST {
             host_value = Some(value);
@@ -101,6 +103,11 @@ pub fn read_head(req: &RequestHeader) -> Result<Head<'_>, Refusal> {
             request_id.get_or_insert(value);
         } else if *name == UPGRADE {
             upgrade = true;
+        } else if *name == EXPECT {
+            expects_continue = value
+                .as_bytes()
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"100-continue");
         }
     }
     // A Host that is not visible ASCII reads as "\0": refused below as invalid.
@@ -131,6 +138,7 @@ pub fn read_head(req: &RequestHeader) -> Result<Head<'_>, Refusal> {
         referer,
         user_agent,
         upgrade,
+        expects_continue,
     })
 }
 

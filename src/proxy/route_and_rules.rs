@@ -26,6 +26,7 @@ impl RampartProxy {
                 ctx.request_id = forward::request_id(head.request_id);
                 ctx.host_header = head.host_header.cloned();
                 ctx.upgrade_asked = head.upgrade;
+                ctx.expects_continue = head.expects_continue;
                 if self.shared.logger.enabled() {
                     ctx.logged_headers = Some([head.referer.cloned(), head.user_agent.cloned()]);
                 }

@@ -56,6 +56,21 @@ impl Rampart {
         Self::start_logging_in(tempfile::tempdir().unwrap(), yaml)
     }
 
+    /// One catch-all project `site` on pool `app` of `backend` (no retries, so that a failure
+    /// is the client's answer), with an access log of `format`; returns it, its log and its
+    /// listener's address.
+    pub fn start_site(backend: &str, format: &str) -> (Rampart, PathBuf, String) {
+        let http = super::free_addr();
+        let (r, log) = Self::start_logging(|log| {
+            format!(
+                "admin: {{ listen: \"{}\" }}\naccess_log: {{ target: {}, format: \"{format}\" }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{backend}\"], retries: 0 }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
+                super::free_addr(),
+                log.display()
+            )
+        });
+        (r, log, http)
+    }
+
     /// Like `start_logging`, in a directory the test prepared.
     pub fn start_logging_in(
         dir: tempfile::TempDir,

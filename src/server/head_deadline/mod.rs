@@ -3,7 +3,8 @@
 //! (slowloris) keeps its connection, and its place under `max_connections`, for ever.
 //!
 //! The client's stream is wrapped: reads look for the blank line that ends a head, writes
-//! show that the request was answered (a new head may then begin). The timer is armed only
+//! show that the request was answered (a new head may begin once the proxy is done with it:
+//! until then the client may still be sending the body a backend answered early). The timer is armed only
 //! when a read leaves a head incomplete; a head that arrives in one read (nearly all) costs a
 //! scan of its bytes. When the deadline passes, the client is told `408` and the read fails.
 //! The same scan counts a head's bytes against the listener's `max_header_size` (`oversized`):
@@ -60,6 +61,10 @@ enum State {
     },
     /// The head is in; its body, if any, may take its time.
     Body,
+    /// A response was written while the proxy has the request in hand: what the client
+    /// sends until the proxy is done with it is the rest of its body (a backend may answer an
+    /// upload before reading it), not a new head, however much or slow it comes.
+    Answered,
     /// After a `101 Switching Protocols`: no longer HTTP.
     Tunnel,
     /// A head too large was answered: what the client still sends is read and dropped, for
@@ -211,7 +216,9 @@ impl HeadDeadline {
                 len,
                 line_ended,
             } => (tail, len, line_ended),
-            State::Body | State::Tunnel | State::Closing => return Head::Complete,
+            State::Body | State::Answered | State::Tunnel | State::Closing => {
+                return Head::Complete
+            }
         };
         if new.is_empty() {
             return Head::Complete;
@@ -346,8 +353,9 @@ impl HeadDeadline {
                     );
                     self.log_own_answer(code, "Pingora could not take");
                 }
-                // A response's later writes (its body) come in `Idle`: never taken for one.
-                self.state = State::Idle;
+                // A response's later writes (its body) come in `Answered`: never taken for
+                // one.
+                self.state = State::Answered;
             }
         }
     }
@@ -421,8 +429,11 @@ impl AsyncRead for HeadDeadline {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = &mut *self;
-        if this.state == State::Closing {
-            return this.linger(cx);
+        match this.state {
+            State::Closing => return this.linger(cx),
+            // The request was answered and done with: a new head may come.
+            State::Answered if this.idle_since.load(Relaxed) != 0 => this.state = State::Idle,
+            _ => {}
         }
         let left = this.held_end_left.load(Relaxed);
         if left > 0 {
@@ -451,7 +462,7 @@ impl AsyncRead for HeadDeadline {
                     _ => Poll::Pending,
                 },
                 State::Idle => this.poll_keepalive(cx),
-                State::Body | State::Tunnel | State::Closing => Poll::Pending,
+                State::Body | State::Answered | State::Tunnel | State::Closing => Poll::Pending,
             },
             other => other,
         }

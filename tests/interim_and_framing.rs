@@ -144,3 +144,40 @@ fn an_h2_body_ended_by_an_empty_frame_is_ended_once_for_the_backend() {
         "each body ended once: {received}"
     );
 }
+
+/// A backend's length sent twice, or as a list of the same value, reaches the client as one
+/// `Content-Length` (as nginx sends it): Node's client refuses `Content-Length: 2, 2` and a
+/// repeated `Content-Length`. Lengths that disagree are the backend's error (`502`).
+#[test]
+fn a_backend_length_given_twice_reaches_the_client_once() {
+    // The client's answer when the backend answers `lengths` and `hello`.
+    let through = |lengths: &str| {
+        let response = format!("HTTP/1.1 200 OK\r\n{lengths}\r\nhello");
+        let backend = socket_backend(move |conn| answer_every_head(conn, response.as_bytes()));
+        let (_r, _log, http) = start(&backend);
+        let raw = raw_request(
+            &http,
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+        RawResponse::parse(&raw)
+            .unwrap_or_else(|| panic!("no answer: {}", String::from_utf8_lossy(&raw)))
+    };
+    for lengths in [
+        "Content-Length: 2, 2\r\n",
+        "Content-Length: 2\r\ncontent-length: 2\r\n",
+    ] {
+        let answer = through(lengths);
+        assert_eq!(answer.status, 200, "{answer:?}");
+        let sent: Vec<_> = answer
+            .headers
+            .iter()
+            .filter(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+            .map(|(_, value)| value.as_str())
+            .collect();
+        assert_eq!(sent, ["2"], "{answer:?}");
+        assert_eq!(answer.text(), "he", "{answer:?}");
+    }
+    let answer = through("Content-Length: 2\r\nContent-Length: 5\r\n");
+    assert_eq!(answer.status, 502, "{answer:?}");
+}

@@ -4,7 +4,7 @@
 use crate::rules::{is_hop_by_hop, HeaderOp};
 use bytes::BytesMut;
 use http::header::Entry;
-use http::header::{HeaderName, CONNECTION, TE, TRANSFER_ENCODING, UPGRADE};
+use http::header::{HeaderName, CONNECTION, CONTENT_LENGTH, TE, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderValue};
 use pingora_http::{RequestHeader, ResponseHeader};
 use rand::rngs::SmallRng;
@@ -334,22 +334,31 @@ pub fn set_forwarded(
 }
 
 /// Removes the hop-by-hop headers of a backend's response, and those its `Connection` names;
-/// `Connection` and `Upgrade` stay on a 101 (the switched connection needs them).
+/// `Connection` and `Upgrade` stay on a 101 (the switched connection needs them). A length
+/// sent twice or as a list (`Content-Length: 2, 2`, which Pingora reads as one length when
+/// the values agree) goes on as one value, as nginx sends it: strict clients (Node's) refuse
+/// the response otherwise.
 pub fn strip_hop_by_hop_response(status: http::StatusCode, headers: &mut HeaderMap) {
     // Nearly every response has no hop-by-hop header but `Connection: keep-alive` (or
     // `close`), which Pingora itself replaces on a final answer over HTTP/1 and drops over
     // HTTP/2: nothing to remove then.
     let (mut connection, mut unusual, mut other) = (false, false, false);
+    let (mut lengths, mut length_list) = (0u8, false);
     for (name, value) in headers.iter() {
         if *name == CONNECTION {
             connection = true;
             // A bare `keep-alive` or `close` (nearly all) is seen without splitting a list.
             let v = value.as_bytes();
             unusual |= !(v.eq_ignore_ascii_case(b"keep-alive") || v.eq_ignore_ascii_case(b"close"));
+        } else if *name == CONTENT_LENGTH {
+            lengths = lengths.saturating_add(1);
+            length_list |= value.as_bytes().contains(&b',');
         } else if is_hop_by_hop(name) || *name == TE {
             other = true;
-            break;
         }
+    }
+    if lengths > 1 || length_list {
+        one_content_length(headers);
     }
     let rewritten_by_pingora = || {
         !status.is_informational()
@@ -387,6 +396,20 @@ pub fn strip_hop_by_hop_response(status: http::StatusCode, headers: &mut HeaderM
     drop(named);
     for name in doomed {
         headers.remove(name);
+    }
+}
+
+/// Replaces a response's `Content-Length` lines by the first value of the first: Pingora
+/// refused the response (`502`) unless they all agree.
+#[cold]
+fn one_content_length(headers: &mut HeaderMap) {
+    let first = headers.get(CONTENT_LENGTH).and_then(|v| {
+        let text = v.to_str().ok()?;
+        let value = text.split(',').next()?.trim();
+        HeaderValue::from_str(value).ok()
+    });
+    if let Some(value) = first {
+        headers.insert(CONTENT_LENGTH, value);
     }
 }
 

@@ -9,14 +9,21 @@ fn lines_with(text: &str, needle: &str) -> usize {
     text.lines().filter(|l| l.contains(needle)).count()
 }
 
-#[test]
-fn a_dead_backend_is_logged_once_per_period_with_its_cause() {
+/// Project `shop` (`shop.test`) on a pool of one backend address nothing listens on, with
+/// `retries`; returns Rampart, that address and the listener's.
+fn shop_on_a_dead_backend(retries: usize) -> (Rampart, String, String) {
     let dead = free_addr();
     let http = free_addr();
     let r = Rampart::start(&format!(
-        "admin: {{ listen: \"{}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{dead}\"], retries: 0, health_check: {{ kind: none }} }}\nprojects:\n  - name: shop\n    hosts: [shop.test]\n    pool: app\n",
+        "admin: {{ listen: \"{}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{dead}\"], retries: {retries}, health_check: {{ kind: none }} }}\nprojects:\n  - name: shop\n    hosts: [shop.test]\n    pool: app\n",
         free_addr()
     ));
+    (r, dead, http)
+}
+
+#[test]
+fn a_dead_backend_is_logged_once_per_period_with_its_cause() {
+    let (r, dead, http) = shop_on_a_dead_backend(0);
     let started = Instant::now();
     for _ in 0..40 {
         assert_eq!(get(&format!("http://{http}/x"), "shop.test").status(), 502);
@@ -281,4 +288,19 @@ fn an_error_log_without_daemon_mode_is_named_at_start() {
         "{line}"
     );
     assert!(!error_log.exists(), "nothing is written there");
+}
+
+/// A pool's only backend refusing connections: `retries` has no other backend to use, so the
+/// lines say what that backend met, and none promises another try.
+#[test]
+fn a_lone_dead_backend_is_not_said_to_be_retried() {
+    let (r, dead, http) = shop_on_a_dead_backend(2);
+    assert_eq!(get(&format!("http://{http}/x"), "shop.test").status(), 502);
+    let failed =
+        format!("project shop: GET /x answered 502 after 1 try: backend {dead}: ConnectRefused");
+    r.wait_for_log(&failed, Duration::from_secs(5));
+    let log = r.stderr();
+    let connect = format!("pool app: cannot connect to {dead}: ConnectRefused (Connection refused");
+    assert_eq!(lines_with(&log, &connect), 1, "{log}");
+    assert_eq!(lines_with(&log, "trying another backend"), 0, "{log}");
 }

@@ -113,7 +113,8 @@ fn a_get_cut_before_its_answer_is_retried_on_another_backend() {
     );
     drop(r);
 
-    // With nowhere left to go, the answer is 502 and the log names what the last try met.
+    // With nowhere left to go, the answer is 502 and the log names what the try met (no
+    // retry promised: `retries` has no other backend).
     let (r, base) = start(&[&cut], "    retries: 1");
     let resp = c.get(format!("{base}/x")).send().unwrap();
     assert_eq!(resp.status(), 502);
@@ -122,7 +123,16 @@ fn a_get_cut_before_its_answer_is_retried_on_another_backend() {
         "close",
         "the connection is closed after an error: the answer says so"
     );
-    r.wait_for_log("last: ", Duration::from_secs(2));
+    let line = r.wait_for_log("answered 502 after 1 try: backend ", Duration::from_secs(2));
+    assert!(
+        line.contains(&format!("backend {cut}: ConnectionClosed")),
+        "{line}"
+    );
+    assert!(
+        !r.stderr().contains("trying another backend"),
+        "{}",
+        r.stderr()
+    );
 }
 
 /// A client that announces a body and does not send it: the backend, which waits for it, never

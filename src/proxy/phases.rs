@@ -269,7 +269,8 @@ impl ProxyHttp for RampartProxy {
             .with_label_values(&[&pool.name, "connect"])
             .inc();
         // Nothing was sent yet: another backend may take it.
-        let retrying = retry::after_connect_failure(ctx, &e, pool.retries());
+        let retrying =
+            retry::after_connect_failure(ctx, &e, pool.retries()) && pool.has_untried(&ctx.tried);
         if retrying {
             e.set_retry(true);
         }
@@ -316,7 +317,11 @@ impl ProxyHttp for RampartProxy {
         let mut e = e.more_context(format!("Peer: {peer}"));
         let replayable = session.req_header().method.is_idempotent()
             && !session.as_ref().retry_buffer_truncated();
-        let retries = ctx.pool.as_ref().map_or(0, |p| p.retries());
+        // No retry where no other backend is left: the answer says what this one met.
+        let retries = match &ctx.pool {
+            Some(p) if p.has_untried(&ctx.tried) => p.retries(),
+            _ => 0,
+        };
         match retry::after_proxy_error(ctx, &e, client_reused, replayable, retries) {
             AfterProxyError::GiveUp => e.set_retry(false),
             AfterProxyError::SameBackend => {

@@ -225,6 +225,12 @@ impl Pool {
         peer
     }
 
+    /// Whether a backend not in `tried` is left to try (healthy or not: fail-open may take
+    /// one that is not).
+    pub fn has_untried(&self, tried: &[std::net::SocketAddr]) -> bool {
+        self.members.iter().any(|b| !tried.contains(&b.addr))
+    }
+
     /// Every backend with its current health (active and passive) for /status.
     pub fn members(&self) -> impl Iterator<Item = (&Arc<BackendState>, bool)> {
         self.members.iter().map(|s| (s, s.is_healthy()))

@@ -889,3 +889,24 @@ fn unreadable_config_file_has_no_made_up_position() {
         "{stderr}"
     );
 }
+
+/// A file of two YAML documents (a `---` between two configs pasted together) is refused at
+/// the `---` that begins the second, not at 1:1.
+#[test]
+fn a_second_yaml_document_is_pointed_at() {
+    for (yaml, line) in [
+        (format!("{BASE}---\nprojects: []\n"), 6),
+        (
+            format!("# rampart\n---\n{BASE}--- # again\nprojects: []\n"),
+            8,
+        ),
+    ] {
+        let c = check(&yaml);
+        assert_eq!(c.code, 1, "{}", c.stderr);
+        let expected = format!(
+            "{}:{line}:1: a second YAML document begins here (`---`)",
+            c.path
+        );
+        assert!(c.stderr.contains(&expected), "{expected}\n{}", c.stderr);
+    }
+}

@@ -385,11 +385,13 @@ fn access_log_has_the_400_for_a_head_that_could_not_be_parsed() {
             assert_eq!(v["method"], serde_json::Value::Null);
             assert_eq!(v["uri"], serde_json::Value::Null);
             assert_eq!(v["project"], "_none");
+            assert_eq!(v["host"], serde_json::Value::Null);
+            assert_eq!(v["request_id"], serde_json::Value::Null);
         }),
         (
-            "\"{method} {path} {protocol} {status} {project}\"",
+            "\"{method} {path} {protocol} {status} {project} {host} {request_id}\"",
             &|line| {
-                assert_eq!(line, "- - - 400 _none");
+                assert_eq!(line, "- - - 400 _none - -");
             },
         ),
     ] {

@@ -29,7 +29,8 @@ pub(super) fn account(
     let digest = client.get_socket_digest();
     let ip = client_ip(digest.as_ref().and_then(|d| d.peer_addr())).map(IpText::new);
     let tls = client.get_ssl_digest();
-    static NO_ID: http::HeaderValue = http::HeaderValue::from_static("-");
+    // None: written `-` (null in JSON).
+    static NO_ID: http::HeaderValue = http::HeaderValue::from_static("");
     limit.access_log.log(&LogRecord {
         time: SystemTime::now() - waited,
         client_ip: ip.as_ref(),

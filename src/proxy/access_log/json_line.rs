@@ -118,12 +118,13 @@ impl LogRecord<'_> {
         m.str("client_ip", self.client_ip.map(IpText::as_str));
         push_json_millis(m.key("duration_ms"), self.duration);
         m.display("error", self.error);
-        m.str("host", Some(self.host));
+        m.str("host", Some(self.host).filter(|h| !h.is_empty()));
         m.str("method", line.map(|l| l.method.as_str()));
         m.str("project", self.project);
         m.str("protocol", line.map(|l| l.protocol));
         m.str("referer", json_text(self.referer).as_deref());
-        m.str("request_id", json_text(Some(self.request_id)).as_deref());
+        let request_id = Some(self.request_id).filter(|id| !id.is_empty());
+        m.str("request_id", json_text(request_id).as_deref());
         let rules = m.key("rules");
         rules.push('[');
         for (i, id) in self.rules.iter().enumerate() {

@@ -182,10 +182,12 @@ impl LogRecord<'_> {
                 }
                 .as_bytes()
             }
-            Field::Host => self.host.as_bytes(),
+            // Empty for a request refused before it was read (a head Pingora could not
+            // parse): `-`, as for any value missing, so that fields stay apart.
+            Field::Host => dash_if_empty(self.host.as_bytes()),
             Field::Referer => header_bytes(self.referer),
             Field::UserAgent => header_bytes(self.user_agent),
-            Field::RequestId => self.request_id.as_bytes(),
+            Field::RequestId => dash_if_empty(self.request_id.as_bytes()),
             Field::Project => self.project.unwrap_or("-").as_bytes(),
             Field::TlsVersion => self.tls.map_or("-", |t| &t.version).as_bytes(),
             Field::TlsCipher => self.tls.map_or("-", |t| &t.cipher).as_bytes(),
@@ -221,7 +223,7 @@ impl LogRecord<'_> {
                 out.push_str("\" \"");
                 push_header(out, self.user_agent);
                 out.push_str("\" ");
-                push_escaped(out, self.request_id.as_bytes());
+                push_escaped(out, dash_if_empty(self.request_id.as_bytes()));
                 out.push(' ');
                 push_millis(out, self.duration);
             }
@@ -238,6 +240,16 @@ impl LogRecord<'_> {
         out.push('\n');
     }
 }
+
+/// A field with no value (an empty host or request id) is written `-`, as a missing one.
+fn dash_if_empty(value: &[u8]) -> &[u8] {
+    if value.is_empty() {
+        b"-"
+    } else {
+        value
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

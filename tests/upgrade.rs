@@ -307,6 +307,13 @@ fn ten_reloads_under_load_lose_no_request_and_a_broken_reload_changes_nothing() 
     poll_until(Duration::from_secs(10), "the last process to exit", || {
         (!alive(main_pid)).then_some(())
     });
+    // Neither Rampart's pid file nor Pingora's copies of it (`.daemon`, `.daemon.old`).
+    let left: Vec<_> = std::fs::read_dir(host.dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.starts_with("rampart.pid"))
+        .collect();
+    assert!(left.is_empty(), "left after the last process: {left:?}");
     let failures = load.failures.lock().unwrap();
     let [keep_alive, new_conn, slow] =
         [KEEP_ALIVE, NEW_CONNECTION, SLOW].map(|k| load.ok[k].load(Relaxed));

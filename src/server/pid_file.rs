@@ -9,7 +9,8 @@
 //! In the foreground (Pingora writes nothing then) the file is written the same way when its
 //! directory exists, so scripts and `run -u` find the serving process; failing to write it
 //! only warns there. Either way a process removes the file when it exits, if the file still
-//! names it (after an upgrade it names the new process and stays).
+//! names it (after an upgrade it names the new process and stays), and Pingora's copies are
+//! removed too: none is left in the pid file's directory once the last process is gone.
 
 use async_trait::async_trait;
 use pingora_core::server::ShutdownWatch;
@@ -28,8 +29,15 @@ pub struct PidFileWriter {
     pub required: bool,
 }
 
+/// Removes the pid file at `public`, and Pingora's copy of it, each if it still names this
+/// process.
+pub fn remove_ours(public: &std::path::Path) {
+    remove_if_ours(public);
+    remove_if_ours(std::path::Path::new(&pingora_path(&public.to_string_lossy())));
+}
+
 /// Removes the pid file at `path` if it still names this process.
-pub fn remove_if_ours(path: &std::path::Path) {
+fn remove_if_ours(path: &std::path::Path) {
     let ours = std::fs::read_to_string(path)
         .is_ok_and(|text| text.trim() == std::process::id().to_string());
     if ours {
@@ -71,9 +79,15 @@ impl BackgroundService for PidFileWriter {
                 }
             };
         ready_notifier.notify_ready();
+        // Pingora's own copy: its previous one, renamed `*.old` by a reload, names the process
+        // replaced; the current one names this process until the next reload.
+        let private = pingora_path(&self.path.to_string_lossy());
+        let _ = std::fs::remove_file(format!("{private}.old"));
         let _ = shutdown.changed().await;
         if written {
-            remove_if_ours(&self.path);
+            remove_ours(&self.path);
+        } else {
+            remove_if_ours(std::path::Path::new(&private));
         }
     }
 }

@@ -159,7 +159,7 @@ impl ShutdownSignalWatch for Signals {
                     if let Some(log) = &self.access_log {
                         log.finish(Duration::from_secs(1)).await;
                     }
-                    super::pid_file::remove_if_ours(&self.pid_file);
+                    super::pid_file::remove_ours(&self.pid_file);
                     return ShutdownSignal::FastShutdown;
                 }
             }

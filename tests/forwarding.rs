@@ -379,13 +379,30 @@ fn trace_is_refused_with_the_methods_allowed() {
     assert!(resp.header("x-request-id").is_some());
     assert_eq!(up.hits(), 0, "the backend never saw it");
     // Every other method still goes through.
-    let options = raw_request(
-        &http,
-        b"OPTIONS /p HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
-    )
-    .unwrap();
-    assert_eq!(RawResponse::parse(&options).unwrap().status, 200);
+    assert_eq!(method_answer(&http, "OPTIONS").status, 200);
     assert_eq!(up.hits(), 1);
+}
+
+/// A method with lower-case letters (`delete`) is not the method a rule names (`DELETE`),
+/// yet a backend may read it as that one: refused with 400, as nginx refuses it, so that no
+/// rule matching methods can be passed by.
+#[test]
+fn a_method_in_lower_case_is_refused() {
+    let up = Upstream::start("up");
+    let (_r, http) = start("", &up.addr_string());
+    for method in ["delete", "Get", "propfind"] {
+        let resp = method_answer(&http, method);
+        assert_eq!(resp.status, 400, "{method}");
+        assert!(resp.text().contains("case-sensitive"), "{}", resp.text());
+    }
+    assert_eq!(up.hits(), 0, "the backend never saw them");
+    assert_eq!(method_answer(&http, "PROPFIND").status, 200);
+}
+
+/// The answer to `METHOD /p` on `a.test`, on a connection of its own.
+fn method_answer(http: &str, method: &str) -> RawResponse {
+    let head = format!("{method} /p HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n");
+    RawResponse::parse(&raw_request(http, head.as_bytes()).unwrap()).unwrap()
 }
 
 /// Hop-by-hop request headers stay at the proxy; of the upgrades, only WebSocket's goes on

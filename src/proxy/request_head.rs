@@ -73,6 +73,14 @@ pub fn read_head(req: &RequestHeader) -> Result<Head<'_>, Refusal> {
         // to whatever script sent it (cross-site tracing); nginx refuses it too.
         return Err(refuse(405, "TRACE is not allowed"));
     }
+    // Methods are case-sensitive (RFC 9110 §9.1): `delete` is not DELETE to a rule matching
+    // methods, but a backend may take it for one. nginx refuses such a method too.
+    if req.method.as_str().bytes().any(|b| b.is_ascii_lowercase()) {
+        return Err(refuse(
+            400,
+            "the method has lower-case letters (methods are case-sensitive: GET, not get)",
+        ));
+    }
     let target_host = target_authority(req)?;
     // One pass over the (few) headers costs less than a hash lookup for each name needed.
     let (mut host_value, mut request_id, mut referer, mut user_agent) = (None, None, None, None);

@@ -33,7 +33,9 @@ pub struct PidFileWriter {
 /// process.
 pub fn remove_ours(public: &std::path::Path) {
     remove_if_ours(public);
-    remove_if_ours(std::path::Path::new(&pingora_path(&public.to_string_lossy())));
+    remove_if_ours(std::path::Path::new(&pingora_path(
+        &public.to_string_lossy(),
+    )));
 }
 
 /// Removes the pid file at `path` if it still names this process.

@@ -31,6 +31,17 @@ pub struct RampartProxy {
     pub keepalive_secs: u64,
 }
 
+/// The status of the final answer written to the client, if one was: not an interim 1xx (a
+/// `100`, a `103`'s hints), which leaves it owed; a `101` is final (the connection switched).
+fn final_status(session: &Session) -> Option<u16> {
+    session
+        .response_written()
+        .filter(|r| {
+            !r.status.is_informational() || r.status == http::StatusCode::SWITCHING_PROTOCOLS
+        })
+        .map(|r| r.status.as_u16())
+}
+
 fn status_error(code: u16, why: &'static str) -> Box<Error> {
     Error::explain(ErrorType::HTTPStatus(code), why)
 }
@@ -500,13 +511,8 @@ impl ProxyHttp for RampartProxy {
         };
         let code = if ctx.body_late { 408 } else { code };
         // An interim 1xx (a 103's hints, a 100) is not the answer: the final one is still owed,
-        // and the client waits for it. A 101 is final: the connection has switched.
-        let answer_began = session
-            .response_written()
-            .filter(|r| {
-                !r.status.is_informational() || r.status == http::StatusCode::SWITCHING_PROTOCOLS
-            })
-            .map(|r| r.status.as_u16());
+        // and the client waits for it.
+        let answer_began = final_status(session);
         if let Some(project) = self.project(ctx) {
             let req = session.req_header();
             if ctx.body_late {
@@ -565,9 +571,10 @@ impl ProxyHttp for RampartProxy {
         ctx.in_flight = None;
         // A client that went away before any answer is logged 499, as nginx does (not 0).
         let gone = e.is_some_and(|e| e.esource() == &pingora_error::ErrorSource::Downstream);
-        // A `100` alone (the client left while its body was awaited) is no answer.
-        let status = match session.response_written().filter(|r| r.status != 100) {
-            Some(r) => r.status.as_u16(),
+        // An interim answer alone (a `100`, then the client left while its body was awaited)
+        // is no answer.
+        let status = match final_status(session) {
+            Some(code) => code,
             None if gone => 499,
             None => 0,
         };

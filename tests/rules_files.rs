@@ -252,6 +252,23 @@ fn check_reports_rules_file_errors_with_file_and_line() {
     assert!(out.stderr.contains(": 5 error(s)"), "{}", out.stderr);
 }
 
+/// Two lists pasted into one rules file with a `---` between them: refused at that line, in
+/// the rules file (serde_yaml gives no position for it).
+#[test]
+fn a_second_yaml_document_in_a_rules_file_is_pointed_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = "- { id: a, match: { path: /a }, redirect: { to: /b } }\n---\n- { id: c, match: { path: /c }, redirect: { to: /d } }\n";
+    std::fs::write(dir.path().join("two.yaml"), rules).unwrap();
+    let yaml = "listeners:\n  http: { address: \"127.0.0.1:8080\" }\npools:\n  app: { backends: [\"127.0.0.1:3000\"] }\nprojects:\n  - { name: site, hosts: [\"*\"], pool: app, rules_files: [two.yaml] }\n";
+    let out = rampart_with_config(dir, yaml, &["check"], &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let expected = format!(
+        "{}:2:1: a second YAML document begins here (`---`)",
+        out.dir.path().join("two.yaml").display()
+    );
+    assert!(out.stderr.contains(&expected), "{expected}\n{}", out.stderr);
+}
+
 #[test]
 fn no_request_fails_while_rules_are_swapped_under_load() {
     let up = Upstream::start("up");

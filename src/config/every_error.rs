@@ -103,6 +103,25 @@ fn remove_key(value: &mut Value, path: &serde_path_to_error::Path) -> Option<Str
     }
 }
 
+/// When serde_yaml refused `text` for holding more than one document (an error it gives with
+/// no position), the line (from 1) of the `---` that begins the second: a `---` after some
+/// content, or the second `---` of a text that begins with one.
+pub(crate) fn second_document(text: &str, e: &serde_yaml::Error) -> Option<usize> {
+    if !e.to_string().contains("more than one document") {
+        return None;
+    }
+    let mut content = false;
+    for (n, line) in text.lines().enumerate() {
+        let marker = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
+        if marker && content {
+            return Some(n + 1);
+        }
+        let trimmed = line.trim();
+        content |= marker || !(trimmed.is_empty() || trimmed.starts_with('#'));
+    }
+    None
+}
+
 /// serde_yaml's message for the error at `key`, without what the report already says.
 pub(crate) fn describe(key: &str, inner: &serde_yaml::Error) -> String {
     let mut message = inner.to_string();

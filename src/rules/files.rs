@@ -5,7 +5,7 @@ use super::csv_file::{is_csv, parse_csv};
 use super::normalize::PathMatching;
 use super::spec::RuleSpec;
 use super::{RuleError, RuleSet};
-use crate::config::every_error::{describe, errors_of};
+use crate::config::every_error::{describe, errors_of, second_document};
 use crate::config::position::PositionIndex;
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -352,6 +352,15 @@ fn yaml_errors(path: &Path, text: &str, first: serde_yaml::Error) -> Vec<FileErr
     }
     // Not a list, or no rule failed on its own: the file's error is the one to report (an
     // empty list here would load the project without this file's rules).
+    if let Some(line) = second_document(text, &first) {
+        return vec![FileError {
+            path: path.to_path_buf(),
+            line,
+            column: 1,
+            key: String::new(),
+            message: "a second YAML document begins here (`---`): a rules file is one YAML list of rules; remove this line, or move what follows into the first".to_string(),
+        }];
+    }
     if found.is_empty() {
         let (line, column) = first.location().map_or((0, 0), |l| (l.line(), l.column()));
         let message = describe("", &first);

@@ -9,7 +9,7 @@ mod sections;
 pub use listeners::DEFAULT_MAX_HEADER_SIZE;
 
 use super::error::{ConfigError, ConfigErrors};
-use super::every_error::describe;
+use super::every_error::{describe, second_document};
 use super::model::*;
 use super::position::PositionIndex;
 use super::raw::RawConfig;
@@ -228,21 +228,6 @@ fn host_name() -> String {
 }
 
 /// Strict deserialization; the error carries the key path and the position.
-/// The line (from 1) of the `---` that begins a second document in `text`, if it has one: a
-/// `---` after some content, or the second `---` of a file that begins with one.
-fn second_document(text: &str) -> Option<usize> {
-    let mut content = false;
-    for (n, line) in text.lines().enumerate() {
-        let marker = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
-        if marker && content {
-            return Some(n + 1);
-        }
-        let trimmed = line.trim();
-        content |= marker || !(trimmed.is_empty() || trimmed.starts_with('#'));
-    }
-    None
-}
-
 fn parse(file: &Path, text: &str, index: &PositionIndex) -> Result<RawConfig, ConfigErrors> {
     let de = serde_yaml::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
@@ -251,8 +236,7 @@ fn parse(file: &Path, text: &str, index: &PositionIndex) -> Result<RawConfig, Co
             p => p,
         };
         let inner = e.into_inner();
-        let documents = inner.to_string().contains("more than one document");
-        if let Some(line) = second_document(text).filter(|_| documents) {
+        if let Some(line) = second_document(text, &inner) {
             // serde_yaml says so with no position (it would print 1:1).
             return ConfigErrors::single(ConfigError {
                 file: file.to_path_buf(),

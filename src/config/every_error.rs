@@ -104,17 +104,25 @@ fn remove_key(value: &mut Value, path: &serde_path_to_error::Path) -> Option<Str
 }
 
 /// When serde_yaml refused `text` for holding more than one document (an error it gives with
-/// no position), the line (from 1) of the `---` that begins the second: a `---` after some
-/// content, or the second `---` of a text that begins with one.
-pub(crate) fn second_document(text: &str, e: &serde_yaml::Error) -> Option<usize> {
+/// no position), the line (from 1) of the `---` that begins the second (a `---` after some
+/// content, or the second `---` of a text that begins with one) and what to do; `one` says
+/// what the file must be, e.g. `the configuration is one document`.
+pub(crate) fn second_document(
+    text: &str,
+    e: &serde_yaml::Error,
+    one: &str,
+) -> Option<(usize, String)> {
     if !e.to_string().contains("more than one document") {
         return None;
     }
+    let message = format!(
+        "a second YAML document begins here (`---`): {one}; remove this line, or move what follows into the first"
+    );
     let mut content = false;
     for (n, line) in text.lines().enumerate() {
         let marker = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
         if marker && content {
-            return Some(n + 1);
+            return Some((n + 1, message));
         }
         let trimmed = line.trim();
         content |= marker || !(trimmed.is_empty() || trimmed.starts_with('#'));

@@ -352,13 +352,14 @@ fn yaml_errors(path: &Path, text: &str, first: serde_yaml::Error) -> Vec<FileErr
     }
     // Not a list, or no rule failed on its own: the file's error is the one to report (an
     // empty list here would load the project without this file's rules).
-    if let Some(line) = second_document(text, &first) {
+    let one = "a rules file is one YAML list of rules";
+    if let Some((line, message)) = second_document(text, &first, one) {
         return vec![FileError {
             path: path.to_path_buf(),
             line,
             column: 1,
             key: String::new(),
-            message: "a second YAML document begins here (`---`): a rules file is one YAML list of rules; remove this line, or move what follows into the first".to_string(),
+            message,
         }];
     }
     if found.is_empty() {

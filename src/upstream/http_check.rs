@@ -52,14 +52,8 @@ async fn refused(peer: &HttpPeer, e: Box<Error>) -> Result<()> {
     let Some(addr) = peer._address.as_inet() else {
         return Err(e);
     };
-    let why = super::refused_certificate::refusal(*addr, peer).await;
-    Error::e_explain(
-        ErrorType::InvalidCert,
-        format!(
-            "{}, with SNI `{}` and {}",
-            why.verdict, why.sni, why.trusted
-        ),
-    )
+    let why = super::refused_certificate::for_check(*addr, peer).await;
+    Error::e_explain(ErrorType::InvalidCert, why)
 }
 
 #[async_trait]

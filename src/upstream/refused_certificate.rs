@@ -24,15 +24,6 @@ struct Handshake {
     timeout: Duration,
 }
 
-/// OpenSSL's reason and what it was checked against.
-pub struct Refusal {
-    /// e.g. `hostname mismatch`, `unable to get local issuer certificate`.
-    pub verdict: String,
-    pub sni: String,
-    /// Whose CAs were trusted.
-    pub trusted: &'static str,
-}
-
 /// Logs, at `warn` and in the background, why `backend`'s certificate was refused.
 pub fn explain(pool: &Pool, backend: &BackendState) {
     if backend.refused_certificate_log.admit().is_none() {
@@ -41,29 +32,25 @@ pub fn explain(pool: &Pool, backend: &BackendState) {
     let handshake = Handshake::new(backend.addr, &pool.peer_template);
     let name = pool.name.clone();
     tokio::task::spawn_blocking(move || {
-        let Refusal {
-            verdict,
-            sni,
-            trusted,
-        } = handshake.refusal();
         log::warn!(
-            "pool {name}: the certificate of {} was refused: {verdict} (SNI `{sni}`, {trusted})",
-            handshake.addr
+            "pool {name}: the certificate of {} was refused: {} (SNI `{}`, {})",
+            handshake.addr,
+            handshake.verdict(),
+            handshake.sni,
+            handshake.trusted()
         );
     });
 }
 
-/// Why the backend at `addr` refused `peer`'s handshake, for a health check's result.
-pub async fn refusal(addr: SocketAddr, peer: &HttpPeer) -> Refusal {
+/// Why the backend at `addr` refused `peer`'s handshake, for a health check's result: e.g.
+/// `hostname mismatch, with SNI `a.test` and the pool's CA file`.
+pub async fn for_check(addr: SocketAddr, peer: &HttpPeer) -> String {
     let handshake = Handshake::new(addr, peer);
-    let (sni, trusted) = (handshake.sni.clone(), handshake.trusted());
-    tokio::task::spawn_blocking(move || handshake.refusal())
+    let context = format!("with SNI `{}` and {}", handshake.sni, handshake.trusted());
+    let verdict = tokio::task::spawn_blocking(move || handshake.verdict())
         .await
-        .unwrap_or_else(|e| Refusal {
-            verdict: format!("(the check could not tell why: {e})"),
-            sni,
-            trusted,
-        })
+        .unwrap_or_else(|e| format!("(the check could not tell why: {e})"));
+    format!("{verdict}, {context}")
 }
 
 impl Handshake {
@@ -85,14 +72,6 @@ impl Handshake {
             "the pool's CA file"
         } else {
             "the system's CAs"
-        }
-    }
-
-    fn refusal(&self) -> Refusal {
-        Refusal {
-            verdict: self.verdict(),
-            sni: self.sni.clone(),
-            trusted: self.trusted(),
         }
     }
 

@@ -236,14 +236,15 @@ fn parse(file: &Path, text: &str, index: &PositionIndex) -> Result<RawConfig, Co
             p => p,
         };
         let inner = e.into_inner();
-        if let Some(line) = second_document(text, &inner) {
+        let one = "the configuration is one document";
+        if let Some((line, message)) = second_document(text, &inner, one) {
             // serde_yaml says so with no position (it would print 1:1).
             return ConfigErrors::single(ConfigError {
                 file: file.to_path_buf(),
                 line,
                 column: 1,
                 key,
-                message: "a second YAML document begins here (`---`): the configuration is one document; remove this line, or move what follows into the first".to_string(),
+                message,
             });
         }
         let (line, column) = inner

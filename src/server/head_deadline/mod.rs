@@ -6,8 +6,8 @@
 //! show that the request was answered (a new head may begin once the proxy is done with it:
 //! until then the client may still be sending the body a backend answered early). The timer
 //! is armed only when a read leaves a head incomplete; a head that arrives in one read (nearly
-//! all) costs a scan of its bytes. When the deadline passes, the client is told `408` and the read fails.
-//! The same scan counts a head's bytes against the listener's `max_header_size` (`oversized`):
+//! all) costs a scan of its bytes. When the deadline passes, the client is told `408` and the
+//! read fails. The same scan counts a head's bytes against the listener's `max_header_size` (`oversized`):
 //! Pingora alone takes HTTP/1 heads of up to 1 MiB.
 //!
 //! The same timer closes a connection idle between requests for the listener's

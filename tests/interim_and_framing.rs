@@ -1,6 +1,7 @@
 //! The edges of HTTP framing between a client and a backend: interim `1xx` answers (owed a
 //! final answer, never sent to HTTP/1.0 clients) and request bodies an h2 client ends with an
-//! empty frame (framed once for an HTTP/1.1 backend).
+//! empty frame (framed once for an HTTP/1.1 backend), and a backend's framing headers given
+//! twice (sent on once).
 
 mod common;
 use common::*;
@@ -145,39 +146,73 @@ fn an_h2_body_ended_by_an_empty_frame_is_ended_once_for_the_backend() {
     );
 }
 
+/// The client's answer when the backend answers every request `200` with `rest` (the head's
+/// other lines, then the body).
+fn answer_through(rest: &str) -> RawResponse {
+    let response = format!("HTTP/1.1 200 OK\r\n{rest}");
+    let backend = socket_backend(move |conn| answer_every_head(conn, response.as_bytes()));
+    let (_r, _log, http) = start(&backend);
+    let raw = raw_request(
+        &http,
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    RawResponse::parse(&raw)
+        .unwrap_or_else(|| panic!("no answer: {}", String::from_utf8_lossy(&raw)))
+}
+
+/// The values of header `name` in `answer`, a line each.
+fn lines<'a>(answer: &'a RawResponse, name: &str) -> Vec<&'a str> {
+    answer
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, value)| value.as_str())
+        .collect()
+}
+
 /// A backend's length sent twice, or as a list of the same value, reaches the client as one
 /// `Content-Length` (as nginx sends it): Node's client refuses `Content-Length: 2, 2` and a
 /// repeated `Content-Length`. Lengths that disagree are the backend's error (`502`).
 #[test]
 fn a_backend_length_given_twice_reaches_the_client_once() {
-    // The client's answer when the backend answers `lengths` and `hello`.
-    let through = |lengths: &str| {
-        let response = format!("HTTP/1.1 200 OK\r\n{lengths}\r\nhello");
-        let backend = socket_backend(move |conn| answer_every_head(conn, response.as_bytes()));
-        let (_r, _log, http) = start(&backend);
-        let raw = raw_request(
-            &http,
-            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-        )
-        .unwrap();
-        RawResponse::parse(&raw)
-            .unwrap_or_else(|| panic!("no answer: {}", String::from_utf8_lossy(&raw)))
-    };
     for lengths in [
         "Content-Length: 2, 2\r\n",
         "Content-Length: 2\r\ncontent-length: 2\r\n",
     ] {
-        let answer = through(lengths);
+        let answer = answer_through(&format!("{lengths}\r\nhello"));
         assert_eq!(answer.status, 200, "{answer:?}");
-        let sent: Vec<_> = answer
-            .headers
-            .iter()
-            .filter(|(name, _)| name.eq_ignore_ascii_case("content-length"))
-            .map(|(_, value)| value.as_str())
-            .collect();
-        assert_eq!(sent, ["2"], "{answer:?}");
+        assert_eq!(lines(&answer, "content-length"), ["2"], "{answer:?}");
         assert_eq!(answer.text(), "he", "{answer:?}");
     }
-    let answer = through("Content-Length: 2\r\nContent-Length: 5\r\n");
+    let answer = answer_through("Content-Length: 2\r\nContent-Length: 5\r\n\r\nhello");
     assert_eq!(answer.status, 502, "{answer:?}");
+}
+
+/// A backend that says `chunked` twice (two lines, or a list) sends one chunked body, which
+/// Rampart reads and sends the client in chunks of its own: the client is told `chunked`
+/// once (twice would mean a body chunked twice, which RFC 9112 forbids). Another coding the
+/// backend listed stays, before `chunked`.
+#[test]
+fn a_backend_chunked_coding_given_twice_reaches_the_client_once() {
+    for (codings, told) in [
+        (
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+            "chunked",
+        ),
+        ("Transfer-Encoding: chunked, Chunked\r\n", "chunked"),
+        (
+            "Transfer-Encoding: gzip\r\ntransfer-encoding: chunked, chunked\r\n",
+            "gzip, chunked",
+        ),
+    ] {
+        let answer = answer_through(&format!("{codings}\r\n5\r\nhello\r\n0\r\n\r\n"));
+        assert_eq!(answer.status, 200, "{codings}: {answer:?}");
+        assert_eq!(
+            lines(&answer, "transfer-encoding"),
+            [told],
+            "{codings}: {answer:?}"
+        );
+        assert_eq!(answer.text(), "hello", "{codings}: {answer:?}");
+    }
 }

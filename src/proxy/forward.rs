@@ -337,13 +337,15 @@ pub fn set_forwarded(
 /// `Connection` and `Upgrade` stay on a 101 (the switched connection needs them). A length
 /// sent twice or as a list (`Content-Length: 2, 2`, which Pingora reads as one length when
 /// the values agree) goes on as one value, as nginx sends it: strict clients (Node's) refuse
-/// the response otherwise.
+/// the response otherwise. So do transfer codings listed more than once: see
+/// [`one_transfer_encoding`].
 pub fn strip_hop_by_hop_response(status: http::StatusCode, headers: &mut HeaderMap) {
     // Nearly every response has no hop-by-hop header but `Connection: keep-alive` (or
     // `close`), which Pingora itself replaces on a final answer over HTTP/1 and drops over
     // HTTP/2: nothing to remove then.
     let (mut connection, mut unusual, mut other) = (false, false, false);
     let (mut lengths, mut length_list) = (0u8, false);
+    let (mut codings, mut coding_list) = (0u8, false);
     for (name, value) in headers.iter() {
         if *name == CONNECTION {
             connection = true;
@@ -353,12 +355,18 @@ pub fn strip_hop_by_hop_response(status: http::StatusCode, headers: &mut HeaderM
         } else if *name == CONTENT_LENGTH {
             lengths = lengths.saturating_add(1);
             length_list |= value.as_bytes().contains(&b',');
+        } else if *name == TRANSFER_ENCODING {
+            codings = codings.saturating_add(1);
+            coding_list |= value.as_bytes().contains(&b',');
         } else if is_hop_by_hop(name) || *name == TE {
             other = true;
         }
     }
     if lengths > 1 || length_list {
         one_content_length(headers);
+    }
+    if codings > 1 || coding_list {
+        one_transfer_encoding(headers);
     }
     let rewritten_by_pingora = || {
         !status.is_informational()
@@ -410,6 +418,31 @@ fn one_content_length(headers: &mut HeaderMap) {
     });
     if let Some(value) = first {
         headers.insert(CONTENT_LENGTH, value);
+    }
+}
+
+/// Lists a response's transfer codings on one `Transfer-Encoding` line, `chunked` once and
+/// last, when the backend's last coding is `chunked`: Pingora then reads the backend's chunks
+/// and sends the client chunks of its own, once. The backend's lines as they were
+/// (`chunked` twice, or `chunked, chunked`) would tell the client the body is chunked twice,
+/// which RFC 9112 forbids and strict clients refuse. Other codings (`gzip, chunked`) are
+/// kept in order; a list not ending in `chunked` is left as it is (the body then runs to the
+/// connection's end).
+#[cold]
+fn one_transfer_encoding(headers: &mut HeaderMap) {
+    let mut codings: Vec<&str> = Vec::new();
+    for value in headers.get_all(TRANSFER_ENCODING) {
+        let Ok(text) = value.to_str() else { return };
+        codings.extend(text.split(',').map(str::trim).filter(|c| !c.is_empty()));
+    }
+    let chunked = |c: &&str| c.eq_ignore_ascii_case("chunked");
+    if !codings.last().is_some_and(chunked) {
+        return;
+    }
+    let mut one: Vec<&str> = codings.into_iter().filter(|c| !chunked(c)).collect();
+    one.push("chunked");
+    if let Ok(value) = HeaderValue::from_str(&one.join(", ")) {
+        headers.insert(TRANSFER_ENCODING, value);
     }
 }
 

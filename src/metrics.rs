@@ -28,6 +28,7 @@ pub struct Metrics {
     pub connections_open: IntGaugeVec,
     pub connections_refused: IntCounterVec,
     pub header_timeouts: IntCounterVec,
+    pub send_timeouts: IntCounterVec,
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -121,6 +122,12 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         header_timeouts: register_int_counter_vec!(
             "rampart_header_timeouts_total",
             "Client connections answered 408 and closed because a request head took longer than header_timeout",
+            &["listener"]
+        )
+        .unwrap(),
+        send_timeouts: register_int_counter_vec!(
+            "rampart_send_timeouts_total",
+            "Requests dropped (HTTP/1 connection closed, HTTP/2 stream reset) because the client read nothing of the answer for send_timeout",
             &["listener"]
         )
         .unwrap(),

@@ -51,6 +51,8 @@ pub struct ListenerSettings {
     pub max_connections: Option<u32>,
     /// The longest a whole HTTP/1 request head may take to arrive, from its first byte.
     pub header_timeout: std::time::Duration,
+    /// The longest a write of an answer may wait on a client that does not read.
+    pub send_timeout: std::time::Duration,
     /// The largest request head accepted, in bytes (HTTP/1 head; HTTP/2 header list).
     pub max_header_size: usize,
 }

@@ -93,6 +93,10 @@ pub struct RawListener {
     /// The longest a whole HTTP/1 request head may take to arrive (answered 408 after).
     #[serde(default)]
     pub header_timeout: Option<String>,
+    /// The longest a write to the client may wait on a client that does not read (the
+    /// request is then dropped and the connection closed).
+    #[serde(default)]
+    pub send_timeout: Option<String>,
     /// The largest request head accepted (request line and headers), e.g. "64KiB";
     /// larger ones are answered 431 (414 when the request line alone is too long).
     #[serde(default)]

@@ -97,6 +97,24 @@ pub fn body_late(project: &Project, req: &RequestHeader) {
     );
 }
 
+/// The client read nothing of its answer for the listener's `send_timeout`: the request was
+/// dropped, its HTTP/1 connection closed or its HTTP/2 stream reset.
+pub fn send_timeout(project: &Project, req: &RequestHeader, send_timeout: std::time::Duration) {
+    throttled!(
+        info,
+        project.client_failure_log,
+        "project {}: {} {}: the client read nothing of its answer for {:?} (the listener's send_timeout): request dropped ({})",
+        project.name,
+        req.method,
+        target(req),
+        send_timeout,
+        match req.version {
+            http::Version::HTTP_2 => "its stream reset",
+            _ => "connection closed",
+        }
+    );
+}
+
 /// A WebSocket closed after `timeouts.tunnel` without a byte from the backend.
 pub fn tunnel_quiet(project: &Project, req: &RequestHeader, ctx: &RequestCtx) {
     let (Some(pool), Some(backend)) = (&ctx.pool, &ctx.backend) else {

@@ -29,6 +29,9 @@ pub struct RampartProxy {
     pub scheme: &'static str,
     /// The listener's `keepalive_timeout`, in seconds.
     pub keepalive_secs: u64,
+    /// The listener's `send_timeout`, and its count of requests it cut.
+    pub send_timeout: std::time::Duration,
+    pub send_timeouts: prometheus::IntCounter,
 }
 
 /// The status of the final answer written to the client, if one was: not an interim 1xx (a
@@ -107,6 +110,9 @@ impl ProxyHttp for RampartProxy {
         // answers the first and closes the connection, dropping the others unlogged.
         let downstream = session.as_downstream_mut();
         downstream.set_pipelining_enabled(true);
+        // Pingora waits for ever on a client that reads nothing (slow read): its stream, its
+        // backend connection and their buffers would be held as long as it likes.
+        downstream.set_write_timeout(Some(self.send_timeout));
         // An HTTP/1.0 client takes a 1xx for the answer (RFC 9110 §15.2: a server must not
         // send it one); Pingora passes a backend's 103 or 100 on unless told not to.
         if downstream.req_header().version == http::Version::HTTP_10 {
@@ -504,6 +510,8 @@ impl ProxyHttp for RampartProxy {
                 pingora_error::ErrorSource::Upstream => 502,
                 pingora_error::ErrorSource::Downstream => match e.etype() {
                     ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                    // `send_timeout`: the client reads nothing; nothing more can reach it.
+                    ErrorType::WriteTimedout => 0,
                     _ => 400,
                 },
                 _ => 500,
@@ -513,10 +521,17 @@ impl ProxyHttp for RampartProxy {
         // An interim 1xx (a 103's hints, a 100) is not the answer: the final one is still owed,
         // and the client waits for it.
         let answer_began = final_status(session);
+        let send_timed_out = e.etype() == &ErrorType::WriteTimedout
+            && e.esource() == &pingora_error::ErrorSource::Downstream;
+        if send_timed_out {
+            self.send_timeouts.inc();
+        }
         if let Some(project) = self.project(ctx) {
             let req = session.req_header();
             if ctx.body_late {
                 failure_log::body_late(project, req);
+            } else if send_timed_out {
+                failure_log::send_timeout(project, req, self.send_timeout);
             } else if ctx.tunnel_went_quiet(e) {
                 failure_log::tunnel_quiet(project, req, ctx);
             } else if ctx.body_held && !ctx.tunnel && code == 400 {

@@ -272,6 +272,10 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
                 "http"
             },
             keepalive_secs: listener.keepalive_timeout.as_secs(),
+            send_timeout: listener.send_timeout,
+            send_timeouts: crate::metrics::METRICS
+                .send_timeouts
+                .with_label_values(&[&listener.name]),
         };
         let mut proxy = pingora_proxy::HttpProxy::new(proxy, server.configuration.clone());
         proxy.handle_init_modules();

@@ -12,6 +12,8 @@ use std::time::SystemTime;
 const DEFAULT_KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// nginx's `client_header_timeout`.
 const DEFAULT_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// nginx's `send_timeout`; Pingora waits on a client that does not read for ever.
+const DEFAULT_SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// nginx's `keepalive_requests` default; Pingora's is no limit. Closing now and then frees a
 /// connection's memory and lets a fleet's load balancer spread clients again.
 const DEFAULT_KEEPALIVE_REQUESTS: u32 = 1000;
@@ -96,6 +98,11 @@ pub(super) fn listeners(
             .as_ref()
             .and_then(|v| ck.duration(&format!("{key}.header_timeout"), v))
             .unwrap_or(DEFAULT_HEADER_TIMEOUT);
+        let send_timeout = l
+            .send_timeout
+            .as_ref()
+            .and_then(|v| ck.duration(&format!("{key}.send_timeout"), v))
+            .unwrap_or(DEFAULT_SEND_TIMEOUT);
         let max_header_size = l
             .max_header_size
             .as_ref()
@@ -115,6 +122,7 @@ pub(super) fn listeners(
             keepalive_requests,
             max_connections: l.max_connections.map(|n| n.get()),
             header_timeout,
+            send_timeout,
             max_header_size,
         });
     }

@@ -746,6 +746,54 @@ fn a_client_that_leaves_before_its_answer_is_logged_499() {
     );
 }
 
+/// An HTTP/2 client that resets its stream (it no longer wants the answer) is a client gone
+/// too: 499 in the access log and the metrics, and not said to be answered 400 in the
+/// journal (Pingora reports the reset as an HTTP/2 error).
+#[test]
+fn an_http2_stream_reset_by_its_client_is_logged_499() {
+    let up = Upstream::start("up");
+    let ca = TestCa::new();
+    let cert = ca.issue(&["shop.test"]);
+    let https = free_addr();
+    let (r, log) = Rampart::start_logging(|log| {
+        format!(
+            "admin: {{ listen: \"{}\" }}\naccess_log: {{ target: {}, format: \"{{status}} {{uri}}\" }}\nlisteners:\n  https: {{ address: \"{https}\", tls: {{ cert: {}, key: {} }} }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: shop, hosts: [\"*\"], pool: app }}\n",
+            free_addr(),
+            log.display(),
+            cert.cert_path.display(),
+            cert.key_path.display(),
+            up.addr_string()
+        )
+    });
+    runtime().block_on(async {
+        let client = h2_connect(&ca, &https, "shop.test", &h2::client::Builder::new()).await;
+        let answer = h2_get(&client, "shop.test", "/slow?ms=5000").await;
+        poll_until_async(
+            Duration::from_secs(10),
+            "the request at the backend",
+            || {
+                let there = (up.in_flight() == 1).then_some(());
+                async move { there }
+            },
+        )
+        .await;
+        // Dropping the answer's future resets the stream.
+        drop(answer);
+        poll_until_async(Duration::from_secs(10), "the reset in the log", || {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let logged = text.lines().any(|l| l == "499 /slow?ms=5000").then_some(());
+            async move { logged }
+        })
+        .await;
+    });
+    assert_eq!(
+        r.metric("rampart_requests_total{code=\"499\",project=\"shop\"}"),
+        Some(1.0)
+    );
+    let journal = r.stderr();
+    assert!(!journal.contains("answered 400"), "{journal}");
+}
+
 /// Each failed request says in the access log what cut it short (the error log keeps one
 /// line per 5 s per project): a refused backend, a backend too slow, a client gone, a head
 /// that could not be parsed; `-` when nothing did.

@@ -105,7 +105,6 @@ fn a_client_that_reads_nothing_is_cut_after_send_timeout() {
 /// Over HTTP/2 the stream is reset (`CANCEL`) and the connection's other streams go on.
 #[test]
 fn an_http2_client_that_reads_nothing_has_its_stream_reset_after_send_timeout() {
-    use tokio_rustls::rustls;
     let (backend, backend_closed) = endless_backend();
     let ca = TestCa::new();
     let cert = ca.issue(&["a.test"]);
@@ -116,45 +115,12 @@ fn an_http2_client_that_reads_nothing_has_its_stream_reset_after_send_timeout() 
         cert.cert_path.display(),
         cert.key_path.display(),
     ));
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca.ca_der().into()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![b"h2".to_vec()];
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let tcp = tokio::net::TcpStream::connect(&https).await.unwrap();
-        let name = rustls::pki_types::ServerName::try_from("a.test").unwrap();
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(tls))
-            .connect(name, tcp)
-            .await
-            .unwrap();
+    runtime().block_on(async {
         // A window of 0: Rampart may send heads, never a byte of a body.
-        let (client, connection) = h2::client::Builder::new()
-            .initial_window_size(0)
-            .handshake::<_, bytes::Bytes>(tls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        let get = |path: &str| {
-            let client = client.clone();
-            let request = http::Request::get(format!("https://a.test{path}"))
-                .body(())
-                .unwrap();
-            async move {
-                let mut client = client.ready().await.unwrap();
-                let (response, _) = client.send_request(request, true).unwrap();
-                response.await.unwrap()
-            }
-        };
-        let first = get("/big").await;
+        let mut zero_window = h2::client::Builder::new();
+        zero_window.initial_window_size(0);
+        let client = h2_connect(&ca, &https, "a.test", &zero_window).await;
+        let first = h2_get(&client, "a.test", "/big").await.await.unwrap();
         assert_eq!(first.status(), 200);
         let mut body = first.into_body();
         let ended = tokio::time::timeout(Duration::from_secs(30), body.data())
@@ -165,7 +131,8 @@ fn an_http2_client_that_reads_nothing_has_its_stream_reset_after_send_timeout() 
             other => panic!("a reset, not {other:?}"),
         }
         // The connection still serves.
-        assert_eq!(get("/again").await.status(), 200);
+        let again = h2_get(&client, "a.test", "/again").await.await.unwrap();
+        assert_eq!(again.status(), 200);
     });
     let cut = r.wait_for_log("send_timeout", Duration::from_secs(5));
     assert!(

@@ -26,12 +26,7 @@ impl fmt::Display for Brief<'_> {
         let etype = self.0.etype().as_str();
         let (mut deepest, mut context) = (self.0, self.0.context.as_ref());
         while let Some(cause) = &deepest.cause {
-            // Pingora keeps its errors' causes as `Box<Error>`.
-            let next = cause
-                .downcast_ref::<Box<Error>>()
-                .map(|b| &**b)
-                .or_else(|| cause.downcast_ref::<Error>());
-            match next {
+            match as_pingora_error(&**cause) {
                 Some(e) => {
                     deepest = e;
                     context = e.context.as_ref().or(context);
@@ -95,6 +90,33 @@ pub fn body_late(project: &Project, req: &RequestHeader) {
         req.method,
         target(req)
     );
+}
+
+/// A cause that is one of Pingora's errors (it keeps them as `Box<Error>`).
+fn as_pingora_error<'a>(
+    cause: &'a (dyn std::error::Error + Send + Sync + 'static),
+) -> Option<&'a Error> {
+    cause
+        .downcast_ref::<Box<Error>>()
+        .map(|b| &**b)
+        .or_else(|| cause.downcast_ref::<Error>())
+}
+
+/// Whether `e`, or an error of Pingora's it wraps, says an HTTP/2 client reset its stream (it
+/// no longer wants the answer) or closed its connection: a client gone, not a client's error.
+/// Pingora says so only in words.
+pub fn client_closed_h2(e: &Error) -> bool {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if e.context
+            .as_ref()
+            .is_some_and(|c| c.as_str().starts_with("Client closed H2"))
+        {
+            return true;
+        }
+        next = e.cause.as_deref().and_then(as_pingora_error);
+    }
+    false
 }
 
 /// The client read nothing of its answer for the listener's `send_timeout`: the request was

@@ -512,6 +512,7 @@ impl ProxyHttp for RampartProxy {
                     ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
                     // `send_timeout`: the client reads nothing; nothing more can reach it.
                     ErrorType::WriteTimedout => 0,
+                    _ if failure_log::client_closed_h2(e) => 0,
                     _ => 400,
                 },
                 _ => 500,

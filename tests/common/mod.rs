@@ -7,6 +7,7 @@
 
 mod certs;
 mod client;
+mod h2_client;
 mod process;
 mod rampart;
 mod socket_backend;
@@ -14,7 +15,9 @@ mod upstream;
 
 // A test file may use only part of the harness.
 #[allow(unused_imports)]
-pub use {certs::*, client::*, process::*, rampart::*, socket_backend::*, upstream::*};
+pub use {
+    certs::*, client::*, h2_client::*, process::*, rampart::*, socket_backend::*, upstream::*,
+};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;

@@ -1,0 +1,57 @@
+//! A bare HTTP/2 client over TLS (the `h2` crate), for what reqwest does not let a test do:
+//! choose its flow-control windows, reset a stream.
+
+use super::TestCa;
+use std::sync::Arc;
+use tokio_rustls::rustls;
+
+/// An HTTP/2 connection to `addr` over TLS as `name` (trusting `ca`), built by `builder`;
+/// its connection task runs on the current runtime.
+pub async fn h2_connect(
+    ca: &TestCa,
+    addr: &str,
+    name: &'static str,
+    builder: &h2::client::Builder,
+) -> h2::client::SendRequest<bytes::Bytes> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.ca_der().into()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let server = rustls::pki_types::ServerName::try_from(name).unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(tls))
+        .connect(server, tcp)
+        .await
+        .unwrap();
+    let (client, connection) = builder.handshake(tls).await.unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+/// Sends `GET path` (no body) on a new stream of `client`; the answer is awaited by the
+/// caller, or dropped to reset the stream (`CANCEL`).
+pub async fn h2_get(
+    client: &h2::client::SendRequest<bytes::Bytes>,
+    name: &str,
+    path: &str,
+) -> h2::client::ResponseFuture {
+    let request = http::Request::get(format!("https://{name}{path}"))
+        .body(())
+        .unwrap();
+    let mut client = client.clone().ready().await.unwrap();
+    let (response, _) = client.send_request(request, true).unwrap();
+    response
+}
+
+/// A runtime for one test's async part.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}

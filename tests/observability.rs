@@ -754,17 +754,8 @@ fn an_http2_stream_reset_by_its_client_is_logged_499() {
     let up = Upstream::start("up");
     let ca = TestCa::new();
     let cert = ca.issue(&["shop.test"]);
-    let https = free_addr();
-    let (r, log) = Rampart::start_logging(|log| {
-        format!(
-            "admin: {{ listen: \"{}\" }}\naccess_log: {{ target: {}, format: \"{{status}} {{uri}}\" }}\nlisteners:\n  https: {{ address: \"{https}\", tls: {{ cert: {}, key: {} }} }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: shop, hosts: [\"*\"], pool: app }}\n",
-            free_addr(),
-            log.display(),
-            cert.cert_path.display(),
-            cert.key_path.display(),
-            up.addr_string()
-        )
-    });
+    let (r, log, https) =
+        Rampart::start_tls_site_logging(&up.addr_string(), &cert, "{status} {uri}");
     runtime().block_on(async {
         let client = h2_connect(&ca, &https, "shop.test", &h2::client::Builder::new()).await;
         let answer = h2_get(&client, "shop.test", "/slow?ms=5000").await;
@@ -787,7 +778,7 @@ fn an_http2_stream_reset_by_its_client_is_logged_499() {
         .await;
     });
     assert_eq!(
-        r.metric("rampart_requests_total{code=\"499\",project=\"shop\"}"),
+        r.metric("rampart_requests_total{code=\"499\",project=\"site\"}"),
         Some(1.0)
     );
     let journal = r.stderr();

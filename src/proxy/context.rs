@@ -45,6 +45,9 @@ pub struct RequestCtx {
     pub expects_continue: bool,
     /// Rampart told the client `100 Continue`: the backend is not asked to.
     pub continue_sent: bool,
+    /// An HTTP/2 request let go on to a backend: counted on its connection once it ends
+    /// (`h2_resets`).
+    pub h2_counted: bool,
     /// The backend switched to the WebSocket (`101`): what follows is the tunnel's.
     pub tunnel: bool,
     /// The WebSocket request's body is held open until the backend answers (`tunnel`).
@@ -100,6 +103,7 @@ impl RequestCtx {
             upgrade_asked: false,
             expects_continue: false,
             continue_sent: false,
+            h2_counted: false,
             tunnel: false,
             body_held: false,
             last_failure: None,

@@ -119,6 +119,21 @@ pub fn client_closed_h2(e: &Error) -> bool {
     false
 }
 
+/// An HTTP/2 connection's client reset more requests than it let be answered: its further
+/// requests are refused (logged once per connection, throttled across them).
+pub fn h2_resets(project: Option<&Project>, req: &RequestHeader) {
+    let Some(project) = project else { return };
+    throttled!(
+        warn,
+        project.client_failure_log,
+        "project {}: {} {}: an HTTP/2 client reset more than {} requests on one connection before their answers, more than it let be answered (a rapid-reset attack?): its further requests on that connection are answered 429 without reaching a backend",
+        project.name,
+        req.method,
+        target(req),
+        super::h2_resets::ALLOWED
+    );
+}
+
 /// The client read nothing of its answer for the listener's `send_timeout`: the request was
 /// dropped, its HTTP/1 connection closed or its HTTP/2 stream reset.
 pub fn send_timeout(project: &Project, req: &RequestHeader, send_timeout: std::time::Duration) {

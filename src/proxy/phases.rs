@@ -5,6 +5,7 @@ use super::context::RequestCtx;
 use super::expect_continue;
 use super::failure_log;
 use super::forward;
+use super::h2_resets;
 use super::request_head;
 use super::respond::{send, Answer};
 use super::retry::{self, AfterProxyError};
@@ -149,6 +150,9 @@ impl ProxyHttp for RampartProxy {
             if body_limit::check_announced(session, ctx, project, max).await? {
                 return Ok(true);
             }
+        }
+        if h2_resets::refuse(session, ctx, self.project(ctx)).await? {
+            return Ok(true);
         }
         if ctx.expects_continue {
             expect_continue::send(session, ctx).await?;
@@ -598,6 +602,7 @@ impl ProxyHttp for RampartProxy {
         if let Some(conn) = session.as_downstream().stream().and_then(HeadDeadline::of) {
             conn.request_done(ctx.start + elapsed);
         }
+        h2_resets::ended(session, ctx, status);
         let metrics = match self.project(ctx) {
             Some(p) => &p.metrics,
             None => &self.shared.unrouted,

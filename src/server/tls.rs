@@ -161,6 +161,14 @@ impl TlsAccept for SniCertificates {
             );
         }
     }
+
+    /// An HTTP/2 connection's count of the streams its client resets (`StreamResets`).
+    async fn handshake_complete_callback(
+        &self,
+        ssl: &SslRef,
+    ) -> Option<std::sync::Arc<dyn std::any::Any + Send + Sync>> {
+        crate::proxy::StreamResets::for_alpn(ssl.selected_alpn_protocol())
+    }
 }
 
 pub fn settings(tls: &ListenerTls, certs: SniCertificates) -> pingora_error::Result<TlsSettings> {

@@ -60,15 +60,38 @@ impl Rampart {
     /// is the client's answer), with an access log of `format`; returns it, its log and its
     /// listener's address.
     pub fn start_site(backend: &str, format: &str) -> (Rampart, PathBuf, String) {
-        let http = super::free_addr();
+        Self::site(backend, format, "http", String::new())
+    }
+
+    /// [`Rampart::start_site`] on a TLS listener `https` serving `cert` (HTTP/2 offered).
+    pub fn start_tls_site_logging(
+        backend: &str,
+        cert: &super::CertFiles,
+        format: &str,
+    ) -> (Rampart, PathBuf, String) {
+        let tls = format!(
+            ", tls: {{ cert: {}, key: {} }}",
+            cert.cert_path.display(),
+            cert.key_path.display()
+        );
+        Self::site(backend, format, "https", tls)
+    }
+
+    fn site(
+        backend: &str,
+        format: &str,
+        listener: &str,
+        tls: String,
+    ) -> (Rampart, PathBuf, String) {
+        let addr = super::free_addr();
         let (r, log) = Self::start_logging(|log| {
             format!(
-                "admin: {{ listen: \"{}\" }}\naccess_log: {{ target: {}, format: \"{format}\" }}\nlisteners:\n  http: {{ address: \"{http}\" }}\npools:\n  app: {{ backends: [\"{backend}\"], retries: 0 }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
+                "admin: {{ listen: \"{}\" }}\naccess_log: {{ target: {}, format: \"{format}\" }}\nlisteners:\n  {listener}: {{ address: \"{addr}\"{tls} }}\npools:\n  app: {{ backends: [\"{backend}\"], retries: 0 }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
                 super::free_addr(),
                 log.display()
             )
         });
-        (r, log, http)
+        (r, log, addr)
     }
 
     /// Like `start_logging`, in a directory the test prepared.

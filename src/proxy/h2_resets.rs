@@ -1,0 +1,105 @@
+//! HTTP/2 streams a client resets after Rampart took them (a variant of the rapid-reset
+//! attack, CVE-2023-44487). Pingora's HTTP/2 layer closes a connection whose client resets
+//! streams before they are accepted, but a client that waits a few milliseconds gets each
+//! stream accepted and sent to a backend before resetting it: a backend request per stream,
+//! thousands a second on one connection, for answers nobody reads. Each HTTP/2 connection
+//! counts the streams its client reset before their answer; once they pass `ALLOWED` and
+//! outnumber the ones it let be answered, the connection's further requests are answered
+//! `429` by Rampart without reaching a backend. A browser cancels a stream now and then
+//! (a page left, a download stopped), not hundreds more than it reads.
+
+use super::context::RequestCtx;
+use super::respond::{send, Answer};
+use super::state::Project;
+use pingora_error::Result;
+use pingora_proxy::Session;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
+use std::sync::Arc;
+
+/// Resets a connection's client may make before they are weighed against its answers.
+pub const ALLOWED: u32 = 100;
+
+const REFUSAL: &str =
+    "Too many requests reset by this client on this connection: open a new connection.\n";
+
+/// One HTTP/2 connection's counts, kept with its TLS session (HTTP/2 comes over TLS only).
+#[derive(Default)]
+pub struct StreamResets {
+    reset: AtomicU32,
+    answered: AtomicU32,
+    refusing: AtomicBool,
+}
+
+impl StreamResets {
+    /// A fresh count for a connection whose client chose `alpn` (nothing kept for HTTP/1).
+    pub fn for_alpn(alpn: Option<&[u8]>) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        (alpn == Some(b"h2")).then(|| Arc::new(StreamResets::default()) as Arc<_>)
+    }
+
+    /// The counts of the connection `session`'s request came on, if it is HTTP/2.
+    fn of(session: &Session) -> Option<&StreamResets> {
+        let digest = session.as_downstream().digest()?;
+        digest.ssl_digest.as_ref()?.extension.get::<StreamResets>()
+    }
+
+    /// Whether the connection's requests are now refused, and whether this is the first time.
+    fn refusing(&self) -> (bool, bool) {
+        if self.refusing.load(Relaxed) {
+            return (true, false);
+        }
+        let reset = self.reset.load(Relaxed);
+        if reset > ALLOWED && reset > self.answered.load(Relaxed) {
+            return (true, !self.refusing.swap(true, Relaxed));
+        }
+        (false, false)
+    }
+
+    /// Counts a request that went on to be proxied: reset by its client before any answer,
+    /// or not.
+    fn count(&self, reset_by_client: bool) {
+        let counter = if reset_by_client {
+            &self.reset
+        } else {
+            &self.answered
+        };
+        counter.fetch_add(1, Relaxed);
+    }
+}
+
+/// Answers `429` to an HTTP/2 request whose connection's client resets too many (true: the
+/// request is answered); otherwise marks it to be counted when it ends.
+pub async fn refuse(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    project: Option<&Project>,
+) -> Result<bool> {
+    if session.req_header().version != http::Version::HTTP_2 {
+        return Ok(false);
+    }
+    let Some(resets) = StreamResets::of(session) else {
+        return Ok(false);
+    };
+    match resets.refusing() {
+        (false, _) => {
+            ctx.h2_counted = true;
+            Ok(false)
+        }
+        (true, first) => {
+            if first {
+                super::failure_log::h2_resets(project, session.req_header());
+            }
+            send(session, Answer::text(429, REFUSAL), &ctx.request_id).await?;
+            Ok(true)
+        }
+    }
+}
+
+/// Counts a request marked by [`refuse`] once it ended with `status` (`499`: the client
+/// left before any answer, an HTTP/2 client by resetting the stream).
+pub fn ended(session: &Session, ctx: &RequestCtx, status: u16) {
+    if ctx.h2_counted {
+        if let Some(resets) = StreamResets::of(session) {
+            resets.count(status == 499);
+        }
+    }
+}

@@ -103,9 +103,17 @@ async fn send_now(
     let resp = ResponseHeader::from(parts);
     let head = session.req_header().method == http::Method::HEAD;
     let empty = answer.body.is_empty() || head;
-    session.write_response_header(Box::new(resp), empty).await?;
+    // Writing to the client fails when it is gone (an HTTP/2 stream it reset): its failure,
+    // not Rampart's (Pingora's HTTP/2 layer leaves the side unsaid).
+    session
+        .write_response_header(Box::new(resp), empty)
+        .await
+        .map_err(|e| e.into_down())?;
     if !empty {
-        session.write_response_body(Some(answer.body), true).await?;
+        session
+            .write_response_body(Some(answer.body), true)
+            .await
+            .map_err(|e| e.into_down())?;
     }
     Ok(())
 }

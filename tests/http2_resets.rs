@@ -1,7 +1,8 @@
 //! An HTTP/2 client that resets its requests once they reach a backend (the rapid-reset
 //! attack made to get past Pingora's own guard, which only counts streams reset before they
 //! are taken) is refused `429` on that connection once its resets pass 100 and outnumber
-//! its answers; backends no longer get its requests. Other connections are not concerned.
+//! its answers within 30 s; backends no longer get its requests. Other connections are not
+//! concerned. (The window's end is unit-tested in `src/proxy/h2_resets.rs`.)
 
 mod common;
 use common::*;

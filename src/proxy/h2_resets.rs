@@ -3,21 +3,34 @@
 //! streams before they are accepted, but a client that waits a few milliseconds gets each
 //! stream accepted and sent to a backend before resetting it: a backend request per stream,
 //! thousands a second on one connection, for answers nobody reads. Each HTTP/2 connection
-//! counts the streams its client reset before their answer; once they pass `ALLOWED` and
-//! outnumber the ones it let be answered, the connection's further requests are answered
-//! `429` by Rampart without reaching a backend. A browser cancels a stream now and then
-//! (a page left, a download stopped), not hundreds more than it reads.
+//! counts, over `WINDOW`, the streams its client reset before their answer; once they pass
+//! `ALLOWED` and outnumber the ones it let be answered, the connection's further requests in
+//! that window are answered `429` by Rampart without reaching a backend. A browser cancels
+//! a stream now and then (a page left, a download stopped), not hundreds more than it reads
+//! in half a minute; a client whose calls mostly time out (a backend in trouble) is refused
+//! for what is left of the window, not for the rest of its connection's life.
 
 use super::context::RequestCtx;
 use super::respond::{send, Answer};
 use super::state::Project;
 use pingora_error::Result;
 use pingora_proxy::Session;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
 
-/// Resets a connection's client may make before they are weighed against its answers.
+/// Resets a connection's client may make in a window before they are weighed against its
+/// answers.
 pub const ALLOWED: u32 = 100;
+/// How long counts last: from a connection's first count, then from the first after that.
+const WINDOW: Duration = Duration::from_secs(30);
+
+/// Windows are read as milliseconds since the first.
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+fn now_ms() -> u64 {
+    EPOCH.elapsed().as_millis() as u64
+}
 
 const REFUSAL: &str =
     "Too many requests reset by this client on this connection: open a new connection.\n";
@@ -25,9 +38,12 @@ const REFUSAL: &str =
 /// One HTTP/2 connection's counts, kept with its TLS session (HTTP/2 comes over TLS only).
 #[derive(Default)]
 pub struct StreamResets {
+    /// When the counts' window began (`now_ms`); 0 before any count.
+    window_began: AtomicU64,
     reset: AtomicU32,
     answered: AtomicU32,
-    refusing: AtomicBool,
+    /// Said in the log once per connection.
+    warned: AtomicBool,
 }
 
 impl StreamResets {
@@ -42,14 +58,24 @@ impl StreamResets {
         digest.ssl_digest.as_ref()?.extension.get::<StreamResets>()
     }
 
-    /// Whether the connection's requests are now refused, and whether this is the first time.
-    fn refusing(&self) -> (bool, bool) {
-        if self.refusing.load(Relaxed) {
-            return (true, false);
+    /// Starts a new window when the last one is over; concurrent streams may each start
+    /// one, which only loses a few counts.
+    fn roll(&self, now: u64) {
+        let now = now.max(1);
+        let began = self.window_began.load(Relaxed);
+        if began == 0 || now - began.min(now) >= WINDOW.as_millis() as u64 {
+            self.window_began.store(now, Relaxed);
+            self.reset.store(0, Relaxed);
+            self.answered.store(0, Relaxed);
         }
+    }
+
+    /// Whether the connection's requests are refused now, and whether to say so in the log.
+    fn refusing(&self) -> (bool, bool) {
+        self.roll(now_ms());
         let reset = self.reset.load(Relaxed);
         if reset > ALLOWED && reset > self.answered.load(Relaxed) {
-            return (true, !self.refusing.swap(true, Relaxed));
+            return (true, !self.warned.swap(true, Relaxed));
         }
         (false, false)
     }
@@ -57,6 +83,7 @@ impl StreamResets {
     /// Counts a request that went on to be proxied: reset by its client before any answer,
     /// or not.
     fn count(&self, reset_by_client: bool) {
+        self.roll(now_ms());
         let counter = if reset_by_client {
             &self.reset
         } else {
@@ -101,5 +128,37 @@ pub fn ended(session: &Session, ctx: &RequestCtx, status: u16) {
         if let Some(resets) = StreamResets::of(session) {
             resets.count(status == 499);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resets_past_the_allowance_and_the_answers_refuse_until_the_window_ends() {
+        let c = StreamResets::default();
+        for _ in 0..ALLOWED {
+            c.count(true);
+        }
+        assert_eq!(c.refusing(), (false, false), "the allowance itself");
+        c.count(true);
+        assert_eq!(c.refusing(), (true, true), "past it, said once");
+        assert_eq!(c.refusing(), (true, false));
+        // A window later the counts start again.
+        c.roll(c.window_began.load(Relaxed) + WINDOW.as_millis() as u64);
+        assert!(!c.refusing().0);
+    }
+
+    #[test]
+    fn a_client_answered_as_often_as_it_resets_is_not_refused() {
+        let c = StreamResets::default();
+        for _ in 0..=2 * ALLOWED {
+            c.count(false);
+            c.count(true);
+        }
+        assert_eq!(c.refusing(), (false, false));
+        c.count(true);
+        assert!(c.refusing().0);
     }
 }

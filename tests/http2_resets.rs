@@ -54,7 +54,7 @@ fn a_client_resetting_its_requests_at_the_backend_is_refused_on_that_connection(
     let ca = TestCa::new();
     let cert = ca.issue(&["a.test"]);
     let (r, log, https) =
-        Rampart::start_tls_site_logging(&up.addr_string(), &cert, "{status} {uri}");
+        Rampart::start_tls_site_logging(&up.addr_string(), &cert, "{status} {uri}", "");
     let plain = h2::client::Builder::new();
     runtime().block_on(async {
         // A client that reads most of its answers may cancel as many: it is served.

@@ -755,7 +755,7 @@ fn an_http2_stream_reset_by_its_client_is_logged_499() {
     let ca = TestCa::new();
     let cert = ca.issue(&["shop.test"]);
     let (r, log, https) =
-        Rampart::start_tls_site_logging(&up.addr_string(), &cert, "{status} {uri}");
+        Rampart::start_tls_site_logging(&up.addr_string(), &cert, "{status} {uri}", "");
     runtime().block_on(async {
         let client = h2_connect(&ca, &https, "shop.test", &h2::client::Builder::new()).await;
         let answer = h2_get(&client, "shop.test", "/slow?ms=5000").await;

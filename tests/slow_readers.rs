@@ -41,14 +41,8 @@ fn endless_backend() -> (String, Arc<AtomicBool>) {
 #[test]
 fn a_client_that_reads_nothing_is_cut_after_send_timeout() {
     let (backend, backend_closed) = endless_backend();
-    let http = free_addr();
-    let (r, log) = Rampart::start_logging(|log| {
-        format!(
-            "admin: {{ listen: \"{}\" }}\naccess_log: {{ target: {}, format: \"{{method}} {{status}} {{error}}\" }}\nlisteners:\n  http: {{ address: \"{http}\", send_timeout: 1s }}\npools:\n  app: {{ backends: [\"{backend}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
-            free_addr(),
-            log.display(),
-        )
-    });
+    let (r, log, http) =
+        Rampart::start_site_with(&backend, "{method} {status} {error}", "send_timeout: 1s");
     let metric = "rampart_send_timeouts_total{listener=\"http\"}";
     assert_eq!(r.metric(metric), Some(0.0));
 
@@ -108,13 +102,8 @@ fn an_http2_client_that_reads_nothing_has_its_stream_reset_after_send_timeout() 
     let (backend, backend_closed) = endless_backend();
     let ca = TestCa::new();
     let cert = ca.issue(&["a.test"]);
-    let https = free_addr();
-    let r = Rampart::start(&format!(
-        "admin: {{ listen: \"{}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  https: {{ address: \"{https}\", send_timeout: 1s, tls: {{ cert: {}, key: {} }} }}\npools:\n  app: {{ backends: [\"{backend}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
-        free_addr(),
-        cert.cert_path.display(),
-        cert.key_path.display(),
-    ));
+    let (r, _log, https) =
+        Rampart::start_tls_site_logging(&backend, &cert, "{status}", "send_timeout: 1s");
     runtime().block_on(async {
         // A window of 0: Rampart may send heads, never a byte of a body.
         let mut zero_window = h2::client::Builder::new();

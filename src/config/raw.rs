@@ -94,7 +94,7 @@ pub struct RawListener {
     #[serde(default)]
     pub header_timeout: Option<String>,
     /// The longest a write to the client may wait on a client that does not read (the
-    /// request is then dropped and the connection closed).
+    /// request is then dropped: an HTTP/1 connection closed, an HTTP/2 stream reset).
     #[serde(default)]
     pub send_timeout: Option<String>,
     /// The largest request head accepted (request line and headers), e.g. "64KiB";

@@ -503,6 +503,9 @@ impl ProxyHttp for RampartProxy {
         e: &Error,
         ctx: &mut Self::CTX,
     ) -> FailToProxy {
+        // `send_timeout`: the client reads nothing; nothing more can reach it.
+        let send_timed_out = e.etype() == &ErrorType::WriteTimedout
+            && e.esource() == &pingora_error::ErrorSource::Downstream;
         let code = match e.etype() {
             ErrorType::HTTPStatus(code) => *code,
             ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
@@ -514,9 +517,7 @@ impl ProxyHttp for RampartProxy {
                 pingora_error::ErrorSource::Upstream => 502,
                 pingora_error::ErrorSource::Downstream => match e.etype() {
                     ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
-                    // `send_timeout`: the client reads nothing; nothing more can reach it.
-                    ErrorType::WriteTimedout => 0,
-                    _ if failure_log::client_closed_h2(e) => 0,
+                    _ if send_timed_out || failure_log::client_closed_h2(e) => 0,
                     _ => 400,
                 },
                 _ => 500,
@@ -526,8 +527,6 @@ impl ProxyHttp for RampartProxy {
         // An interim 1xx (a 103's hints, a 100) is not the answer: the final one is still owed,
         // and the client waits for it.
         let answer_began = final_status(session);
-        let send_timed_out = e.etype() == &ErrorType::WriteTimedout
-            && e.esource() == &pingora_error::ErrorSource::Downstream;
         if send_timed_out {
             self.send_timeouts.inc();
         }

@@ -60,33 +60,52 @@ impl Rampart {
     /// is the client's answer), with an access log of `format`; returns it, its log and its
     /// listener's address.
     pub fn start_site(backend: &str, format: &str) -> (Rampart, PathBuf, String) {
-        Self::site(backend, format, "http", String::new())
+        Self::start_site_with(backend, format, "")
     }
 
-    /// [`Rampart::start_site`] on a TLS listener `https` serving `cert` (HTTP/2 offered).
+    /// [`Rampart::start_site`] with `listener_options` on its listener `http` (e.g.
+    /// `"send_timeout: 1s"`).
+    pub fn start_site_with(
+        backend: &str,
+        format: &str,
+        listener_options: &str,
+    ) -> (Rampart, PathBuf, String) {
+        Self::site(backend, format, "http", listener_options.to_string())
+    }
+
+    /// [`Rampart::start_site_with`] on a TLS listener `https` serving `cert` (HTTP/2 offered).
     pub fn start_tls_site_logging(
         backend: &str,
         cert: &super::CertFiles,
         format: &str,
+        listener_options: &str,
     ) -> (Rampart, PathBuf, String) {
-        let tls = format!(
-            ", tls: {{ cert: {}, key: {} }}",
+        let mut options = format!(
+            "tls: {{ cert: {}, key: {} }}",
             cert.cert_path.display(),
             cert.key_path.display()
         );
-        Self::site(backend, format, "https", tls)
+        if !listener_options.is_empty() {
+            options = format!("{options}, {listener_options}");
+        }
+        Self::site(backend, format, "https", options)
     }
 
     fn site(
         backend: &str,
         format: &str,
         listener: &str,
-        tls: String,
+        options: String,
     ) -> (Rampart, PathBuf, String) {
         let addr = super::free_addr();
+        let options = if options.is_empty() {
+            options
+        } else {
+            format!(", {options}")
+        };
         let (r, log) = Self::start_logging(|log| {
             format!(
-                "admin: {{ listen: \"{}\" }}\naccess_log: {{ target: {}, format: \"{format}\" }}\nlisteners:\n  {listener}: {{ address: \"{addr}\"{tls} }}\npools:\n  app: {{ backends: [\"{backend}\"], retries: 0 }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
+                "admin: {{ listen: \"{}\" }}\naccess_log: {{ target: {}, format: \"{format}\" }}\nlisteners:\n  {listener}: {{ address: \"{addr}\"{options} }}\npools:\n  app: {{ backends: [\"{backend}\"], retries: 0 }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
                 super::free_addr(),
                 log.display()
             )

@@ -7,8 +7,8 @@
 //! until then the client may still be sending the body a backend answered early). The timer
 //! is armed only when a read leaves a head incomplete; a head that arrives in one read (nearly
 //! all) costs a scan of its bytes. When the deadline passes, the client is told `408` and the
-//! read fails. The same scan counts a head's bytes against the listener's `max_header_size` (`oversized`):
-//! Pingora alone takes HTTP/1 heads of up to 1 MiB.
+//! read fails. The same scan counts a head's bytes against the listener's `max_header_size`
+//! (`oversized`): Pingora alone takes HTTP/1 heads of up to 1 MiB.
 //!
 //! The same timer closes a connection idle between requests for the listener's
 //! `keepalive_timeout`, in place of Pingora's keep-alive timeout, which creates and drops a

@@ -16,6 +16,7 @@ pub struct Metrics {
     pub duration: HistogramVec,
     pub upstream_errors: IntCounterVec,
     pub backend_healthy: IntGaugeVec,
+    pub backend_resolutions: IntCounterVec,
     pub fail_open: IntCounterVec,
     pub rules_loaded: IntGaugeVec,
     pub rules_reloads: IntCounterVec,
@@ -59,6 +60,12 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "rampart_backend_healthy",
             "1 when the backend is healthy, 0 when not",
             &["pool", "backend"]
+        )
+        .unwrap(),
+        backend_resolutions: register_int_counter_vec!(
+            "rampart_backend_resolutions_total",
+            "Backend host names resolved again, by pool and result (changed, unchanged, failed)",
+            &["pool", "result"]
         )
         .unwrap(),
         fail_open: register_int_counter_vec!(

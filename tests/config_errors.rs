@@ -910,3 +910,41 @@ fn a_second_yaml_document_is_pointed_at() {
         assert!(c.stderr.contains(&expected), "{expected}\n{}", c.stderr);
     }
 }
+
+#[test]
+fn backend_names_need_a_port_and_a_sane_resolve_interval() {
+    let yaml = "listeners:\n  http: { address: \"127.0.0.1:8080\" }\npools:\n  app:\n    backends: [localhost, \"localhost:3000\", \"localhost:3000\"]\n    resolve_interval: 10ms\nprojects:\n  - { name: shop, hosts: [a.test], pool: app }\n";
+    assert_check_errors(
+        yaml,
+        &[
+            (
+                5,
+                16,
+                "pools.app.backends[0]",
+                "`localhost` has no port: write host:port",
+            ),
+            (
+                5,
+                45,
+                "pools.app.backends[2]",
+                "localhost:3000 is listed twice in this pool",
+            ),
+            (
+                6,
+                5,
+                "pools.app.resolve_interval",
+                "must be at least 100ms (or `never`)",
+            ),
+        ],
+    );
+    // `never`, and an interval on a pool of addresses (which has no names to resolve), pass.
+    for extra in [
+        "    resolve_interval: never\n",
+        "    resolve_interval: 5m\n",
+    ] {
+        let c = check(&format!(
+            "{BASE}{extra}projects:\n  - {{ name: shop, hosts: [a.test], pool: app }}\n"
+        ));
+        assert_eq!(c.code, 0, "{}", c.stderr);
+    }
+}

@@ -297,16 +297,16 @@ fn pools_trusting_different_cas_never_share_connections() {
 fn upstream_tls_name_comes_from_the_backends_host_name() {
     use std::net::ToSocketAddrs;
     let ca = TestCa::new();
+    // A host whose /etc/hosts also gives localhost `::1` makes it a second backend, where
+    // nothing listens: the request then goes on to 127.0.0.1.
     let tls_pool = format!(
-        "    retries: 0\n    tls: {{ verify: true, ca_file: \"{}\" }}",
+        "    retries: 1\n    tls: {{ verify: true, ca_file: \"{}\" }}",
         ca.ca_path().display()
     );
     let by_name = |up: &Upstream| {
         let name = format!("localhost:{}", up.addr().port());
-        let first = name.to_socket_addrs().unwrap().next().unwrap();
-        assert_eq!(
-            first,
-            up.addr(),
+        assert!(
+            name.to_socket_addrs().unwrap().any(|a| a == up.addr()),
             "this test needs localhost to resolve to 127.0.0.1"
         );
         name

@@ -156,7 +156,7 @@ impl ServeHttp for AdminApp {
         match path.as_str() {
             "/metrics" => {
                 for pool in self.shared.pools.values() {
-                    pool.members().for_each(|(b, _)| b.refresh_gauge());
+                    pool.members().iter().for_each(|(b, _)| b.refresh_gauge());
                 }
                 reply(
                     StatusCode::OK,

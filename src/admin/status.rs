@@ -27,6 +27,8 @@ fn backend(b: &BackendState, healthy: bool) -> Value {
     let rec = b.snapshot();
     json!({
         "address": b.addr.to_string(),
+        // As the config gives it: the address, or the host name it was resolved from.
+        "name": &*b.name,
         "weight": b.weight,
         "healthy": healthy,
         // Taken out by connect failures seen on real traffic, whatever the active checks say.
@@ -44,13 +46,21 @@ fn backend(b: &BackendState, healthy: bool) -> Value {
 fn pool(pool: &Pool) -> Value {
     let backends: Vec<Value> = pool
         .members()
-        .map(|(b, healthy)| backend(b, healthy))
+        .into_iter()
+        .map(|(b, healthy)| backend(&b, healthy))
         .collect();
     json!({
         "name": &*pool.name,
         "selection": pool.settings.selection.to_string(),
         "health_check": format!("{:?}", pool.settings.health_check.kind).to_lowercase(),
         "backends": backends,
+        // Pools with backends given by host name: null otherwise.
+        "resolution": pool.resolution().map(|r| json!({
+            "interval_ms": r.interval.as_millis() as u64,
+            "last_ms": r.at.map(unix_ms),
+            "last": r.at.map(rfc3339),
+            "last_result": if r.errors.is_empty() { json!("ok") } else { json!(r.errors.join("; ")) },
+        })),
     })
 }
 

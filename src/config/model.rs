@@ -89,8 +89,13 @@ pub struct PoolSettings {
     pub timeouts: Timeouts,
     pub retries: usize,
     pub health_check: HealthCheckSettings,
+    /// Every how long the backends given by host name are resolved again; `None` for a pool
+    /// of addresses, or with `resolve_interval: never`.
+    pub resolve_interval: Option<Duration>,
 }
 
+/// One backend address. A host name stands for as many as it resolves to, each with its
+/// weight and `name`.
 #[derive(Debug, Clone)]
 pub struct BackendSettings {
     pub address: SocketAddr,
@@ -98,6 +103,8 @@ pub struct BackendSettings {
     /// the client's is not preserved.
     pub name: String,
     pub weight: usize,
+    /// Given by host name, not address: resolved again every `resolve_interval`.
+    pub named: bool,
 }
 
 /// What `consistent_hash` hashes on.

@@ -137,6 +137,9 @@ pub struct RawPool {
     pub retries: Option<usize>,
     #[serde(default)]
     pub health_check: Option<RawHealthCheck>,
+    /// How often backends given by host name are resolved again (`30s`), or `never`.
+    #[serde(default)]
+    pub resolve_interval: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]

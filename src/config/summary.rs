@@ -113,19 +113,29 @@ pub fn summary(c: &Config, all: bool) -> String {
             break;
         }
         let backends = p.backends.iter().map(|b| {
-            if b.weight == 1 {
+            let notes: Vec<String> = [
+                b.named.then(|| b.name.clone()),
+                (b.weight != 1).then(|| format!("w{}", b.weight)),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            if notes.is_empty() {
                 b.address.to_string()
             } else {
-                format!("{} (w{})", b.address, b.weight)
+                format!("{} ({})", b.address, notes.join(", "))
             }
         });
         let _ = writeln!(
             s,
-            "  {:<12} {}  health {}  backends {}",
+            "  {:<12} {}  health {}  backends {}{}",
             p.name,
             p.selection,
             p.health_check.kind,
-            joined(backends, ", ", all)
+            joined(backends, ", ", all),
+            p.resolve_interval
+                .map(|d| format!("  names resolved every {}", humantime::format_duration(d)))
+                .unwrap_or_default()
         );
     }
     let _ = writeln!(s, "admin: http://{}", c.admin.listen);

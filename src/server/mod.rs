@@ -200,6 +200,12 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
         checks.extend(pool_checks);
         pools.insert(p.name.clone(), pool);
     }
+    if let Some(names) = crate::upstream::BackendNames::new(pools.values()) {
+        server.add_service(GenBackgroundService::new(
+            "backend names".into(),
+            Arc::new(names),
+        ));
+    }
     if !checks.is_empty() {
         server.add_service(GenBackgroundService::new(
             "health checks".into(),

@@ -25,6 +25,8 @@ pub struct BackendState {
     /// The pool's name, for log lines.
     pool: std::sync::Arc<str>,
     pub addr: SocketAddr,
+    /// As the config gives it: the address, or the `host:port` it was resolved from.
+    pub name: std::sync::Arc<str>,
     pub weight: usize,
     /// The Host sent when a project does not preserve the client's: the pool's TLS name, else
     /// `addr`. None when the TLS name is not a valid header value (the client's Host is kept).
@@ -58,6 +60,7 @@ impl BackendState {
     pub fn new(
         pool: &str,
         addr: SocketAddr,
+        name: &str,
         weight: usize,
         has_active_checks: bool,
         fall: usize,
@@ -70,6 +73,7 @@ impl BackendState {
         BackendState {
             pool: pool.into(),
             addr,
+            name: name.into(),
             weight,
             host_header,
             in_flight: AtomicUsize::new(0),

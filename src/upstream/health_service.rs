@@ -16,6 +16,9 @@ use tokio::time::{interval_at, Instant, MissedTickBehavior};
 pub struct PoolChecks {
     pub(super) backends: Backends,
     pub(super) interval: Duration,
+    /// Its members change when host names resolve to other addresses: each round first
+    /// takes the current ones.
+    pub(super) follows_names: bool,
 }
 
 /// The service running every pool's [`PoolChecks`].
@@ -39,6 +42,10 @@ async fn run(pool: Arc<PoolChecks>, spread: Duration, mut shutdown: ShutdownWatc
             biased;
             _ = shutting_down(&mut shutdown) => return,
             _ = rounds.tick() => {}
+        }
+        if pool.follows_names {
+            // Reads the members in memory: it cannot fail.
+            let _ = pool.backends.update(|_| {}).await;
         }
         tokio::select! {
             biased;

@@ -8,6 +8,7 @@
 mod certs;
 mod client;
 mod h2_client;
+mod namespace;
 mod process;
 mod rampart;
 mod socket_backend;
@@ -16,7 +17,8 @@ mod upstream;
 // A test file may use only part of the harness.
 #[allow(unused_imports)]
 pub use {
-    certs::*, client::*, h2_client::*, process::*, rampart::*, socket_backend::*, upstream::*,
+    certs::*, client::*, h2_client::*, namespace::*, process::*, rampart::*, socket_backend::*,
+    upstream::*,
 };
 
 use std::collections::{BTreeMap, BTreeSet};

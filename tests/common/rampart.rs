@@ -174,6 +174,20 @@ impl Rampart {
         r
     }
 
+    /// Like `start_in`, with the test's files over system files (`with_files_over`): a
+    /// `/etc/hosts` of the test's, say, for backends given by host name.
+    pub fn start_with_files_over(
+        dir: tempfile::TempDir,
+        yaml: &str,
+        files: &[(&Path, &str)],
+    ) -> Rampart {
+        let mut r = Self::spawn_prepared(dir, yaml, &[], &[], |cmd| {
+            super::with_files_over(cmd, files)
+        });
+        r.wait_ready(START_DEADLINE);
+        r
+    }
+
     /// Starts the process without waiting for it (e.g. `--upgrade`); see `wait_ready`.
     pub fn spawn(
         dir: tempfile::TempDir,

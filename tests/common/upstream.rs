@@ -76,8 +76,20 @@ impl Upstream {
         Self::build(name, Some(Arc::new(cfg)))
     }
 
+    /// Plain, like `start`, at `addr` (another loopback address than 127.0.0.1, say).
+    pub fn start_at(name: &str, addr: SocketAddr) -> std::io::Result<Upstream> {
+        Ok(Self::serve(name, None, std::net::TcpListener::bind(addr)?))
+    }
+
     fn build(name: &str, tls: Option<Arc<rustls::ServerConfig>>) -> Upstream {
-        let listener = super::bind_unused();
+        Self::serve(name, tls, super::bind_unused())
+    }
+
+    fn serve(
+        name: &str,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        listener: std::net::TcpListener,
+    ) -> Upstream {
         let mut u = Upstream {
             name: name.to_string(),
             addr: listener.local_addr().unwrap(),

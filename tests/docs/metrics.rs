@@ -117,6 +117,7 @@ listeners:
   https: {{ address: "{https}", tls: {{ cert: "{cert}", key: "{key}" }} }}
 pools:
   app: {{ backends: ["{up}"], health_check: {{ path: /, interval: 1s }} }}
+  named: {{ backends: ["localhost:{port}"] }}
 projects:
   - name: site
     hosts: [site.test]
@@ -126,6 +127,7 @@ projects:
       - {{ id: tag, match: {{ path_prefix: /hit }}, request_headers: {{ set: {{ X-Tag: a }} }} }}
 "#,
             up = up.addr_string(),
+            port = up.addr().port(),
             cert = cert.cert(),
             key = cert.key(),
         ),

@@ -7,6 +7,7 @@ mod projects;
 mod sections;
 
 pub use listeners::DEFAULT_MAX_HEADER_SIZE;
+pub use pools::lookup_backend;
 
 use super::error::{ConfigError, ConfigErrors};
 use super::every_error::{describe, second_document};

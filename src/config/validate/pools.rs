@@ -32,7 +32,10 @@ fn pool(
             "a pool needs at least one backend (\"host:port\")",
         );
     }
-    let mut seen = HashSet::new();
+    // Entries written twice (as the same name or address) are a mistake; an address that
+    // two entries reach (a name's among them) is one backend.
+    let (mut names, mut literals, mut taken) = (HashSet::new(), HashSet::new(), HashSet::new());
+    let mut any_named = false;
     let mut backends = Vec::new();
     for (i, b) in p.backends.iter().enumerate() {
         let bkey = format!("{key}.backends[{i}]");
@@ -63,32 +66,58 @@ fn pool(
             );
             continue;
         }
-        let Some(address) = resolve(addr) else {
-            ck.error(
-                bkey,
-                format!("`{addr}` is not a reachable host:port (e.g. 10.0.0.11:8080)"),
-            );
-            continue;
+        let named = addr.parse::<SocketAddr>().is_err();
+        let addresses = if named {
+            match lookup_backend(addr) {
+                Ok(addresses) => addresses,
+                Err(_) if !addr.contains(':') => {
+                    ck.error(
+                        bkey,
+                        format!("`{addr}` has no port: write host:port, e.g. 10.0.0.11:8080"),
+                    );
+                    continue;
+                }
+                Err(why) => {
+                    ck.error(bkey, format!("`{addr}` does not resolve ({why}): check the name, or give the backend's address, e.g. 10.0.0.11:8080"));
+                    continue;
+                }
+            }
+        } else {
+            addr.parse().into_iter().collect()
         };
-        if address.port() == 0 {
+        if addresses.iter().any(|a| a.port() == 0) {
             ck.error(
                 bkey,
                 format!("`{addr}`: port 0 is not a port a backend listens on"),
             );
             continue;
         }
-        if !seen.insert(address) {
+        let written_twice = if named {
+            !names.insert(addr)
+        } else {
+            !literals.insert(addresses[0])
+        };
+        if written_twice {
             ck.error(
                 bkey,
-                format!("{address} is listed twice in this pool: give it a weight instead"),
+                format!("{addr} is listed twice in this pool: give it a weight instead"),
             );
             continue;
         }
-        backends.push(BackendSettings {
-            address,
-            name: addr.to_string(),
-            weight,
-        });
+        any_named |= named;
+        // A name's addresses may also be another entry's: each backend is taken once, as the
+        // first entry reaching it gives it.
+        for address in addresses {
+            if !taken.insert(address) {
+                continue;
+            }
+            backends.push(BackendSettings {
+                address,
+                name: addr.to_string(),
+                weight,
+                named,
+            });
+        }
     }
 
     let hash_key = match (p.selection, p.hash_key.as_deref()) {
@@ -166,6 +195,8 @@ fn pool(
         tunnel: dur("tunnel", &t.tunnel).or(Some(Duration::from_secs(3600))),
     };
     let health_check = health_check(ck, &format!("{key}.health_check"), p.health_check.as_ref());
+    let resolve_interval =
+        resolve_interval(ck, key, p.resolve_interval.as_deref()).filter(|_| any_named);
 
     (ck.errors.len() == errors_before).then(|| PoolSettings {
         name: name.to_string(),
@@ -177,16 +208,44 @@ fn pool(
         timeouts,
         retries: p.retries.unwrap_or(2),
         health_check,
+        resolve_interval,
     })
 }
 
 const MAX_WEIGHT: usize = 1000;
 
-/// `IP:port`, or `name:port` resolved once at load time.
-fn resolve(addr: &str) -> Option<SocketAddr> {
-    addr.parse()
-        .ok()
-        .or_else(|| addr.to_socket_addrs().ok()?.next())
+/// Names are resolved again no more often than this: each round asks the DNS servers again.
+const MIN_RESOLVE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// `resolve_interval`: 30 s unless given; `never` keeps the addresses found at the start.
+fn resolve_interval(ck: &mut Checker, key: &str, value: Option<&str>) -> Option<Duration> {
+    let key = format!("{key}.resolve_interval");
+    match value.map(str::trim) {
+        None => Some(Duration::from_secs(30)),
+        Some("never") => None,
+        Some(v) => {
+            match ck.duration(&key, v)? {
+                d if d < MIN_RESOLVE_INTERVAL => {
+                    ck.error(key, "must be at least 100ms (or `never`): each round asks the DNS servers again");
+                    None
+                }
+                d => Some(d),
+            }
+        }
+    }
+}
+
+/// A backend given by host name (`app.internal:8080`) to its addresses, sorted (a resolver's
+/// order changes between answers; the pool's must not), as the system's resolver gives them.
+pub fn lookup_backend(name: &str) -> Result<Vec<SocketAddr>, String> {
+    let mut addresses: Vec<SocketAddr> =
+        name.to_socket_addrs().map_err(|e| e.to_string())?.collect();
+    addresses.sort();
+    addresses.dedup();
+    if addresses.is_empty() {
+        return Err("it resolves to no address".into());
+    }
+    Ok(addresses)
 }
 
 fn parse_hash_key(ck: &mut Checker, key: &str, value: &str) -> Option<HashKey> {

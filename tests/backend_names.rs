@@ -1,0 +1,274 @@
+//! Backends given by host name: every address a name resolves to serves, names are resolved
+//! again every `resolve_interval` (traffic, `/status`, health checks and metrics follow), and a
+//! name that stops resolving keeps its last addresses. Rampart runs with the test's own
+//! `/etc/hosts` (a mount namespace of its own), so the real system resolver answers it.
+
+mod common;
+use common::*;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+/// Names are resolved again this often in these tests.
+const ROUND: &str = "200ms";
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Upstreams named `ip` on 127.0.0.2, .3 and .4 (loopback addresses other than 127.0.0.1),
+/// all on one port, which the returned listener keeps on 127.0.0.1 so no other test takes it.
+fn upstreams_on_one_port() -> (std::net::TcpListener, u16, Vec<Upstream>) {
+    for _ in 0..20 {
+        let held = bind_unused();
+        let port = held.local_addr().unwrap().port();
+        let started: Result<Vec<_>, _> = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+            .into_iter()
+            .map(|ip| Upstream::start_at(ip, SocketAddr::new(ip.parse().unwrap(), port)))
+            .collect();
+        if let Ok(ups) = started {
+            return (held, port, ups);
+        }
+    }
+    panic!("no port free on 127.0.0.2-4 after 20 tries");
+}
+
+/// The test's resolver files: `hosts` (rewritten in place by `write_hosts`), and a
+/// `resolv.conf` and `nsswitch.conf` that end every lookup there (a name not in it fails at
+/// once, whatever DNS the machine has).
+struct Resolver {
+    dir: tempfile::TempDir,
+}
+
+impl Resolver {
+    fn new(hosts: &str) -> Resolver {
+        let r = Resolver {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        std::fs::write(
+            r.path("resolv.conf"),
+            "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
+        )
+        .unwrap();
+        std::fs::write(r.path("nsswitch.conf"), "hosts: files\n").unwrap();
+        r.write_hosts(hosts);
+        r
+    }
+
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// In place: the bind mount keeps the file's inode.
+    fn write_hosts(&self, lines: &str) {
+        std::fs::write(self.path("hosts"), format!("127.0.0.1 localhost\n{lines}")).unwrap();
+    }
+
+    fn start(&self, yaml: &str) -> Rampart {
+        let (hosts, resolv, nss) = (
+            self.path("hosts"),
+            self.path("resolv.conf"),
+            self.path("nsswitch.conf"),
+        );
+        let files: [(&Path, &str); 3] = [
+            (&hosts, "/etc/hosts"),
+            (&resolv, "/etc/resolv.conf"),
+            (&nss, "/etc/nsswitch.conf"),
+        ];
+        Rampart::start_with_files_over(tempfile::tempdir().unwrap(), yaml, &files)
+    }
+}
+
+/// Which upstream answered each of `n` requests to `host`, counted.
+fn served(base: &str, host: &str, n: usize) -> BTreeMap<String, usize> {
+    let mut seen = BTreeMap::new();
+    for _ in 0..n {
+        *seen.entry(get_echo(base, host).upstream).or_default() += 1;
+    }
+    seen
+}
+
+/// `/status`'s backends of `pool`, as (address, name).
+fn members(r: &Rampart, pool: &str) -> Vec<(String, String)> {
+    let status = r.status();
+    let pool = status["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == pool)
+        .unwrap_or_else(|| panic!("no pool {pool} in /status: {status}"))
+        .clone();
+    pool["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["address"].as_str().unwrap().to_string(),
+                b["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn config(port: u16, http: &str, admin: &str) -> String {
+    format!(
+        r#"admin: {{ listen: "{admin}" }}
+access_log: {{ target: off }}
+listeners:
+  http: {{ address: "{http}" }}
+pools:
+  app:
+    backends: ["app.test:{port}"]
+    resolve_interval: {ROUND}
+    health_check: {{ kind: tcp, interval: {ROUND} }}
+  pinned:
+    backends: ["app.test:{port}"]
+    resolve_interval: never
+projects:
+  - {{ name: site, hosts: [app.example], pool: app }}
+  - {{ name: old, hosts: [pinned.example], pool: pinned }}
+"#
+    )
+}
+
+#[test]
+fn a_name_serves_every_address_it_resolves_to_and_follows_its_changes() {
+    let (_held, port, _ups) = upstreams_on_one_port();
+    let resolver = Resolver::new("127.0.0.2 app.test\n127.0.0.3 app.test\n");
+    let (http, admin) = (free_addr(), free_addr());
+    let r = resolver.start(&config(port, &http, &admin));
+    let base = format!("http://{http}/");
+    let (a2, a3, a4) = (
+        format!("127.0.0.2:{port}"),
+        format!("127.0.0.3:{port}"),
+        format!("127.0.0.4:{port}"),
+    );
+    let name = format!("app.test:{port}");
+
+    // Both addresses of the name serve, in turn, as two backends listed under the name.
+    let seen = served(&base, "app.example", 6);
+    assert_eq!(
+        seen,
+        BTreeMap::from([("127.0.0.2".into(), 3), ("127.0.0.3".into(), 3)])
+    );
+    assert_eq!(
+        members(&r, "app"),
+        [(a2.clone(), name.clone()), (a3.clone(), name.clone())]
+    );
+    assert_eq!(
+        r.status()["pools"][0]["resolution"]["interval_ms"],
+        200,
+        "{}",
+        r.status()
+    );
+
+    // The name moves to another address: the pool follows within a round or two.
+    resolver.write_hosts("127.0.0.4 app.test\n");
+    poll_until(DEADLINE, "the pool to take the new address", || {
+        (members(&r, "app") == [(a4.clone(), name.clone())]).then_some(())
+    });
+    assert_eq!(
+        served(&base, "app.example", 4),
+        BTreeMap::from([("127.0.0.4".into(), 4)])
+    );
+    r.wait_for_log(
+        &format!("pool app: backend {name} now resolves to {a4} (was {a2}, {a3})"),
+        DEADLINE,
+    );
+    // Gone backends leave the metrics; the new one is health-checked.
+    let metrics = r.metrics();
+    assert!(
+        metric_in(
+            &metrics,
+            &format!("rampart_backend_healthy{{backend=\"{a2}\",pool=\"app\"}}")
+        )
+        .is_none(),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric_in(
+            &metrics,
+            &format!("rampart_backend_healthy{{backend=\"{a4}\",pool=\"app\"}}")
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert!(
+        metric_in(
+            &metrics,
+            "rampart_backend_resolutions_total{pool=\"app\",result=\"changed\"}"
+        ) >= Some(1.0),
+        "{metrics}"
+    );
+    poll_until(DEADLINE, "a health check of the new address", || {
+        let status = r.status();
+        let b = status["pools"][0]["backends"][0].clone();
+        (b["address"] == a4.as_str() && !b["last_check"].is_null()).then_some(())
+    });
+    // `resolve_interval: never` keeps what the start found, however many rounds the other
+    // pool has had.
+    assert_eq!(
+        members(&r, "pinned"),
+        [(a2.clone(), name.clone()), (a3.clone(), name.clone())]
+    );
+    assert_eq!(
+        served(&base, "pinned.example", 4),
+        BTreeMap::from([("127.0.0.2".into(), 2), ("127.0.0.3".into(), 2)])
+    );
+
+    // The name stops resolving: its last address stays in use, and the failure shows.
+    resolver.write_hosts("");
+    let line = r.wait_for_log(
+        &format!("pool app: backend {name} did not resolve"),
+        DEADLINE,
+    );
+    assert!(
+        line.contains(&format!("its last addresses stay in use: {a4}")),
+        "{line}"
+    );
+    assert_eq!(
+        served(&base, "app.example", 3),
+        BTreeMap::from([("127.0.0.4".into(), 3)])
+    );
+    let status = r.status();
+    let result = status["pools"][0]["resolution"]["last_result"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(result.starts_with(&format!("{name}: ")), "{status}");
+    assert!(
+        r.metric("rampart_backend_resolutions_total{pool=\"app\",result=\"failed\"}") >= Some(1.0)
+    );
+}
+
+#[test]
+fn a_name_that_does_not_resolve_at_start_is_a_config_error() {
+    let resolver = Resolver::new("");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rampart.yaml");
+    std::fs::write(&config, "listeners:\n  http: { address: \"127.0.0.1:1\" }\npools:\n  app:\n    backends: [\"nowhere.test:80\"]\nprojects:\n  - { name: site, hosts: [\"*\"], pool: app }\n").unwrap();
+    let (hosts, resolv, nss) = (
+        resolver.path("hosts"),
+        resolver.path("resolv.conf"),
+        resolver.path("nsswitch.conf"),
+    );
+    let mut check = std::process::Command::new(rampart_bin());
+    check.arg("check").arg("-c").arg(&config);
+    with_files_over(
+        &mut check,
+        &[
+            (&hosts, "/etc/hosts"),
+            (&resolv, "/etc/resolv.conf"),
+            (&nss, "/etc/nsswitch.conf"),
+        ],
+    );
+    let out = check.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}:5:16: pools.app.backends[0]: `nowhere.test:80` does not resolve (failed to lookup address information: Name or service not known): check the name",
+            config.display()
+        )),
+        "{stderr}"
+    );
+}

@@ -7,7 +7,6 @@ mod common;
 use common::*;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
 /// Names are resolved again this often in these tests.
@@ -68,12 +67,12 @@ impl Resolver {
             self.path("resolv.conf"),
             self.path("nsswitch.conf"),
         );
-        let files: [(&Path, &str); 3] = [
-            (&hosts, "/etc/hosts"),
-            (&resolv, "/etc/resolv.conf"),
-            (&nss, "/etc/nsswitch.conf"),
+        let mounts = [
+            Mount::FileOver(&hosts, "/etc/hosts"),
+            Mount::FileOver(&resolv, "/etc/resolv.conf"),
+            Mount::FileOver(&nss, "/etc/nsswitch.conf"),
         ];
-        Rampart::start_with_files_over(tempfile::tempdir().unwrap(), yaml, &files)
+        Rampart::start_with_mounts(tempfile::tempdir().unwrap(), yaml, &mounts)
     }
 }
 

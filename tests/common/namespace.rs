@@ -1,7 +1,8 @@
-//! Running a process with the test's own files over system files (`/etc/hosts`,
-//! `/etc/resolv.conf`): in a mount namespace of its own, so the system resolver the process
-//! calls reads what the test writes, and nothing else on the machine sees it. Needs root, as
-//! CI runs.
+//! Running a process with mounts of the test's own, in a mount namespace of its own that
+//! nothing else on the machine sees: the test's files over system files (`/etc/hosts`), so
+//! the system resolver the process calls reads what the test writes; or a small file system
+//! the test can fill, as a full disk. Needs root, as CI runs. The test reaches the process's
+//! mounts through `/proc/PID/root`.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -9,27 +10,54 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
-/// Makes `command` run with each `(file, over)` pair's `file` bind-mounted on `over`. A file
-/// written in place afterwards (not replaced by a rename) is what the process reads next.
-pub fn with_files_over(command: &mut Command, files: &[(&Path, &str)]) {
-    let mounts: Vec<(CString, CString)> = files
+/// A mount made for the process only.
+pub enum Mount<'a> {
+    /// `file` bind-mounted over `over`. A file written in place afterwards (not replaced by a
+    /// rename) is what the process reads next.
+    FileOver(&'a Path, &'a str),
+    /// A tmpfs of `bytes` mounted on the directory.
+    SmallDisk(&'a Path, usize),
+}
+
+/// What one mount(2) call takes, made before the fork.
+struct MountCall {
+    source: CString,
+    target: CString,
+    fstype: Option<CString>,
+    flags: libc::c_ulong,
+    data: Option<CString>,
+}
+
+fn c(bytes: &[u8]) -> CString {
+    CString::new(bytes).unwrap()
+}
+
+/// Makes `command` run in a mount namespace of its own with `mounts`.
+pub fn in_mount_namespace(command: &mut Command, mounts: &[Mount]) {
+    let calls: Vec<MountCall> = mounts
         .iter()
-        .map(|(file, over)| {
-            (
-                CString::new(file.as_os_str().as_bytes()).unwrap(),
-                CString::new(*over).unwrap(),
-            )
+        .map(|m| match m {
+            Mount::FileOver(file, over) => MountCall {
+                source: c(file.as_os_str().as_bytes()),
+                target: c(over.as_bytes()),
+                fstype: None,
+                flags: libc::MS_BIND,
+                data: None,
+            },
+            Mount::SmallDisk(dir, bytes) => MountCall {
+                source: c(b"tmpfs"),
+                target: c(dir.as_os_str().as_bytes()),
+                fstype: Some(c(b"tmpfs")),
+                flags: 0,
+                data: Some(c(format!("size={bytes}").as_bytes())),
+            },
         })
         .collect();
     let fail = |what: &str| {
-        std::io::Error::new(
-            std::io::Error::last_os_error().kind(),
-            format!(
-                "{what}: {} (these tests run as root)",
-                std::io::Error::last_os_error()
-            ),
-        )
+        let e = std::io::Error::last_os_error();
+        std::io::Error::new(e.kind(), format!("{what}: {e} (these tests run as root)"))
     };
+    let ptr = |s: &Option<CString>| s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
     // SAFETY: between fork and exec the closure only makes system calls (unshare, mount) on
     // strings made before the fork; it allocates only to report a failure, after which the
     // child exits.
@@ -39,32 +67,31 @@ pub fn with_files_over(command: &mut Command, files: &[(&Path, &str)]) {
                 return Err(fail("unshare(CLONE_NEWNS)"));
             }
             // Mounts made here must not reach the machine's namespace.
-            let root = c"/";
-            let flags = libc::MS_REC | libc::MS_PRIVATE;
+            let (none, root) = (std::ptr::null(), c"/".as_ptr());
             if libc::mount(
-                std::ptr::null(),
-                root.as_ptr(),
-                std::ptr::null(),
-                flags,
-                std::ptr::null(),
+                none,
+                root,
+                none,
+                libc::MS_REC | libc::MS_PRIVATE,
+                none.cast(),
             ) != 0
             {
                 return Err(fail("making / private"));
             }
-            for (file, over) in &mounts {
-                let bind = libc::MS_BIND;
-                if libc::mount(
-                    file.as_ptr(),
-                    over.as_ptr(),
-                    std::ptr::null(),
-                    bind,
-                    std::ptr::null(),
-                ) != 0
-                {
-                    return Err(fail("bind mount"));
+            for m in &calls {
+                let data = ptr(&m.data).cast();
+                let (source, target) = (m.source.as_ptr(), m.target.as_ptr());
+                if libc::mount(source, target, ptr(&m.fstype), m.flags, data) != 0 {
+                    return Err(fail("mount"));
                 }
             }
             Ok(())
         });
     }
+}
+
+/// `in_mount_namespace` with each `(file, over)` bind-mounted.
+pub fn with_files_over(command: &mut Command, files: &[(&Path, &str)]) {
+    let mounts: Vec<Mount> = files.iter().map(|(f, o)| Mount::FileOver(f, o)).collect();
+    in_mount_namespace(command, &mounts);
 }

@@ -174,15 +174,15 @@ impl Rampart {
         r
     }
 
-    /// Like `start_in`, with the test's files over system files (`with_files_over`): a
-    /// `/etc/hosts` of the test's, say, for backends given by host name.
-    pub fn start_with_files_over(
+    /// Like `start_in`, in a mount namespace of its own with `mounts` (`in_mount_namespace`):
+    /// an `/etc/hosts` of the test's for backends given by host name, a small disk to fill.
+    pub fn start_with_mounts(
         dir: tempfile::TempDir,
         yaml: &str,
-        files: &[(&Path, &str)],
+        mounts: &[super::Mount],
     ) -> Rampart {
         let mut r = Self::spawn_prepared(dir, yaml, &[], &[], |cmd| {
-            super::with_files_over(cmd, files)
+            super::in_mount_namespace(cmd, mounts)
         });
         r.wait_ready(START_DEADLINE);
         r

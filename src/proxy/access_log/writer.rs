@@ -102,6 +102,10 @@ struct LogFile {
     last_check: Instant,
     /// A failed reopen is logged once, not every second.
     reopen_failed: bool,
+    /// The same open file, to learn how much of a failed write landed.
+    probe: tokio::fs::File,
+    /// Its length once every write so far has landed.
+    len: u64,
 }
 
 /// Where the lines go. Each batch is one write (no buffer of our own: a line that could not be
@@ -111,16 +115,36 @@ struct Output {
     file: Option<LogFile>,
     /// Writing fails (disk full...): logged when it starts and when it ends, not per batch.
     failing: bool,
+    /// A failed write left part of a line at the file's end: the next write ends it first, so
+    /// that the next lines are not glued to it.
+    torn: bool,
 }
 
-async fn open_file(path: &Path) -> std::io::Result<(tokio::fs::File, FileId)> {
-    let file = tokio::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .await?;
+/// The file to write, and what `LogFile` keeps of it.
+async fn open_file(
+    path: &Path,
+) -> std::io::Result<(tokio::fs::File, FileId, tokio::fs::File, u64)> {
+    // Readable too where allowed: after a failed write the probe reads the file's last byte.
+    let mut options = tokio::fs::OpenOptions::new();
+    options.create(true).append(true);
+    let file = match options.clone().read(true).open(path).await {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => options.open(path).await?,
+        opened => opened?,
+    };
     let meta = file.metadata().await?;
-    Ok((file, (meta.dev(), meta.ino())))
+    let probe = file.try_clone().await?;
+    Ok((file, (meta.dev(), meta.ino()), probe, meta.len()))
+}
+
+/// Whether the file of length `len` does not end with a newline. `probe` shares the writer's
+/// file offset, which appends do not use.
+async fn ends_within_a_line(probe: &mut tokio::fs::File, len: u64) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut last = [b'\n'];
+    if len > 0 && probe.seek(std::io::SeekFrom::Start(len - 1)).await.is_ok() {
+        let _ = probe.read_exact(&mut last).await;
+    }
+    last[0] != b'\n'
 }
 
 impl Output {
@@ -130,12 +154,14 @@ impl Output {
             LogTarget::Stderr => (Box::new(tokio::io::stderr()) as Box<_>, None),
             LogTarget::Off => (Box::new(tokio::io::sink()) as Box<_>, None),
             LogTarget::File(path) => {
-                let (f, id) = open_file(path).await?;
+                let (f, id, probe, len) = open_file(path).await?;
                 let file = LogFile {
                     path: path.clone(),
                     id,
                     last_check: Instant::now(),
                     reopen_failed: false,
+                    probe,
+                    len,
                 };
                 (Box::new(f) as Box<_>, Some(file))
             }
@@ -144,29 +170,59 @@ impl Output {
             out,
             file,
             failing: false,
+            torn: false,
         })
     }
 
-    /// Writes `lines` formatted lines; if that fails, they are counted as dropped.
+    /// Writes `lines` formatted lines; the lines that did not land whole are counted as
+    /// dropped.
     async fn write(&mut self, text: &str, lines: usize) {
-        match self
-            .out
-            .write_all(text.as_bytes())
-            .await
-            .and(self.out.flush().await)
-        {
+        if self.torn {
+            if let Err(e) = self.write_all(b"\n").await {
+                return self.failed(e, b"", lines).await;
+            }
+            self.torn = false;
+        }
+        match self.write_all(text.as_bytes()).await {
             Ok(()) if self.failing => {
                 self.failing = false;
                 log::info!("access log: writing again");
             }
             Ok(()) => {}
-            Err(e) => {
-                METRICS.access_log_dropped.inc_by(lines as u64);
-                if !self.failing {
-                    self.failing = true;
-                    log::warn!("access log: cannot write: {e}; lines are dropped, and counted in rampart_access_log_dropped_total, until writing works again");
-                }
+            Err(e) => self.failed(e, text.as_bytes(), lines).await,
+        }
+    }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.out.write_all(bytes).await?;
+        self.out.flush().await?;
+        if let Some(file) = &mut self.file {
+            file.len += bytes.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// A write of `bytes` failed: counts the lines that did not land whole. A file tells how
+    /// much did (its length grew by that much, unless another process appends to it too, as
+    /// during an upgrade), and whether it now ends within a line, which the next write ends.
+    async fn failed(&mut self, e: std::io::Error, bytes: &[u8], lines: usize) {
+        let landed = match &mut self.file {
+            Some(file) => {
+                let now = file.probe.metadata().await.map_or(file.len, |m| m.len());
+                let landed = now.saturating_sub(file.len).min(bytes.len() as u64) as usize;
+                file.len = now;
+                self.torn = ends_within_a_line(&mut file.probe, now).await;
+                landed
             }
+            None => 0,
+        };
+        let whole = bytes[..landed].iter().filter(|&&b| b == b'\n').count();
+        METRICS
+            .access_log_dropped
+            .inc_by(lines.saturating_sub(whole) as u64);
+        if !self.failing {
+            self.failing = true;
+            log::warn!("access log: cannot write: {e}; lines are dropped, and counted in rampart_access_log_dropped_total, until writing works again");
         }
     }
 
@@ -189,10 +245,14 @@ impl Output {
             }
         }
         match open_file(&file.path).await {
-            Ok((f, id)) => {
+            Ok((f, id, probe, len)) => {
                 self.out = Box::new(f);
                 file.id = id;
                 file.reopen_failed = false;
+                file.probe = probe;
+                file.len = len;
+                // The line cut short is in the old file.
+                self.torn = false;
                 let why = if asked {
                     "reopened on SIGUSR1"
                 } else {

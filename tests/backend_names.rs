@@ -7,6 +7,7 @@ mod common;
 use common::*;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Names are resolved again this often in these tests.
@@ -34,45 +35,44 @@ fn upstreams_on_one_port() -> (std::net::TcpListener, u16, Vec<Upstream>) {
 /// `resolv.conf` and `nsswitch.conf` that end every lookup there (a name not in it fails at
 /// once, whatever DNS the machine has).
 struct Resolver {
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
+    hosts: PathBuf,
+    resolv: PathBuf,
+    nss: PathBuf,
 }
 
 impl Resolver {
     fn new(hosts: &str) -> Resolver {
+        let dir = tempfile::tempdir().unwrap();
         let r = Resolver {
-            dir: tempfile::tempdir().unwrap(),
+            hosts: dir.path().join("hosts"),
+            resolv: dir.path().join("resolv.conf"),
+            nss: dir.path().join("nsswitch.conf"),
+            _dir: dir,
         };
-        std::fs::write(
-            r.path("resolv.conf"),
-            "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
-        )
-        .unwrap();
-        std::fs::write(r.path("nsswitch.conf"), "hosts: files\n").unwrap();
+        let resolv = "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n";
+        std::fs::write(&r.resolv, resolv).unwrap();
+        std::fs::write(&r.nss, "hosts: files\n").unwrap();
         r.write_hosts(hosts);
         r
     }
 
-    fn path(&self, name: &str) -> std::path::PathBuf {
-        self.dir.path().join(name)
-    }
-
     /// In place: the bind mount keeps the file's inode.
     fn write_hosts(&self, lines: &str) {
-        std::fs::write(self.path("hosts"), format!("127.0.0.1 localhost\n{lines}")).unwrap();
+        std::fs::write(&self.hosts, format!("127.0.0.1 localhost\n{lines}")).unwrap();
+    }
+
+    /// The three files over the system's.
+    fn mounts(&self) -> [Mount<'_>; 3] {
+        [
+            Mount::FileOver(&self.hosts, "/etc/hosts"),
+            Mount::FileOver(&self.resolv, "/etc/resolv.conf"),
+            Mount::FileOver(&self.nss, "/etc/nsswitch.conf"),
+        ]
     }
 
     fn start(&self, yaml: &str) -> Rampart {
-        let (hosts, resolv, nss) = (
-            self.path("hosts"),
-            self.path("resolv.conf"),
-            self.path("nsswitch.conf"),
-        );
-        let mounts = [
-            Mount::FileOver(&hosts, "/etc/hosts"),
-            Mount::FileOver(&resolv, "/etc/resolv.conf"),
-            Mount::FileOver(&nss, "/etc/nsswitch.conf"),
-        ];
-        Rampart::start_with_mounts(tempfile::tempdir().unwrap(), yaml, &mounts)
+        Rampart::start_with_mounts(tempfile::tempdir().unwrap(), yaml, &self.mounts())
     }
 }
 
@@ -245,21 +245,9 @@ fn a_name_that_does_not_resolve_at_start_is_a_config_error() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("rampart.yaml");
     std::fs::write(&config, "listeners:\n  http: { address: \"127.0.0.1:1\" }\npools:\n  app:\n    backends: [\"nowhere.test:80\"]\nprojects:\n  - { name: site, hosts: [\"*\"], pool: app }\n").unwrap();
-    let (hosts, resolv, nss) = (
-        resolver.path("hosts"),
-        resolver.path("resolv.conf"),
-        resolver.path("nsswitch.conf"),
-    );
     let mut check = std::process::Command::new(rampart_bin());
     check.arg("check").arg("-c").arg(&config);
-    with_files_over(
-        &mut check,
-        &[
-            (&hosts, "/etc/hosts"),
-            (&resolv, "/etc/resolv.conf"),
-            (&nss, "/etc/nsswitch.conf"),
-        ],
-    );
+    in_mount_namespace(&mut check, &resolver.mounts());
     let out = check.output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");

@@ -56,7 +56,7 @@ fn pool(pool: &Pool) -> Value {
         "backends": backends,
         // Pools with backends given by host name: null otherwise.
         "resolution": pool.resolution().map(|r| json!({
-            "interval_ms": r.interval.as_millis() as u64,
+            "interval_ms": pool.settings.resolve_interval.map(|i| i.as_millis() as u64),
             "last_ms": r.at.map(unix_ms),
             "last": r.at.map(rfc3339),
             "last_result": if r.errors.is_empty() { json!("ok") } else { json!(r.errors.join("; ")) },

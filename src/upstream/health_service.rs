@@ -9,16 +9,13 @@ use pingora_core::services::background::BackgroundService;
 use pingora_load_balancing::Backends;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::{interval_at, Instant, MissedTickBehavior};
+use tokio::time::Instant;
 
 /// One pool's checks: pingora-load-balancing's backends, kept for their health-check round,
 /// whose results reach each backend's state through the check's callbacks.
 pub struct PoolChecks {
     pub(super) backends: Backends,
     pub(super) interval: Duration,
-    /// Its members change when host names resolve to other addresses: each round first
-    /// takes the current ones.
-    pub(super) follows_names: bool,
 }
 
 /// The service running every pool's [`PoolChecks`].
@@ -30,29 +27,16 @@ impl HealthChecks {
     }
 }
 
-/// A round every `interval` from the start of the last (as Pingora's own loop), the first
-/// `spread` after the start; a round longer than that is followed by the next at once.
 /// Backends start healthy, so the first round need not come at once; spreading it too keeps
 /// a reload (a new process) from checking every backend of every pool in one burst.
-async fn run(pool: Arc<PoolChecks>, spread: Duration, mut shutdown: ShutdownWatch) {
-    let mut rounds = interval_at(Instant::now() + spread, pool.interval);
-    rounds.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            biased;
-            _ = shutting_down(&mut shutdown) => return,
-            _ = rounds.tick() => {}
-        }
-        if pool.follows_names {
-            // Reads the members in memory: it cannot fail.
-            let _ = pool.backends.update(|_| {}).await;
-        }
-        tokio::select! {
-            biased;
-            _ = shutting_down(&mut shutdown) => return,
-            _ = pool.backends.run_health_check(true) => {}
-        }
-    }
+async fn run(pool: Arc<PoolChecks>, spread: Duration, shutdown: ShutdownWatch) {
+    let first = Instant::now() + spread;
+    super::in_rounds(first, pool.interval, shutdown, || async {
+        // A pool with host names gets its current members; another's stay as they are.
+        let _ = pool.backends.update(|_| {}).await;
+        pool.backends.run_health_check(true).await;
+    })
+    .await
 }
 
 /// Where pool `index` of `count` starts its rounds within its interval: spread evenly, as

@@ -68,15 +68,18 @@ impl Pool {
             .iter()
             .map(|b| new_state(settings, b, has_active_checks))
             .collect();
-        let (members, set) = Members::build(settings.selection, list)?;
+        let members = Members::build(settings.selection, list)?;
         let (members, discovery): (_, Box<dyn ServiceDiscovery + Send + Sync>) =
             match settings.resolve_interval {
-                Some(interval) => {
-                    let named = NamedMembers::new(&settings.name, members, set, interval);
+                Some(_) => {
+                    let named = NamedMembers::new(&settings.name, members);
                     let discovery = named.discovery();
                     (PoolMembers::Named(named), discovery)
                 }
-                None => (PoolMembers::Fixed(members), Static::new(set)),
+                None => {
+                    let set = members.set.clone();
+                    (PoolMembers::Fixed(members), Static::new(set))
+                }
             };
         let checks = check.map(|check| pool_checks(settings, discovery, check));
         let pool = Pool {
@@ -187,7 +190,35 @@ fn pool_checks(
     PoolChecks {
         backends,
         interval: settings.health_check.interval,
-        follows_names: settings.resolve_interval.is_some(),
+    }
+}
+
+/// Runs `round` every `interval` from the start of the last (as Pingora's own loops), the
+/// first at `first`; a round longer than that is followed by the next at once. Stops when the
+/// shutdown begins, dropping a round in progress.
+async fn in_rounds<F, R>(
+    first: tokio::time::Instant,
+    interval: std::time::Duration,
+    mut shutdown: pingora_core::server::ShutdownWatch,
+    mut round: F,
+) where
+    F: FnMut() -> R,
+    R: std::future::Future<Output = ()>,
+{
+    use crate::server::shutting_down;
+    let mut rounds = tokio::time::interval_at(first, interval);
+    rounds.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutting_down(&mut shutdown) => return,
+            _ = rounds.tick() => {}
+        }
+        tokio::select! {
+            biased;
+            _ = shutting_down(&mut shutdown) => return,
+            _ = round() => {}
+        }
     }
 }
 

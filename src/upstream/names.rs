@@ -18,25 +18,22 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
-use tokio::time::{interval_at, Instant, MissedTickBehavior};
+use tokio::time::Instant;
 
 /// `rampart_backend_resolutions_total`'s results.
 const RESULTS: [&str; 3] = ["changed", "unchanged", "failed"];
 
-/// A named pool's members, swapped whole when its names resolve differently.
+/// A named pool's members, swapped whole when its names resolve differently; shared with
+/// the health checks' discovery.
 pub(super) struct NamedMembers {
-    current: ArcSwap<Members>,
-    /// The same backends as pingora-load-balancing's set, for the health checks' discovery.
-    checked: Arc<ArcSwap<BTreeSet<Backend>>>,
-    interval: Duration,
+    current: Arc<ArcSwap<Members>>,
     record: Mutex<Resolution>,
     failure_log: Throttle,
 }
 
 /// The last round of resolution, for /status.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Resolution {
-    pub interval: Duration,
     /// `None` until the first round after the start (the start resolved them too).
     pub at: Option<SystemTime>,
     /// Each name that did not resolve in that round, with why.
@@ -44,12 +41,7 @@ pub struct Resolution {
 }
 
 impl NamedMembers {
-    pub(super) fn new(
-        pool: &str,
-        members: Members,
-        set: BTreeSet<Backend>,
-        interval: Duration,
-    ) -> Self {
+    pub(super) fn new(pool: &str, members: Members) -> Self {
         // Every result from the start, at 0, so that rates and alerts see the first one.
         for result in RESULTS {
             crate::metrics::METRICS
@@ -57,14 +49,8 @@ impl NamedMembers {
                 .with_label_values(&[pool, result]);
         }
         NamedMembers {
-            current: ArcSwap::from_pointee(members),
-            checked: Arc::new(ArcSwap::from_pointee(set)),
-            interval,
-            record: Mutex::new(Resolution {
-                interval,
-                at: None,
-                errors: Vec::new(),
-            }),
+            current: Arc::new(ArcSwap::from_pointee(members)),
+            record: Mutex::default(),
             failure_log: Throttle::default(),
         }
     }
@@ -74,7 +60,7 @@ impl NamedMembers {
     }
 
     pub(super) fn discovery(&self) -> Box<dyn ServiceDiscovery + Send + Sync> {
-        Box::new(CurrentMembers(self.checked.clone()))
+        Box::new(CurrentMembers(self.current.clone()))
     }
 
     pub(super) fn record(&self) -> Resolution {
@@ -86,12 +72,12 @@ impl NamedMembers {
 }
 
 /// pingora-load-balancing's view of a named pool: whatever the last resolution made it.
-struct CurrentMembers(Arc<ArcSwap<BTreeSet<Backend>>>);
+struct CurrentMembers(Arc<ArcSwap<Members>>);
 
 #[async_trait::async_trait]
 impl ServiceDiscovery for CurrentMembers {
     async fn discover(&self) -> pingora_error::Result<(BTreeSet<Backend>, HashMap<u64, bool>)> {
-        Ok(((**self.0.load()).clone(), HashMap::new()))
+        Ok((self.0.load().set.clone(), HashMap::new()))
     }
 }
 
@@ -185,7 +171,6 @@ impl Pool {
             }
         }
         *named.record.lock().unwrap_or_else(|e| e.into_inner()) = Resolution {
-            interval: named.interval,
             at: Some(SystemTime::now()),
             errors,
         };
@@ -198,7 +183,7 @@ impl Pool {
             return;
         }
         match Members::build(self.settings.selection, list) {
-            Ok((members, set)) => {
+            Ok(members) => {
                 for gone in current
                     .list
                     .iter()
@@ -209,7 +194,6 @@ impl Pool {
                         .remove_label_values(&[&*self.name, &gone.addr.to_string()]);
                 }
                 named.current.store(Arc::new(members));
-                named.checked.store(Arc::new(set));
             }
             Err(e) => log::error!("pool {}: new members not taken: {e}", self.name),
         }
@@ -228,20 +212,13 @@ fn listed(addresses: &[SocketAddr]) -> String {
 }
 
 /// Resolves one pool's names every interval until shutdown.
-async fn run(pool: Arc<Pool>, interval: Duration, mut shutdown: ShutdownWatch) {
-    let mut rounds = interval_at(Instant::now() + interval, interval);
-    rounds.set_missed_tick_behavior(MissedTickBehavior::Delay);
+async fn run(pool: Arc<Pool>, interval: Duration, shutdown: ShutdownWatch) {
     let names: Vec<String> = entries(&pool.settings.backends)
         .into_iter()
         .filter(|b| b.named)
         .map(|b| b.name.clone())
         .collect();
-    loop {
-        tokio::select! {
-            biased;
-            _ = shutting_down(&mut shutdown) => return,
-            _ = rounds.tick() => {}
-        }
+    super::in_rounds(Instant::now() + interval, interval, shutdown, || async {
         let names = names.clone();
         // getaddrinfo blocks (for seconds when a DNS server does not answer).
         let looked_up = tokio::task::spawn_blocking(move || {
@@ -253,15 +230,12 @@ async fn run(pool: Arc<Pool>, interval: Duration, mut shutdown: ShutdownWatch) {
                 })
                 .collect::<HashMap<_, _>>()
         });
-        tokio::select! {
-            biased;
-            _ = shutting_down(&mut shutdown) => return,
-            found = looked_up => match found {
-                Ok(lookups) => pool.take_lookups(&lookups),
-                Err(e) => log::error!("pool {}: resolving its backends failed: {e}", pool.name),
-            },
+        match looked_up.await {
+            Ok(lookups) => pool.take_lookups(&lookups),
+            Err(e) => log::error!("pool {}: resolving its backends failed: {e}", pool.name),
         }
-    }
+    })
+    .await
 }
 
 /// The service resolving every named pool's backends again, one task per pool.

@@ -83,15 +83,16 @@ where
 pub(super) struct Members {
     selector: Selector,
     pub(super) list: Vec<Arc<BackendState>>,
+    /// The same backends as pingora-load-balancing's set, each carrying its state: what the
+    /// health checks check.
+    pub(super) set: BTreeSet<Backend>,
 }
 
 impl Members {
-    /// The members, and the same backends as pingora-load-balancing's set (for its health
-    /// checks), each carrying its state.
     pub(super) fn build(
         selection: Selection,
         list: Vec<Arc<BackendState>>,
-    ) -> std::io::Result<(Members, BTreeSet<Backend>)> {
+    ) -> std::io::Result<Members> {
         let mut set = BTreeSet::new();
         for state in &list {
             let mut backend = Backend::new_with_weight(&state.addr.to_string(), state.weight)
@@ -110,7 +111,11 @@ impl Members {
                 starts: weighted_schedule(&list),
             },
         };
-        Ok((Members { selector, list }, set))
+        Ok(Members {
+            selector,
+            list,
+            set,
+        })
     }
 
     /// The first candidate for `key` that `accept` takes.

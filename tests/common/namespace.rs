@@ -89,9 +89,3 @@ pub fn in_mount_namespace(command: &mut Command, mounts: &[Mount]) {
         });
     }
 }
-
-/// `in_mount_namespace` with each `(file, over)` bind-mounted.
-pub fn with_files_over(command: &mut Command, files: &[(&Path, &str)]) {
-    let mounts: Vec<Mount> = files.iter().map(|(f, o)| Mount::FileOver(f, o)).collect();
-    in_mount_namespace(command, &mounts);
-}

@@ -98,10 +98,15 @@ type FileId = (u64, u64);
 /// An open log file and the path it was opened at.
 struct LogFile {
     path: PathBuf,
-    id: FileId,
     last_check: Instant,
     /// A failed reopen is logged once, not every second.
     reopen_failed: bool,
+    opened: Opened,
+}
+
+/// What is kept of the file open for writing.
+struct Opened {
+    id: FileId,
     /// The same open file, to learn how much of a failed write landed.
     probe: tokio::fs::File,
     /// Its length once every write so far has landed.
@@ -120,10 +125,8 @@ struct Output {
     torn: bool,
 }
 
-/// The file to write, and what `LogFile` keeps of it.
-async fn open_file(
-    path: &Path,
-) -> std::io::Result<(tokio::fs::File, FileId, tokio::fs::File, u64)> {
+/// The file to write, and what is kept of it.
+async fn open_file(path: &Path) -> std::io::Result<(tokio::fs::File, Opened)> {
     // Readable too where allowed: after a failed write the probe reads the file's last byte.
     let mut options = tokio::fs::OpenOptions::new();
     options.create(true).append(true);
@@ -132,8 +135,12 @@ async fn open_file(
         opened => opened?,
     };
     let meta = file.metadata().await?;
-    let probe = file.try_clone().await?;
-    Ok((file, (meta.dev(), meta.ino()), probe, meta.len()))
+    let opened = Opened {
+        id: (meta.dev(), meta.ino()),
+        probe: file.try_clone().await?,
+        len: meta.len(),
+    };
+    Ok((file, opened))
 }
 
 /// Whether the file of length `len` does not end with a newline. `probe` shares the writer's
@@ -154,14 +161,12 @@ impl Output {
             LogTarget::Stderr => (Box::new(tokio::io::stderr()) as Box<_>, None),
             LogTarget::Off => (Box::new(tokio::io::sink()) as Box<_>, None),
             LogTarget::File(path) => {
-                let (f, id, probe, len) = open_file(path).await?;
+                let (f, opened) = open_file(path).await?;
                 let file = LogFile {
                     path: path.clone(),
-                    id,
                     last_check: Instant::now(),
                     reopen_failed: false,
-                    probe,
-                    len,
+                    opened,
                 };
                 (Box::new(f) as Box<_>, Some(file))
             }
@@ -197,7 +202,7 @@ impl Output {
         self.out.write_all(bytes).await?;
         self.out.flush().await?;
         if let Some(file) = &mut self.file {
-            file.len += bytes.len() as u64;
+            file.opened.len += bytes.len() as u64;
         }
         Ok(())
     }
@@ -207,11 +212,11 @@ impl Output {
     /// during an upgrade), and whether it now ends within a line, which the next write ends.
     async fn failed(&mut self, e: std::io::Error, bytes: &[u8], lines: usize) {
         let landed = match &mut self.file {
-            Some(file) => {
-                let now = file.probe.metadata().await.map_or(file.len, |m| m.len());
-                let landed = now.saturating_sub(file.len).min(bytes.len() as u64) as usize;
-                file.len = now;
-                self.torn = ends_within_a_line(&mut file.probe, now).await;
+            Some(LogFile { opened: o, .. }) => {
+                let now = o.probe.metadata().await.map_or(o.len, |m| m.len());
+                let landed = now.saturating_sub(o.len).min(bytes.len() as u64) as usize;
+                o.len = now;
+                self.torn = ends_within_a_line(&mut o.probe, now).await;
                 landed
             }
             None => 0,
@@ -240,17 +245,15 @@ impl Output {
                 .await
                 .ok()
                 .map(|m| (m.dev(), m.ino()));
-            if now == Some(file.id) {
+            if now == Some(file.opened.id) {
                 return;
             }
         }
         match open_file(&file.path).await {
-            Ok((f, id, probe, len)) => {
+            Ok((f, opened)) => {
                 self.out = Box::new(f);
-                file.id = id;
+                file.opened = opened;
                 file.reopen_failed = false;
-                file.probe = probe;
-                file.len = len;
                 // The line cut short is in the old file.
                 self.torn = false;
                 let why = if asked {

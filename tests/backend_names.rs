@@ -239,6 +239,42 @@ fn a_name_serves_every_address_it_resolves_to_and_follows_its_changes() {
     );
 }
 
+/// An HTTP check's Host, when the check names none and the pool has no TLS name: the backend's
+/// name when it is given by one (as `preserve_host: false` sends it), `localhost` for an
+/// address, and the check's `host` when it gives one.
+#[test]
+fn http_checks_of_a_named_backend_send_its_name_as_host() {
+    let (_held, port, ups) = upstreams_on_one_port();
+    let resolver = Resolver::new("127.0.0.2 app.test\n127.0.0.3 other.test\n");
+    let (http, admin) = (free_addr(), free_addr());
+    let check = format!("health_check: {{ kind: http, path: /healthz, interval: {ROUND} }}");
+    let _r = resolver.start(&format!(
+        r#"admin: {{ listen: "{admin}" }}
+access_log: {{ target: off }}
+listeners:
+  http: {{ address: "{http}" }}
+pools:
+  named:
+    backends: ["app.test:{port}"]
+    {check}
+  given:
+    backends: ["other.test:{port}"]
+    health_check: {{ kind: http, path: /healthz, host: status.internal, interval: {ROUND} }}
+  address:
+    backends: ["127.0.0.4:{port}"]
+    {check}
+projects:
+  - {{ name: a, hosts: [a.example], pool: named }}
+  - {{ name: b, hosts: [b.example], pool: given }}
+  - {{ name: c, hosts: [c.example], pool: address }}
+"#
+    ));
+    let host_of = |up: &Upstream| poll_until(DEADLINE, "a health check", || up.health_host());
+    assert_eq!(host_of(&ups[0]), format!("app.test:{port}"));
+    assert_eq!(host_of(&ups[1]), "status.internal");
+    assert_eq!(host_of(&ups[2]), "localhost");
+}
+
 #[test]
 fn a_name_that_does_not_resolve_at_start_is_a_config_error() {
     let resolver = Resolver::new("");

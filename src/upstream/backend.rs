@@ -1,5 +1,6 @@
 //! Per-backend state shared by selection, health checks, passive failure tracking and /status.
 
+use crate::config::BackendSettings;
 use prometheus::IntGauge;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -27,6 +28,8 @@ pub struct BackendState {
     pub addr: SocketAddr,
     /// As the config gives it: the address, or the `host:port` it was resolved from.
     pub name: std::sync::Arc<str>,
+    /// `name` is a host name, not an address.
+    pub named: bool,
     pub weight: usize,
     /// The Host sent when a project does not preserve the client's: the pool's TLS name, else
     /// `addr`. None when the TLS name is not a valid header value (the client's Host is kept).
@@ -59,22 +62,21 @@ fn now_ms() -> u64 {
 impl BackendState {
     pub fn new(
         pool: &str,
-        addr: SocketAddr,
-        name: &str,
-        weight: usize,
+        backend: &BackendSettings,
         has_active_checks: bool,
         fall: usize,
         host_header: Option<http::HeaderValue>,
     ) -> Self {
         let healthy_gauge = crate::metrics::METRICS
             .backend_healthy
-            .with_label_values(&[pool, &addr.to_string()]);
+            .with_label_values(&[pool, &backend.address.to_string()]);
         healthy_gauge.set(1);
         BackendState {
             pool: pool.into(),
-            addr,
-            name: name.into(),
-            weight,
+            addr: backend.address,
+            name: backend.name.as_str().into(),
+            named: backend.named,
+            weight: backend.weight,
             host_header,
             in_flight: AtomicUsize::new(0),
             connect_failures: AtomicU32::new(0),

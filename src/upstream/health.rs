@@ -107,13 +107,10 @@ pub fn build(
         }
         HealthCheckKind::Http => Box::new(HttpCheck {
             connector: connectors.http(),
-            host: hc.host.clone().unwrap_or_else(|| {
-                if template.sni.is_empty() {
-                    "localhost".into()
-                } else {
-                    template.sni.clone()
-                }
-            }),
+            host: hc
+                .host
+                .clone()
+                .or_else(|| (!template.sni.is_empty()).then(|| template.sni.clone())),
             path: hc.path.clone(),
             expect_status: hc.expect_status.clone(),
             rise: hc.rise,
@@ -129,7 +126,7 @@ pub fn build(
     })
 }
 
-fn state(target: &Backend) -> Option<&Arc<BackendState>> {
+pub(super) fn state(target: &Backend) -> Option<&Arc<BackendState>> {
     target.ext.get::<Arc<BackendState>>()
 }
 

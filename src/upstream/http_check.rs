@@ -17,7 +17,10 @@ pub struct HttpCheck {
     pub connector: std::sync::Arc<Connector>,
     /// The pool's TLS, ALPN and timeouts; the address is the checked backend's.
     pub peer_template: HttpPeer,
-    pub host: String,
+    /// The check's `host`, else the pool's TLS name; without either, each backend's own name
+    /// when it is given by one (`app.internal:8080`, the Host `preserve_host: false` sends it),
+    /// else `localhost`.
+    pub host: Option<String>,
     pub path: String,
     pub expect_status: Vec<u16>,
     pub rise: usize,
@@ -28,9 +31,9 @@ const USER_AGENT: &str = concat!("rampart-health/", env!("CARGO_PKG_VERSION"));
 
 impl HttpCheck {
     /// `GET path` with the Host in the header (HTTP/1) or in `:authority` alone (h2).
-    fn request(&self, h2: bool) -> Result<Box<RequestHeader>> {
+    fn request(&self, host: &str, h2: bool) -> Result<Box<RequestHeader>> {
         let mut req = if h2 {
-            let uri = format!("https://{}{}", self.host, self.path);
+            let uri = format!("https://{host}{}", self.path);
             let mut req = RequestHeader::build("GET", b"/", None)?;
             req.set_uri(uri.parse().map_err(|e| {
                 Error::because(ErrorType::InvalidHTTPHeader, format!("check URI {uri}"), e)
@@ -38,7 +41,7 @@ impl HttpCheck {
             req
         } else {
             let mut req = RequestHeader::build("GET", self.path.as_bytes(), None)?;
-            req.insert_header("Host", &self.host)?;
+            req.insert_header("Host", host)?;
             req
         };
         req.insert_header("User-Agent", USER_AGENT)?;
@@ -65,7 +68,13 @@ impl HealthCheck for HttpCheck {
             Err(e) if e.etype() == &ErrorType::InvalidCert => return refused(&peer, e).await,
             connected => connected?,
         };
-        let req = self.request(matches!(session, HttpSession::H2(_)))?;
+        let backend = super::health::state(target);
+        let host = match (&self.host, backend) {
+            (Some(host), _) => host.as_str(),
+            (None, Some(b)) if b.named => &b.name,
+            (None, _) => "localhost",
+        };
+        let req = self.request(host, matches!(session, HttpSession::H2(_)))?;
         session.set_write_timeout(peer.options.write_timeout);
         session.write_request_header(req).await?;
         session.finish_request_body().await?;

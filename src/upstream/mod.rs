@@ -168,9 +168,7 @@ fn new_state(
     };
     Arc::new(BackendState::new(
         &settings.name,
-        b.address,
-        &b.name,
-        b.weight,
+        b,
         has_active_checks,
         settings.health_check.fall,
         host_header,

@@ -29,6 +29,8 @@ struct State {
     healthy: AtomicBool,
     hits: AtomicUsize,
     health_hits: AtomicUsize,
+    /// The Host (or h2 `:authority`) of the last `/healthz` request.
+    health_host: std::sync::Mutex<Option<String>>,
     in_flight: AtomicUsize,
     connections: AtomicUsize,
 }
@@ -98,6 +100,7 @@ impl Upstream {
                 healthy: AtomicBool::new(true),
                 hits: AtomicUsize::new(0),
                 health_hits: AtomicUsize::new(0),
+                health_host: Default::default(),
                 in_flight: AtomicUsize::new(0),
                 connections: AtomicUsize::new(0),
             }),
@@ -156,6 +159,11 @@ impl Upstream {
     /// `/healthz` requests received.
     pub fn health_hits(&self) -> usize {
         self.state.health_hits.load(SeqCst)
+    }
+
+    /// The Host (or h2 `:authority`) of the last `/healthz` request, once one came.
+    pub fn health_host(&self) -> Option<String> {
+        self.state.health_host.lock().unwrap().clone()
     }
 
     /// Requests being answered right now (e.g. waiting in `/slow`).
@@ -300,6 +308,12 @@ async fn handle(
             .unwrap());
     }
     if path == "/healthz" {
+        let host = req
+            .headers()
+            .get(hyper::header::HOST)
+            .and_then(|h| h.to_str().ok());
+        let host = host.or(req.uri().authority().map(|a| a.as_str()));
+        *state.health_host.lock().unwrap() = host.map(str::to_string);
         state.health_hits.fetch_add(1, SeqCst);
         let ok = state.healthy.load(SeqCst);
         return Ok(Response::builder()

@@ -43,6 +43,11 @@ struct Resolver {
 
 impl Resolver {
     fn new(hosts: &str) -> Resolver {
+        Resolver::with_dns(hosts, None)
+    }
+
+    /// With `dns`, names not in `hosts` are asked of that server, waiting up to 30 s for it.
+    fn with_dns(hosts: &str, dns: Option<std::net::IpAddr>) -> Resolver {
         let dir = tempfile::tempdir().unwrap();
         let r = Resolver {
             hosts: dir.path().join("hosts"),
@@ -50,9 +55,18 @@ impl Resolver {
             nss: dir.path().join("nsswitch.conf"),
             _dir: dir,
         };
-        let resolv = "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n";
+        let (resolv, nss) = match dns {
+            Some(ip) => (
+                format!("nameserver {ip}\noptions timeout:30 attempts:1\n"),
+                "hosts: files dns\n",
+            ),
+            None => (
+                "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n".into(),
+                "hosts: files\n",
+            ),
+        };
         std::fs::write(&r.resolv, resolv).unwrap();
-        std::fs::write(&r.nss, "hosts: files\n").unwrap();
+        std::fs::write(&r.nss, nss).unwrap();
         r.write_hosts(hosts);
         r
     }
@@ -108,13 +122,20 @@ fn members(r: &Rampart, pool: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn config(port: u16, http: &str, admin: &str) -> String {
+/// The admin service and listener of the tests' configs; no access log.
+fn head(http: &str, admin: &str) -> String {
     format!(
         r#"admin: {{ listen: "{admin}" }}
 access_log: {{ target: off }}
 listeners:
   http: {{ address: "{http}" }}
-pools:
+"#
+    )
+}
+
+fn config(port: u16, http: &str, admin: &str) -> String {
+    format!(
+        r#"{}pools:
   app:
     backends: ["app.test:{port}"]
     resolve_interval: {ROUND}
@@ -125,7 +146,8 @@ pools:
 projects:
   - {{ name: site, hosts: [app.example], pool: app }}
   - {{ name: old, hosts: [pinned.example], pool: pinned }}
-"#
+"#,
+        head(http, admin)
     )
 }
 
@@ -239,6 +261,56 @@ fn a_name_serves_every_address_it_resolves_to_and_follows_its_changes() {
     );
 }
 
+/// A DNS server that never answers: a UDP socket on port 53 of a loopback address, never read.
+fn silent_dns_server() -> std::net::UdpSocket {
+    (60..120)
+        .find_map(|last| std::net::UdpSocket::bind(format!("127.0.0.{last}:53")).ok())
+        .expect("no free port 53 on 127.0.0.60-119")
+}
+
+/// A name whose lookup hangs (its DNS server does not answer) holds up neither the pool's
+/// other names nor its next rounds: the other name's new address is taken while that lookup
+/// waits for its 30 s, and the hanging name keeps its address.
+#[test]
+fn a_lookup_that_hangs_holds_up_no_other_name() {
+    let (_held, port, _ups) = upstreams_on_one_port();
+    let dns = silent_dns_server();
+    let resolver = Resolver::with_dns(
+        "127.0.0.2 app.test\n127.0.0.3 slow.test\n",
+        Some(dns.local_addr().unwrap().ip()),
+    );
+    let (http, admin) = (free_addr(), free_addr());
+    let r = resolver.start(&format!(
+        r#"{}pools:
+  app:
+    backends: ["slow.test:{port}", "app.test:{port}"]
+    resolve_interval: {ROUND}
+projects:
+  - {{ name: site, hosts: ["*"], pool: app }}
+"#,
+        head(&http, &admin)
+    ));
+    let (slow, app) = (format!("slow.test:{port}"), format!("app.test:{port}"));
+    // slow.test is now asked of the silent server; app.test moves.
+    resolver.write_hosts("127.0.0.4 app.test\n");
+    poll_until(
+        Duration::from_secs(10),
+        "app.test's new address while slow.test's lookup hangs",
+        || {
+            (members(&r, "app")
+                == [
+                    (format!("127.0.0.3:{port}"), slow.clone()),
+                    (format!("127.0.0.4:{port}"), app.clone()),
+                ])
+            .then_some(())
+        },
+    );
+    assert_eq!(
+        served(&format!("http://{http}/"), "any.example", 4),
+        BTreeMap::from([("127.0.0.3".into(), 2), ("127.0.0.4".into(), 2)])
+    );
+}
+
 /// An HTTP check's Host, when the check names none and the pool has no TLS name: the backend's
 /// name when it is given by one (as `preserve_host: false` sends it), `localhost` for an
 /// address, and the check's `host` when it gives one.
@@ -249,11 +321,7 @@ fn http_checks_of_a_named_backend_send_its_name_as_host() {
     let (http, admin) = (free_addr(), free_addr());
     let check = format!("health_check: {{ kind: http, path: /healthz, interval: {ROUND} }}");
     let _r = resolver.start(&format!(
-        r#"admin: {{ listen: "{admin}" }}
-access_log: {{ target: off }}
-listeners:
-  http: {{ address: "{http}" }}
-pools:
+        r#"{}pools:
   named:
     backends: ["app.test:{port}"]
     {check}
@@ -267,7 +335,8 @@ projects:
   - {{ name: a, hosts: [a.example], pool: named }}
   - {{ name: b, hosts: [b.example], pool: given }}
   - {{ name: c, hosts: [c.example], pool: address }}
-"#
+"#,
+        head(&http, &admin)
     ));
     let host_of = |up: &Upstream| poll_until(DEADLINE, "a health check", || up.health_host());
     assert_eq!(host_of(&ups[0]), format!("app.test:{port}"));

@@ -59,7 +59,11 @@ fn pool(pool: &Pool) -> Value {
             "interval_ms": pool.settings.resolve_interval.map(|i| i.as_millis() as u64),
             "last_ms": r.at.map(unix_ms),
             "last": r.at.map(rfc3339),
-            "last_result": if r.errors.is_empty() { json!("ok") } else { json!(r.errors.join("; ")) },
+            "last_result": if r.errors.is_empty() {
+                json!("ok")
+            } else {
+                json!(r.errors.iter().map(|(name, why)| format!("{name}: {why}")).collect::<Vec<_>>().join("; "))
+            },
         })),
     })
 }

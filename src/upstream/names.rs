@@ -1,8 +1,10 @@
 //! Backends given by host name (`app.internal:8080`). Every address the name resolves to is a
 //! member, with the entry's weight, and the names are resolved again every `resolve_interval`
 //! by the system's resolver (getaddrinfo: /etc/hosts, then DNS, as every other program on the
-//! host), on a blocking thread. A pool takes new addresses at once; a name that stops
-//! resolving keeps its last ones, so a DNS outage never empties a pool.
+//! host), each name on a blocking thread of its own. A pool takes a name's new addresses as
+//! soon as its lookup answers; a name that stops resolving keeps its last ones, so a DNS
+//! outage never empties a pool, and one whose lookup hangs (a DNS server that does not
+//! answer) holds up neither the pool's other names nor its next rounds.
 
 use super::selection::Members;
 use super::{new_state, Pool, PoolMembers};
@@ -14,7 +16,7 @@ use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
 use pingora_load_balancing::discovery::ServiceDiscovery;
 use pingora_load_balancing::Backend;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -31,13 +33,14 @@ pub(super) struct NamedMembers {
     failure_log: Throttle,
 }
 
-/// The last round of resolution, for /status.
+/// The names' last lookups, for /status.
 #[derive(Debug, Clone, Default)]
 pub struct Resolution {
-    /// `None` until the first round after the start (the start resolved them too).
+    /// When the last lookup answered; `None` until the first after the start (the start
+    /// resolved them too).
     pub at: Option<SystemTime>,
-    /// Each name that did not resolve in that round, with why.
-    pub errors: Vec<String>,
+    /// Each name whose last lookup failed, with why.
+    pub errors: BTreeMap<String, String>,
 }
 
 impl NamedMembers {
@@ -81,7 +84,7 @@ impl ServiceDiscovery for CurrentMembers {
     }
 }
 
-/// What one name resolved to this round: its addresses, sorted, or why it did not.
+/// What one name resolved to: its addresses, sorted, or why it did not.
 type Lookup = Result<Vec<SocketAddr>, String>;
 
 /// The config's backend entries once each (a name stands for several addresses).
@@ -94,9 +97,9 @@ fn entries(backends: &[BackendSettings]) -> Vec<&BackendSettings> {
 }
 
 impl Pool {
-    /// Takes one round's lookups: members for new addresses, none for addresses gone, the
-    /// same state (health, connections in flight) for those kept.
-    fn take_lookups(&self, lookups: &HashMap<String, Lookup>) {
+    /// Takes one name's lookup: members for new addresses, none for addresses gone, the same
+    /// state (health, connections in flight) for those kept; the other names keep theirs.
+    fn take_lookup(&self, name: &str, lookup: Lookup) {
         let PoolMembers::Named(named) = &self.members else {
             return;
         };
@@ -112,10 +115,13 @@ impl Pool {
             a.sort();
             a
         };
-        let (mut list, mut seen, mut errors) = (Vec::new(), HashSet::new(), Vec::new());
+        let (mut list, mut seen, mut error) = (Vec::new(), HashSet::new(), None);
         for entry in entries(&self.settings.backends) {
-            let addresses = match (entry.named, lookups.get(&entry.name)) {
+            let looked_up = (entry.name == name).then_some(&lookup);
+            let addresses = match (entry.named, looked_up) {
                 (false, _) => vec![entry.address],
+                // Not this lookup's name: as it is.
+                (true, None) => was(&entry.name),
                 (true, Some(Ok(now))) => {
                     let before = was(&entry.name);
                     let changed = *now != before && !before.is_empty();
@@ -136,12 +142,9 @@ impl Pool {
                         .inc();
                     now.clone()
                 }
-                (true, failed) => {
-                    let why = failed
-                        .and_then(|l| l.as_ref().err())
-                        .map_or("not looked up", |e| e);
+                (true, Some(Err(why))) => {
                     metrics.with_label_values(&[&*self.name, "failed"]).inc();
-                    errors.push(format!("{}: {why}", entry.name));
+                    error = Some(why.clone());
                     let before = was(&entry.name);
                     crate::throttled!(
                         warn,
@@ -170,10 +173,14 @@ impl Pool {
                 }));
             }
         }
-        *named.record.lock().unwrap_or_else(|e| e.into_inner()) = Resolution {
-            at: Some(SystemTime::now()),
-            errors,
-        };
+        {
+            let mut record = named.record.lock().unwrap_or_else(|e| e.into_inner());
+            record.at = Some(SystemTime::now());
+            match error {
+                Some(why) => record.errors.insert(name.to_string(), why),
+                None => record.errors.remove(name),
+            };
+        }
         let same = list.len() == current.list.len()
             && list
                 .iter()
@@ -211,31 +218,46 @@ fn listed(addresses: &[SocketAddr]) -> String {
         .join(", ")
 }
 
-/// Resolves one pool's names every interval until shutdown.
-async fn run(pool: Arc<Pool>, interval: Duration, shutdown: ShutdownWatch) {
+/// Resolves one pool's names every interval until shutdown: each name on a blocking thread
+/// of its own (getaddrinfo blocks, for seconds when a DNS server does not answer), taken as
+/// soon as it answers; a name still being looked up is not looked up again.
+async fn run(pool: Arc<Pool>, interval: Duration, mut shutdown: ShutdownWatch) {
     let names: Vec<String> = entries(&pool.settings.backends)
         .into_iter()
         .filter(|b| b.named)
         .map(|b| b.name.clone())
         .collect();
-    super::in_rounds(Instant::now() + interval, interval, shutdown, || async {
-        let names = names.clone();
-        // getaddrinfo blocks (for seconds when a DNS server does not answer).
-        let looked_up = tokio::task::spawn_blocking(move || {
-            names
-                .into_iter()
-                .map(|n| {
-                    let found = crate::config::lookup_backend(&n);
-                    (n, found)
-                })
-                .collect::<HashMap<_, _>>()
-        });
-        match looked_up.await {
-            Ok(lookups) => pool.take_lookups(&lookups),
-            Err(e) => log::error!("pool {}: resolving its backends failed: {e}", pool.name),
+    let mut lookups = tokio::task::JoinSet::new();
+    let mut pending: HashMap<tokio::task::Id, String> = HashMap::new();
+    let mut rounds = tokio::time::interval_at(Instant::now() + interval, interval);
+    rounds.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutting_down(&mut shutdown) => return,
+            Some(done) = lookups.join_next_with_id() => match done {
+                Ok((id, found)) => {
+                    if let Some(name) = pending.remove(&id) {
+                        pool.take_lookup(&name, found);
+                    }
+                }
+                Err(e) => {
+                    let name = pending.remove(&e.id()).unwrap_or_default();
+                    log::error!("pool {}: resolving {name} failed: {e}", pool.name);
+                }
+            },
+            _ = rounds.tick() => {
+                for name in &names {
+                    if pending.values().any(|n| n == name) {
+                        continue;
+                    }
+                    let n = name.clone();
+                    let task = lookups.spawn_blocking(move || crate::config::lookup_backend(&n));
+                    pending.insert(task.id(), name.clone());
+                }
+            }
         }
-    })
-    .await
+    }
 }
 
 /// The service resolving every named pool's backends again, one task per pool.

@@ -311,6 +311,45 @@ projects:
     );
 }
 
+/// A TLS pool of backends given by different host names and no `sni`: each is sent its own
+/// name as SNI and its certificate checked against it, by requests and by health checks.
+#[test]
+fn tls_backends_given_by_different_names_are_each_checked_against_their_own() {
+    let ca = TestCa::new();
+    let one = Upstream::start_tls("one", &ca.issue(&["one.test"]));
+    let two = Upstream::start_tls("two", &ca.issue(&["two.test"]));
+    let resolver = Resolver::new("127.0.0.1 one.test two.test\n");
+    let (http, admin) = (free_addr(), free_addr());
+    let (p1, p2) = (one.addr().port(), two.addr().port());
+    let r = resolver.start(&format!(
+        r#"{}pools:
+  app:
+    backends: ["one.test:{p1}", "two.test:{p2}"]
+    tls: {{ verify: true, ca_file: "{}" }}
+    retries: 0
+    health_check: {{ kind: http, path: /healthz, interval: {ROUND} }}
+projects:
+  - {{ name: site, hosts: ["*"], pool: app }}
+"#,
+        head(&http, &admin),
+        ca.ca_path().display()
+    ));
+    assert_eq!(
+        served(&format!("http://{http}/"), "any.example", 4),
+        BTreeMap::from([("one".into(), 2), ("two".into(), 2)])
+    );
+    poll_until(DEADLINE, "a passed check of each backend", || {
+        let status = r.status();
+        let backends = status["pools"][0]["backends"].as_array().unwrap().clone();
+        backends
+            .iter()
+            .all(|b| b["last_check_result"] == "ok")
+            .then_some(())
+    });
+    assert_eq!(one.health_host(), Some(format!("one.test:{p1}")));
+    assert_eq!(two.health_host(), Some(format!("two.test:{p2}")));
+}
+
 /// An HTTP check's Host, when the check names none and the pool has no TLS name: the backend's
 /// name when it is given by one (as `preserve_host: false` sends it), `localhost` for an
 /// address, and the check's `host` when it gives one.

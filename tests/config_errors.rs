@@ -540,6 +540,18 @@ fn upstream_tls_true_takes_the_backends_host_name() {
         "pools.app.tls",
         "`verify: true` needs `sni: NAME`",
     );
+    // A name and an IP: the IP has no name to check its certificate against.
+    let mixed = by_ip.replace(
+        "[\"127.0.0.1:8443\"]",
+        "[\"localhost:8443\", \"127.0.0.1:8444\"]",
+    );
+    assert_error(
+        &mixed,
+        6,
+        5,
+        "pools.app.tls",
+        "`verify: true` needs `sni: NAME`",
+    );
 }
 
 /// `sni` is a host name: an empty one (from `${VAR:-}`) would turn verification off in

@@ -31,6 +31,9 @@ pub struct BackendState {
     /// `name` is a host name, not an address.
     pub named: bool,
     pub weight: usize,
+    /// The name sent as SNI and checked against the backend's certificate, when the pool's TLS
+    /// has no `sni` of its own and the backend is given by host name: that name, without port.
+    pub tls_name: Option<String>,
     /// The Host sent when a project does not preserve the client's: the pool's TLS name, else
     /// `addr`. None when the TLS name is not a valid header value (the client's Host is kept).
     pub host_header: Option<http::HeaderValue>,
@@ -65,6 +68,7 @@ impl BackendState {
         backend: &BackendSettings,
         has_active_checks: bool,
         fall: usize,
+        tls_name: Option<String>,
         host_header: Option<http::HeaderValue>,
     ) -> Self {
         let healthy_gauge = crate::metrics::METRICS
@@ -77,6 +81,7 @@ impl BackendState {
             name: backend.name.as_str().into(),
             named: backend.named,
             weight: backend.weight,
+            tls_name,
             host_header,
             in_flight: AtomicUsize::new(0),
             connect_failures: AtomicU32::new(0),

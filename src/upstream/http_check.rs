@@ -62,13 +62,16 @@ async fn refused(peer: &HttpPeer, e: Box<Error>) -> Result<()> {
 #[async_trait]
 impl HealthCheck for HttpCheck {
     async fn check(&self, target: &Backend) -> Result<()> {
+        let backend = super::health::state(target);
         let mut peer = self.peer_template.clone();
         peer._address = target.addr.clone();
+        if let Some(name) = backend.and_then(|b| b.tls_name.as_ref()) {
+            peer.sni.clone_from(name);
+        }
         let (mut session, _) = match self.connector.get_http_session(&peer).await {
             Err(e) if e.etype() == &ErrorType::InvalidCert => return refused(&peer, e).await,
             connected => connected?,
         };
-        let backend = super::health::state(target);
         let host = match (&self.host, backend) {
             (Some(host), _) => host.as_str(),
             (None, Some(b)) if b.named => &b.name,

@@ -128,7 +128,11 @@ impl Pool {
 
     /// The peer to send a request to `backend`.
     pub fn peer(&self, backend: &BackendState, websocket: bool) -> Box<HttpPeer> {
-        let mut peer = peer::at(&self.peer_template, backend.addr);
+        let mut peer = peer::at(
+            &self.peer_template,
+            backend.addr,
+            backend.tls_name.as_deref(),
+        );
         if websocket {
             peer::for_websocket(&mut peer, self.settings.timeouts.tunnel);
         }
@@ -166,11 +170,19 @@ fn new_state(
         Some(t) if !t.sni.is_empty() => http::HeaderValue::from_str(&t.sni).ok(),
         _ => http::HeaderValue::from_str(&b.name).ok(),
     };
+    let tls_name = match &settings.tls {
+        Some(t) if t.sni.is_empty() && b.named => b
+            .name
+            .rsplit_once(':')
+            .map(|(host, _)| host.to_ascii_lowercase()),
+        _ => None,
+    };
     Arc::new(BackendState::new(
         &settings.name,
         b,
         has_active_checks,
         settings.health_check.fall,
+        tls_name,
         host_header,
     ))
 }

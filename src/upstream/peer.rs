@@ -43,12 +43,18 @@ pub fn template(p: &PoolSettings) -> HttpPeer {
     peer
 }
 
-/// `template`'s peer for `addr`, built from the fields [`template`] sets rather than cloned:
+/// `template`'s peer for `addr` (with `tls_name` as its SNI, when given), built from the
+/// fields [`template`] sets rather than cloned:
 /// `PeerOptions`' clone visits each of its twenty-odd optional fields (~300 instructions, for
 /// every request). Boxed as made: Pingora takes it boxed, and a peer returned by value (a large
 /// struct) was copied once more on its way into the box.
-pub fn at(template: &HttpPeer, addr: std::net::SocketAddr) -> Box<HttpPeer> {
-    let mut peer = Box::new(HttpPeer::new(addr, template.is_tls(), template.sni.clone()));
+pub fn at(
+    template: &HttpPeer,
+    addr: std::net::SocketAddr,
+    tls_name: Option<&str>,
+) -> Box<HttpPeer> {
+    let sni = tls_name.map_or_else(|| template.sni.clone(), str::to_string);
+    let mut peer = Box::new(HttpPeer::new(addr, template.is_tls(), sni));
     peer.group_key = template.group_key;
     let (o, t) = (&mut peer.options, &template.options);
     o.http_upstream_request_policy = t.http_upstream_request_policy;
@@ -111,7 +117,7 @@ mod tests {
             let template = template(pool);
             let mut cloned = template.clone();
             cloned._address = pingora_core::protocols::l4::socket::SocketAddr::Inet(addr);
-            let built = at(&template, addr);
+            let built = at(&template, addr, None);
             assert_eq!(format!("{built:?}"), format!("{cloned:?}"), "{}", pool.name);
             assert_eq!(built.reuse_hash(), cloned.reuse_hash(), "{}", pool.name);
         }

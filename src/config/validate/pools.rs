@@ -166,8 +166,8 @@ fn pool(
             .clone()
             .filter(|s| !s.is_empty())
             .or_else(|| backend_host_name(&p.backends));
-        if t.verify && sni.is_none() {
-            ck.error(format!("{key}.tls"), "`verify: true` needs `sni: NAME` (the name the backends' certificates are issued for; taken from the backends when they are all given by one host name), or set `verify: false`");
+        if t.verify && sni.is_none() && !all_named(&p.backends) {
+            ck.error(format!("{key}.tls"), "`verify: true` needs `sni: NAME` (the name the backends' certificates are issued for; without it, backends given by host name are each checked against their own), or set `verify: false`");
         }
         UpstreamTls {
             sni: sni.unwrap_or_default(),
@@ -322,15 +322,29 @@ fn health_check(ck: &mut Checker, key: &str, raw: Option<&RawHealthCheck>) -> He
     hc
 }
 
-/// The host name shared by every backend address, when they are names and not IPs.
-fn backend_host_name(backends: &[RawBackend]) -> Option<String> {
-    let mut hosts = backends.iter().map(|b| {
+/// Each backend's host: a name, an IP or a bracketed IPv6 address.
+fn backend_hosts(backends: &[RawBackend]) -> impl Iterator<Item = &str> {
+    backends.iter().map(|b| {
         let (addr, _) = b.address_and_weight();
         addr.rsplit_once(':').map_or(addr, |(host, _)| host)
-    });
+    })
+}
+
+fn is_name(host: &str) -> bool {
+    host.parse::<std::net::IpAddr>().is_err() && !host.starts_with('[')
+}
+
+/// The host name shared by every backend address, when they are names and not IPs.
+fn backend_host_name(backends: &[RawBackend]) -> Option<String> {
+    let mut hosts = backend_hosts(backends);
     let first = hosts.next()?;
-    let is_name = first.parse::<std::net::IpAddr>().is_err() && !first.starts_with('[');
-    (is_name && hosts.all(|h| h.eq_ignore_ascii_case(first))).then(|| first.to_ascii_lowercase())
+    (is_name(first) && hosts.all(|h| h.eq_ignore_ascii_case(first)))
+        .then(|| first.to_ascii_lowercase())
+}
+
+/// Every backend is given by host name (each then has a name to check its certificate with).
+fn all_named(backends: &[RawBackend]) -> bool {
+    !backends.is_empty() && backend_hosts(backends).all(is_name)
 }
 
 /// Why `sni` is not a name a certificate can be checked against and sent as SNI, if it is not.

@@ -134,6 +134,19 @@ impl Host {
     }
 }
 
+/// Writes `yaml` to `config` and runs `rampart run -u` on it, which must fail: its stderr.
+fn refused_upgrade(config: &Path, yaml: &str) -> String {
+    std::fs::write(config, yaml).unwrap();
+    let out = Command::new(rampart_bin())
+        .args(["run", "-u", "-d", "-c"])
+        .arg(config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{stderr}");
+    stderr
+}
+
 #[test]
 fn ten_reloads_under_load_lose_no_request_and_a_broken_reload_changes_nothing() {
     let up = Upstream::start("up");
@@ -267,21 +280,13 @@ fn ten_reloads_under_load_lose_no_request_and_a_broken_reload_changes_nothing() 
     let taken = bind_unused();
     let taken_addr = taken.local_addr().unwrap();
     let adding = host.dir.path().join("adding.yaml");
-    std::fs::write(
+    let stderr = refused_upgrade(
         &adding,
-        yaml.replace(
+        &yaml.replace(
             "listeners:\n",
             &format!("listeners:\n  extra: {{ address: \"{taken_addr}\" }}\n"),
         ),
-    )
-    .unwrap();
-    let out = Command::new(rampart_bin())
-        .args(["run", "-u", "-d", "-c"])
-        .arg(&adding)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
+    );
     assert!(
         stderr.contains(&format!(
             "listeners.extra.address: cannot listen on {taken_addr}: Address already in use"
@@ -292,6 +297,25 @@ fn ten_reloads_under_load_lose_no_request_and_a_broken_reload_changes_nothing() 
     assert_eq!(read_pid(&host.pid_file), Some(main_pid));
     assert!(alive(main_pid));
     drop(taken);
+    // Widening the listener to the wildcard on its port: the old process's own socket is in
+    // the way, and the message says so (not "another process").
+    let port = http.rsplit_once(':').unwrap().1;
+    let widening = host.dir.path().join("widening.yaml");
+    let widened = format!("address: \"0.0.0.0:{port}\"");
+    let stderr = refused_upgrade(
+        &widening,
+        &yaml.replace(&format!("address: \"{http}\""), &widened),
+    );
+    assert!(
+        stderr.contains(&format!(
+            "listeners.http.address: cannot listen on 0.0.0.0:{port}: Address already in use"
+        )) && stderr.contains(&format!(
+            "(the rampart being replaced listens on {http}, the same port"
+        )) && stderr.contains("systemctl restart rampart"),
+        "{stderr}"
+    );
+    assert_eq!(read_pid(&host.pid_file), Some(main_pid));
+    assert!(alive(main_pid));
     let before = load.completed();
     poll_until(
         Duration::from_secs(10),

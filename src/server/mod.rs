@@ -45,7 +45,7 @@ pub enum StartError {
         key: String,
         addr: std::net::SocketAddr,
         source: std::io::Error,
-        hint: &'static str,
+        hint: String,
     },
     #[error("upgrade: the rampart being replaced (pid {pid}, named in {pid_file}) has not taken its listening sockets over from the process before it within {waited_s}s; a reload may still be in progress, or that process is not serving. The running rampart goes on serving; try the reload again")]
     PreviousUpgradeUnfinished {

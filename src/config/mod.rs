@@ -15,7 +15,7 @@ pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
 pub use schema::{config_schema, rules_file_schema};
 pub use summary::summary;
-pub use validate::lookup_backend;
+pub use validate::{lookup_backend, overlaps};
 
 use std::path::Path;
 

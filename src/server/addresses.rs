@@ -59,7 +59,9 @@ pub fn check_addresses_free(
             continue;
         }
         if let Err(source) = std::net::TcpListener::bind(addr) {
-            let overlapped = inherited.iter().find(|held| overlap(**held, addr));
+            let overlapped = inherited
+                .iter()
+                .find(|held| crate::config::overlaps(**held, addr));
             let hint = match (source.kind(), overlapped) {
                 (ErrorKind::PermissionDenied, _) => {
                     " (ports below 1024 need root or CAP_NET_BIND_SERVICE, which the systemd unit grants)".into()
@@ -84,14 +86,6 @@ pub fn check_addresses_free(
         }
     }
     Ok(())
-}
-
-/// Whether listening on `a` keeps `b` from being listened on: the same port, and one of them
-/// a wildcard (`0.0.0.0`, `[::]`) covering the other's address.
-fn overlap(a: SocketAddr, b: SocketAddr) -> bool {
-    let covers =
-        |w: SocketAddr, x: SocketAddr| w.ip().is_unspecified() && (w.is_ipv6() || x.is_ipv4());
-    a.port() == b.port() && (covers(a, b) || covers(b, a))
 }
 
 /// The TCP addresses process `pid` listens on, once it listens on any (for up to
@@ -123,21 +117,4 @@ pub fn held_by(pid: i32) -> Result<HashSet<SocketAddr>, String> {
         .map_err(|e| format!("process {pid}: {e}"))?;
     let listeners = listening::tcp_listeners(&fds).map_err(|e| format!("/proc/net/tcp: {e}"))?;
     Ok(listeners.into_iter().map(|(_, addr)| addr).collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::overlap;
-
-    #[test]
-    fn a_wildcard_overlaps_the_addresses_it_covers_on_its_port() {
-        let a = |s: &str| s.parse().unwrap();
-        assert!(overlap(a("127.0.0.1:80"), a("0.0.0.0:80")));
-        assert!(overlap(a("0.0.0.0:80"), a("10.0.0.1:80")));
-        assert!(overlap(a("[::]:80"), a("127.0.0.1:80")));
-        assert!(overlap(a("[::1]:80"), a("[::]:80")));
-        assert!(!overlap(a("0.0.0.0:80"), a("[::1]:80")));
-        assert!(!overlap(a("0.0.0.0:80"), a("127.0.0.1:81")));
-        assert!(!overlap(a("127.0.0.1:80"), a("127.0.0.2:80")));
-    }
 }

@@ -145,7 +145,7 @@ fn header_size(ck: &mut Checker, key: &str, value: &str) -> Option<usize> {
 /// True when a socket bound to `a` and one bound to `b` would take the same connections:
 /// the same port, and the same IP or one that covers the other (`0.0.0.0` every IPv4
 /// address; `[::]` every address, IPv4 too, as Linux binds it dual-stack).
-pub(super) fn overlaps(a: SocketAddr, b: SocketAddr) -> bool {
+pub fn overlaps(a: SocketAddr, b: SocketAddr) -> bool {
     let covers = |x: SocketAddr, y: SocketAddr| {
         x.ip() == y.ip() || (x.ip().is_unspecified() && (x.is_ipv6() || y.is_ipv4()))
     };

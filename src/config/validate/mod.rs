@@ -6,7 +6,7 @@ mod pools;
 mod projects;
 mod sections;
 
-pub use listeners::DEFAULT_MAX_HEADER_SIZE;
+pub use listeners::{overlaps, DEFAULT_MAX_HEADER_SIZE};
 pub use pools::lookup_backend;
 
 use super::error::{ConfigError, ConfigErrors};

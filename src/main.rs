@@ -69,6 +69,8 @@ struct RulesTestArgs {
     ip: Option<std::net::IpAddr>,
     /// The request URL, e.g. https://shop.example.com/p/42?ref=x
     url: String,
+    #[command(flatten)]
+    resolve: ResolveArg,
 }
 
 #[derive(Args)]
@@ -79,6 +81,24 @@ struct CheckArgs {
     /// their first entries and count the rest)
     #[arg(long)]
     all: bool,
+    #[command(flatten)]
+    resolve: ResolveArg,
+}
+
+#[derive(Args)]
+struct ResolveArg {
+    /// Do not resolve backends given by host name, only check their form: for a machine that
+    /// cannot resolve the fleet's names (a CI runner); `run` always resolves them
+    #[arg(long)]
+    no_resolve: bool,
+}
+
+impl ResolveArg {
+    fn options(&self) -> config::LoadOptions {
+        config::LoadOptions {
+            resolve_names: !self.no_resolve,
+        }
+    }
 }
 
 #[derive(Args, Clone)]
@@ -101,7 +121,11 @@ struct RunArgs {
 }
 
 fn load(path: &std::path::Path) -> Option<config::Config> {
-    match config::load(path) {
+    load_with(path, config::LoadOptions::default())
+}
+
+fn load_with(path: &std::path::Path, options: config::LoadOptions) -> Option<config::Config> {
+    match config::load_with(path, options) {
         Ok(c) => Some(c),
         Err(errors) => {
             eprintln!("{errors}");
@@ -185,7 +209,7 @@ fn command(cli: Cli) -> Result<ExitCode> {
         None => run(cli.run),
         Some(Command::Run(args)) => run(args),
         Some(Command::Rules(RulesCommand::Test(t))) => {
-            let Some(cfg) = load(&t.config.config) else {
+            let Some(cfg) = load_with(&t.config.config, t.resolve.options()) else {
                 return Ok(ExitCode::from(2));
             };
             let req = rampart::explain::TestRequest {
@@ -222,7 +246,7 @@ fn command(cli: Cli) -> Result<ExitCode> {
             print_out(&(serde_json::to_string_pretty(&schema)? + "\n"))?;
             Ok(ExitCode::SUCCESS)
         }
-        Some(Command::Check(c)) => Ok(match load(&c.config.config) {
+        Some(Command::Check(c)) => Ok(match load_with(&c.config.config, c.resolve.options()) {
             Some(cfg) => {
                 for w in &cfg.warnings {
                     eprintln!("{w}");

@@ -383,18 +383,68 @@ projects:
     assert_eq!(host_of(&ups[2]), "localhost");
 }
 
-#[test]
-fn a_name_that_does_not_resolve_at_start_is_a_config_error() {
+/// `rampart` with `args` and `-c` `config` (written to a file), in the mount namespace of a
+/// resolver that knows no name: the exit code, stdout, stderr and the config's path.
+fn without_names(args: &[&str], config: &str) -> (Option<i32>, String, String, PathBuf) {
     let resolver = Resolver::new("");
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("rampart.yaml");
-    std::fs::write(&config, "listeners:\n  http: { address: \"127.0.0.1:1\" }\npools:\n  app:\n    backends: [\"nowhere.test:80\"]\nprojects:\n  - { name: site, hosts: [\"*\"], pool: app }\n").unwrap();
+    let path = dir.path().join("rampart.yaml");
+    std::fs::write(&path, config).unwrap();
     let mut check = std::process::Command::new(rampart_bin());
-    check.arg("check").arg("-c").arg(&config);
+    check.args(args).arg("-c").arg(&path);
     in_mount_namespace(&mut check, &resolver.mounts());
     let out = check.output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr),
+        path,
+    )
+}
+
+const UNRESOLVABLE: &str = "listeners:\n  http: { address: \"127.0.0.1:1\" }\npools:\n  app:\n    backends: [\"nowhere.test:80\", { address: \"elsewhere.test:80\", weight: 2 }]\nprojects:\n  - { name: site, hosts: [\"*\"], pool: app }\n";
+
+/// `check --no-resolve` (a CI runner that cannot resolve the fleet's names) checks names for
+/// their form alone, as `rules test --no-resolve` does; `run` and a plain `check` resolve them.
+#[test]
+fn check_no_resolve_takes_names_it_cannot_resolve() {
+    let (code, stdout, stderr, _) = without_names(&["check", "--no-resolve"], UNRESOLVABLE);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains(
+            "backends nowhere.test:80 (not resolved), elsewhere.test:80 (not resolved, w2)"
+        ),
+        "{stdout}"
+    );
+    // `rules test`, which rule writers run in CI, takes it too: nothing matches (1), no error (2).
+    let rules_test = [
+        "rules",
+        "test",
+        "--no-resolve",
+        "--project",
+        "site",
+        "http://a.test/",
+    ];
+    let (code, stdout, stderr, _) = without_names(&rules_test, UNRESOLVABLE);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("outcome: forward to pool app"), "{stdout}");
+    let no_port = UNRESOLVABLE.replace("nowhere.test:80", "nowhere.test");
+    let (code, _, stderr, path) = without_names(&["check", "--no-resolve"], &no_port);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}:5:16: pools.app.backends[0]: `nowhere.test` has no port number",
+            path.display()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_name_that_does_not_resolve_at_start_is_a_config_error() {
+    let (code, _, stderr, config) = without_names(&["check"], UNRESOLVABLE);
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains(&format!(
             "{}:5:16: pools.app.backends[0]: `nowhere.test:80` does not resolve (failed to lookup address information: Name or service not known): check the name",

@@ -22,8 +22,29 @@ use std::path::Path;
 /// Where `rampart` looks for its configuration when `-c` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/rampart/rampart.yaml";
 
+/// How a configuration is checked.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadOptions {
+    /// Backends given by host name are resolved (false: `check --no-resolve`, on a machine
+    /// that cannot resolve the fleet's names; they are then checked for their form alone).
+    pub resolve_names: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            resolve_names: true,
+        }
+    }
+}
+
 /// Reads, interpolates, parses and validates the file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    load_with(path, LoadOptions::default())
+}
+
+/// [`load`] with `options`.
+pub fn load_with(path: &Path, options: LoadOptions) -> Result<Config, ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigErrors::single(ConfigError {
             file: path.to_path_buf(),
@@ -39,7 +60,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     })?;
     // A byte-order mark (editors on Windows write one) is not YAML.
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    load_str(path, text, |name| std::env::var(name).ok())
+    load_text(path, text, |name| std::env::var(name).ok(), options)
 }
 
 /// Like [`load`] for a text already read; `env` resolves `${VAR}`.
@@ -47,6 +68,15 @@ pub fn load_str(
     path: &Path,
     text: &str,
     env: impl Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
+    load_text(path, text, env, LoadOptions::default())
+}
+
+fn load_text(
+    path: &Path,
+    text: &str,
+    env: impl Fn(&str) -> Option<String>,
+    options: LoadOptions,
 ) -> Result<Config, ConfigErrors> {
     let text = interpolate(text, env).map_err(|errors| {
         // Named by key path too, found in the text before interpolation (`${X}` is YAML).
@@ -67,5 +97,5 @@ pub fn load_str(
                 .collect(),
         )
     })?;
-    validate::validate(path, &text)
+    validate::validate(path, &text, options)
 }

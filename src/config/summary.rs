@@ -113,17 +113,25 @@ pub fn summary(c: &Config, all: bool) -> String {
             break;
         }
         let backends = p.backends.iter().map(|b| {
+            // `check --no-resolve` leaves names unresolved, at an unspecified address.
+            let unresolved = b.named && b.address.ip().is_unspecified();
             let notes: Vec<String> = [
-                b.named.then(|| b.name.clone()),
+                unresolved.then(|| "not resolved".to_string()),
+                (b.named && !unresolved).then(|| b.name.clone()),
                 (b.weight != 1).then(|| format!("w{}", b.weight)),
             ]
             .into_iter()
             .flatten()
             .collect();
-            if notes.is_empty() {
-                b.address.to_string()
+            let shown = if unresolved {
+                b.name.clone()
             } else {
-                format!("{} ({})", b.address, notes.join(", "))
+                b.address.to_string()
+            };
+            if notes.is_empty() {
+                shown
+            } else {
+                format!("{shown} ({})", notes.join(", "))
             }
         });
         let _ = writeln!(

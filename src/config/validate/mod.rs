@@ -27,6 +27,7 @@ pub(super) struct Checker {
     /// Mistakes that do not stop the config from loading (`check` prints them, `run` logs
     /// them): an expired certificate, an admin service open to all.
     warnings: Vec<ConfigError>,
+    options: super::LoadOptions,
 }
 
 impl Checker {
@@ -124,7 +125,11 @@ impl Checker {
     }
 }
 
-pub(super) fn validate(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
+pub(super) fn validate(
+    file: &Path,
+    text: &str,
+    options: super::LoadOptions,
+) -> Result<Config, ConfigErrors> {
     let index = PositionIndex::build(text);
     if !index.duplicates().is_empty() {
         return Err(ConfigErrors(
@@ -150,6 +155,7 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Config, ConfigErrors> 
         index,
         errors: Vec::new(),
         warnings: Vec::new(),
+        options,
     };
     let server = server_conf(&mut ck, raw.server);
     let admin = admin(&mut ck, &raw.admin);

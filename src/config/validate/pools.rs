@@ -67,7 +67,28 @@ fn pool(
             continue;
         }
         let named = addr.parse::<SocketAddr>().is_err();
-        let addresses = if named {
+        let port_alone = || {
+            addr.rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok())
+        };
+        let addresses = if named && !ck.options.resolve_names {
+            // Checked for its form alone: an unspecified address stands for the name's.
+            match port_alone() {
+                Some(port) => vec![SocketAddr::new(
+                    std::net::Ipv4Addr::UNSPECIFIED.into(),
+                    port,
+                )],
+                None => {
+                    ck.error(
+                        bkey,
+                        format!(
+                            "`{addr}` has no port number: write host:port, e.g. app.internal:8080"
+                        ),
+                    );
+                    continue;
+                }
+            }
+        } else if named {
             match lookup_backend(addr) {
                 Ok(addresses) => addresses,
                 Err(_) if !addr.contains(':') => {
@@ -108,7 +129,8 @@ fn pool(
         // A name's addresses may also be another entry's: each backend is taken once, as the
         // first entry reaching it gives it.
         for address in addresses {
-            if !taken.insert(address) {
+            // An unresolved name's stand-in is no address another entry can share.
+            if !address.ip().is_unspecified() && !taken.insert(address) {
                 continue;
             }
             backends.push(BackendSettings {

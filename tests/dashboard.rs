@@ -213,7 +213,7 @@ pools:
     backends: ["{a}", "{b}"]
     health_check: {{ kind: http, path: /healthz, interval: 200ms, timeout: 500ms, rise: 1, fall: 2 }}
   static:
-    backends: ["{a}"]
+    backends: ["static.test:{a_port}"]
     health_check: {{ kind: tcp, interval: 1s }}
 projects:
   - name: shop
@@ -230,6 +230,7 @@ projects:
     rules_files: ["rules/*.yaml"]
 "#,
         a = a.addr_string(),
+        a_port = a.addr().port(),
         b = b.addr_string(),
         https = free_addr(),
         dc = default_cert.display(),
@@ -266,7 +267,16 @@ fn start_with_one_backend_down(token: bool) -> (Rampart, Upstream, Upstream) {
         token,
         (&default_cert, &shop_cert),
     );
-    let r = Rampart::start_in(dir, &yaml);
+    // Pool `static` names its backend `static.test`, which this hosts file alone resolves.
+    let hosts = dir.path().join("hosts");
+    let nss = dir.path().join("nsswitch.conf");
+    std::fs::write(&hosts, "127.0.0.1 localhost\n127.0.0.1 static.test\n").unwrap();
+    std::fs::write(&nss, "hosts: files\n").unwrap();
+    let mounts = [
+        Mount::FileOver(&hosts, "/etc/hosts"),
+        Mount::FileOver(&nss, "/etc/nsswitch.conf"),
+    ];
+    let r = Rampart::start_with_mounts(dir, &yaml, &mounts);
     let b_addr = b.addr_string();
     poll_until(Duration::from_secs(10), "b to be reported down", || {
         let s = r.status();
@@ -388,6 +398,16 @@ fn dashboard_shows_a_down_backend_in_headless_chromium() {
     assert!(a_row.starts_with(r#"<tr class="backend up""#), "{a_row}");
     let a_text = text(a_row);
     assert!(a_text.contains("UP") && a_text.contains("ok"), "{a_text}");
+    // A backend given by host name shows the name, and its pool when names were resolved.
+    let named = text(element(&dom, "article", r#"data-pool="static""#));
+    assert!(
+        named.contains(&format!(
+            "{} static.test:{}",
+            a.addr_string(),
+            a.addr().port()
+        )) && named.contains("names resolved at start"),
+        "{named}"
+    );
 
     let shop = element(&dom, "tr", r#"data-project="shop""#);
     assert!(

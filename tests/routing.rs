@@ -258,3 +258,38 @@ fn tls_min_version_1_3_refuses_tls_1_2() {
         .send();
     assert!(old.is_err(), "a TLS 1.2 client must be refused");
 }
+
+/// A listener with `http2: false` answers ALPN with `http/1.1` when the client offers it, as
+/// nginx does (no answer at all left strict clients guessing), and still none to a client
+/// offering h2 alone; with `http2: true`, h2 is chosen.
+#[test]
+fn alpn_is_answered_with_what_the_listener_speaks() {
+    let ca = TestCa::new();
+    let cert = ca.issue(&["site.test"]);
+    let up = Upstream::start("up");
+    let (h1, h2, admin) = (free_addr(), free_addr(), free_addr());
+    let tls = |http2: bool| {
+        format!(
+            "tls: {{ cert: \"{}\", key: \"{}\", http2: {http2} }}",
+            cert.cert(),
+            cert.key()
+        )
+    };
+    let yaml = format!(
+        "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ target: off }}\nlisteners:\n  h1: {{ address: \"{h1}\", {} }}\n  h2: {{ address: \"{h2}\", {} }}\npools:\n  app: {{ backends: [\"{}\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app }}\n",
+        tls(false),
+        tls(true),
+        up.addr_string()
+    );
+    let _r = Rampart::start(&yaml);
+    let alpn = |addr: &str, offered: &[&[u8]]| {
+        runtime().block_on(async {
+            let tls = tls_connect(&ca, addr, "site.test", offered).await;
+            tls.get_ref().1.alpn_protocol().map(|p| p.to_vec())
+        })
+    };
+    let both: &[&[u8]] = &[b"h2", b"http/1.1"];
+    assert_eq!(alpn(&h1, both), Some(b"http/1.1".to_vec()));
+    assert_eq!(alpn(&h1, &[b"h2"]), None);
+    assert_eq!(alpn(&h2, both), Some(b"h2".to_vec()));
+}

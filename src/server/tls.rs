@@ -186,6 +186,10 @@ pub fn settings(tls: &ListenerTls, certs: SniCertificates) -> pingora_error::Res
     }
     if tls.http2 {
         settings.enable_h2();
+    } else {
+        // Answer a client offering http/1.1 with it, as nginx does; one offering h2 alone
+        // gets no ALPN answer and may try HTTP/1.1 anyway.
+        settings.set_alpn(pingora_core::protocols::ALPN::H1);
     }
     Ok(settings)
 }

@@ -1,5 +1,5 @@
 //! A bare HTTP/2 client over TLS (the `h2` crate), for what reqwest does not let a test do:
-//! choose its flow-control windows, reset a stream.
+//! choose its flow-control windows, reset a stream, see the ALPN protocol negotiated.
 
 use super::TestCa;
 use std::sync::Arc;
@@ -13,6 +13,19 @@ pub async fn h2_connect(
     name: &'static str,
     builder: &h2::client::Builder,
 ) -> h2::client::SendRequest<bytes::Bytes> {
+    let tls = tls_connect(ca, addr, name, &[b"h2"]).await;
+    let (client, connection) = builder.handshake(tls).await.unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+/// A TLS connection to `addr` as `name` (trusting `ca`), offering `alpn`.
+pub async fn tls_connect(
+    ca: &TestCa,
+    addr: &str,
+    name: &'static str,
+    alpn: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca.ca_der().into()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -21,16 +34,13 @@ pub async fn h2_connect(
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    tls.alpn_protocols = vec![b"h2".to_vec()];
+    tls.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let server = rustls::pki_types::ServerName::try_from(name).unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(tls))
+    tokio_rustls::TlsConnector::from(Arc::new(tls))
         .connect(server, tcp)
         .await
-        .unwrap();
-    let (client, connection) = builder.handshake(tls).await.unwrap();
-    tokio::spawn(connection);
-    client
+        .unwrap()
 }
 
 /// Sends `GET path` (no body) on a new stream of `client`; the answer is awaited by the

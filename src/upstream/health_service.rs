@@ -9,7 +9,7 @@ use pingora_core::services::background::BackgroundService;
 use pingora_load_balancing::Backends;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::Instant;
+use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
 /// One pool's checks: pingora-load-balancing's backends, kept for their health-check round,
 /// whose results reach each backend's state through the check's callbacks.
@@ -27,16 +27,30 @@ impl HealthChecks {
     }
 }
 
+/// A round every `interval` from the start of the last (as Pingora's own loop), the first
+/// `spread` after the start; a round longer than that is followed by the next at once.
 /// Backends start healthy, so the first round need not come at once; spreading it too keeps
 /// a reload (a new process) from checking every backend of every pool in one burst.
-async fn run(pool: Arc<PoolChecks>, spread: Duration, shutdown: ShutdownWatch) {
-    let first = Instant::now() + spread;
-    super::in_rounds(first, pool.interval, shutdown, || async {
+async fn run(pool: Arc<PoolChecks>, spread: Duration, mut shutdown: ShutdownWatch) {
+    let mut rounds = interval_at(Instant::now() + spread, pool.interval);
+    rounds.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let round = || async {
         // A pool with host names gets its current members; another's stay as they are.
         let _ = pool.backends.update(|_| {}).await;
         pool.backends.run_health_check(true).await;
-    })
-    .await
+    };
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutting_down(&mut shutdown) => return,
+            _ = rounds.tick() => {}
+        }
+        tokio::select! {
+            biased;
+            _ = shutting_down(&mut shutdown) => return,
+            _ = round() => {}
+        }
+    }
 }
 
 /// Where pool `index` of `count` starts its rounds within its interval: spread evenly, as

@@ -203,35 +203,6 @@ fn pool_checks(
     }
 }
 
-/// Runs `round` every `interval` from the start of the last (as Pingora's own loops), the
-/// first at `first`; a round longer than that is followed by the next at once. Stops when the
-/// shutdown begins, dropping a round in progress.
-async fn in_rounds<F, R>(
-    first: tokio::time::Instant,
-    interval: std::time::Duration,
-    mut shutdown: pingora_core::server::ShutdownWatch,
-    mut round: F,
-) where
-    F: FnMut() -> R,
-    R: std::future::Future<Output = ()>,
-{
-    use crate::server::shutting_down;
-    let mut rounds = tokio::time::interval_at(first, interval);
-    rounds.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            biased;
-            _ = shutting_down(&mut shutdown) => return,
-            _ = rounds.tick() => {}
-        }
-        tokio::select! {
-            biased;
-            _ = shutting_down(&mut shutdown) => return,
-            _ = round() => {}
-        }
-    }
-}
-
 /// Whether a failed connection is this host's doing, not the backend's: no socket to be had
 /// (out of file descriptors or buffers), no local port, or one the host's rules refuse. Pingora
 /// reports all of them as `InternalError`. Counting them against backends would mark every

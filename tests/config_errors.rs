@@ -191,7 +191,7 @@ fn unknown_nested_key_is_a_typo() {
         2,
         11,
         "listeners.http.adress",
-        "adress: unknown field `adress`, expected one of `address`, `tls`, `keepalive_timeout`, `keepalive_requests`, `max_connections`, `header_timeout`, `send_timeout`, `max_header_size` (did you mean `address`?",
+        "adress: unknown field `adress`, expected one of `address`, `tls`, `keepalive_timeout`, `keepalive_requests`, `max_connections`, `header_timeout`, `send_timeout`, `max_header_size`, `h2c` (did you mean `address`?",
     );
 }
 
@@ -707,6 +707,25 @@ rDCd2VcbG3t4VTYFkCi2mH+y+iO4GaMKQrDnj32/vzVt0F3mz4joThlDKwvkdKM=
     );
     let c = assert_check_errors(&yaml, &[(4, 12, "listeners.https.tls.key", "is encrypted")]);
     assert!(c.stderr.contains("openssl pkey -in"), "{}", c.stderr);
+}
+
+/// h2c is HTTP/2 without TLS: on a TLS listener it would mean nothing (ALPN offers h2 there).
+#[test]
+fn h2c_on_a_tls_listener_points_at_tls_http2() {
+    let certs = self_signed(&["a.test"]);
+    let yaml = format!(
+        "listeners:\n  https:\n    address: \"127.0.0.1:8443\"\n    h2c: true\n    tls: {{ cert: {}, key: {} }}\n{}projects:\n  - {{ name: shop, hosts: [a.test], pool: app }}\n",
+        certs.cert_path.display(),
+        certs.key_path.display(),
+        &BASE[BASE.find("pools:").unwrap()..]
+    );
+    assert_error(
+        &yaml,
+        4,
+        5,
+        "listeners.https.h2c",
+        "h2c is HTTP/2 without TLS, for plain listeners: a TLS listener offers HTTP/2 through ALPN (`tls.http2`)",
+    );
 }
 
 /// `target: OFF` wrote a file named OFF in the working directory, and `format: JSON` logged

@@ -2,7 +2,8 @@
 //! attack made to get past Pingora's own guard, which only counts streams reset before they
 //! are taken) is refused `429` on that connection once its resets pass 100 and outnumber
 //! its answers within 30 s; backends no longer get its requests. Other connections are not
-//! concerned. (The window's end is unit-tested in `src/proxy/h2_resets.rs`.)
+//! concerned; the same over h2c. (The window's end is unit-tested in
+//! `src/proxy/h2_resets.rs`.)
 
 mod common;
 use common::*;
@@ -48,30 +49,69 @@ async fn logged_resets(log: &std::path::Path, count: usize) {
     .await;
 }
 
+/// Where the test's HTTP/2 connections go.
+enum Listener {
+    Tls { ca: Box<TestCa>, addr: String },
+    Cleartext { addr: String },
+}
+
+impl Listener {
+    async fn connect(&self) -> h2::client::SendRequest<bytes::Bytes> {
+        let plain = h2::client::Builder::new();
+        match self {
+            Listener::Tls { ca, addr } => h2_connect(ca, addr, "a.test", &plain).await,
+            Listener::Cleartext { addr } => h2c_connect(addr, &plain).await,
+        }
+    }
+}
+
 #[test]
 fn a_client_resetting_its_requests_at_the_backend_is_refused_on_that_connection() {
     let up = Upstream::start("up");
     let ca = TestCa::new();
     let cert = ca.issue(&["a.test"]);
-    let (r, log, https) =
+    let (r, log, addr) =
         Rampart::start_tls_site_logging(&up.addr_string(), &cert, "{status} {uri}", "");
-    let plain = h2::client::Builder::new();
+    refused_once_past_the_allowance(
+        &r,
+        &log,
+        &up,
+        Listener::Tls {
+            ca: Box::new(ca),
+            addr,
+        },
+    );
+}
+
+#[test]
+fn an_h2c_client_resetting_its_requests_at_the_backend_is_refused_on_that_connection() {
+    let up = Upstream::start("up");
+    let (r, log, addr) = Rampart::start_site_with(&up.addr_string(), "{status} {uri}", "h2c: true");
+    refused_once_past_the_allowance(&r, &log, &up, Listener::Cleartext { addr });
+}
+
+fn refused_once_past_the_allowance(
+    r: &Rampart,
+    log: &std::path::Path,
+    up: &Upstream,
+    listener: Listener,
+) {
     runtime().block_on(async {
         // A client that reads most of its answers may cancel as many: it is served.
-        let reader = h2_connect(&ca, &https, "a.test", &plain).await;
+        let reader = listener.connect().await;
         for _ in 0..=ALLOWED + 20 {
             let answer = h2_get(&reader, "a.test", "/read").await.await.unwrap();
             assert_eq!(answer.status(), 200);
         }
-        let hits = reset_at_backend(&reader, &up, up.hits(), ALLOWED + 10).await;
-        logged_resets(&log, ALLOWED + 10).await;
+        let hits = reset_at_backend(&reader, up, up.hits(), ALLOWED + 10).await;
+        logged_resets(log, ALLOWED + 10).await;
         let answer = h2_get(&reader, "a.test", "/still").await.await.unwrap();
         assert_eq!(answer.status(), 200);
 
         // One that resets all it asks is refused once past the allowance.
-        let attacker = h2_connect(&ca, &https, "a.test", &plain).await;
-        let hits = reset_at_backend(&attacker, &up, hits + 1, ALLOWED + 1).await;
-        logged_resets(&log, 2 * ALLOWED + 11).await;
+        let attacker = listener.connect().await;
+        let hits = reset_at_backend(&attacker, up, hits + 1, ALLOWED + 1).await;
+        logged_resets(log, 2 * ALLOWED + 11).await;
         let refused = h2_get(&attacker, "a.test", "/next").await.await.unwrap();
         assert_eq!(refused.status(), 429);
         let mut body = refused.into_body();
@@ -82,7 +122,7 @@ fn a_client_resetting_its_requests_at_the_backend_is_refused_on_that_connection(
         );
         assert_eq!(up.hits(), hits, "the refused request reached no backend");
         // Other connections are served.
-        let other = h2_connect(&ca, &https, "a.test", &plain).await;
+        let other = listener.connect().await;
         let answer = h2_get(&other, "a.test", "/fine").await.await.unwrap();
         assert_eq!(answer.status(), 200);
     });

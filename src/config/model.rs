@@ -55,6 +55,8 @@ pub struct ListenerSettings {
     pub send_timeout: std::time::Duration,
     /// The largest request head accepted, in bytes (HTTP/1 head; HTTP/2 header list).
     pub max_header_size: usize,
+    /// A plain listener also serves HTTP/2 to clients that open with its preface (h2c).
+    pub h2c: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

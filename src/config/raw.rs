@@ -101,6 +101,10 @@ pub struct RawListener {
     /// larger ones are answered 431 (414 when the request line alone is too long).
     #[serde(default)]
     pub max_header_size: Option<String>,
+    /// Also serve HTTP/2 without TLS (h2c, prior knowledge) on a plain listener, next to
+    /// HTTP/1.1 on the same port.
+    #[serde(default)]
+    pub h2c: bool,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -55,6 +55,7 @@ pub fn summary(c: &Config, all: bool) -> String {
                 if t.http2 { "on" } else { "off" },
                 cert_end(&t.cert)
             ),
+            None if l.h2c => "plain http, h2c".into(),
             None => "plain http".into(),
         };
         let mut limit = l
@@ -134,9 +135,16 @@ pub fn summary(c: &Config, all: bool) -> String {
                 format!("{shown} ({})", notes.join(", "))
             }
         });
+        // How Rampart speaks to the backends, when not plain HTTP/1.1.
+        let protocol = match (&p.tls, p.http2) {
+            (None, false) => "",
+            (None, true) => "  h2c",
+            (Some(_), false) => "  tls",
+            (Some(_), true) => "  tls h2",
+        };
         let _ = writeln!(
             s,
-            "  {:<12} {}  health {}  backends {}{}",
+            "  {:<12} {}{protocol}  health {}  backends {}{}",
             p.name,
             p.selection,
             p.health_check.kind,

@@ -15,8 +15,9 @@ use super::respond::{send, Answer};
 use super::state::Project;
 use pingora_error::Result;
 use pingora_proxy::Session;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 /// Resets a connection's client may make in a window before they are weighed against its
@@ -35,7 +36,7 @@ fn now_ms() -> u64 {
 const REFUSAL: &str =
     "Too many requests reset by this client on this connection: open a new connection.\n";
 
-/// One HTTP/2 connection's counts, kept with its TLS session (HTTP/2 comes over TLS only).
+/// One HTTP/2 connection's counts, kept with its TLS session, or for h2c in [`CLEARTEXT`].
 #[derive(Default)]
 pub struct StreamResets {
     /// When the counts' window began (`now_ms`); 0 before any count.
@@ -52,10 +53,18 @@ impl StreamResets {
         (alpn == Some(b"h2")).then(|| Arc::new(StreamResets::default()) as Arc<_>)
     }
 
-    /// The counts of the connection `session`'s request came on, if it is HTTP/2.
-    fn of(session: &Session) -> Option<&StreamResets> {
+    /// Calls `f` with the counts of the HTTP/2 connection `session`'s request came on.
+    fn with<R>(session: &Session, f: impl FnOnce(&StreamResets) -> R) -> Option<R> {
         let digest = session.as_downstream().digest()?;
-        digest.ssl_digest.as_ref()?.extension.get::<StreamResets>()
+        if let Some(tls) = &digest.ssl_digest {
+            return tls.extension.get::<StreamResets>().map(f);
+        }
+        let key = Arc::as_ptr(digest.socket_digest.as_ref()?) as usize;
+        CLEARTEXT
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .map(f)
     }
 
     /// Starts a new window when the last one is over; concurrent streams may each start
@@ -93,6 +102,31 @@ impl StreamResets {
     }
 }
 
+/// The counts of h2c connections (HTTP/2 without TLS, so no TLS session to keep them with),
+/// by their socket's digest, which every stream of a connection shares and which outlives
+/// the entry (a key is not reused while a stream could still look it up).
+static CLEARTEXT: LazyLock<Mutex<HashMap<usize, StreamResets>>> = LazyLock::new(Default::default);
+
+/// An h2c connection's entry in [`CLEARTEXT`], for as long as the connection is served.
+pub struct CleartextResets(usize);
+
+impl CleartextResets {
+    /// Makes the entry of the connection on `stream` (none for a stream without a socket).
+    pub fn enter(stream: &pingora_core::protocols::Stream) -> Option<Self> {
+        let key = Arc::as_ptr(&stream.get_socket_digest()?) as usize;
+        let mut map = CLEARTEXT.lock().unwrap_or_else(|e| e.into_inner());
+        map.insert(key, StreamResets::default());
+        Some(CleartextResets(key))
+    }
+}
+
+impl Drop for CleartextResets {
+    fn drop(&mut self) {
+        let mut map = CLEARTEXT.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(&self.0);
+    }
+}
+
 /// Answers `429` to an HTTP/2 request whose connection's client resets too many (true: the
 /// request is answered); otherwise marks it to be counted when it ends.
 pub async fn refuse(
@@ -103,10 +137,10 @@ pub async fn refuse(
     if session.req_header().version != http::Version::HTTP_2 {
         return Ok(false);
     }
-    let Some(resets) = StreamResets::of(session) else {
+    let Some(refusing) = StreamResets::with(session, StreamResets::refusing) else {
         return Ok(false);
     };
-    match resets.refusing() {
+    match refusing {
         (false, _) => {
             ctx.h2_counted = true;
             Ok(false)
@@ -125,9 +159,7 @@ pub async fn refuse(
 /// left before any answer, an HTTP/2 client by resetting the stream).
 pub fn ended(session: &Session, ctx: &RequestCtx, status: u16) {
     if ctx.h2_counted {
-        if let Some(resets) = StreamResets::of(session) {
-            resets.count(status == 499);
-        }
+        StreamResets::with(session, |resets| resets.count(status == 499));
     }
 }
 

@@ -20,7 +20,7 @@ mod tunnel;
 pub use context::RequestCtx;
 pub use failure_log::Brief;
 pub use forward::{client_ip, IpText};
-pub use h2_resets::StreamResets;
+pub use h2_resets::{CleartextResets, StreamResets};
 pub use phases::RampartProxy;
 pub use router::{host_name, HostName, HostRouter};
 pub use rules_reload::{ReloadStatus, RulesReloader};

@@ -23,6 +23,7 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use std::sync::Arc;
 
 /// The proxy of one listener: routes by Host among the projects served there.
+#[derive(Clone)]
 pub struct RampartProxy {
     pub shared: Arc<Shared>,
     pub router: HostRouter,

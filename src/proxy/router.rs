@@ -5,7 +5,7 @@
 /// SipHash (keys are the config's, so flooding is no concern).
 type HostMap = ahash::AHashMap<String, usize>;
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct HostRouter {
     exact: HostMap,
     /// Keyed by the suffix after `*.`.

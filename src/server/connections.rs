@@ -3,6 +3,7 @@
 //! Pingora accepts without limit: a flood of clients would take every file descriptor and
 //! the memory of their buffers, and the backends' connections with them.
 
+use super::h2c::{self, Opening};
 use super::head_deadline::{HeadDeadline, HeadLimit};
 use async_trait::async_trait;
 use pingora_core::apps::ServerApp;
@@ -27,6 +28,9 @@ const REFUSAL_TIME: Duration = Duration::from_secs(1);
 /// serve every request of a connection in one call).
 pub struct Counted<A> {
     inner: Arc<A>,
+    /// With `h2c: true`, the same application set to serve HTTP/2 without TLS: given the
+    /// connections that open with HTTP/2's preface (`h2c`).
+    h2c: Option<Arc<A>>,
     max: Option<u32>,
     /// For each HTTP/1 request head (see `head_deadline`); also names the listener.
     heads: Arc<HeadLimit>,
@@ -40,6 +44,7 @@ impl<A> Counted<A> {
     /// `unrouted`: where answers Pingora gives on its own are counted (see `head_deadline`).
     pub fn new(
         inner: A,
+        h2c: Option<A>,
         listener: &crate::config::ListenerSettings,
         unrouted: Arc<crate::metrics::ProjectMetrics>,
         access_log: crate::proxy::access_log::AccessLogger,
@@ -48,6 +53,7 @@ impl<A> Counted<A> {
         let (name, max) = (listener.name.as_str(), listener.max_connections);
         Counted {
             inner: Arc::new(inner),
+            h2c: h2c.map(Arc::new),
             max,
             heads: Arc::new(HeadLimit {
                 listener: name.to_string(),
@@ -127,16 +133,32 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Counted<A> {
             return None;
         }
         // HTTP/2 frames its requests itself (and has no slow-head problem of this kind).
-        let stream = match stream.selected_alpn_proto() {
-            Some(ALPN::H2) => stream,
-            _ => HeadDeadline::wrap(stream, self.heads.clone()),
+        if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            serve_all(&self.inner, stream, shutdown).await;
+            return None;
+        }
+        let stream = match &self.h2c {
+            None => stream,
+            Some(h2c) => match h2c::opening(stream, self.heads.limit).await {
+                Opening::Http2(stream) => {
+                    let _resets = crate::proxy::CleartextResets::enter(&stream);
+                    serve_all(h2c, stream, shutdown).await;
+                    return None;
+                }
+                Opening::Http1(stream) => stream,
+                Opening::Nothing => return None,
+            },
         };
+        let stream = HeadDeadline::wrap(stream, self.heads.clone());
         serve_all(&self.inner, stream, shutdown).await;
         None
     }
 
     async fn cleanup(&self) {
         self.inner.cleanup().await;
+        if let Some(h2c) = &self.h2c {
+            h2c.cleanup().await;
+        }
     }
 }
 

@@ -6,6 +6,7 @@ mod connections;
 pub(crate) use connections::{refuse, serve_all, Place};
 mod drain;
 mod file_limit;
+mod h2c;
 mod head_answers;
 mod head_deadline;
 pub use head_deadline::HeadDeadline;
@@ -283,21 +284,13 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
                 .send_timeouts
                 .with_label_values(&[&listener.name]),
         };
-        let mut proxy = pingora_proxy::HttpProxy::new(proxy, server.configuration.clone());
-        proxy.handle_init_modules();
-        // Without it Pingora keeps an idle HTTP/2 connection open for ever.
-        let mut options = pingora_core::apps::HttpServerOptions::default();
-        options.h2_idle_timeout = Some(listener.keepalive_timeout);
-        // Pingora counts the reuses after the first request.
-        options.keepalive_request_limit = Some(listener.keepalive_requests.saturating_sub(1));
-        proxy.server_options = Some(options);
-        // The same limit for HTTP/2 header lists (Pingora's default: 64 KiB); the HTTP/1 head is
-        // held to it by the client stream's wrapper (`head_deadline`).
-        let mut h2 = pingora_core::protocols::http::v2::server::default_h2_options();
-        h2.max_header_list_size(listener.max_header_size as u32);
-        proxy.h2_options = Some(h2);
+        let h2c = listener
+            .h2c
+            .then(|| http_app(proxy.clone(), listener, &server.configuration, true));
+        let proxy = http_app(proxy, listener, &server.configuration, false);
         let app = connections::Counted::new(
             proxy,
+            h2c,
             listener,
             shared.unrouted.clone(),
             shared.logger.clone(),
@@ -333,6 +326,31 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
     server.add_service(admin_service).add_dependency(&bootstrap);
     log::info!("{summary}");
     Ok(ReadyServer { server, signals })
+}
+
+/// The Pingora application serving a listener's requests; with `h2c`, the one given the
+/// plain connections that open with HTTP/2's preface (`h2c`).
+fn http_app(
+    proxy: RampartProxy,
+    listener: &crate::config::ListenerSettings,
+    configuration: &Arc<pingora_core::server::configuration::ServerConf>,
+    h2c: bool,
+) -> pingora_proxy::HttpProxy<RampartProxy> {
+    let mut proxy = pingora_proxy::HttpProxy::new(proxy, configuration.clone());
+    proxy.handle_init_modules();
+    // Without it Pingora keeps an idle HTTP/2 connection open for ever.
+    let mut options = pingora_core::apps::HttpServerOptions::default();
+    options.h2_idle_timeout = Some(listener.keepalive_timeout);
+    options.h2c = h2c;
+    // Pingora counts the reuses after the first request.
+    options.keepalive_request_limit = Some(listener.keepalive_requests.saturating_sub(1));
+    proxy.server_options = Some(options);
+    // The same limit for HTTP/2 header lists (Pingora's default: 64 KiB); the HTTP/1 head is
+    // held to it by the client stream's wrapper (`head_deadline`).
+    let mut h2 = pingora_core::protocols::http::v2::server::default_h2_options();
+    h2.max_header_list_size(listener.max_header_size as u32);
+    proxy.h2_options = Some(h2);
+    proxy
 }
 
 /// One line saying what this process serves, for the log of every start.

@@ -33,7 +33,12 @@ impl HttpCheck {
     /// `GET path` with the Host in the header (HTTP/1) or in `:authority` alone (h2).
     fn request(&self, host: &str, h2: bool) -> Result<Box<RequestHeader>> {
         let mut req = if h2 {
-            let uri = format!("https://{host}{}", self.path);
+            let scheme = if self.peer_template.is_tls() {
+                "https"
+            } else {
+                "http"
+            };
+            let uri = format!("{scheme}://{host}{}", self.path);
             let mut req = RequestHeader::build("GET", b"/", None)?;
             req.set_uri(uri.parse().map_err(|e| {
                 Error::because(ErrorType::InvalidHTTPHeader, format!("check URI {uri}"), e)

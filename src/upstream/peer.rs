@@ -36,9 +36,13 @@ pub fn template(p: &PoolSettings) -> HttpPeer {
         }
     }
     let o = &mut peer.options;
-    if p.http2 {
+    match (p.http2, tls.is_some()) {
         // Offer h2 and fall back to HTTP/1.1 if a backend does not speak it.
-        o.set_http_version(2, 1);
+        (true, true) => o.set_http_version(2, 1),
+        // h2c: without TLS there is no ALPN to offer it with; the backends are known to speak
+        // it ("prior knowledge", as nginx's `grpc_pass grpc://` and HAProxy's `proto h2`).
+        (true, false) => o.set_http_version(2, 2),
+        (false, _) => {}
     }
     peer
 }

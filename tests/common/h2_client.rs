@@ -1,4 +1,4 @@
-//! A bare HTTP/2 client over TLS (the `h2` crate), for what reqwest does not let a test do:
+//! A bare HTTP/2 client over TLS or without (the `h2` crate), for what reqwest does not let a test do:
 //! choose its flow-control windows, reset a stream, see the ALPN protocol negotiated.
 
 use super::TestCa;
@@ -15,6 +15,18 @@ pub async fn h2_connect(
 ) -> h2::client::SendRequest<bytes::Bytes> {
     let tls = tls_connect(ca, addr, name, &[b"h2"]).await;
     let (client, connection) = builder.handshake(tls).await.unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+/// An HTTP/2 connection to `addr` without TLS (h2c, prior knowledge), built by `builder`;
+/// its connection task runs on the current runtime.
+pub async fn h2c_connect(
+    addr: &str,
+    builder: &h2::client::Builder,
+) -> h2::client::SendRequest<bytes::Bytes> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (client, connection) = builder.handshake(tcp).await.unwrap();
     tokio::spawn(connection);
     client
 }

@@ -7,6 +7,7 @@
 //! - `/status/NNN` answers status NNN (with the echo body);
 //! - an HTTP/1.1 WebSocket upgrade (`Upgrade: websocket`) gets `101`, then every byte of
 //!   the switched connection is echoed back;
+//! - `/grpc` → 200 with a body and gRPC's trailers (`grpc-status: 0`, `grpc-message: done`);
 //! - anything else → 200 with the `Echo` JSON, `x-upstream: NAME`, `server: test-upstream`.
 
 use super::CertFiles;
@@ -31,6 +32,8 @@ struct State {
     health_hits: AtomicUsize,
     /// The Host (or h2 `:authority`) of the last `/healthz` request.
     health_host: std::sync::Mutex<Option<String>>,
+    /// The HTTP version of the last `/healthz` request, e.g. `HTTP/2.0`.
+    health_version: std::sync::Mutex<Option<String>>,
     in_flight: AtomicUsize,
     connections: AtomicUsize,
 }
@@ -101,6 +104,7 @@ impl Upstream {
                 hits: AtomicUsize::new(0),
                 health_hits: AtomicUsize::new(0),
                 health_host: Default::default(),
+                health_version: Default::default(),
                 in_flight: AtomicUsize::new(0),
                 connections: AtomicUsize::new(0),
             }),
@@ -167,6 +171,11 @@ impl Upstream {
     }
 
     /// Requests being answered right now (e.g. waiting in `/slow`).
+    /// The HTTP version of the last `/healthz` request (`HTTP/1.1`, `HTTP/2.0`), once one came.
+    pub fn health_version(&self) -> Option<String> {
+        self.state.health_version.lock().unwrap().clone()
+    }
+
     pub fn in_flight(&self) -> usize {
         self.state.in_flight.load(SeqCst)
     }
@@ -233,7 +242,7 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let (state, tls) = (state.clone(), tls.clone());
         conns.spawn(async move {
-            let svc = hyper::service::service_fn(move |req| handle(state.clone(), req));
+            let svc = hyper::service::service_fn(move |req| answer(state.clone(), req));
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             match tls {
                 None => {
@@ -276,6 +285,37 @@ async fn echo_switched(upgrade: hyper::upgrade::OnUpgrade) {
     }
 }
 
+type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// `/grpc` answers as a gRPC server does: `200`, a body, then the call's status in trailers
+/// (`grpc-status: 0`, `grpc-message: done`); everything else is [`handle`]'s.
+async fn answer(
+    state: Arc<State>,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    if req.uri().path() != "/grpc" {
+        let answer = handle(state, req).await?;
+        return Ok(answer.map(BodyExt::boxed));
+    }
+    state.hits.fetch_add(1, SeqCst);
+    let mut trailers = hyper::HeaderMap::new();
+    trailers.insert("grpc-status", hyper::header::HeaderValue::from_static("0"));
+    trailers.insert(
+        "grpc-message",
+        hyper::header::HeaderValue::from_static("done"),
+    );
+    let frames = [
+        Ok(hyper::body::Frame::data(Bytes::from_static(b"\0\0\0\0\0"))),
+        Ok(hyper::body::Frame::trailers(trailers)),
+    ];
+    let body = http_body_util::StreamBody::new(futures::stream::iter(frames));
+    Ok(Response::builder()
+        .header("content-type", "application/grpc")
+        .header("x-upstream", &state.name)
+        .body(BodyExt::boxed(body))
+        .unwrap())
+}
+
 async fn handle(
     state: Arc<State>,
     mut req: Request<hyper::body::Incoming>,
@@ -314,6 +354,7 @@ async fn handle(
             .and_then(|h| h.to_str().ok());
         let host = host.or(req.uri().authority().map(|a| a.as_str()));
         *state.health_host.lock().unwrap() = host.map(str::to_string);
+        *state.health_version.lock().unwrap() = Some(format!("{:?}", req.version()));
         state.health_hits.fetch_add(1, SeqCst);
         let ok = state.healthy.load(SeqCst);
         return Ok(Response::builder()

@@ -111,6 +111,12 @@ pub(super) fn listeners(
         let keepalive_requests = l
             .keepalive_requests
             .map_or(DEFAULT_KEEPALIVE_REQUESTS, |n| n.get());
+        if l.h2c && l.tls.is_some() {
+            ck.error(
+                format!("{key}.h2c"),
+                "h2c is HTTP/2 without TLS, for plain listeners: a TLS listener offers HTTP/2 through ALPN (`tls.http2`); remove `h2c`",
+            );
+        }
         if l.tls.is_some() && tls.is_none() {
             continue;
         }
@@ -124,6 +130,7 @@ pub(super) fn listeners(
             header_timeout,
             send_timeout,
             max_header_size,
+            h2c: l.h2c && l.tls.is_none(),
         });
     }
     out

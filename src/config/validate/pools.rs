@@ -197,13 +197,6 @@ fn pool(
             ca_file: cas,
         }
     });
-    if p.http2 && tls.is_none() {
-        ck.error(
-            format!("{key}.http2"),
-            "HTTP/2 to backends needs TLS (ALPN): add `tls: { sni: NAME }` or set `http2: false`",
-        );
-    }
-
     let t = &p.timeouts;
     let mut dur = |k: &str, v: &Option<String>| {
         v.as_deref()

@@ -30,6 +30,7 @@ pub struct Metrics {
     pub connections_refused: IntCounterVec,
     pub header_timeouts: IntCounterVec,
     pub send_timeouts: IntCounterVec,
+    pub proxy_protocol_errors: IntCounterVec,
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -129,6 +130,12 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         header_timeouts: register_int_counter_vec!(
             "rampart_header_timeouts_total",
             "Client connections answered 408 and closed because a request head took longer than header_timeout",
+            &["listener"]
+        )
+        .unwrap(),
+        proxy_protocol_errors: register_int_counter_vec!(
+            "rampart_proxy_protocol_errors_total",
+            "Client connections closed on a listener with proxy_protocol: true because they did not begin with a valid PROXY protocol header",
             &["listener"]
         )
         .unwrap(),

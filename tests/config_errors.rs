@@ -191,7 +191,7 @@ fn unknown_nested_key_is_a_typo() {
         2,
         11,
         "listeners.http.adress",
-        "adress: unknown field `adress`, expected one of `address`, `tls`, `keepalive_timeout`, `keepalive_requests`, `max_connections`, `header_timeout`, `send_timeout`, `max_header_size`, `h2c` (did you mean `address`?",
+        "adress: unknown field `adress`, expected one of `address`, `tls`, `keepalive_timeout`, `keepalive_requests`, `max_connections`, `header_timeout`, `send_timeout`, `max_header_size`, `h2c`, `proxy_protocol` (did you mean `address`?",
     );
 }
 

@@ -57,6 +57,8 @@ pub struct ListenerSettings {
     pub max_header_size: usize,
     /// A plain listener also serves HTTP/2 to clients that open with its preface (h2c).
     pub h2c: bool,
+    /// Each connection begins with a PROXY protocol header naming the client.
+    pub proxy_protocol: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -105,6 +105,10 @@ pub struct RawListener {
     /// HTTP/1.1 on the same port.
     #[serde(default)]
     pub h2c: bool,
+    /// Every connection begins with a PROXY protocol header (v1 or v2) from a load balancer
+    /// in front, whose client address is then the connection's.
+    #[serde(default)]
+    pub proxy_protocol: bool,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -62,6 +62,9 @@ pub fn summary(c: &Config, all: bool) -> String {
             .max_connections
             .map(|n| format!(", max {n} connections"))
             .unwrap_or_default();
+        if l.proxy_protocol {
+            limit.push_str(", PROXY protocol");
+        }
         if l.max_header_size != super::validate::DEFAULT_MAX_HEADER_SIZE {
             let _ = write!(
                 limit,

@@ -5,6 +5,7 @@
 
 use super::h2c::{self, Opening};
 use super::head_deadline::{HeadDeadline, HeadLimit};
+use super::proxy_protocol::ProxyHeaders;
 use async_trait::async_trait;
 use pingora_core::apps::ServerApp;
 use pingora_core::protocols::{Stream, ALPN};
@@ -31,6 +32,9 @@ pub struct Counted<A> {
     /// With `h2c: true`, the same application set to serve HTTP/2 without TLS: given the
     /// connections that open with HTTP/2's preface (`h2c`).
     h2c: Option<Arc<A>>,
+    /// With `proxy_protocol: true` on a plain listener: the header each connection begins
+    /// with (a TLS listener reads it before its handshake instead).
+    proxy_headers: Option<Arc<ProxyHeaders>>,
     max: Option<u32>,
     /// For each HTTP/1 request head (see `head_deadline`); also names the listener.
     heads: Arc<HeadLimit>,
@@ -45,6 +49,7 @@ impl<A> Counted<A> {
     pub fn new(
         inner: A,
         h2c: Option<A>,
+        proxy_headers: Option<Arc<ProxyHeaders>>,
         listener: &crate::config::ListenerSettings,
         unrouted: Arc<crate::metrics::ProjectMetrics>,
         access_log: crate::proxy::access_log::AccessLogger,
@@ -54,6 +59,7 @@ impl<A> Counted<A> {
         Counted {
             inner: Arc::new(inner),
             h2c: h2c.map(Arc::new),
+            proxy_headers,
             max,
             heads: Arc::new(HeadLimit {
                 listener: name.to_string(),
@@ -132,6 +138,19 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Counted<A> {
             refuse(stream, REFUSAL).await;
             return None;
         }
+        let stream = match &self.proxy_headers {
+            None => stream,
+            Some(headers) => {
+                // A plain listener's connections are TCP.
+                let Ok(mut tcp) = super::as_tcp(stream) else {
+                    return None;
+                };
+                if !headers.take(&mut tcp).await {
+                    return None;
+                }
+                tcp
+            }
+        };
         // HTTP/2 frames its requests itself (and has no slow-head problem of this kind).
         if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
             serve_all(&self.inner, stream, shutdown).await;

@@ -10,7 +10,6 @@
 //! the first byte that differs from the preface makes it HTTP/1 (for nearly all requests, the
 //! first). What was read is put back for the protocol that reads the connection.
 
-use pingora_core::protocols::l4::stream::Stream as TcpStream;
 use pingora_core::protocols::Stream;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
@@ -30,11 +29,9 @@ pub enum Opening {
 
 /// Reads the start of `stream` for at most `limit` and puts it back.
 pub async fn opening(stream: Stream, limit: Duration) -> Opening {
-    if !stream.as_any().is::<TcpStream>() {
-        return Opening::Http1(stream);
-    }
-    let Ok(mut tcp) = stream.into_any().downcast::<TcpStream>() else {
-        unreachable!("checked just above");
+    let mut tcp = match super::as_tcp(stream) {
+        Ok(tcp) => tcp,
+        Err(other) => return Opening::Http1(other),
     };
     let mut start = [0u8; PREFACE.len()];
     let mut len = 0;
@@ -72,7 +69,9 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
         let (client, accepted) = tokio::join!(client, listener.accept());
-        let server: Stream = Box::new(TcpStream::from(accepted.unwrap().0));
+        let server: Stream = Box::new(pingora_core::protocols::l4::stream::Stream::from(
+            accepted.unwrap().0,
+        ));
         (server, client.unwrap())
     }
 

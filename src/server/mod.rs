@@ -14,6 +14,7 @@ pub use signals::{next_delivery, watch_signal};
 pub use stop::shutting_down;
 mod listening;
 mod pid_file;
+mod proxy_protocol;
 mod signals;
 mod stop;
 mod tls;
@@ -288,9 +289,25 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
             .h2c
             .then(|| http_app(proxy.clone(), listener, &server.configuration, true));
         let proxy = http_app(proxy, listener, &server.configuration, false);
+        // Exported for every listener (at 0 without the PROXY protocol), as its other counts.
+        let errors = crate::metrics::METRICS
+            .proxy_protocol_errors
+            .with_label_values(&[&listener.name]);
+        let proxy_headers = listener.proxy_protocol.then(|| {
+            Arc::new(proxy_protocol::ProxyHeaders {
+                listener: listener.name.clone(),
+                limit: listener.header_timeout,
+                errors,
+                log: Default::default(),
+            })
+        });
+        // Read where the connection's first bytes are: before the TLS handshake, or by the
+        // application of a plain listener.
+        let plain_headers = proxy_headers.clone().filter(|_| listener.tls.is_none());
         let app = connections::Counted::new(
             proxy,
             h2c,
+            plain_headers,
             listener,
             shared.unrouted.clone(),
             shared.logger.clone(),
@@ -307,6 +324,9 @@ pub fn build(mut config: Config, opts: RunOptions) -> Result<ReadyServer, StartE
                     message: e.to_string(),
                 })?;
                 service.add_tls_with_settings(&addr, None, settings);
+                if let Some(headers) = proxy_headers {
+                    service.endpoints().set_pre_tls_callback(headers);
+                }
             }
             _ => service.add_tcp(&addr),
         }
@@ -351,6 +371,20 @@ fn http_app(
     h2.max_header_list_size(listener.max_header_size as u32);
     proxy.h2_options = Some(h2);
     proxy
+}
+
+/// The TCP stream under a connection that has no other layer yet (a plain listener's), to
+/// read its first bytes; any other stream is handed back.
+fn as_tcp(
+    stream: pingora_core::protocols::Stream,
+) -> Result<Box<pingora_core::protocols::l4::stream::Stream>, pingora_core::protocols::Stream> {
+    if !stream
+        .as_any()
+        .is::<pingora_core::protocols::l4::stream::Stream>()
+    {
+        return Err(stream);
+    }
+    Ok(stream.into_any().downcast().expect("checked just above"))
 }
 
 /// One line saying what this process serves, for the log of every start.

@@ -38,6 +38,18 @@ pub async fn tls_connect(
     name: &'static str,
     alpn: &[&[u8]],
 ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tls_over(ca, tcp, name, alpn).await.unwrap()
+}
+
+/// TLS as `name` (trusting `ca`, offering `alpn`) over `tcp`, a connection the caller may
+/// have sent something on first (e.g. a PROXY protocol header); fails when the handshake does.
+pub async fn tls_over(
+    ca: &TestCa,
+    tcp: tokio::net::TcpStream,
+    name: &'static str,
+    alpn: &[&[u8]],
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca.ca_der().into()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -47,12 +59,10 @@ pub async fn tls_connect(
         .with_root_certificates(roots)
         .with_no_client_auth();
     tls.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let server = rustls::pki_types::ServerName::try_from(name).unwrap();
     tokio_rustls::TlsConnector::from(Arc::new(tls))
         .connect(server, tcp)
         .await
-        .unwrap()
 }
 
 /// Sends `GET path` (no body) on a new stream of `client`; the answer is awaited by the

@@ -131,6 +131,7 @@ pub(super) fn listeners(
             send_timeout,
             max_header_size,
             h2c: l.h2c && l.tls.is_none(),
+            proxy_protocol: l.proxy_protocol,
         });
     }
     out

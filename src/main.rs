@@ -88,7 +88,7 @@ struct CheckArgs {
 #[derive(Args)]
 struct ResolveArg {
     /// Do not resolve backends given by host name, only check their form: for a machine that
-    /// cannot resolve the fleet's names (a CI runner); `run` always resolves them
+    /// cannot resolve the fleet's names (a CI runner)
     #[arg(long)]
     no_resolve: bool,
 }
@@ -97,6 +97,7 @@ impl ResolveArg {
     fn options(&self) -> config::LoadOptions {
         config::LoadOptions {
             resolve_names: !self.no_resolve,
+            start_unresolved: false,
         }
     }
 }
@@ -118,10 +119,6 @@ struct RunArgs {
     /// Take the listening sockets over from a running rampart (graceful upgrade)
     #[arg(short, long)]
     upgrade: bool,
-}
-
-fn load(path: &std::path::Path) -> Option<config::Config> {
-    load_with(path, config::LoadOptions::default())
 }
 
 fn load_with(path: &std::path::Path, options: config::LoadOptions) -> Option<config::Config> {
@@ -146,7 +143,13 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     // start anyway).
     let hangup_before_start = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let _ = signal_hook::flag::register(signal_hook::consts::SIGHUP, hangup_before_start);
-    let Some(config) = load(&args.config.config) else {
+    // A fresh start goes on without a name the resolver cannot answer for yet (every other
+    // project would be down with it); an upgrade refuses it, and the old process serves on.
+    let options = config::LoadOptions {
+        start_unresolved: !args.upgrade,
+        ..Default::default()
+    };
+    let Some(config) = load_with(&args.config.config, options) else {
         return Ok(ExitCode::from(1));
     };
     // Before the logger and the daemon exist: on the terminal, or in the journal.

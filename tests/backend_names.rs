@@ -441,15 +441,76 @@ fn check_no_resolve_takes_names_it_cannot_resolve() {
     );
 }
 
+/// `check`, and a `run --upgrade` (which would replace a process that serves), refuse a name
+/// that does not resolve.
 #[test]
-fn a_name_that_does_not_resolve_at_start_is_a_config_error() {
-    let (code, _, stderr, config) = without_names(&["check"], UNRESOLVABLE);
-    assert_eq!(code, Some(1), "{stderr}");
+fn a_name_that_does_not_resolve_is_a_config_error_for_check_and_upgrades() {
+    for command in [&["check"][..], &["run", "--upgrade"]] {
+        let (code, _, stderr, config) = without_names(command, UNRESOLVABLE);
+        assert_eq!(code, Some(1), "{command:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "{}:5:16: pools.app.backends[0]: `nowhere.test:80` does not resolve (failed to lookup address information: Name or service not known): check the name",
+                config.display()
+            )),
+            "{command:?}: {stderr}"
+        );
+    }
+}
+
+/// A fresh start does not wait for a name its resolver cannot answer for yet (a DNS outage at
+/// boot would otherwise keep every project of the host down): the other pools serve, the pool
+/// without an address answers 503, said in the log and `/status`, and the name is looked up
+/// every second until it resolves, even with `resolve_interval: never`.
+#[test]
+fn a_fresh_start_goes_on_without_a_name_that_does_not_resolve_yet() {
+    let (_held, port, _ups) = upstreams_on_one_port();
+    let resolver = Resolver::new("");
+    let (http, admin) = (free_addr(), free_addr());
+    let r = resolver.start(&format!(
+        r#"{}pools:
+  late: {{ backends: ["late.test:{port}"], resolve_interval: never }}
+  other: {{ backends: ["127.0.0.3:{port}"] }}
+projects:
+  - {{ name: late, hosts: [late.example], pool: late }}
+  - {{ name: other, hosts: [other.example], pool: other }}
+"#,
+        head(&http, &admin)
+    ));
+    let name = format!("late.test:{port}");
     assert!(
-        stderr.contains(&format!(
-            "{}:5:16: pools.app.backends[0]: `nowhere.test:80` does not resolve (failed to lookup address information: Name or service not known): check the name",
-            config.display()
+        r.stderr().contains(&format!(
+            "pools.late.backends[0]: warning: `{name}` does not resolve"
         )),
-        "{stderr}"
+        "{}",
+        r.stderr()
     );
+    let base = format!("http://{http}/");
+    assert_eq!(get_echo(&base, "other.example").upstream, "127.0.0.3");
+    let answer = get(&base, "late.example");
+    assert_eq!(answer.status(), 503);
+    r.wait_for_log(
+        "pool late: no backend address for project late: its backend names have not resolved yet",
+        DEADLINE,
+    );
+    let status = r.status();
+    let late = &status["pools"][0];
+    assert_eq!(late["name"], "late", "{status}");
+    assert_eq!(late["backends"], serde_json::json!([]), "{status}");
+    let why = late["resolution"]["last_result"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(why.starts_with(&format!("{name}: ")), "{status}");
+
+    resolver.write_hosts("127.0.0.2 late.test\n");
+    poll_until(DEADLINE, "the name to resolve", || {
+        let answer = get(&base, "late.example");
+        (answer.status() == 200).then_some(())
+    });
+    assert_eq!(get_echo(&base, "late.example").upstream, "127.0.0.2");
+    r.wait_for_log(
+        &format!("pool late: backend {name} resolves to 127.0.0.2:{port}"),
+        DEADLINE,
+    );
+    assert_eq!(members(&r, "late"), [(format!("127.0.0.2:{port}"), name)]);
 }

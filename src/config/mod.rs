@@ -28,12 +28,18 @@ pub struct LoadOptions {
     /// Backends given by host name are resolved (false: `check --no-resolve`, on a machine
     /// that cannot resolve the fleet's names; they are then checked for their form alone).
     pub resolve_names: bool,
+    /// A name that does not resolve is a warning, not an error: the pool starts without its
+    /// addresses and looks it up again until it resolves (a fresh `run`, whose alternative
+    /// is no process at all; `check` and an upgrade, which leaves the old process serving,
+    /// keep it an error).
+    pub start_unresolved: bool,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {
             resolve_names: true,
+            start_unresolved: false,
         }
     }
 }

@@ -111,6 +111,14 @@ pub struct BackendSettings {
     pub named: bool,
 }
 
+impl BackendSettings {
+    /// A name not resolved (`check --no-resolve`, or a fresh `run` whose resolver did not
+    /// answer for it yet), standing at the unspecified address with its port.
+    pub fn unresolved(&self) -> bool {
+        self.named && self.address.ip().is_unspecified()
+    }
+}
+
 /// What `consistent_hash` hashes on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HashKey {

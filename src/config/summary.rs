@@ -118,7 +118,7 @@ pub fn summary(c: &Config, all: bool) -> String {
         }
         let backends = p.backends.iter().map(|b| {
             // `check --no-resolve` leaves names unresolved, at an unspecified address.
-            let unresolved = b.named && b.address.ip().is_unspecified();
+            let unresolved = b.unresolved();
             let notes: Vec<String> = [
                 unresolved.then(|| "not resolved".to_string()),
                 (b.named && !unresolved).then(|| b.name.clone()),

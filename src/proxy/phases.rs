@@ -220,6 +220,19 @@ impl ProxyHttp for RampartProxy {
                     "every healthy backend of the pool failed",
                 ));
             }
+            None if pool.is_empty() => {
+                crate::throttled!(
+                    warn,
+                    pool.unhealthy_log,
+                    "pool {}: no backend address for project {}: its backend names have not resolved yet (see /status); answering 503",
+                    pool.name,
+                    project.name
+                );
+                return Err(status_error(
+                    503,
+                    "the pool's backend names have not resolved yet",
+                ));
+            }
             None => {
                 if !ctx.counted_unhealthy {
                     ctx.counted_unhealthy = true;

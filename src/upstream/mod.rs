@@ -63,23 +63,26 @@ impl Pool {
                 .with_label_values(&[&settings.name, kind]);
         }
         let has_active_checks = check.is_some();
+        // A name not resolved at start has no member until it resolves.
         let list = settings
             .backends
             .iter()
+            .filter(|b| !b.unresolved())
             .map(|b| new_state(settings, b, has_active_checks))
             .collect();
         let members = Members::build(settings.selection, list)?;
+        let unresolved: Vec<&str> = (settings.backends.iter())
+            .filter(|b| b.unresolved())
+            .map(|b| b.name.as_str())
+            .collect();
         let (members, discovery): (_, Box<dyn ServiceDiscovery + Send + Sync>) =
-            match settings.resolve_interval {
-                Some(_) => {
-                    let named = NamedMembers::new(&settings.name, members);
-                    let discovery = named.discovery();
-                    (PoolMembers::Named(named), discovery)
-                }
-                None => {
-                    let set = members.set.clone();
-                    (PoolMembers::Fixed(members), Static::new(set))
-                }
+            if settings.resolve_interval.is_some() || !unresolved.is_empty() {
+                let named = NamedMembers::new(&settings.name, members, &unresolved);
+                let discovery = named.discovery();
+                (PoolMembers::Named(named), discovery)
+            } else {
+                let set = members.set.clone();
+                (PoolMembers::Fixed(members), Static::new(set))
             };
         let checks = check.map(|check| pool_checks(settings, discovery, check));
         let pool = Pool {
@@ -104,6 +107,11 @@ impl Pool {
     /// Whether its backends include host names, resolved again in the background.
     pub fn resolves_names(&self) -> bool {
         matches!(self.members, PoolMembers::Named(_))
+    }
+
+    /// Whether it has no backend at all: its names have not resolved yet.
+    pub fn is_empty(&self) -> bool {
+        self.with_members(|m| m.list.is_empty())
     }
 
     fn with_members<R>(&self, f: impl FnOnce(&Members) -> R) -> R {

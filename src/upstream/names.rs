@@ -44,16 +44,21 @@ pub struct Resolution {
 }
 
 impl NamedMembers {
-    pub(super) fn new(pool: &str, members: Members) -> Self {
+    /// `unresolved`: the names the start could not resolve (they have no member yet).
+    pub(super) fn new(pool: &str, members: Members, unresolved: &[&str]) -> Self {
         // Every result from the start, at 0, so that rates and alerts see the first one.
         for result in RESULTS {
             crate::metrics::METRICS
                 .backend_resolutions
                 .with_label_values(&[pool, result]);
         }
+        let errors = unresolved
+            .iter()
+            .map(|name| (name.to_string(), "did not resolve at start".to_string()))
+            .collect();
         NamedMembers {
             current: Arc::new(ArcSwap::from_pointee(members)),
-            record: Mutex::default(),
+            record: Mutex::new(Resolution { at: None, errors }),
             failure_log: Throttle::default(),
         }
     }
@@ -125,7 +130,14 @@ impl Pool {
                 (true, Some(Ok(now))) => {
                     let before = was(&entry.name);
                     let changed = *now != before && !before.is_empty();
-                    if changed {
+                    if before.is_empty() {
+                        log::info!(
+                            "pool {}: backend {} resolves to {}",
+                            self.name,
+                            entry.name,
+                            listed(now)
+                        );
+                    } else if changed {
                         log::info!(
                             "pool {}: backend {} now resolves to {} (was {})",
                             self.name,
@@ -146,13 +158,17 @@ impl Pool {
                     metrics.with_label_values(&[&*self.name, "failed"]).inc();
                     error = Some(why.clone());
                     let before = was(&entry.name);
+                    let kept = if before.is_empty() {
+                        "the pool has no address for it yet".to_string()
+                    } else {
+                        format!("its last addresses stay in use: {}", listed(&before))
+                    };
                     crate::throttled!(
                         warn,
                         named.failure_log,
-                        "pool {}: backend {} did not resolve ({why}); its last addresses stay in use: {}",
+                        "pool {}: backend {} did not resolve ({why}); {kept}",
                         self.name,
-                        entry.name,
-                        listed(&before)
+                        entry.name
                     );
                     before
                 }
@@ -218,10 +234,34 @@ fn listed(addresses: &[SocketAddr]) -> String {
         .join(", ")
 }
 
+/// How soon a name that has never resolved is looked up again.
+const UNRESOLVED_RETRY: Duration = Duration::from_secs(1);
+
+impl Pool {
+    /// Whether one of its names has no address yet (it did not resolve at start).
+    fn has_unresolved_names(&self) -> bool {
+        self.with_members(|m| {
+            entries(&self.settings.backends)
+                .into_iter()
+                .filter(|b| b.named)
+                .any(|b| !m.list.iter().any(|s| *s.name == *b.name))
+        })
+    }
+
+    /// How long until its names are looked up again: every second while one has never
+    /// resolved, else every `interval` (`None`: never again).
+    fn next_lookup(&self, interval: Option<Duration>) -> Option<Duration> {
+        if self.has_unresolved_names() {
+            return Some(interval.map_or(UNRESOLVED_RETRY, |i| i.min(UNRESOLVED_RETRY)));
+        }
+        interval
+    }
+}
+
 /// Resolves one pool's names every interval until shutdown: each name on a blocking thread
 /// of its own (getaddrinfo blocks, for seconds when a DNS server does not answer), taken as
 /// soon as it answers; a name still being looked up is not looked up again.
-async fn run(pool: Arc<Pool>, interval: Duration, mut shutdown: ShutdownWatch) {
+async fn run(pool: Arc<Pool>, interval: Option<Duration>, mut shutdown: ShutdownWatch) {
     let names: Vec<String> = entries(&pool.settings.backends)
         .into_iter()
         .filter(|b| b.named)
@@ -229,9 +269,14 @@ async fn run(pool: Arc<Pool>, interval: Duration, mut shutdown: ShutdownWatch) {
         .collect();
     let mut lookups = tokio::task::JoinSet::new();
     let mut pending: HashMap<tokio::task::Id, String> = HashMap::new();
-    let mut rounds = tokio::time::interval_at(Instant::now() + interval, interval);
-    rounds.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next = pool.next_lookup(interval).map(|wait| Instant::now() + wait);
     loop {
+        let round = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
             _ = shutting_down(&mut shutdown) => return,
@@ -246,7 +291,7 @@ async fn run(pool: Arc<Pool>, interval: Duration, mut shutdown: ShutdownWatch) {
                     log::error!("pool {}: resolving {name} failed: {e}", pool.name);
                 }
             },
-            _ = rounds.tick() => {
+            () = round => {
                 for name in &names {
                     if pending.values().any(|n| n == name) {
                         continue;
@@ -255,6 +300,7 @@ async fn run(pool: Arc<Pool>, interval: Duration, mut shutdown: ShutdownWatch) {
                     let task = lookups.spawn_blocking(move || crate::config::lookup_backend(&n));
                     pending.insert(task.id(), name.clone());
                 }
+                next = pool.next_lookup(interval).map(|wait| Instant::now() + wait);
             }
         }
     }
@@ -279,7 +325,8 @@ impl BackendNames {
 impl BackgroundService for BackendNames {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         for pool in &self.0 {
-            if let Some(interval) = pool.settings.resolve_interval {
+            let interval = pool.settings.resolve_interval;
+            if interval.is_some() || pool.has_unresolved_names() {
                 tokio::spawn(run(pool.clone(), interval, shutdown.clone()));
             }
         }

@@ -124,6 +124,10 @@ impl Members {
         key: &[u8],
         accept: impl Fn(&BackendState) -> bool,
     ) -> Option<Arc<BackendState>> {
+        // A pool whose names have not resolved yet has none (the selections divide by it).
+        if self.list.is_empty() {
+            return None;
+        }
         match &self.selector {
             Selector::RoundRobin(s) => first_accepted(s, key, accept),
             Selector::Random(s) => first_accepted(s, key, accept),

@@ -98,6 +98,14 @@ fn pool(
                     );
                     continue;
                 }
+                Err(why) if ck.options.start_unresolved && port_alone().is_some() => {
+                    ck.warn(bkey.clone(), format!("`{addr}` does not resolve ({why}): the pool starts without it, and it is looked up again every second until it resolves"));
+                    let port = port_alone().unwrap_or_default();
+                    vec![SocketAddr::new(
+                        std::net::Ipv4Addr::UNSPECIFIED.into(),
+                        port,
+                    )]
+                }
                 Err(why) => {
                     ck.error(bkey, format!("`{addr}` does not resolve ({why}): check the name, or give the backend's address, e.g. 10.0.0.11:8080"));
                     continue;

@@ -227,7 +227,7 @@ fn group_exists(group: &str) -> bool {
 }
 
 /// The installed `rampart check` on the installed config, as root and as the service user
-/// (the unit's ExecStartPre runs it as `rampart`).
+/// (the unit's ExecStartPre runs it, with `--no-resolve`, as `rampart`).
 fn installed_config_checks() {
     let check = [
         "/usr/bin/rampart",

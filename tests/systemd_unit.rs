@@ -11,7 +11,7 @@ fn unit_verifies_and_reloads_by_upgrade() {
     ))
     .unwrap();
     for needle in [
-        "ExecStartPre=/usr/bin/rampart check -c /etc/rampart/rampart.yaml",
+        "ExecStartPre=/usr/bin/rampart check --no-resolve -c /etc/rampart/rampart.yaml",
         "ExecReload=/usr/bin/rampart check -c /etc/rampart/rampart.yaml",
         "rampart run -u -d -c /etc/rampart/rampart.yaml && /bin/kill -QUIT",
         "PIDFile=/run/rampart/rampart.pid",

@@ -145,6 +145,7 @@ fn a_grpc_call_over_h2c_gets_its_status_in_trailers() {
         let answer = answer.await.unwrap();
         assert_eq!(answer.status(), 200);
         assert_eq!(answer.headers()["content-type"], "application/grpc");
+        assert_eq!(answer.headers()["x-seen-te"], "trailers");
         let mut body = answer.into_body();
         while let Some(data) = body.data().await {
             data.unwrap();

@@ -7,7 +7,8 @@
 //! - `/status/NNN` answers status NNN (with the echo body);
 //! - an HTTP/1.1 WebSocket upgrade (`Upgrade: websocket`) gets `101`, then every byte of
 //!   the switched connection is echoed back;
-//! - `/grpc` → 200 with a body and gRPC's trailers (`grpc-status: 0`, `grpc-message: done`);
+//! - `/grpc` → 200 with a body and gRPC's trailers (`grpc-status: 0`, `grpc-message: done`),
+//!   and the request's `TE` back in `x-seen-te`;
 //! - anything else → 200 with the `Echo` JSON, `x-upstream: NAME`, `server: test-upstream`.
 
 use super::CertFiles;
@@ -298,6 +299,9 @@ async fn answer(
         return Ok(answer.map(BodyExt::boxed));
     }
     state.hits.fetch_add(1, SeqCst);
+    // gRPC servers may refuse a call without it ("some intermediate proxy may not support
+    // trailers"): shown back to the client.
+    let te = req.headers().get("te").cloned();
     let mut trailers = hyper::HeaderMap::new();
     trailers.insert("grpc-status", hyper::header::HeaderValue::from_static("0"));
     trailers.insert(
@@ -309,7 +313,11 @@ async fn answer(
         Ok(hyper::body::Frame::trailers(trailers)),
     ];
     let body = http_body_util::StreamBody::new(futures::stream::iter(frames));
-    Ok(Response::builder()
+    let mut answer = Response::builder();
+    if let Some(te) = te {
+        answer = answer.header("x-seen-te", te);
+    }
+    Ok(answer
         .header("content-type", "application/grpc")
         .header("x-upstream", &state.name)
         .body(BodyExt::boxed(body))

@@ -190,4 +190,30 @@ pub struct ProjectSettings {
     pub rules_files: Vec<String>,
     /// The rules files as they were when loaded.
     pub rules_stamps: Vec<crate::rules::files::FileStamp>,
+    /// The project's pages for the errors Rampart answers itself, by status.
+    pub error_pages: Arc<ErrorPages>,
+}
+
+/// A project's `error_pages`, read at load.
+#[derive(Debug, Default)]
+pub struct ErrorPages(Vec<(u16, ErrorPage)>);
+
+#[derive(Debug)]
+pub struct ErrorPage {
+    pub content_type: http::HeaderValue,
+    pub body: bytes::Bytes,
+}
+
+impl ErrorPages {
+    pub fn new(pages: Vec<(u16, ErrorPage)>) -> Self {
+        ErrorPages(pages)
+    }
+
+    /// The page for `status`, if the project has one (a few entries: a scan).
+    pub fn get(&self, status: u16) -> Option<&ErrorPage> {
+        self.0
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map(|(_, page)| page)
+    }
 }

@@ -303,6 +303,10 @@ pub struct RawProject {
     pub rules: Vec<RuleSpec>,
     #[serde(default)]
     pub rules_files: Vec<String>,
+    /// The project's own pages for the errors Rampart answers itself (a backend that cannot
+    /// be reached, 502; none healthy, 503; a timeout, 504; ...): status → file.
+    #[serde(default)]
+    pub error_pages: std::collections::BTreeMap<u16, String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

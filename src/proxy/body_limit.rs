@@ -41,7 +41,12 @@ pub async fn check_announced(
             // The body that may follow is not read: the connection cannot carry another
             // request.
             session.set_keepalive(None);
-            send(session, Answer::text(413, TOO_LARGE), &ctx.request_id).await?;
+            send(
+                session,
+                Answer::own(Some(project), 413, TOO_LARGE),
+                &ctx.request_id,
+            )
+            .await?;
             Ok(true)
         }
         _ => {

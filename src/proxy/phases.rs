@@ -576,7 +576,8 @@ impl ProxyHttp for RampartProxy {
                     &generic
                 }
             };
-            let _ = send(session, Answer::text(code, text), &ctx.request_id).await;
+            let answer = Answer::own(self.project(ctx), code, text);
+            let _ = send(session, answer, &ctx.request_id).await;
         }
         FailToProxy {
             error_code: code,

@@ -1,6 +1,7 @@
 //! Responses Rampart writes itself: rule redirects and responses, routing and error answers.
 
 use super::forward::{apply_ops, X_REQUEST_ID};
+use super::state::Project;
 use crate::rules::{HeaderOp, Outcome, Plan};
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -27,6 +28,21 @@ impl Answer<'_> {
             body: Bytes::copy_from_slice(body.as_bytes()),
             headers: Vec::new(),
             rule_ops: &[],
+        }
+    }
+
+    /// An answer Rampart gives itself for `project`'s request: the project's page for
+    /// `status` (`error_pages`), else `text`.
+    pub fn own(project: Option<&Project>, status: u16, text: &str) -> Answer<'static> {
+        match project.and_then(|p| p.settings.error_pages.get(status)) {
+            Some(page) => Answer {
+                status,
+                content_type: Some(page.content_type.clone()),
+                body: page.body.clone(),
+                headers: Vec::new(),
+                rule_ops: &[],
+            },
+            None => Answer::text(status, text),
         }
     }
 

@@ -99,7 +99,9 @@ impl RampartProxy {
                 session.req_header().uri
             );
             if project.fail_closed() {
-                return self.fail_closed(session, ctx).await;
+                let answer = Answer::own(Some(project), 503, "Service Unavailable\n");
+                send(session, answer, &ctx.request_id).await?;
+                return Ok(true);
             }
             return Ok(false);
         }
@@ -111,15 +113,5 @@ impl RampartProxy {
             ctx.plan = Some(Box::new(plan));
         }
         Ok(false)
-    }
-
-    async fn fail_closed(&self, session: &mut Session, ctx: &RequestCtx) -> Result<bool> {
-        send(
-            session,
-            Answer::text(503, "Service Unavailable\n"),
-            &ctx.request_id,
-        )
-        .await?;
-        Ok(true)
     }
 }

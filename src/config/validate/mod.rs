@@ -1,6 +1,7 @@
 //! Raw file → validated [`Config`]. Every problem is collected (not just the first) and
 //! reported with its position and key path.
 
+mod error_pages;
 mod listeners;
 mod pools;
 mod projects;

@@ -121,6 +121,7 @@ pub(super) fn projects(
                 }
             })
             .collect();
+        let error_pages = super::error_pages::error_pages(ck, &key, &p.error_pages, &base);
         let max_body_size = p
             .max_body_size
             .as_ref()
@@ -171,6 +172,7 @@ pub(super) fn projects(
             inline_rules: Arc::new(p.rules),
             rules_files,
             rules_stamps: loaded.stamps,
+            error_pages: Arc::new(error_pages),
         });
     }
     out

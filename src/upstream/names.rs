@@ -30,6 +30,8 @@ const RESULTS: [&str; 3] = ["changed", "unchanged", "failed"];
 pub(super) struct NamedMembers {
     current: Arc<ArcSwap<Members>>,
     record: Mutex<Resolution>,
+    /// The names that have not resolved once since the start (looked up every second).
+    never_resolved: Mutex<HashSet<String>>,
     failure_log: Throttle,
 }
 
@@ -59,6 +61,7 @@ impl NamedMembers {
         NamedMembers {
             current: Arc::new(ArcSwap::from_pointee(members)),
             record: Mutex::new(Resolution { at: None, errors }),
+            never_resolved: Mutex::new(unresolved.iter().map(|n| n.to_string()).collect()),
             failure_log: Throttle::default(),
         }
     }
@@ -189,6 +192,13 @@ impl Pool {
                 }));
             }
         }
+        if lookup.is_ok() {
+            let mut never = named
+                .never_resolved
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            never.remove(name);
+        }
         {
             let mut record = named.record.lock().unwrap_or_else(|e| e.into_inner());
             record.at = Some(SystemTime::now());
@@ -238,14 +248,18 @@ fn listed(addresses: &[SocketAddr]) -> String {
 const UNRESOLVED_RETRY: Duration = Duration::from_secs(1);
 
 impl Pool {
-    /// Whether one of its names has no address yet (it did not resolve at start).
+    /// Whether one of its names has not resolved once since the start.
     fn has_unresolved_names(&self) -> bool {
-        self.with_members(|m| {
-            entries(&self.settings.backends)
-                .into_iter()
-                .filter(|b| b.named)
-                .any(|b| !m.list.iter().any(|s| *s.name == *b.name))
-        })
+        match &self.members {
+            PoolMembers::Named(named) => {
+                let never = named
+                    .never_resolved
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                !never.is_empty()
+            }
+            PoolMembers::Fixed(_) => false,
+        }
     }
 
     /// How long until its names are looked up again: every second while one has never

@@ -979,3 +979,25 @@ fn backend_names_need_a_port_and_a_sane_resolve_interval() {
         assert_eq!(c.code, 0, "{}", c.stderr);
     }
 }
+
+#[test]
+fn compression_is_true_false_or_a_level_from_1_to_9() {
+    let yaml = |value: &str| {
+        format!("{BASE}projects:\n  - name: shop\n    hosts: [a.test]\n    pool: app\n    compression: {value}\n")
+    };
+    assert_error(
+        &yaml("{ level: 12 }"),
+        10,
+        20,
+        "projects[0].compression.level",
+        "12 is not a level: from 1 (fastest) to 9 (smallest)",
+    );
+    assert_error(
+        &yaml("fast"),
+        7,
+        5,
+        "projects[0].compression",
+        "expected false, true or { level: N } (1 to 9)",
+    );
+    assert_eq!(check(&yaml("true")).code, 0);
+}

@@ -192,6 +192,8 @@ pub struct ProjectSettings {
     pub rules_stamps: Vec<crate::rules::files::FileStamp>,
     /// The project's pages for the errors Rampart answers itself, by status.
     pub error_pages: Arc<ErrorPages>,
+    /// The compression level of answers for clients that accept it; `None`: off.
+    pub compression: Option<u32>,
 }
 
 /// A project's `error_pages`, read at load.

@@ -306,7 +306,35 @@ pub struct RawProject {
     /// The project's own pages for the errors Rampart answers itself (a backend that cannot
     /// be reached, 502; none healthy, 503; a timeout, 504; ...): status → file.
     #[serde(default)]
+    #[schemars(schema_with = "super::schema::error_pages_schema")]
     pub error_pages: std::collections::BTreeMap<u16, String>,
+    /// Compress answers for clients that accept it (gzip, brotli, zstd):
+    /// `false | true | { level: N }`.
+    #[serde(default, deserialize_with = "compression")]
+    #[schemars(schema_with = "super::schema::compression_schema")]
+    pub compression: Option<RawCompression>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCompression {
+    /// 1 (fastest) to 9 (smallest); default 6.
+    #[serde(default)]
+    pub level: Option<u32>,
+}
+
+/// `compression: false | true | { level: N }`, with the map's errors kept readable.
+fn compression<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RawCompression>, D::Error> {
+    match serde_yaml::Value::deserialize(d)? {
+        serde_yaml::Value::Bool(false) | serde_yaml::Value::Null => Ok(None),
+        serde_yaml::Value::Bool(true) => Ok(Some(RawCompression::default())),
+        v @ serde_yaml::Value::Mapping(_) => serde_yaml::from_value(v)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+        _ => Err(serde::de::Error::custom(
+            "expected false, true or { level: N } (1 to 9)",
+        )),
+    }
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

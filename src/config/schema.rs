@@ -2,7 +2,7 @@
 //! `rules::spec` (and, for `server:`, from Pingora's `ServerConf`), so that documentation and
 //! tools can be checked against the keys Rampart really accepts.
 
-use super::raw::{RawConfig, RawUpstreamTls};
+use super::raw::{RawCompression, RawConfig, RawUpstreamTls};
 use pingora_core::server::configuration::ServerConf;
 use schemars::{json_schema, Schema, SchemaGenerator};
 
@@ -42,6 +42,23 @@ pub(super) fn server_schema(_: &mut SchemaGenerator) -> Schema {
 }
 
 /// `tls: false | true | { sni, verify, ca_file }` (parsed by hand in `raw.rs`).
+/// Status → file: written as a map of any keys (the statuses are checked on load), which
+/// editors and the docs' key check read as one entry per status.
+pub(super) fn error_pages_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "object",
+        "propertyNames": { "pattern": "^[1-5][0-9][0-9]$" },
+        "additionalProperties": { "type": "string" },
+    })
+}
+
+pub(super) fn compression_schema(generator: &mut SchemaGenerator) -> Schema {
+    let settings = generator.subschema_for::<RawCompression>();
+    json_schema!({
+        "anyOf": [{ "type": "boolean" }, settings],
+    })
+}
+
 pub(super) fn upstream_tls_schema(generator: &mut SchemaGenerator) -> Schema {
     let settings = generator.subschema_for::<RawUpstreamTls>();
     json_schema!({

@@ -3,6 +3,7 @@
 use super::forward::IpText;
 use crate::rules::Plan;
 use crate::upstream::{BackendState, InFlight, Pool};
+use pingora_core::protocols::http::compression::ResponseCompressionCtx;
 use smallvec::SmallVec;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -59,6 +60,8 @@ pub struct RequestCtx {
     pub body_late: bool,
     /// Bytes of request body the project's `max_body_size` still allows; `None`: no limit.
     pub body_left: Option<u64>,
+    /// The answer's encoder, for a project with `compression` and a client that accepts it.
+    pub compression: Option<Box<ResponseCompressionCtx>>,
     /// This request's share of `rampart_requests_in_flight` (`in_flight` is the backend's).
     _counted: InFlightRequest,
 }
@@ -109,6 +112,7 @@ impl RequestCtx {
             last_failure: None,
             body_late: false,
             body_left: None,
+            compression: None,
             _counted: InFlightRequest::new(),
         }
     }

@@ -2,6 +2,7 @@
 
 pub mod access_log;
 mod body_limit;
+mod compression;
 mod context;
 mod expect_continue;
 mod failure_log;

@@ -1,6 +1,7 @@
 //! The `ProxyHttp` implementation, one method per phase of a request.
 
 use super::body_limit;
+use super::compression;
 use super::context::RequestCtx;
 use super::expect_continue;
 use super::failure_log;
@@ -154,6 +155,10 @@ impl ProxyHttp for RampartProxy {
         }
         if h2_resets::refuse(session, ctx, self.project(ctx)).await? {
             return Ok(true);
+        }
+        if let Some(project) = self.project(ctx) {
+            let level = project.settings.compression;
+            compression::start(ctx, level, session.req_header());
         }
         if ctx.expects_continue {
             expect_continue::send(session, ctx).await?;
@@ -485,14 +490,6 @@ impl ProxyHttp for RampartProxy {
         // Rampart speaks HTTP/1.1 whatever the backend spoke, as nginx: an HTTP/1.0 status
         // line would tell an HTTP/1.1 client the connection is not kept alive.
         resp.set_version(http::Version::HTTP_11);
-        if session.req_header().version == http::Version::HTTP_10
-            && resp.headers.contains_key(http::header::TRANSFER_ENCODING)
-        {
-            // An HTTP/1.0 client cannot read chunked encoding (which Pingora also chooses for
-            // a backend's close-delimited body): the body goes until the connection closes.
-            resp.remove_header(&http::header::TRANSFER_ENCODING);
-            session.set_keepalive(None);
-        }
         let status = resp.status;
         // An interim answer (`100 Continue`, `103 Early Hints`) passes as the backend sent it:
         // rules' headers and the request id are for the final answer (nginx's `add_header`,
@@ -508,7 +505,28 @@ impl ProxyHttp for RampartProxy {
             }
             headers.insert(forward::X_REQUEST_ID, ctx.request_id.clone());
         });
+        compression::answer_head(ctx, session.req_header(), resp);
+        if session.req_header().version == http::Version::HTTP_10
+            && resp.headers.contains_key(http::header::TRANSFER_ENCODING)
+        {
+            // An HTTP/1.0 client cannot read chunked encoding (which Pingora also chooses for
+            // a backend's close-delimited body, and compression for its own): the body goes
+            // until the connection closes.
+            resp.remove_header(&http::header::TRANSFER_ENCODING);
+            session.set_keepalive(None);
+        }
         Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Self::CTX,
+    ) -> Result<Option<std::time::Duration>> {
+        compression::body(ctx, body, end_of_stream);
+        Ok(None)
     }
 
     async fn fail_to_proxy(

@@ -980,6 +980,7 @@ fn backend_names_need_a_port_and_a_sane_resolve_interval() {
     }
 }
 
+/// Errors in `false | true | { ... }` values point at the value, or the key in the map.
 #[test]
 fn compression_is_true_false_or_a_level_from_1_to_9() {
     let yaml = |value: &str| {
@@ -994,10 +995,28 @@ fn compression_is_true_false_or_a_level_from_1_to_9() {
     );
     assert_error(
         &yaml("fast"),
-        7,
-        5,
+        10,
+        18,
         "projects[0].compression",
         "expected false, true or { level: N } (1 to 9)",
     );
     assert_eq!(check(&yaml("true")).code, 0);
+    // The pools' `tls` is read the same way: a wrong value or key is pointed at.
+    let tls = |value: &str| {
+        format!("listeners:\n  http: {{ address: \"127.0.0.1:8080\" }}\npools:\n  app:\n    backends: [127.0.0.1:3000]\n    tls: {value}\nprojects:\n  - {{ name: shop, hosts: [a.test], pool: app }}\n")
+    };
+    assert_error(
+        &tls("fast"),
+        6,
+        10,
+        "pools.app.tls",
+        "expected false, true or { sni: NAME, verify: true, ca_file: PATH }",
+    );
+    assert_error(
+        &tls("{ sni: a.test, verfy: true }"),
+        6,
+        25,
+        "pools.app.tls.verfy",
+        "unknown field `verfy`",
+    );
 }

@@ -217,21 +217,46 @@ pub struct RawUpstreamTls {
     pub ca_file: Option<String>,
 }
 
-/// `tls: false | true | { sni, verify, ca_file }`, with the nested keys' errors kept readable
-/// (an untagged enum would only say "did not match any variant").
+/// `tls: false | true | { sni, verify, ca_file }`.
 fn upstream_tls<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RawUpstreamTls>, D::Error> {
-    match serde_yaml::Value::deserialize(d)? {
-        serde_yaml::Value::Bool(false) | serde_yaml::Value::Null => Ok(None),
-        serde_yaml::Value::Bool(true) => Ok(Some(RawUpstreamTls {
+    d.deserialize_any(BoolOrMap {
+        expecting: "false, true or { sni: NAME, verify: true, ca_file: PATH }",
+        on_true: || RawUpstreamTls {
             verify: true,
             ..Default::default()
-        })),
-        v @ serde_yaml::Value::Mapping(_) => serde_yaml::from_value(v)
-            .map(Some)
-            .map_err(serde::de::Error::custom),
-        _ => Err(serde::de::Error::custom(
-            "expected false, true or { sni: NAME, verify: true, ca_file: PATH }",
-        )),
+        },
+    })
+}
+
+/// `false | true | { ... }`, read in place (an untagged enum would only say "did not match
+/// any variant"; reading a `Value` first would place every error at the enclosing entry).
+struct BoolOrMap<T> {
+    expecting: &'static str,
+    /// What `true` stands for.
+    on_true: fn() -> T,
+}
+
+impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for BoolOrMap<T> {
+    type Value = Option<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(self.expecting)
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Option<T>, E> {
+        Ok(v.then(self.on_true))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Option<T>, A::Error> {
+        T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Some)
     }
 }
 
@@ -323,18 +348,12 @@ pub struct RawCompression {
     pub level: Option<u32>,
 }
 
-/// `compression: false | true | { level: N }`, with the map's errors kept readable.
+/// `compression: false | true | { level: N }`.
 fn compression<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RawCompression>, D::Error> {
-    match serde_yaml::Value::deserialize(d)? {
-        serde_yaml::Value::Bool(false) | serde_yaml::Value::Null => Ok(None),
-        serde_yaml::Value::Bool(true) => Ok(Some(RawCompression::default())),
-        v @ serde_yaml::Value::Mapping(_) => serde_yaml::from_value(v)
-            .map(Some)
-            .map_err(serde::de::Error::custom),
-        _ => Err(serde::de::Error::custom(
-            "expected false, true or { level: N } (1 to 9)",
-        )),
-    }
+    d.deserialize_any(BoolOrMap {
+        expecting: "false, true or { level: N } (1 to 9)",
+        on_true: RawCompression::default,
+    })
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

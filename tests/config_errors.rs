@@ -1001,6 +1001,11 @@ fn compression_is_true_false_or_a_level_from_1_to_9() {
         "expected false, true or { level: N } (1 to 9)",
     );
     assert_eq!(check(&yaml("true")).code, 0);
+    let summary = check(&yaml("{ level: 3 }")).stdout;
+    assert!(
+        summary.contains("fail_mode open  compression 3"),
+        "{summary}"
+    );
     // The pools' `tls` is read the same way: a wrong value or key is pointed at.
     let tls = |value: &str| {
         format!("listeners:\n  http: {{ address: \"127.0.0.1:8080\" }}\npools:\n  app:\n    backends: [127.0.0.1:3000]\n    tls: {value}\nprojects:\n  - {{ name: shop, hosts: [a.test], pool: app }}\n")

@@ -81,7 +81,20 @@ projects:
 }
 
 #[test]
-fn check_refuses_pages_rampart_would_never_send_or_cannot_read() {
+fn check_lists_a_projects_pages_and_refuses_those_rampart_would_never_send_or_cannot_read() {
+    let page = tempfile::NamedTempFile::with_suffix(".html").unwrap();
+    std::fs::write(page.path(), DOWN).unwrap();
+    let ok = rampart_check(&format!(
+        "listeners:\n  http: {{ address: \"127.0.0.1:8080\" }}\npools:\n  app: {{ backends: [\"127.0.0.1:3000\"] }}\nprojects:\n  - {{ name: site, hosts: [\"*\"], pool: app, error_pages: {{ 504: {p}, 502: {p} }} }}\n",
+        p = page.path().display()
+    ));
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert!(
+        ok.stdout.contains("fail_mode open  error_pages 502,504"),
+        "{}",
+        ok.stdout
+    );
+
     let yaml = "listeners:\n  http: { address: \"127.0.0.1:8080\" }\npools:\n  app: { backends: [\"127.0.0.1:3000\"] }\nprojects:\n  - name: site\n    hosts: [\"*\"]\n    pool: app\n    error_pages:\n      404: errors/404.html\n      502: errors/down.pdf\n      503: errors/missing.html\n";
     assert_check_errors(
         yaml,

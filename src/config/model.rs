@@ -211,6 +211,11 @@ impl ErrorPages {
         ErrorPages(pages)
     }
 
+    /// The statuses that have a page, in order.
+    pub fn statuses(&self) -> Vec<u16> {
+        self.0.iter().map(|(status, _)| *status).collect()
+    }
+
     /// The page for `status`, if the project has one (a few entries: a scan).
     pub fn get(&self, status: u16) -> Option<&ErrorPage> {
         self.0

@@ -88,6 +88,18 @@ pub fn summary(c: &Config, all: bool) -> String {
         }) {
             break;
         }
+        let mut extras = p
+            .max_body_size
+            .map(|n| format!("  max_body_size {}", size(n)))
+            .unwrap_or_default();
+        if let Some(level) = p.compression {
+            let _ = write!(extras, "  compression {level}");
+        }
+        let pages = p.error_pages.statuses();
+        if !pages.is_empty() {
+            let pages: Vec<String> = pages.iter().map(u16::to_string).collect();
+            let _ = write!(extras, "  error_pages {}", pages.join(","));
+        }
         let _ = writeln!(
             s,
             "  {:<12} hosts {}  listeners {}  pool {}  rules {}{}  fail_mode {}{}{}",
@@ -102,9 +114,7 @@ pub fn summary(c: &Config, all: bool) -> String {
                 ""
             },
             p.fail_mode,
-            p.max_body_size
-                .map(|n| format!("  max_body_size {}", size(n)))
-                .unwrap_or_default(),
+            extras,
             p.tls.as_ref().map(cert_end).unwrap_or_default()
         );
     }

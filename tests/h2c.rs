@@ -64,6 +64,23 @@ fn a_listener_with_h2c_serves_http2_and_http1_on_one_port_and_others_do_not() {
             == 200
     );
 
+    // `/status` says what each listener speaks.
+    let status = r.status();
+    let listeners = status["listeners"].as_array().unwrap();
+    let by_name = |name: &str| {
+        listeners
+            .iter()
+            .find(|l| l["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_name("h2c")["http2"], "h2c", "{status}");
+    assert_eq!(
+        by_name("plain")["http2"],
+        serde_json::Value::Null,
+        "{status}"
+    );
+    assert_eq!(by_name("plain")["address"], plain, "{status}");
     let lines = log_lines(&log, 5);
     for line in [
         "HTTP/2.0 /over-h2c",

@@ -99,6 +99,9 @@ fn plain_listener_takes_the_client_from_v1_and_v2_headers_and_refuses_connection
         Some(1.0)
     );
 
+    let listener = &r.status()["listeners"][0];
+    assert_eq!(listener["proxy_protocol"], true, "{listener}");
+    assert_eq!(listener["tls"], false, "{listener}");
     let lines = log_lines(&log, 4);
     for line in [
         "203.0.113.7 /v1",

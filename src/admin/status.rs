@@ -85,6 +85,29 @@ fn certificate(c: &crate::server::ServedCertificate, now: SystemTime) -> Value {
     })
 }
 
+/// What a listener speaks and how many client connections it has open.
+fn listener(l: &crate::config::ListenerSettings) -> Value {
+    let open = crate::metrics::METRICS
+        .connections_open
+        .with_label_values(&[&l.name])
+        .get();
+    json!({
+        "name": l.name,
+        "address": l.address.to_string(),
+        "tls": l.tls.is_some(),
+        // How clients get HTTP/2 there: ALPN over TLS, h2c's preface, or not at all.
+        "http2": match &l.tls {
+            Some(t) if t.http2 => Some("alpn"),
+            Some(_) => None,
+            None if l.h2c => Some("h2c"),
+            None => None,
+        },
+        "proxy_protocol": l.proxy_protocol,
+        "max_connections": l.max_connections,
+        "connections_open": open,
+    })
+}
+
 pub fn status_json(shared: &Shared) -> Value {
     let now = SystemTime::now();
     let mut pools: Vec<&Arc<Pool>> = shared.pools.values().collect();
@@ -129,6 +152,7 @@ pub fn status_json(shared: &Shared) -> Value {
             "requests": shared.unrouted.requests.load(Relaxed),
             "errors": shared.unrouted.errors.load(Relaxed),
         },
+        "listeners": shared.listeners.iter().map(listener).collect::<Vec<_>>(),
         "pools": pools,
         "projects": projects,
         "certificates": shared.certificates.iter().map(|c| certificate(c, now)).collect::<Vec<_>>(),

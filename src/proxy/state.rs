@@ -51,6 +51,8 @@ pub struct Shared {
     pub draining: Arc<std::sync::atomic::AtomicBool>,
     /// The certificates the TLS listeners serve (read at start only).
     pub certificates: Vec<crate::server::ServedCertificate>,
+    /// The listeners, for /status (bound at start: they change with an upgrade only).
+    pub listeners: Vec<crate::config::ListenerSettings>,
 }
 
 impl Shared {
@@ -115,6 +117,7 @@ impl Shared {
             started: std::time::SystemTime::now(),
             draining: Arc::default(),
             certificates: Vec::new(),
+            listeners: config.listeners.clone(),
         }
     }
 }

@@ -409,6 +409,10 @@ fn dashboard_shows_a_down_backend_in_headless_chromium() {
         "{named}"
     );
 
+    let https = text(element(&dom, "tr", r#"data-listener="https""#));
+    assert!(https.contains("HTTPS · h2 (ALPN)"), "{https}");
+    let http = text(element(&dom, "tr", r#"data-listener="http""#));
+    assert!(http.contains("HTTP/1.1"), "{http}");
     let shop = element(&dom, "tr", r#"data-project="shop""#);
     assert!(
         shop.contains(r#"<td class="num rules big">3</td>"#),

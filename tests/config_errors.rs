@@ -1025,3 +1025,23 @@ fn compression_is_true_false_or_a_level_from_1_to_9() {
         "unknown field `verfy`",
     );
 }
+
+#[test]
+fn rate_limit_takes_at_least_one_request_a_second() {
+    let yaml = |value: &str| {
+        format!("{BASE}projects:\n  - name: shop\n    hosts: [a.test]\n    pool: app\n    rate_limit: {{ requests_per_second: {value} }}\n")
+    };
+    let zero = check(&yaml("0"));
+    assert_eq!(zero.code, 1, "{}", zero.stderr);
+    assert!(
+        zero.stderr
+            .contains("projects[0].rate_limit.requests_per_second: "),
+        "{}",
+        zero.stderr
+    );
+    let summary = check(&yaml("7")).stdout;
+    assert!(
+        summary.contains("fail_mode open  rate_limit 7/s"),
+        "{summary}"
+    );
+}

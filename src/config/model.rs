@@ -194,6 +194,8 @@ pub struct ProjectSettings {
     pub error_pages: Arc<ErrorPages>,
     /// The compression level of answers for clients that accept it; `None`: off.
     pub compression: Option<u32>,
+    /// Requests a client may send each second; `None`: no limit.
+    pub rate_limit: Option<u32>,
 }
 
 /// A project's `error_pages`, read at load.

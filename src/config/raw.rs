@@ -338,6 +338,15 @@ pub struct RawProject {
     #[serde(default, deserialize_with = "compression")]
     #[schemars(schema_with = "super::schema::compression_schema")]
     pub compression: Option<RawCompression>,
+    /// Requests a client (by address) may send each second; more are answered 429.
+    #[serde(default)]
+    pub rate_limit: Option<RawRateLimit>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    pub requests_per_second: std::num::NonZeroU32,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]

@@ -92,6 +92,9 @@ pub fn summary(c: &Config, all: bool) -> String {
             .max_body_size
             .map(|n| format!("  max_body_size {}", size(n)))
             .unwrap_or_default();
+        if let Some(n) = p.rate_limit {
+            let _ = write!(extras, "  rate_limit {n}/s");
+        }
         if let Some(level) = p.compression {
             let _ = write!(extras, "  compression {level}");
         }

@@ -9,6 +9,7 @@ mod failure_log;
 mod forward;
 mod h2_resets;
 mod phases;
+mod rate_limit;
 pub(crate) mod request_head;
 mod respond;
 mod retry;

@@ -62,6 +62,9 @@ impl RampartProxy {
         };
         ctx.project = Some(index);
         let project = &self.shared.projects[index];
+        if project.rate_limit.is_some() && super::rate_limit::refuse(session, ctx, project).await? {
+            return Ok(true);
+        }
 
         let rules = project.rules.load();
         if rules.is_empty() {

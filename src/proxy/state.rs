@@ -29,6 +29,8 @@ pub struct Project {
     pub rule_failure_log: Throttle,
     pub failure_log: crate::log_throttle::ByFailureKind,
     pub client_failure_log: Throttle,
+    /// `rate_limit`'s counts, when the project has one.
+    pub rate_limit: Option<super::rate_limit::RateLimit>,
 }
 
 impl Project {
@@ -105,6 +107,7 @@ impl Shared {
                     rule_failure_log: Throttle::new(),
                     failure_log: crate::log_throttle::ByFailureKind::new(),
                     client_failure_log: Throttle::new(),
+                    rate_limit: p.rate_limit.map(super::rate_limit::RateLimit::new),
                 }
             })
             .collect();

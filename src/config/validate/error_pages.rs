@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The statuses Rampart answers itself for a project's request: a request it cannot read
-/// (400), a body too slow (408) or too large (413), its own failure (500), and the backends'
-/// (502 unreachable, 503 none available, 504 too slow). Every other status comes from a
-/// backend or a rule, which say their own.
-const OWN_STATUSES: [u16; 7] = [400, 408, 413, 500, 502, 503, 504];
+/// (400), a body too slow (408) or too large (413), a client over `rate_limit` (429), its own
+/// failure (500), and the backends' (502 unreachable, 503 none available, 504 too slow).
+/// Every other status comes from a backend or a rule, which say their own.
+const OWN_STATUSES: [u16; 8] = [400, 408, 413, 429, 500, 502, 503, 504];
 
 /// Larger than any page a person reads, small enough to keep for each project.
 const MAX_PAGE: u64 = 1024 * 1024;

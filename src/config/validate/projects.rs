@@ -188,6 +188,7 @@ pub(super) fn projects(
             rules_stamps: loaded.stamps,
             error_pages: Arc::new(error_pages),
             compression,
+            rate_limit: p.rate_limit.map(|r| r.requests_per_second.get()),
         });
     }
     out

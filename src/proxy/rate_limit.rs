@@ -1,0 +1,84 @@
+//! A project's `rate_limit`: each client (by address) gets at most `requests_per_second`
+//! requests a second; more are answered `429 Too Many Requests` with `Retry-After: 1`, before
+//! any rule or backend, as nginx's `limit_req` (without its queue). Counted in fixed windows of
+//! one second by Pingora's rate estimator, a count-min sketch of fixed size: no per-client
+//! state to grow with a flood of addresses. Its counts can only err upward, by a few requests
+//! when tens of thousands of clients share a second.
+
+use super::context::RequestCtx;
+use super::respond::{send, Answer};
+use super::state::Project;
+use crate::log_throttle::Throttle;
+use pingora_error::Result;
+use pingora_limits::rate::Rate;
+use pingora_proxy::Session;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// Rows and columns of each window's sketch: 2 × 4 × 16 384 counters, 1 MiB per project.
+const HASHES: usize = 4;
+const SLOTS: usize = 16 * 1024;
+
+const REFUSAL: &str =
+    "Too Many Requests: this client sends more than this site allows; retry in a second.\n";
+
+pub struct RateLimit {
+    per_second: isize,
+    counts: Rate,
+    log: Throttle,
+}
+
+impl RateLimit {
+    pub fn new(per_second: u32) -> Self {
+        RateLimit {
+            per_second: per_second as isize,
+            counts: Rate::new_with_estimator_config(Duration::from_secs(1), HASHES, SLOTS),
+            log: Throttle::new(),
+        }
+    }
+
+    /// Counts a request of `client`: true when it goes past the limit.
+    fn over(&self, client: IpAddr) -> bool {
+        self.counts.observe(&client, 1) > self.per_second
+    }
+}
+
+/// Answers `429` to a request over its project's limit (true: answered).
+pub async fn refuse(session: &mut Session, ctx: &RequestCtx, project: &Project) -> Result<bool> {
+    let (Some(limit), Some(client)) = (&project.rate_limit, ctx.client_ip) else {
+        return Ok(false);
+    };
+    if !limit.over(client) {
+        return Ok(false);
+    }
+    crate::throttled!(
+        warn,
+        limit.log,
+        "project {}: client {client} sends more than rate_limit ({} requests a second); answered 429",
+        project.name,
+        limit.per_second
+    );
+    let mut answer = Answer::own(Some(project), 429, REFUSAL);
+    answer.headers.push((
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from_static("1"),
+    ));
+    send(session, answer, &ctx.request_id).await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_past_its_limit_is_over_and_others_are_not() {
+        let limit = RateLimit::new(3);
+        let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        // Within one window (the test takes far less than a second, or the counts restart).
+        let counted: Vec<bool> = (0..5).map(|_| limit.over(a)).collect();
+        let passed = counted.iter().filter(|over| !**over).count();
+        assert!((3..=5).contains(&passed), "{counted:?}");
+        assert!(!limit.over(b));
+    }
+}

@@ -1,21 +1,24 @@
 //! A project's `rate_limit`: each client (by address) gets at most `requests_per_second`
 //! requests a second; more are answered `429 Too Many Requests` with `Retry-After: 1`, before
 //! any rule or backend, as nginx's `limit_req` (without its queue). Counted in fixed windows of
-//! one second by Pingora's rate estimator, a count-min sketch of fixed size: no per-client
-//! state to grow with a flood of addresses. Its counts can only err upward, by a few requests
-//! when tens of thousands of clients share a second.
+//! one second in Pingora's estimator, a count-min sketch of fixed size: no per-client state to
+//! grow with a flood of addresses. Its counts can only err upward, by a few requests when tens
+//! of thousands of clients share a second. (Pingora's `Rate` around the same estimator is not
+//! used: it asserts that no thread stalls a second between reading the clock and swapping its
+//! windows, and a panic would drop the request on an overloaded host.)
 
 use super::context::RequestCtx;
 use super::respond::{send, Answer};
 use super::state::Project;
 use crate::log_throttle::Throttle;
 use pingora_error::Result;
-use pingora_limits::rate::Rate;
+use pingora_limits::estimator::Estimator;
 use pingora_proxy::Session;
 use std::net::IpAddr;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
-/// Rows and columns of each window's sketch: 2 × 4 × 16 384 counters, 1 MiB per project.
+/// Rows and columns of the sketch: 4 × 16 384 counters, 512 KiB per project.
 const HASHES: usize = 4;
 const SLOTS: usize = 16 * 1024;
 
@@ -24,7 +27,11 @@ const REFUSAL: &str =
 
 pub struct RateLimit {
     per_second: isize,
-    counts: Rate,
+    /// The current window's requests by client.
+    counts: Estimator,
+    /// The current window: whole seconds since `start`.
+    window: AtomicU64,
+    start: Instant,
     log: Throttle,
 }
 
@@ -32,14 +39,28 @@ impl RateLimit {
     pub fn new(per_second: u32) -> Self {
         RateLimit {
             per_second: per_second as isize,
-            counts: Rate::new_with_estimator_config(Duration::from_secs(1), HASHES, SLOTS),
+            counts: Estimator::new(HASHES, SLOTS),
+            window: AtomicU64::new(0),
+            start: Instant::now(),
             log: Throttle::new(),
         }
     }
 
     /// Counts a request of `client`: true when it goes past the limit.
     fn over(&self, client: IpAddr) -> bool {
-        self.counts.observe(&client, 1) > self.per_second
+        let now = self.start.elapsed().as_secs();
+        let window = self.window.load(Ordering::Acquire);
+        // One thread starts the new window; a request counted meanwhile in the old one's
+        // counts is at worst counted in the new one.
+        if now > window
+            && self
+                .window
+                .compare_exchange(window, now, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            self.counts.reset();
+        }
+        self.counts.incr(client, 1) > self.per_second
     }
 }
 

@@ -81,15 +81,16 @@ fn a_listener_with_h2c_serves_http2_and_http1_on_one_port_and_others_do_not() {
         "{status}"
     );
     assert_eq!(by_name("plain")["address"], plain, "{status}");
-    let lines = log_lines(&log, 5);
-    for line in [
-        "HTTP/2.0 /over-h2c",
-        "HTTP/1.1 /over-h1",
-        "HTTP/1.0 /",
-        "HTTP/1.1 /",
-    ] {
-        assert!(lines.lines().any(|l| l == line), "{line:?} in {lines}");
-    }
+    assert_logged(
+        &log,
+        5,
+        &[
+            "HTTP/2.0 /over-h2c",
+            "HTTP/1.1 /over-h1",
+            "HTTP/1.0 /",
+            "HTTP/1.1 /",
+        ],
+    );
     drop(r);
 }
 

@@ -42,6 +42,17 @@ fn get_after(addr: &str, header: &[u8], path: &str) -> std::io::Result<RawRespon
     RawResponse::parse(&raw).ok_or_else(|| std::io::Error::other(format!("answer: {raw:?}")))
 }
 
+/// The one connection refused on `listener` was logged (the line saying `said`) and counted.
+fn refusal_told(r: &Rampart, listener: &str, said: &str) {
+    let warning = r.wait_for_log(
+        "must begin with a PROXY protocol header",
+        Duration::from_secs(5),
+    );
+    assert!(warning.contains(said), "{warning}");
+    let count = format!("rampart_proxy_protocol_errors_total{{listener=\"{listener}\"}}");
+    assert_eq!(r.metric(&count), Some(1.0));
+}
+
 fn echo(answer: &RawResponse) -> Echo {
     assert_eq!(answer.status, 200, "{answer:?}");
     serde_json::from_slice(&answer.body).unwrap()
@@ -89,28 +100,21 @@ fn plain_listener_takes_the_client_from_v1_and_v2_headers_and_refuses_connection
     let refused = get_after(&addr, b"", "/spoof");
     assert!(refused.is_err(), "{refused:?}");
     assert_eq!(up.hits(), hits);
-    let warning = r.wait_for_log(
-        "must begin with a PROXY protocol header",
-        Duration::from_secs(5),
-    );
-    assert!(warning.contains("not a PROXY protocol header"), "{warning}");
-    assert_eq!(
-        r.metric("rampart_proxy_protocol_errors_total{listener=\"http\"}"),
-        Some(1.0)
-    );
+    refusal_told(&r, "http", "not a PROXY protocol header");
 
     let listener = &r.status()["listeners"][0];
     assert_eq!(listener["proxy_protocol"], true, "{listener}");
     assert_eq!(listener["tls"], false, "{listener}");
-    let lines = log_lines(&log, 4);
-    for line in [
-        "203.0.113.7 /v1",
-        "2001:db8::7 /v2",
-        "127.0.0.1 /local",
-        "198.51.100.2 /h2c",
-    ] {
-        assert!(lines.lines().any(|l| l == line), "{line:?} in {lines}");
-    }
+    assert_logged(
+        &log,
+        4,
+        &[
+            "203.0.113.7 /v1",
+            "2001:db8::7 /v2",
+            "127.0.0.1 /local",
+            "198.51.100.2 /h2c",
+        ],
+    );
 }
 
 #[test]
@@ -143,15 +147,7 @@ fn tls_listener_reads_the_header_before_the_handshake() {
         let refused = tls_over(&ca, tcp, "a.test", &[b"http/1.1"]).await;
         assert!(refused.is_err(), "handshake without a header");
     });
-    let warning = r.wait_for_log(
-        "must begin with a PROXY protocol header",
-        Duration::from_secs(5),
-    );
-    assert!(warning.contains("listener https"), "{warning}");
-    assert_eq!(
-        r.metric("rampart_proxy_protocol_errors_total{listener=\"https\"}"),
-        Some(1.0)
-    );
+    refusal_told(&r, "https", "listener https");
     let lines = log_lines(&log, 1);
     assert!(lines.starts_with("192.0.2.44 /tls TLSv1."), "{lines}");
 }

@@ -112,8 +112,13 @@ pub struct BackendSettings {
 }
 
 impl BackendSettings {
-    /// A name not resolved (`check --no-resolve`, or a fresh `run` whose resolver did not
-    /// answer for it yet), standing at the unspecified address with its port.
+    /// Where a name not resolved stands (`check --no-resolve`, or a fresh `run` whose resolver
+    /// did not answer for it yet): the unspecified address, with the name's port.
+    pub fn unresolved_address(port: u16) -> SocketAddr {
+        SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), port)
+    }
+
+    /// A name standing at [`Self::unresolved_address`].
     pub fn unresolved(&self) -> bool {
         self.named && self.address.ip().is_unspecified()
     }
@@ -214,8 +219,8 @@ impl ErrorPages {
     }
 
     /// The statuses that have a page, in order.
-    pub fn statuses(&self) -> Vec<u16> {
-        self.0.iter().map(|(status, _)| *status).collect()
+    pub fn statuses(&self) -> impl Iterator<Item = u16> + '_ {
+        self.0.iter().map(|(status, _)| *status)
     }
 
     /// The page for `status`, if the project has one (a few entries: a scan).

@@ -98,9 +98,8 @@ pub fn summary(c: &Config, all: bool) -> String {
         if let Some(level) = p.compression {
             let _ = write!(extras, "  compression {level}");
         }
-        let pages = p.error_pages.statuses();
+        let pages: Vec<String> = p.error_pages.statuses().map(|s| s.to_string()).collect();
         if !pages.is_empty() {
-            let pages: Vec<String> = pages.iter().map(u16::to_string).collect();
             let _ = write!(extras, "  error_pages {}", pages.join(","));
         }
         let _ = writeln!(

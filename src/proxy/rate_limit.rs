@@ -64,14 +64,16 @@ impl RateLimit {
     }
 }
 
-/// Answers `429` to a request over its project's limit (true: answered).
-pub async fn refuse(session: &mut Session, ctx: &RequestCtx, project: &Project) -> Result<bool> {
-    let (Some(limit), Some(client)) = (&project.rate_limit, ctx.client_ip) else {
+/// Answers `429` to a request over `limit`, its project's (true: answered).
+pub async fn refuse(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    project: &Project,
+    limit: &RateLimit,
+) -> Result<bool> {
+    let Some(client) = ctx.client_ip.filter(|client| limit.over(*client)) else {
         return Ok(false);
     };
-    if !limit.over(client) {
-        return Ok(false);
-    }
     crate::throttled!(
         warn,
         limit.log,

@@ -62,8 +62,10 @@ impl RampartProxy {
         };
         ctx.project = Some(index);
         let project = &self.shared.projects[index];
-        if project.rate_limit.is_some() && super::rate_limit::refuse(session, ctx, project).await? {
-            return Ok(true);
+        if let Some(limit) = &project.rate_limit {
+            if super::rate_limit::refuse(session, ctx, project, limit).await? {
+                return Ok(true);
+            }
         }
 
         let rules = project.rules.load();

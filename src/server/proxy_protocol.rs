@@ -10,8 +10,8 @@
 //! without (a client reaching the listener around the balancer, or a balancer not set to send
 //! it) is closed, counted and logged, since taking it as it is would let a client name its own
 //! address. A connection that closes or stays silent without sending a byte (a balancer's TCP
-//! check, a port scan) is closed quietly. A v2 `LOCAL` header (the balancer's own health checks) and addresses of no IP
-//! family keep the socket's peer.
+//! check, a port scan) is closed quietly. A v2 `LOCAL` header (the balancer's own health
+//! checks) and addresses of no IP family keep the socket's peer.
 
 use crate::log_throttle::Throttle;
 use async_trait::async_trait;

@@ -84,6 +84,16 @@ pub fn log_lines(log: &std::path::Path, n: usize) -> String {
     )
 }
 
+/// Waits for the access log at `log` to have `n` lines and checks that each of `expected` is
+/// one of them (in any order); returns the text.
+pub fn assert_logged(log: &std::path::Path, n: usize, expected: &[&str]) -> String {
+    let text = log_lines(log, n);
+    for line in expected {
+        assert!(text.lines().any(|l| l == *line), "{line:?} in\n{text}");
+    }
+    text
+}
+
 /// `poll_until` for async tests: awaits `f()` every 20 ms until it yields `Some`.
 pub async fn poll_until_async<T, F, Fut>(deadline: Duration, what: &str, mut f: F) -> T
 where

@@ -72,12 +72,9 @@ fn pool(
                 .and_then(|(_, p)| p.parse::<u16>().ok())
         };
         let addresses = if named && !ck.options.resolve_names {
-            // Checked for its form alone: an unspecified address stands for the name's.
+            // Checked for its form alone: it stands where an unresolved name does.
             match port_alone() {
-                Some(port) => vec![SocketAddr::new(
-                    std::net::Ipv4Addr::UNSPECIFIED.into(),
-                    port,
-                )],
+                Some(port) => vec![BackendSettings::unresolved_address(port)],
                 None => {
                     ck.error(
                         bkey,
@@ -98,18 +95,16 @@ fn pool(
                     );
                     continue;
                 }
-                Err(why) if ck.options.start_unresolved && port_alone().is_some() => {
-                    ck.warn(bkey.clone(), format!("`{addr}` does not resolve ({why}): the pool starts without it, and it is looked up again every second until it resolves"));
-                    let port = port_alone().unwrap_or_default();
-                    vec![SocketAddr::new(
-                        std::net::Ipv4Addr::UNSPECIFIED.into(),
-                        port,
-                    )]
-                }
-                Err(why) => {
-                    ck.error(bkey, format!("`{addr}` does not resolve ({why}): check the name, or give the backend's address, e.g. 10.0.0.11:8080"));
-                    continue;
-                }
+                Err(why) => match port_alone().filter(|_| ck.options.start_unresolved) {
+                    Some(port) => {
+                        ck.warn(bkey.clone(), format!("`{addr}` does not resolve ({why}): the pool starts without it, and it is looked up again every second until it resolves"));
+                        vec![BackendSettings::unresolved_address(port)]
+                    }
+                    None => {
+                        ck.error(bkey, format!("`{addr}` does not resolve ({why}): check the name, or give the backend's address, e.g. 10.0.0.11:8080"));
+                        continue;
+                    }
+                },
             }
         } else {
             addr.parse().into_iter().collect()
